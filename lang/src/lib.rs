@@ -1,0 +1,16 @@
+//! The flow language: its grammar, the syntax tree with spans, the parser (which never fails
+//! and recovers at the next statement), the canonical formatter, and the one diagnostic model
+//! with its catalogue of codes that every other crate reports through.
+//!
+//! This crate is pure: no file system, network or environment access.
+
+pub mod ast;
+pub mod diagnostic;
+pub mod format;
+mod lexical;
+pub mod parser;
+pub mod span;
+
+pub use diagnostic::{Code, Diagnostic, Label, Severity};
+pub use parser::{Parsed, decode, parse};
+pub use span::Span;
