@@ -1,1 +1,124 @@
-//! placeholder
+//! The flow compiler: resolves names and schemas, type-checks every step, and lowers a parsed
+//! program to the logical [`Dag`] whose relational nodes are DataFusion logical plans.
+//!
+//! The compiler is pure: it learns the schemas of files only through the [`SchemaSource`]
+//! trait, so the CLI, the language server and tests all reuse it unchanged.
+
+pub mod dag;
+mod expr;
+mod ml;
+mod pipeline;
+pub mod scope;
+pub mod settings;
+pub mod source;
+pub mod split;
+mod sql;
+pub mod types;
+
+pub use dag::{Dag, Hints, ModelSignature, Node, NodeId, NodeKind, NodeTable, SinkKind, node_of_scan};
+pub use settings::Settings;
+pub use source::{CsvOptions, Format, LoadRequest, ResolvedLoad, SchemaSource};
+
+use datafusion::execution::{FunctionRegistry, SessionState};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use flow_lang::ast::{Program, StmtKind};
+use flow_lang::{Code, Diagnostic, Span};
+use std::collections::HashMap;
+
+/// The result of compiling one program.
+#[derive(Debug)]
+pub struct Compiled {
+    pub dag: Dag,
+    pub settings: Settings,
+    /// Errors and warnings, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// A value a binding holds.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    /// A table: its plan (inlined where it is used) and the DAG nodes it reads.
+    Table { plan: LogicalPlan, deps: Vec<NodeId> },
+    /// A model made by `train` or loaded from a file (signature unknown for loaded ones).
+    Model { node: NodeId, signature: Option<ModelSignature> },
+}
+
+#[derive(Debug)]
+pub(crate) struct Binding {
+    value: Value,
+    span: Span,
+    used: bool,
+}
+
+/// The session whose function registry the compiler types calls against. Building it does
+/// no IO.
+pub fn session_state() -> SessionState {
+    let mut state = SessionStateBuilder::new().with_default_features().build();
+    let _ = state.register_udf(split::SplitHash::udf());
+    state
+}
+
+pub(crate) struct Compiler<'a> {
+    source: &'a dyn SchemaSource,
+    state: SessionState,
+    dag: Dag,
+    bindings: HashMap<String, Binding>,
+    /// Binding names in order of definition, for "did you mean" and unused warnings.
+    order: Vec<String>,
+    diagnostics: Vec<Diagnostic>,
+    /// Hints of the steps lowered since the last node was made; the next node takes them.
+    pending_hints: Hints,
+}
+
+/// Compiles a parsed program. Never panics; problems come back as diagnostics.
+pub fn compile(program: &Program, source: &dyn SchemaSource) -> Compiled {
+    let mut c = Compiler {
+        source,
+        state: session_state(),
+        dag: Dag::default(),
+        bindings: HashMap::new(),
+        order: Vec::new(),
+        diagnostics: Vec::new(),
+        pending_hints: Hints::default(),
+    };
+    let mut settings = Settings::default();
+    let mut config_span: Option<Span> = None;
+    for stmt in &program.statements {
+        match &stmt.kind {
+            StmtKind::Config(object) => {
+                if let Some(first) = config_span {
+                    c.diagnostics.push(
+                        Diagnostic::error(Code::E0015, "a program may have only one `config` block", stmt.span, "second config")
+                            .with_secondary(first, "first config")
+                            .with_help("merge the two blocks into one"),
+                    );
+                    continue;
+                }
+                config_span = Some(stmt.span);
+                settings = settings::config(object, &mut c.diagnostics);
+            }
+            StmtKind::Let { name, value } => {
+                if c.check_fresh(name) {
+                    if let Some(v) = c.pipeline(value, Some(&name.name)) {
+                        c.bind(name, v, value.span);
+                    }
+                }
+            }
+            StmtKind::Split { first, second, input, fraction, seed } => c.split(first, second, input, fraction, seed.as_ref()),
+            StmtKind::Save { input, target, format, options } => c.save(input, target, format.as_ref(), options.as_ref()),
+            StmtKind::Show { input, limit } => c.show(input, limit.as_ref()),
+        }
+    }
+    for name in &c.order {
+        let binding = &c.bindings[name];
+        if !binding.used && !name.starts_with('_') {
+            c.diagnostics.push(
+                Diagnostic::error(Code::W0001, format!("`{name}` is never used"), binding.span, "unused binding")
+                    .with_help(format!("it will not be computed; remove it, or call it `_{name}` to keep it quietly")),
+            );
+        }
+    }
+    c.diagnostics.sort_by_key(|d| (d.primary.span.start, d.severity));
+    Compiled { dag: c.dag, settings, diagnostics: c.diagnostics }
+}

@@ -1,0 +1,87 @@
+//! How the compiler learns the schema of a `load` without doing IO itself: through the
+//! [`SchemaSource`] trait, implemented over the file system by the runtime and by test fakes.
+
+use datafusion::arrow::datatypes::SchemaRef;
+
+/// The file formats flow reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Csv,
+    Parquet,
+    Json,
+    Arrow,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Csv, Format::Parquet, Format::Json, Format::Arrow];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+            Format::Json => "json",
+            Format::Arrow => "arrow",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The format a file extension stands for.
+    pub fn from_extension(ext: &str) -> Option<Format> {
+        match ext.to_ascii_lowercase().as_str() {
+            "csv" | "tsv" => Some(Format::Csv),
+            "parquet" | "pq" => Some(Format::Parquet),
+            "json" | "jsonl" | "ndjson" => Some(Format::Json),
+            "arrow" | "ipc" | "feather" => Some(Format::Arrow),
+            _ => None,
+        }
+    }
+
+    /// The format of a path from its extension (for a glob, the pattern's extension).
+    pub fn from_path(path: &str) -> Option<Format> {
+        let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+        name.rsplit_once('.').and_then(|(_, ext)| Format::from_extension(ext))
+    }
+}
+
+/// Options of a CSV source or sink.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CsvOptions {
+    pub header: bool,
+    pub delimiter: u8,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions { header: true, delimiter: b',' }
+    }
+}
+
+/// What the compiler asks about one `load`.
+#[derive(Debug, Clone)]
+pub struct LoadRequest {
+    /// The path as written in the program (relative paths are the source's business).
+    pub path: String,
+    /// The format the program gave or the extension implies; `None` for a folder.
+    pub format: Option<Format>,
+    pub csv: CsvOptions,
+    /// A declared `schema { ... }`, which wins over what the files say.
+    pub declared: Option<SchemaRef>,
+}
+
+/// What a [`SchemaSource`] answers about one `load`.
+#[derive(Debug, Clone)]
+pub struct ResolvedLoad {
+    pub schema: SchemaRef,
+    pub format: Format,
+    /// The files the load reads, as absolute paths or URLs, in a stable order.
+    pub files: Vec<String>,
+}
+
+/// Tells the compiler the schema of sources. Implementations do the IO.
+pub trait SchemaSource {
+    /// Resolves a load. The error is a sentence for the user (it becomes an E0020 diagnostic).
+    fn resolve(&self, request: &LoadRequest) -> Result<ResolvedLoad, String>;
+}
