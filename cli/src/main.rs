@@ -1,1 +1,335 @@
-fn main() {}
+//! `flowc`, the command-line driver of flow: `check`, `fmt`, `explain` and `run`. It owns all
+//! process concerns (arguments, files, terminals, exit codes) and calls the pure crates.
+
+mod render;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use flow_compiler::Compiled;
+use flow_lang::{Code, Diagnostic, Parsed, diagnostic::has_errors};
+use flow_runtime::{FileSchemaSource, RunOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit codes: 0 ok, 1 the user's program or data is wrong, 2 bad usage.
+const USER_ERROR: u8 = 1;
+const USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "flowc", version, about = "Check, format, explain and run flow pipelines", long_about = None)]
+#[command(
+    after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc check pipeline.flow\n  flowc explain E0004"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check programs for errors without running them
+    #[command(
+        after_help = "Examples:\n  flowc check pipeline.flow\n  flowc check --format json a.flow b.flow"
+    )]
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// How to print diagnostics
+        #[arg(long, value_enum, default_value = "human")]
+        format: OutputFormat,
+    },
+    /// Format programs in place (canonical layout, comments kept)
+    #[command(
+        after_help = "Examples:\n  flowc fmt pipeline.flow\n  flowc fmt --check examples/*.flow"
+    )]
+    Fmt {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Do not write; exit 1 if a file is not formatted
+        #[arg(long)]
+        check: bool,
+    },
+    /// Explain a diagnostic code, a stdlib name, or print a program's DAG and plans
+    #[command(
+        after_help = "Examples:\n  flowc explain E0003\n  flowc explain logistic\n  flowc explain pipeline.flow"
+    )]
+    Explain {
+        /// A code (E0003), a model kind or step (logistic, train), or a .flow file
+        what: String,
+    },
+    /// Run a pipeline
+    #[command(
+        after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc run pipeline.flow --target local"
+    )]
+    Run {
+        file: PathBuf,
+        /// Where to run: local (this process) or lambda
+        #[arg(long)]
+        target: Option<String>,
+        /// Upper bound of functions per stage (needs the distributed runtime)
+        #[arg(long)]
+        workers: Option<u32>,
+        /// latency or cost (needs the planner)
+        #[arg(long)]
+        objective: Option<String>,
+        /// Memory per function in MB (needs the planner)
+        #[arg(long = "memory-mb")]
+        memory_mb: Option<u32>,
+        /// How to print diagnostics
+        #[arg(long, value_enum, default_value = "human")]
+        format: OutputFormat,
+    },
+}
+
+fn main() -> ExitCode {
+    // The compiler recurses over the program; a large stack keeps the limits of the parser
+    // (not the machine's default stack) the binding ones.
+    let worker = std::thread::Builder::new()
+        .stack_size(256 * 1024 * 1024)
+        .spawn(|| {
+            let cli = Cli::parse();
+            dispatch(cli.command)
+        });
+    match worker.map(|h| h.join()) {
+        Ok(Ok(code)) => ExitCode::from(code),
+        _ => ExitCode::from(101),
+    }
+}
+
+fn dispatch(command: Command) -> u8 {
+    match command {
+        Command::Check { files, format } => check(&files, format),
+        Command::Fmt { files, check } => fmt(&files, check),
+        Command::Explain { what } => explain(&what),
+        Command::Run {
+            file,
+            target,
+            workers,
+            objective,
+            memory_mb,
+            format,
+        } => {
+            let later = [
+                (workers.is_some(), "--workers", "the distributed runtime"),
+                (objective.is_some(), "--objective", "the planner"),
+                (memory_mb.is_some(), "--memory-mb", "the planner"),
+                (
+                    target.as_deref().is_some_and(|t| t == "lambda"),
+                    "--target lambda",
+                    "the AWS Lambda backend",
+                ),
+            ];
+            if let Some((_, flag, by)) = later.iter().find(|(given, _, _)| *given) {
+                eprintln!(
+                    "error: `{flag}` is not available yet: it is implemented by {by}, which has not landed in this version of flowc"
+                );
+                eprintln!("hint: run without it to execute the pipeline in this process");
+                return USAGE;
+            }
+            if let Some(t) = target.as_deref().filter(|t| *t != "local") {
+                eprintln!("error: unknown target `{t}`; targets are `local` and `lambda`");
+                return USAGE;
+            }
+            run(&file, format)
+        }
+    }
+}
+
+/// A source file read and parsed.
+struct Loaded {
+    name: String,
+    text: String,
+    parsed: Parsed,
+}
+
+fn load(path: &Path) -> Result<Loaded, u8> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        eprintln!("error: cannot read {name}: {e}");
+        USER_ERROR
+    })?;
+    match flow_lang::decode(&bytes) {
+        Ok(text) => Ok(Loaded {
+            name,
+            text: text.to_string(),
+            parsed: flow_lang::parse(text),
+        }),
+        Err(d) => {
+            // Not text: report against an empty source so nothing tries to print the bytes.
+            eprint!("{}", render::human(&name, "", &d, render::color()));
+            Err(USER_ERROR)
+        }
+    }
+}
+
+fn compile(loaded: &Loaded, path: &Path) -> Compiled {
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    flow_compiler::compile(&loaded.parsed.program, &FileSchemaSource::new(base))
+}
+
+/// Every diagnostic of a program: syntax first, then (if it parsed) the checker's.
+fn diagnostics(loaded: &Loaded, path: &Path) -> (Vec<Diagnostic>, Option<Compiled>) {
+    let mut all = loaded.parsed.diagnostics.clone();
+    if has_errors(&all) {
+        return (all, None);
+    }
+    let compiled = compile(loaded, path);
+    all.extend(compiled.diagnostics.iter().cloned());
+    (all, Some(compiled))
+}
+
+fn report(loaded: &Loaded, diagnostics: &[Diagnostic], format: OutputFormat) {
+    match format {
+        OutputFormat::Human => {
+            let color = render::color();
+            for d in diagnostics {
+                eprint!("{}", render::human(&loaded.name, &loaded.text, d, color));
+            }
+        }
+        OutputFormat::Json => {
+            for d in diagnostics {
+                println!("{}", render::json(&loaded.name, &loaded.text, d));
+            }
+        }
+    }
+}
+
+fn check(files: &[PathBuf], format: OutputFormat) -> u8 {
+    let mut failed = false;
+    for path in files {
+        let Ok(loaded) = load(path) else {
+            failed = true;
+            continue;
+        };
+        let (all, _) = diagnostics(&loaded, path);
+        report(&loaded, &all, format);
+        failed |= has_errors(&all);
+    }
+    if failed { USER_ERROR } else { 0 }
+}
+
+fn fmt(files: &[PathBuf], check_only: bool) -> u8 {
+    let mut status = 0;
+    for path in files {
+        let Ok(loaded) = load(path) else {
+            status = USER_ERROR;
+            continue;
+        };
+        if has_errors(&loaded.parsed.diagnostics) {
+            report(&loaded, &loaded.parsed.diagnostics, OutputFormat::Human);
+            eprintln!(
+                "error: {} has syntax errors; it was not formatted",
+                loaded.name
+            );
+            status = USER_ERROR;
+            continue;
+        }
+        let formatted = flow_lang::format::format_program(&loaded.text, &loaded.parsed.program);
+        if formatted == loaded.text {
+            continue;
+        }
+        if check_only {
+            eprintln!("would reformat {}", loaded.name);
+            status = USER_ERROR;
+            continue;
+        }
+        let temp = path.with_extension("flow.fmt-tmp");
+        if let Err(e) = std::fs::write(&temp, &formatted).and_then(|_| std::fs::rename(&temp, path))
+        {
+            let _ = std::fs::remove_file(&temp);
+            eprintln!("error: cannot write {}: {e}", loaded.name);
+            status = USER_ERROR;
+        }
+    }
+    status
+}
+
+fn explain(what: &str) -> u8 {
+    if let Some(code) = Code::parse(what) {
+        let info = code.info();
+        println!(
+            "{}: {}\n\n{}\n\nExample:\n\n{}",
+            info.code,
+            info.title,
+            info.explanation,
+            indent(info.example)
+        );
+        return 0;
+    }
+    let path = Path::new(what);
+    if what.ends_with(".flow") || path.is_file() {
+        let Ok(loaded) = load(path) else {
+            return USER_ERROR;
+        };
+        let (all, compiled) = diagnostics(&loaded, path);
+        report(&loaded, &all, OutputFormat::Human);
+        if has_errors(&all) {
+            return USER_ERROR;
+        }
+        if let Some(compiled) = compiled {
+            print!("{}", compiled.dag.display());
+        }
+        return 0;
+    }
+    if let Some(text) = flow_stdlib::explain(what) {
+        print!("{text}");
+        return 0;
+    }
+    eprintln!("error: `{what}` is not a diagnostic code, a standard-library name or a .flow file");
+    eprintln!(
+        "hint: try `flowc explain E0001`, `flowc explain train` or `flowc explain pipeline.flow`"
+    );
+    USER_ERROR
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn run(path: &Path, format: OutputFormat) -> u8 {
+    let Ok(loaded) = load(path) else {
+        return USER_ERROR;
+    };
+    let (all, compiled) = diagnostics(&loaded, path);
+    report(&loaded, &all, format);
+    let Some(compiled) = compiled.filter(|_| !has_errors(&all)) else {
+        return USER_ERROR;
+    };
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let options = RunOptions {
+        base_dir: base,
+        partitions: None,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match flow_runtime::run(&compiled, &options, &mut out) {
+        Ok(summary) => {
+            for (file, rows) in summary.saved {
+                let _ = writeln!(out, "saved {rows} rows to {}", file.display());
+            }
+            0
+        }
+        Err(d) => {
+            report(&loaded, &[d], format);
+            USER_ERROR
+        }
+    }
+}

@@ -31,24 +31,51 @@ pub struct ModelSignature {
 
 #[derive(Debug, Clone)]
 pub enum SinkKind {
-    Save { path: String, format: Format, csv: CsvOptions, model: bool },
-    Show { limit: usize },
+    Save {
+        path: String,
+        format: Format,
+        csv: CsvOptions,
+        model: bool,
+    },
+    Show {
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub enum NodeKind {
     /// Files read as one table.
-    Source { load: ResolvedLoad, csv: CsvOptions, path: String },
+    Source {
+        load: ResolvedLoad,
+        csv: CsvOptions,
+        path: String,
+    },
     /// A model file (`load "x.model"` / `.onnx`).
-    ModelSource { path: String },
+    ModelSource {
+        path: String,
+    },
     /// Relational work, as a DataFusion logical plan.
-    Relational { plan: LogicalPlan },
+    Relational {
+        plan: LogicalPlan,
+    },
     /// One side of a `split`: the rows whose seeded hash falls below (or, for the second
     /// side, at or above) the fraction.
-    Split { plan: LogicalPlan, fraction: f64, seed: u64, first: bool },
-    Train { model: ModelSignature, args: Vec<(String, String)> },
-    Infer { batch: Option<i64> },
-    Evaluate { label: String },
+    Split {
+        plan: LogicalPlan,
+        fraction: f64,
+        seed: u64,
+        first: bool,
+    },
+    Train {
+        model: ModelSignature,
+        args: Vec<(String, String)>,
+    },
+    Infer {
+        batch: Option<i64>,
+    },
+    Evaluate {
+        label: String,
+    },
     Sink(SinkKind),
 }
 
@@ -123,13 +150,19 @@ impl Dag {
 
     /// The sinks (`save`, `show`) in program order.
     pub fn sinks(&self) -> Vec<NodeId> {
-        self.graph.node_indices().filter(|i| matches!(self.graph[*i].kind, NodeKind::Sink(_))).collect()
+        self.graph
+            .node_indices()
+            .filter(|i| matches!(self.graph[*i].kind, NodeKind::Sink(_)))
+            .collect()
     }
 
     /// Upstream nodes of `id`, in insertion order.
     pub fn inputs(&self, id: NodeId) -> Vec<NodeId> {
-        let mut inputs: Vec<NodeId> =
-            self.graph.edges_directed(id, petgraph::Direction::Incoming).map(|e| e.source()).collect();
+        let mut inputs: Vec<NodeId> = self
+            .graph
+            .edges_directed(id, petgraph::Direction::Incoming)
+            .map(|e| e.source())
+            .collect();
         inputs.sort();
         inputs
     }
@@ -140,12 +173,31 @@ impl Dag {
         let mut out = String::new();
         for id in self.graph.node_indices() {
             let node = &self.graph[id];
-            let inputs: Vec<String> = self.inputs(id).iter().map(|i| format!("#{}", i.index())).collect();
-            let from = if inputs.is_empty() { String::new() } else { format!(" <- {}", inputs.join(", ")) };
-            let _ = writeln!(out, "#{} {} `{}`{from}", id.index(), node.kind_name(), node.label);
+            let inputs: Vec<String> = self
+                .inputs(id)
+                .iter()
+                .map(|i| format!("#{}", i.index()))
+                .collect();
+            let from = if inputs.is_empty() {
+                String::new()
+            } else {
+                format!(" <- {}", inputs.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "#{} {} `{}`{from}",
+                id.index(),
+                node.kind_name(),
+                node.label
+            );
             match &node.kind {
                 NodeKind::Source { load, .. } => {
-                    let _ = writeln!(out, "    format: {}, files: {}", load.format.name(), load.files.len());
+                    let _ = writeln!(
+                        out,
+                        "    format: {}, files: {}",
+                        load.format.name(),
+                        load.files.len()
+                    );
                     let cols: Vec<String> = load
                         .schema
                         .fields()
@@ -158,17 +210,27 @@ impl Dag {
                     let _ = writeln!(out, "    path: {path}");
                 }
                 NodeKind::Relational { plan } => write_plan(&mut out, plan),
-                NodeKind::Split { plan, fraction, seed, first } => {
+                NodeKind::Split {
+                    plan,
+                    fraction,
+                    seed,
+                    first,
+                } => {
                     let side = if *first { "first" } else { "second" };
                     let _ = writeln!(out, "    {side} side of split {fraction} seed {seed}");
                     write_plan(&mut out, plan);
                 }
                 NodeKind::Train { model, args } => {
-                    let args: Vec<String> = args.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    let args: Vec<String> =
+                        args.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                     let _ = writeln!(out, "    {}({})", model.kind, args.join(", "));
                 }
                 NodeKind::Infer { batch } => {
-                    let _ = writeln!(out, "    batch: {}", batch.map_or("planner".to_string(), |b| b.to_string()));
+                    let _ = writeln!(
+                        out,
+                        "    batch: {}",
+                        batch.map_or("planner".to_string(), |b| b.to_string())
+                    );
                 }
                 NodeKind::Evaluate { label } => {
                     let _ = writeln!(out, "    label: {label}");

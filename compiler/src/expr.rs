@@ -24,7 +24,12 @@ pub type Lowered = Result<Expr, Diagnostic>;
 impl ExprCx<'_> {
     pub fn type_of(&self, expr: &Expr, span: Span) -> Result<DataType, Diagnostic> {
         expr.get_type(self.schema).map_err(|e| {
-            Diagnostic::error(Code::E0006, clean_error(&e.to_string()), span, "cannot type this expression")
+            Diagnostic::error(
+                Code::E0006,
+                clean_error(&e.to_string()),
+                span,
+                "cannot type this expression",
+            )
         })
     }
 
@@ -49,25 +54,51 @@ impl ExprCx<'_> {
             ExprKind::Literal(lit) => Ok(Expr::Literal(literal(lit), None)),
             ExprKind::Column(c) => scope::resolve(self.schema, c).map(Expr::Column),
             ExprKind::Paren(inner) => self.lower(inner),
-            ExprKind::Unary { op: UnaryOp::Not, expr } => Ok(Expr::Not(Box::new(self.condition(expr, "the operand of `not`")?))),
-            ExprKind::Unary { op: UnaryOp::Neg, expr } => {
+            ExprKind::Unary {
+                op: UnaryOp::Not,
+                expr,
+            } => Ok(Expr::Not(Box::new(
+                self.condition(expr, "the operand of `not`")?,
+            ))),
+            ExprKind::Unary {
+                op: UnaryOp::Neg,
+                expr,
+            } => {
                 let inner = self.lower(expr)?;
                 let ty = self.type_of(&inner, expr.span)?;
-                if !matches!(family(&ty), Family::Numeric | Family::Null | Family::Interval) {
-                    return Err(mismatch(format!("cannot negate a value of type {}", display(&ty)), expr.span, &ty));
+                if !matches!(
+                    family(&ty),
+                    Family::Numeric | Family::Null | Family::Interval
+                ) {
+                    return Err(mismatch(
+                        format!("cannot negate a value of type {}", display(&ty)),
+                        expr.span,
+                        &ty,
+                    ));
                 }
                 Ok(Expr::Negative(Box::new(inner)))
             }
             ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, e.span),
-            ExprKind::If { cond, then, otherwise } => {
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
                 let c = self.condition(cond, "the condition of `if`")?;
                 let t = self.lower(then)?;
                 let o = self.lower(otherwise)?;
-                let (tt, ot) = (self.type_of(&t, then.span)?, self.type_of(&o, otherwise.span)?);
+                let (tt, ot) = (
+                    self.type_of(&t, then.span)?,
+                    self.type_of(&o, otherwise.span)?,
+                );
                 if !comparable(&tt, &ot) {
                     return Err(Diagnostic::error(
                         Code::E0006,
-                        format!("the branches of `if` have different types: {} and {}", display(&tt), display(&ot)),
+                        format!(
+                            "the branches of `if` have different types: {} and {}",
+                            display(&tt),
+                            display(&ot)
+                        ),
                         otherwise.span,
                         format!("this is {}", display(&ot)),
                     )
@@ -78,14 +109,23 @@ impl ExprCx<'_> {
             }
             ExprKind::Cast { expr, ty } => {
                 let inner = self.lower(expr)?;
-                let target = arrow_type(ty).map_err(|m| Diagnostic::error(Code::E0023, m, ty.span, "unknown type"))?;
+                let target = arrow_type(ty)
+                    .map_err(|m| Diagnostic::error(Code::E0023, m, ty.span, "unknown type"))?;
                 Ok(cast(inner, target))
             }
             ExprKind::IsNull { expr, negated } => {
                 let inner = self.lower(expr)?;
-                Ok(if *negated { inner.is_not_null() } else { inner.is_null() })
+                Ok(if *negated {
+                    inner.is_not_null()
+                } else {
+                    inner.is_null()
+                })
             }
-            ExprKind::InList { expr, list, negated } => {
+            ExprKind::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let inner = self.lower(expr)?;
                 let ty = self.type_of(&inner, expr.span)?;
                 let mut items = Vec::with_capacity(list.len());
@@ -94,7 +134,11 @@ impl ExprCx<'_> {
                     let item_ty = self.type_of(&lowered, item.span)?;
                     if !comparable(&ty, &item_ty) {
                         return Err(mismatch(
-                            format!("cannot look for a {} in a list holding {}", display(&ty), display(&item_ty)),
+                            format!(
+                                "cannot look for a {} in a list holding {}",
+                                display(&ty),
+                                display(&item_ty)
+                            ),
                             item.span,
                             &item_ty,
                         ));
@@ -103,14 +147,28 @@ impl ExprCx<'_> {
                 }
                 Ok(inner.in_list(items, *negated))
             }
-            ExprKind::Like { expr, pattern, negated } => {
+            ExprKind::Like {
+                expr,
+                pattern,
+                negated,
+            } => {
                 let inner = self.lower(expr)?;
                 let ty = self.type_of(&inner, expr.span)?;
                 if !matches!(family(&ty), Family::Text | Family::Null) {
-                    return Err(mismatch(format!("`like` needs a string, but this is {}", display(&ty)), expr.span, &ty));
+                    return Err(mismatch(
+                        format!("`like` needs a string, but this is {}", display(&ty)),
+                        expr.span,
+                        &ty,
+                    ));
                 }
                 let pattern = Expr::Literal(ScalarValue::Utf8(Some(pattern.value.clone())), None);
-                Ok(Expr::Like(Like::new(*negated, Box::new(inner), Box::new(pattern), None, false)))
+                Ok(Expr::Like(Like::new(
+                    *negated,
+                    Box::new(inner),
+                    Box::new(pattern),
+                    None,
+                    false,
+                )))
             }
             ExprKind::List(_) => Err(Diagnostic::error(
                 Code::E0006,
@@ -126,7 +184,15 @@ impl ExprCx<'_> {
         if matches!(op, BinaryOp::And | BinaryOp::Or) {
             let what = format!("each side of `{}`", op.symbol());
             let (l, r) = (self.condition(lhs, &what)?, self.condition(rhs, &what)?);
-            return Ok(binary_expr(l, if op == BinaryOp::And { Operator::And } else { Operator::Or }, r));
+            return Ok(binary_expr(
+                l,
+                if op == BinaryOp::And {
+                    Operator::And
+                } else {
+                    Operator::Or
+                },
+                r,
+            ));
         }
         let (l, r) = (self.lower(lhs)?, self.lower(rhs)?);
         let (lt, rt) = (self.type_of(&l, lhs.span)?, self.type_of(&r, rhs.span)?);
@@ -160,7 +226,12 @@ impl ExprCx<'_> {
             };
             return Err(Diagnostic::error(
                 Code::E0006,
-                format!("cannot {verb} {} and {} with `{}`", display(&lt), display(&rt), op.symbol()),
+                format!(
+                    "cannot {verb} {} and {} with `{}`",
+                    display(&lt),
+                    display(&rt),
+                    op.symbol()
+                ),
                 span,
                 format!("{} {} {}", display(&lt), op.symbol(), display(&rt)),
             )
@@ -195,7 +266,8 @@ impl ExprCx<'_> {
             .with_help("named arguments are only taken by `train` and feature functions"));
         }
         let fname = name.name.to_lowercase();
-        let is_aggregate = fname == "count_distinct" || self.state.aggregate_functions().contains_key(&fname);
+        let is_aggregate =
+            fname == "count_distinct" || self.state.aggregate_functions().contains_key(&fname);
         if is_aggregate && !self.aggregates {
             return Err(Diagnostic::error(
                 Code::E0011,
@@ -208,7 +280,10 @@ impl ExprCx<'_> {
         if flow_stdlib::features::find(&fname).is_some() {
             return Err(Diagnostic::error(
                 Code::E0009,
-                format!("`{}` is a feature function; it only works in `features = [...]` of `train`", name.name),
+                format!(
+                    "`{}` is a feature function; it only works in `features = [...]` of `train`",
+                    name.name
+                ),
                 name.span,
                 "feature function outside of train",
             ));
@@ -223,7 +298,12 @@ impl ExprCx<'_> {
             } else {
                 Err(Diagnostic::error(
                     Code::E0010,
-                    format!("`{}` takes {n} argument{}, but {} were given", name.name, if n == 1 { "" } else { "s" }, args.len()),
+                    format!(
+                        "`{}` takes {n} argument{}, but {} were given",
+                        name.name,
+                        if n == 1 { "" } else { "s" },
+                        args.len()
+                    ),
                     span,
                     "wrong number of arguments",
                 ))
@@ -236,7 +316,10 @@ impl ExprCx<'_> {
             }
             "interval" => {
                 arity(1)?;
-                cast(lowered.remove(0), DataType::Interval(IntervalUnit::MonthDayNano))
+                cast(
+                    lowered.remove(0),
+                    DataType::Interval(IntervalUnit::MonthDayNano),
+                )
             }
             "count" if args.is_empty() => datafusion::functions_aggregate::count::count_all(),
             "count_distinct" => {
@@ -249,11 +332,18 @@ impl ExprCx<'_> {
                 } else if let Some(udf) = self.state.scalar_functions().get(&fname) {
                     udf.call(lowered)
                 } else {
-                    let mut names: Vec<&str> = self.state.scalar_functions().keys().map(String::as_str).collect();
+                    let mut names: Vec<&str> = self
+                        .state
+                        .scalar_functions()
+                        .keys()
+                        .map(String::as_str)
+                        .collect();
                     names.extend(self.state.aggregate_functions().keys().map(String::as_str));
                     names.extend(["date", "interval", "count_distinct"]);
-                    let help = did_you_mean(&name.name, names.iter().copied())
-                        .unwrap_or_else(|| "see docs/language.md for the functions flow knows".to_string());
+                    let help =
+                        did_you_mean(&name.name, names.iter().copied()).unwrap_or_else(|| {
+                            "see docs/language.md for the functions flow knows".to_string()
+                        });
                     return Err(Diagnostic::error(
                         Code::E0009,
                         format!("there is no function named `{}`", name.name),
@@ -268,7 +358,11 @@ impl ExprCx<'_> {
         if let Err(e) = expr.get_type(self.schema) {
             return Err(Diagnostic::error(
                 Code::E0010,
-                format!("wrong arguments to `{}`: {}", name.name, clean_error(&e.to_string())),
+                format!(
+                    "wrong arguments to `{}`: {}",
+                    name.name,
+                    clean_error(&e.to_string())
+                ),
                 span,
                 "these arguments do not fit",
             ));
@@ -288,7 +382,12 @@ fn literal(lit: &Literal) -> ScalarValue {
 }
 
 fn mismatch(message: String, span: Span, ty: &DataType) -> Diagnostic {
-    Diagnostic::error(Code::E0006, message, span, format!("this is {}", display(ty)))
+    Diagnostic::error(
+        Code::E0006,
+        message,
+        span,
+        format!("this is {}", display(ty)),
+    )
 }
 
 pub fn df_error(e: datafusion::error::DataFusionError, span: Span) -> Diagnostic {
@@ -298,11 +397,20 @@ pub fn df_error(e: datafusion::error::DataFusionError, span: Span) -> Diagnostic
 /// DataFusion's message without its internal prefixes and backtrace hints.
 pub fn clean_error(message: &str) -> String {
     let mut m = message.trim();
-    for prefix in ["Error during planning: ", "Schema error: ", "Optimizer rule", "Internal error: ", "Execution error: "] {
+    for prefix in [
+        "Error during planning: ",
+        "Schema error: ",
+        "Optimizer rule",
+        "Internal error: ",
+        "Execution error: ",
+    ] {
         if let Some(rest) = m.strip_prefix(prefix) {
             m = rest.trim();
         }
     }
-    let m = m.split(". This issue was likely caused by a bug").next().unwrap_or(m);
+    let m = m
+        .split(". This issue was likely caused by a bug")
+        .next()
+        .unwrap_or(m);
     m.lines().next().unwrap_or(m).to_string()
 }

@@ -15,12 +15,14 @@ pub mod split;
 mod sql;
 pub mod types;
 
-pub use dag::{Dag, Hints, ModelSignature, Node, NodeId, NodeKind, NodeTable, SinkKind, node_of_scan};
+pub use dag::{
+    Dag, Hints, ModelSignature, Node, NodeId, NodeKind, NodeTable, SinkKind, node_of_scan,
+};
 pub use settings::Settings;
 pub use source::{CsvOptions, Format, LoadRequest, ResolvedLoad, SchemaSource};
 
-use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::LogicalPlan;
 use flow_lang::ast::{Program, StmtKind};
 use flow_lang::{Code, Diagnostic, Span};
@@ -39,9 +41,15 @@ pub struct Compiled {
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     /// A table: its plan (inlined where it is used) and the DAG nodes it reads.
-    Table { plan: LogicalPlan, deps: Vec<NodeId> },
+    Table {
+        plan: LogicalPlan,
+        deps: Vec<NodeId>,
+    },
     /// A model made by `train` or loaded from a file (signature unknown for loaded ones).
-    Model { node: NodeId, signature: Option<ModelSignature> },
+    Model {
+        node: NodeId,
+        signature: Option<ModelSignature>,
+    },
 }
 
 #[derive(Debug)]
@@ -89,9 +97,14 @@ pub fn compile(program: &Program, source: &dyn SchemaSource) -> Compiled {
             StmtKind::Config(object) => {
                 if let Some(first) = config_span {
                     c.diagnostics.push(
-                        Diagnostic::error(Code::E0015, "a program may have only one `config` block", stmt.span, "second config")
-                            .with_secondary(first, "first config")
-                            .with_help("merge the two blocks into one"),
+                        Diagnostic::error(
+                            Code::E0015,
+                            "a program may have only one `config` block",
+                            stmt.span,
+                            "second config",
+                        )
+                        .with_secondary(first, "first config")
+                        .with_help("merge the two blocks into one"),
                     );
                     continue;
                 }
@@ -105,8 +118,19 @@ pub fn compile(program: &Program, source: &dyn SchemaSource) -> Compiled {
                     }
                 }
             }
-            StmtKind::Split { first, second, input, fraction, seed } => c.split(first, second, input, fraction, seed.as_ref()),
-            StmtKind::Save { input, target, format, options } => c.save(input, target, format.as_ref(), options.as_ref()),
+            StmtKind::Split {
+                first,
+                second,
+                input,
+                fraction,
+                seed,
+            } => c.split(first, second, input, fraction, seed.as_ref()),
+            StmtKind::Save {
+                input,
+                target,
+                format,
+                options,
+            } => c.save(input, target, format.as_ref(), options.as_ref()),
             StmtKind::Show { input, limit } => c.show(input, limit.as_ref()),
         }
     }
@@ -114,11 +138,23 @@ pub fn compile(program: &Program, source: &dyn SchemaSource) -> Compiled {
         let binding = &c.bindings[name];
         if !binding.used && !name.starts_with('_') {
             c.diagnostics.push(
-                Diagnostic::error(Code::W0001, format!("`{name}` is never used"), binding.span, "unused binding")
-                    .with_help(format!("it will not be computed; remove it, or call it `_{name}` to keep it quietly")),
+                Diagnostic::error(
+                    Code::W0001,
+                    format!("`{name}` is never used"),
+                    binding.span,
+                    "unused binding",
+                )
+                .with_help(format!(
+                    "it will not be computed; remove it, or call it `_{name}` to keep it quietly"
+                )),
             );
         }
     }
-    c.diagnostics.sort_by_key(|d| (d.primary.span.start, d.severity));
-    Compiled { dag: c.dag, settings, diagnostics: c.diagnostics }
+    c.diagnostics
+        .sort_by_key(|d| (d.primary.span.start, d.severity));
+    Compiled {
+        dag: c.dag,
+        settings,
+        diagnostics: c.diagnostics,
+    }
 }

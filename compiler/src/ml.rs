@@ -15,16 +15,33 @@ use flow_lang::{Code, Diagnostic, Span};
 use flow_stdlib::{ArgType, Task};
 
 impl Compiler<'_> {
-    pub(crate) fn train(&mut self, value: Value, kind: &Ident, args: &[Arg], span: Span) -> Result<Value, Diagnostic> {
+    pub(crate) fn train(
+        &mut self,
+        value: Value,
+        kind: &Ident,
+        args: &[Arg],
+        span: Span,
+    ) -> Result<Value, Diagnostic> {
         let Value::Table { plan, deps } = value else {
-            return Err(Diagnostic::error(Code::E0018, "`train` needs a table, but this is a model", span, "this is a model"));
+            return Err(Diagnostic::error(
+                Code::E0018,
+                "`train` needs a table, but this is a model",
+                span,
+                "this is a model",
+            ));
         };
         let Some(model) = flow_stdlib::models::find(&kind.name) else {
             let names = flow_stdlib::MODEL_KINDS.iter().map(|k| k.name);
-            let help = did_you_mean(&kind.name, names.clone())
-                .unwrap_or_else(|| format!("model kinds: {}", names.collect::<Vec<_>>().join(", ")));
-            return Err(Diagnostic::error(Code::E0016, format!("there is no model kind `{}`", kind.name), kind.span, "unknown model kind")
-                .with_help(help));
+            let help = did_you_mean(&kind.name, names.clone()).unwrap_or_else(|| {
+                format!("model kinds: {}", names.collect::<Vec<_>>().join(", "))
+            });
+            return Err(Diagnostic::error(
+                Code::E0016,
+                format!("there is no model kind `{}`", kind.name),
+                kind.span,
+                "unknown model kind",
+            )
+            .with_help(help));
         };
         let schema = plan.schema().clone();
         let mut given: Vec<(String, String)> = Vec::new();
@@ -32,39 +49,85 @@ impl Compiler<'_> {
         let mut label = None;
         for arg in args {
             let Some(name) = &arg.name else {
-                return Err(Diagnostic::error(Code::E0017, "model arguments are named", arg.span, "unnamed argument")
-                    .with_help("write `name = value`, for example `label = churned`"));
+                return Err(Diagnostic::error(
+                    Code::E0017,
+                    "model arguments are named",
+                    arg.span,
+                    "unnamed argument",
+                )
+                .with_help("write `name = value`, for example `label = churned`"));
             };
             let Some(spec) = model.arg(&name.name) else {
                 let known = model.args.iter().map(|a| a.name);
-                let help = did_you_mean(&name.name, known.clone())
-                    .unwrap_or_else(|| format!("`{}` takes: {}", model.name, known.collect::<Vec<_>>().join(", ")));
-                return Err(Diagnostic::error(Code::E0017, format!("`{}` takes no argument `{}`", model.name, name.name), name.span, "unknown argument")
-                    .with_help(help));
+                let help = did_you_mean(&name.name, known.clone()).unwrap_or_else(|| {
+                    format!(
+                        "`{}` takes: {}",
+                        model.name,
+                        known.collect::<Vec<_>>().join(", ")
+                    )
+                });
+                return Err(Diagnostic::error(
+                    Code::E0017,
+                    format!("`{}` takes no argument `{}`", model.name, name.name),
+                    name.span,
+                    "unknown argument",
+                )
+                .with_help(help));
             };
             if given.iter().any(|(n, _)| *n == name.name) {
-                return Err(Diagnostic::error(Code::E0017, format!("`{}` is given twice", name.name), name.span, "second one"));
+                return Err(Diagnostic::error(
+                    Code::E0017,
+                    format!("`{}` is given twice", name.name),
+                    name.span,
+                    "second one",
+                ));
             }
             let wrong = |expected: String| {
-                Diagnostic::error(Code::E0017, format!("`{}` takes {expected}", name.name), arg.value.span, format!("expected {expected}"))
+                Diagnostic::error(
+                    Code::E0017,
+                    format!("`{}` takes {expected}", name.name),
+                    arg.value.span,
+                    format!("expected {expected}"),
+                )
             };
             match spec.ty {
                 ArgType::Column => {
-                    let Some(c) = arg.value.as_column() else { return Err(wrong(spec.ty.describe())) };
+                    let Some(c) = arg.value.as_column() else {
+                        return Err(wrong(spec.ty.describe()));
+                    };
                     let column = scope::resolve(&schema, c)?;
-                    let ty = schema.field_from_column(&column).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
+                    let ty = schema
+                        .field_from_column(&column)
+                        .map(|f| f.data_type().clone())
+                        .unwrap_or(DataType::Null);
                     let ok = match model.task {
                         Task::Regression => family(&ty) == Family::Numeric,
                         _ => matches!(family(&ty), Family::Numeric | Family::Text | Family::Bool),
                     };
                     if !ok {
-                        let need = if model.task == Task::Regression { "a numeric label" } else { "a label of numbers, strings or booleans" };
-                        return Err(Diagnostic::error(Code::E0017, format!("`{}` needs {need}, but `{}` is {}", model.name, c.name.name, display(&ty)), c.span, format!("this is {}", display(&ty))));
+                        let need = if model.task == Task::Regression {
+                            "a numeric label"
+                        } else {
+                            "a label of numbers, strings or booleans"
+                        };
+                        return Err(Diagnostic::error(
+                            Code::E0017,
+                            format!(
+                                "`{}` needs {need}, but `{}` is {}",
+                                model.name,
+                                c.name.name,
+                                display(&ty)
+                            ),
+                            c.span,
+                            format!("this is {}", display(&ty)),
+                        ));
                     }
                     label = Some((c.name.name.clone(), ty));
                 }
                 ArgType::Features => {
-                    let ExprKind::List(items) = &arg.value.kind else { return Err(wrong(spec.ty.describe())) };
+                    let ExprKind::List(items) = &arg.value.kind else {
+                        return Err(wrong(spec.ty.describe()));
+                    };
                     if items.is_empty() {
                         return Err(wrong("at least one feature".into()));
                     }
@@ -101,8 +164,13 @@ impl Compiler<'_> {
         }
         for spec in model.args.iter().filter(|a| a.default.is_none()) {
             if !given.iter().any(|(n, _)| n == spec.name) {
-                return Err(Diagnostic::error(Code::E0017, format!("`{}` needs the argument `{}`", model.name, spec.name), kind.span, format!("`{}` missing", spec.name))
-                    .with_help(format!("add `{} = ...`: {}", spec.name, spec.doc)));
+                return Err(Diagnostic::error(
+                    Code::E0017,
+                    format!("`{}` needs the argument `{}`", model.name, spec.name),
+                    kind.span,
+                    format!("`{}` missing", spec.name),
+                )
+                .with_help(format!("add `{} = ...`: {}", spec.name, spec.doc)));
             }
         }
         if let Some((name, _)) = &label {
@@ -112,73 +180,174 @@ impl Compiler<'_> {
             }
         }
         let input = self.materialize(&plan, &deps, "training data", span);
-        let signature = ModelSignature { kind: model.name.to_string(), task: model.task, inputs, label };
+        let signature = ModelSignature {
+            kind: model.name.to_string(),
+            task: model.task,
+            inputs,
+            label,
+        };
         let node = self.dag.add(Node {
-            kind: NodeKind::Train { model: signature.clone(), args: given },
+            kind: NodeKind::Train {
+                model: signature.clone(),
+                args: given,
+            },
             label: format!("train {}", model.name),
             span,
             hints: Default::default(),
         });
         self.dag.connect(input, node, Some(plan.schema().clone()));
-        Ok(Value::Model { node, signature: Some(signature) })
+        Ok(Value::Model {
+            node,
+            signature: Some(signature),
+        })
     }
 
     /// One entry of `features = [...]`: a column or a feature function of a column.
-    fn feature(&self, schema: &datafusion::common::DFSchema, item: &ast::Expr) -> Result<(String, DataType), Diagnostic> {
+    fn feature(
+        &self,
+        schema: &datafusion::common::DFSchema,
+        item: &ast::Expr,
+    ) -> Result<(String, DataType), Diagnostic> {
         if let Some(c) = item.as_column() {
             let column = scope::resolve(schema, c)?;
-            let ty = schema.field_from_column(&column).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
+            let ty = schema
+                .field_from_column(&column)
+                .map(|f| f.data_type().clone())
+                .unwrap_or(DataType::Null);
             if !matches!(family(&ty), Family::Numeric | Family::Bool) {
-                return Err(Diagnostic::error(Code::E0017, format!("feature `{}` is {}, not a number", c.name.name, display(&ty)), c.span, format!("this is {}", display(&ty)))
-                    .with_help(format!("encode it: `one_hot({0})` for categories, `bag_of_words({0})` for text", c.name.name)));
+                return Err(Diagnostic::error(
+                    Code::E0017,
+                    format!(
+                        "feature `{}` is {}, not a number",
+                        c.name.name,
+                        display(&ty)
+                    ),
+                    c.span,
+                    format!("this is {}", display(&ty)),
+                )
+                .with_help(format!(
+                    "encode it: `one_hot({0})` for categories, `bag_of_words({0})` for text",
+                    c.name.name
+                )));
             }
             return Ok((c.name.name.clone(), ty));
         }
         let ExprKind::Call { name, args } = &item.kind else {
-            return Err(Diagnostic::error(Code::E0017, "a feature is a column or a feature function", item.span, "not a feature")
-                .with_help("compute it in a `derive` before `train`"));
+            return Err(Diagnostic::error(
+                Code::E0017,
+                "a feature is a column or a feature function",
+                item.span,
+                "not a feature",
+            )
+            .with_help("compute it in a `derive` before `train`"));
         };
         let Some(function) = flow_stdlib::features::find(&name.name) else {
-            let help = did_you_mean(&name.name, flow_stdlib::FEATURE_FUNCTIONS.iter().map(|f| f.name))
-                .unwrap_or_else(|| "feature functions: one_hot, bag_of_words".into());
-            return Err(Diagnostic::error(Code::E0009, format!("there is no feature function `{}`", name.name), name.span, "unknown feature function").with_help(help));
+            let help = did_you_mean(
+                &name.name,
+                flow_stdlib::FEATURE_FUNCTIONS.iter().map(|f| f.name),
+            )
+            .unwrap_or_else(|| "feature functions: one_hot, bag_of_words".into());
+            return Err(Diagnostic::error(
+                Code::E0009,
+                format!("there is no feature function `{}`", name.name),
+                name.span,
+                "unknown feature function",
+            )
+            .with_help(help));
         };
-        let Some(c) = args.first().filter(|a| a.name.is_none()).and_then(|a| a.value.as_column()) else {
-            return Err(Diagnostic::error(Code::E0010, format!("`{}` takes a column first", name.name), item.span, "expected a column")
-                .with_help(function.signature));
+        let Some(c) = args
+            .first()
+            .filter(|a| a.name.is_none())
+            .and_then(|a| a.value.as_column())
+        else {
+            return Err(Diagnostic::error(
+                Code::E0010,
+                format!("`{}` takes a column first", name.name),
+                item.span,
+                "expected a column",
+            )
+            .with_help(function.signature));
         };
         for extra in &args[1..] {
-            let ok = extra.name.as_ref().is_some_and(|n| matches!(n.name.as_str(), "buckets" | "ngrams"))
+            let ok = extra
+                .name
+                .as_ref()
+                .is_some_and(|n| matches!(n.name.as_str(), "buckets" | "ngrams"))
                 && function.name == "bag_of_words"
                 && matches!(extra.value.kind, ExprKind::Literal(Literal::Int(i)) if i > 0);
             if !ok {
-                return Err(Diagnostic::error(Code::E0010, format!("unexpected argument to `{}`", name.name), extra.span, "unexpected argument")
-                    .with_help(function.signature));
+                return Err(Diagnostic::error(
+                    Code::E0010,
+                    format!("unexpected argument to `{}`", name.name),
+                    extra.span,
+                    "unexpected argument",
+                )
+                .with_help(function.signature));
             }
         }
         let column = scope::resolve(schema, c)?;
-        let ty = schema.field_from_column(&column).map(|f| f.data_type().clone()).unwrap_or(DataType::Null);
+        let ty = schema
+            .field_from_column(&column)
+            .map(|f| f.data_type().clone())
+            .unwrap_or(DataType::Null);
         if function.text_input && family(&ty) != Family::Text {
-            return Err(Diagnostic::error(Code::E0010, format!("`{}` needs a string column, but `{}` is {}", name.name, c.name.name, display(&ty)), c.span, format!("this is {}", display(&ty))));
+            return Err(Diagnostic::error(
+                Code::E0010,
+                format!(
+                    "`{}` needs a string column, but `{}` is {}",
+                    name.name,
+                    c.name.name,
+                    display(&ty)
+                ),
+                c.span,
+                format!("this is {}", display(&ty)),
+            ));
         }
         Ok((c.name.name.clone(), ty))
     }
 
-    pub(crate) fn infer(&mut self, value: Value, model: &ast::Source, batch: Option<&ast::IntLit>, span: Span) -> Result<Value, Diagnostic> {
+    pub(crate) fn infer(
+        &mut self,
+        value: Value,
+        model: &ast::Source,
+        batch: Option<&ast::IntLit>,
+        span: Span,
+    ) -> Result<Value, Diagnostic> {
         let Value::Table { plan, deps } = value else {
-            return Err(Diagnostic::error(Code::E0018, "`infer` needs a table on its left, but this is a model", span, "this is a model"));
+            return Err(Diagnostic::error(
+                Code::E0018,
+                "`infer` needs a table on its left, but this is a model",
+                span,
+                "this is a model",
+            ));
         };
         if let Some(b) = batch {
             if b.value <= 0 {
-                return Err(Diagnostic::error(Code::E0017, "the batch size must be positive", b.span, "not positive"));
+                return Err(Diagnostic::error(
+                    Code::E0017,
+                    "the batch size must be positive",
+                    b.span,
+                    "not positive",
+                ));
             }
         }
         let Some(model_value) = self.source(model, None) else {
             return Err(Diagnostic::error(Code::E0001, "", span, ""));
         };
-        let Value::Model { node: model_node, signature } = model_value else {
-            return Err(Diagnostic::error(Code::E0018, "`infer` needs a model, but this is a table", model.span, "this is a table")
-                .with_help("a model comes from `train` or from `load \"file.model\"` / `load \"file.onnx\"`"));
+        let Value::Model {
+            node: model_node,
+            signature,
+        } = model_value
+        else {
+            return Err(Diagnostic::error(
+                Code::E0018,
+                "`infer` needs a model, but this is a table",
+                model.span,
+                "this is a table",
+            )
+            .with_help(
+                "a model comes from `train` or from `load \"file.model\"` / `load \"file.onnx\"`",
+            ));
         };
         let schema = plan.schema().clone();
         if let Some(sig) = &signature {
@@ -186,14 +355,24 @@ impl Compiler<'_> {
                 .inputs
                 .iter()
                 .filter(|(name, ty)| {
-                    !schema.iter().any(|(_, f)| f.name() == name && family(f.data_type()) == family(ty))
+                    !schema
+                        .iter()
+                        .any(|(_, f)| f.name() == name && family(f.data_type()) == family(ty))
                 })
                 .map(|(n, _)| n.as_str())
                 .collect();
             if !missing.is_empty() {
                 return Err(Diagnostic::error(
                     Code::E0019,
-                    format!("the table lacks the model's input column{} {}", if missing.len() == 1 { "" } else { "s" }, missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")),
+                    format!(
+                        "the table lacks the model's input column{} {}",
+                        if missing.len() == 1 { "" } else { "s" },
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     span,
                     "missing model inputs",
                 )
@@ -201,13 +380,31 @@ impl Compiler<'_> {
             }
         }
         let input = self.materialize(&plan, &deps, "inference input", span);
-        let node = self.dag.add(Node { kind: NodeKind::Infer { batch: batch.map(|b| b.value) }, label: "infer".into(), span, hints: Default::default() });
+        let node = self.dag.add(Node {
+            kind: NodeKind::Infer {
+                batch: batch.map(|b| b.value),
+            },
+            label: "infer".into(),
+            span,
+            hints: Default::default(),
+        });
         self.dag.connect(input, node, Some(schema.clone()));
         self.dag.connect(model_node, node, None);
-        let mut fields: Vec<Field> = schema.fields().iter().filter(|f| !matches!(f.name().as_str(), "prediction" | "probability")).map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .filter(|f| !matches!(f.name().as_str(), "prediction" | "probability"))
+            .map(|f| f.as_ref().clone())
+            .collect();
         let task = signature.as_ref().map(|s| s.task);
         let prediction = match (&signature, task) {
-            (Some(ModelSignature { label: Some((_, ty)), .. }), Some(Task::Classification)) => ty.clone(),
+            (
+                Some(ModelSignature {
+                    label: Some((_, ty)),
+                    ..
+                }),
+                Some(Task::Classification),
+            ) => ty.clone(),
             (_, Some(Task::Clustering)) => DataType::Int64,
             _ => DataType::Float64,
         };
@@ -216,26 +413,69 @@ impl Compiler<'_> {
             fields.push(Field::new("probability", DataType::Float64, true));
         }
         let plan = self.scan_node(node, "scored", Schema::new(fields), span)?;
-        Ok(Value::Table { plan, deps: vec![node] })
+        Ok(Value::Table {
+            plan,
+            deps: vec![node],
+        })
     }
 
-    pub(crate) fn evaluate(&mut self, value: Value, label: &ast::ColumnRef, span: Span) -> Result<Value, Diagnostic> {
+    pub(crate) fn evaluate(
+        &mut self,
+        value: Value,
+        label: &ast::ColumnRef,
+        span: Span,
+    ) -> Result<Value, Diagnostic> {
         let Value::Table { plan, deps } = value else {
-            return Err(Diagnostic::error(Code::E0018, "`evaluate` needs a scored table, but this is a model", span, "this is a model"));
+            return Err(Diagnostic::error(
+                Code::E0018,
+                "`evaluate` needs a scored table, but this is a model",
+                span,
+                "this is a model",
+            ));
         };
         let schema = plan.schema().clone();
-        scope::resolve(&schema, label).map_err(|d| Diagnostic { code: Code::E0030, ..d })?;
+        scope::resolve(&schema, label).map_err(|d| Diagnostic {
+            code: Code::E0030,
+            ..d
+        })?;
         let has = |name: &str| schema.iter().any(|(_, f)| f.name() == name);
         if !has("prediction") {
-            return Err(Diagnostic::error(Code::E0030, "`evaluate` needs a `prediction` column", span, "no predictions here")
-                .with_help("score the table first: `table | infer model | evaluate label`"));
+            return Err(Diagnostic::error(
+                Code::E0030,
+                "`evaluate` needs a `prediction` column",
+                span,
+                "no predictions here",
+            )
+            .with_help("score the table first: `table | infer model | evaluate label`"));
         }
-        let metrics = if has("probability") { flow_stdlib::CLASSIFICATION_METRICS } else { flow_stdlib::REGRESSION_METRICS };
+        let metrics = if has("probability") {
+            flow_stdlib::CLASSIFICATION_METRICS
+        } else {
+            flow_stdlib::REGRESSION_METRICS
+        };
         let input = self.materialize(&plan, &deps, "evaluation input", span);
-        let node = self.dag.add(Node { kind: NodeKind::Evaluate { label: label.name.name.clone() }, label: "evaluate".into(), span, hints: Default::default() });
+        let node = self.dag.add(Node {
+            kind: NodeKind::Evaluate {
+                label: label.name.name.clone(),
+            },
+            label: "evaluate".into(),
+            span,
+            hints: Default::default(),
+        });
         self.dag.connect(input, node, Some(schema.clone()));
-        let fields: Vec<Field> = metrics.iter().map(|m| Field::new(*m, DataType::Float64, false)).collect();
-        let plan = self.scan_node(node, "metrics", Schema::new(fields), span).map_err(|d| Diagnostic { message: clean_error(&d.message), ..d })?;
-        Ok(Value::Table { plan, deps: vec![node] })
+        let fields: Vec<Field> = metrics
+            .iter()
+            .map(|m| Field::new(*m, DataType::Float64, false))
+            .collect();
+        let plan = self
+            .scan_node(node, "metrics", Schema::new(fields), span)
+            .map_err(|d| Diagnostic {
+                message: clean_error(&d.message),
+                ..d
+            })?;
+        Ok(Value::Table {
+            plan,
+            deps: vec![node],
+        })
     }
 }

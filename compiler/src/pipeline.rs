@@ -10,7 +10,9 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::{Column, DFSchema, ExprSchema, JoinType};
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
-use flow_lang::ast::{self, ExprKind, Ident, Literal, Pipeline, Source, SourceKind, Step, StepKind};
+use flow_lang::ast::{
+    self, ExprKind, Ident, Literal, Pipeline, Source, SourceKind, Step, StepKind,
+};
 use flow_lang::diagnostic::suggest::did_you_mean;
 use flow_lang::format::expr_text;
 use flow_lang::{Code, Diagnostic, Span};
@@ -22,9 +24,14 @@ impl Compiler<'_> {
     pub(crate) fn check_fresh(&mut self, name: &Ident) -> bool {
         if let Some(existing) = self.bindings.get(&name.name) {
             self.diagnostics.push(
-                Diagnostic::error(Code::E0008, format!("`{}` is already bound", name.name), name.span, "bound again here")
-                    .with_secondary(existing.span, "first bound here")
-                    .with_help("names are immutable; give the new table another name"),
+                Diagnostic::error(
+                    Code::E0008,
+                    format!("`{}` is already bound", name.name),
+                    name.span,
+                    "bound again here",
+                )
+                .with_secondary(existing.span, "first bound here")
+                .with_help("names are immutable; give the new table another name"),
             );
             return false;
         }
@@ -35,18 +42,39 @@ impl Compiler<'_> {
         let value = match value {
             Value::Table { plan, deps } => {
                 let node = self.materialize(&plan, &deps, &name.name, span);
-                Value::Table { plan, deps: vec![node] }
+                Value::Table {
+                    plan,
+                    deps: vec![node],
+                }
             }
             model => model,
         };
         self.order.push(name.name.clone());
-        self.bindings.insert(name.name.clone(), Binding { value, span: name.span, used: false });
+        self.bindings.insert(
+            name.name.clone(),
+            Binding {
+                value,
+                span: name.span,
+                used: false,
+            },
+        );
     }
 
     /// Makes a relational node computing `plan`, fed by `deps`.
-    pub(crate) fn materialize(&mut self, plan: &LogicalPlan, deps: &[NodeId], label: &str, span: Span) -> NodeId {
+    pub(crate) fn materialize(
+        &mut self,
+        plan: &LogicalPlan,
+        deps: &[NodeId],
+        label: &str,
+        span: Span,
+    ) -> NodeId {
         let hints = std::mem::take(&mut self.pending_hints);
-        let node = self.dag.add(Node { kind: NodeKind::Relational { plan: plan.clone() }, label: label.to_string(), span, hints });
+        let node = self.dag.add(Node {
+            kind: NodeKind::Relational { plan: plan.clone() },
+            label: label.to_string(),
+            span,
+            hints,
+        });
         for dep in deps {
             let schema = self.dag.node(*dep).plan().map(|p| p.schema().clone());
             self.dag.connect(*dep, node, schema);
@@ -55,11 +83,27 @@ impl Compiler<'_> {
     }
 
     /// A scan of a DAG node's output under a qualifier.
-    pub(crate) fn scan_node(&self, node: NodeId, qualifier: &str, schema: Schema, span: Span) -> Result<LogicalPlan, Diagnostic> {
-        let table = Arc::new(NodeTable { node, schema: Arc::new(schema) });
+    pub(crate) fn scan_node(
+        &self,
+        node: NodeId,
+        qualifier: &str,
+        schema: Schema,
+        span: Span,
+    ) -> Result<LogicalPlan, Diagnostic> {
+        let table = Arc::new(NodeTable {
+            node,
+            schema: Arc::new(schema),
+        });
         LogicalPlanBuilder::scan(qualifier, provider_as_source(table), None)
             .and_then(|b| b.build())
-            .map_err(|e| Diagnostic::error(Code::E0020, clean_error(&e.to_string()), span, "cannot use this table"))
+            .map_err(|e| {
+                Diagnostic::error(
+                    Code::E0020,
+                    clean_error(&e.to_string()),
+                    span,
+                    "cannot use this table",
+                )
+            })
     }
 
     pub(crate) fn pipeline(&mut self, p: &Pipeline, binding: Option<&str>) -> Option<Value> {
@@ -91,7 +135,9 @@ impl Compiler<'_> {
                 span,
                 "this is a model",
             )
-            .with_help("a model is used with `infer` (`table | infer model`) or saved with `save`")),
+            .with_help(
+                "a model is used with `infer` (`table | infer model`) or saved with `save`",
+            )),
         }
     }
 
@@ -107,29 +153,46 @@ impl Compiler<'_> {
 
     fn name(&mut self, name: &Ident) -> Result<Value, Diagnostic> {
         let Some(binding) = self.bindings.get_mut(&name.name) else {
-            let help = did_you_mean(&name.name, self.order.iter().map(String::as_str)).unwrap_or_else(|| {
-                if self.order.is_empty() {
-                    "nothing is bound yet; bind a table first with `let NAME = load \"file\"`".to_string()
-                } else {
-                    format!("bound names: {}", self.order.join(", "))
-                }
-            });
-            return Err(Diagnostic::error(Code::E0003, format!("`{}` is not bound", name.name), name.span, "unknown name")
-                .with_help(help));
+            let help = did_you_mean(&name.name, self.order.iter().map(String::as_str))
+                .unwrap_or_else(|| {
+                    if self.order.is_empty() {
+                        "nothing is bound yet; bind a table first with `let NAME = load \"file\"`"
+                            .to_string()
+                    } else {
+                        format!("bound names: {}", self.order.join(", "))
+                    }
+                });
+            return Err(Diagnostic::error(
+                Code::E0003,
+                format!("`{}` is not bound", name.name),
+                name.span,
+                "unknown name",
+            )
+            .with_help(help));
         };
         binding.used = true;
         Ok(match &binding.value {
             Value::Table { plan, deps } => {
                 // Re-qualify the binding's columns with its name, unless that would merge two
                 // same-named columns (a join result keeps its sides' qualifiers).
-                let aliased = LogicalPlanBuilder::from(plan.clone()).alias(name.name.as_str()).and_then(|b| b.build());
-                Value::Table { plan: aliased.unwrap_or_else(|_| plan.clone()), deps: deps.clone() }
+                let aliased = LogicalPlanBuilder::from(plan.clone())
+                    .alias(name.name.as_str())
+                    .and_then(|b| b.build());
+                Value::Table {
+                    plan: aliased.unwrap_or_else(|_| plan.clone()),
+                    deps: deps.clone(),
+                }
             }
             model => model.clone(),
         })
     }
 
-    fn load(&mut self, load: &ast::Load, span: Span, binding: Option<&str>) -> Result<Value, Diagnostic> {
+    fn load(
+        &mut self,
+        load: &ast::Load,
+        span: Span,
+        binding: Option<&str>,
+    ) -> Result<Value, Diagnostic> {
         let path = &load.path.value;
         let lower = path.to_lowercase();
         if lower.ends_with(".model") || lower.ends_with(".onnx") {
@@ -139,12 +202,20 @@ impl Compiler<'_> {
                 span,
                 hints: Default::default(),
             });
-            return Ok(Value::Model { node, signature: None });
+            return Ok(Value::Model {
+                node,
+                signature: None,
+            });
         }
         let format = match &load.format {
             Some(f) => Some(Format::from_name(&f.name).ok_or_else(|| {
-                Diagnostic::error(Code::E0021, format!("unknown format `{}`", f.name), f.span, "unknown format")
-                    .with_help("formats: csv, parquet, json, arrow")
+                Diagnostic::error(
+                    Code::E0021,
+                    format!("unknown format `{}`", f.name),
+                    f.span,
+                    "unknown format",
+                )
+                .with_help("formats: csv, parquet, json, arrow")
             })?),
             None => Format::from_path(path),
         };
@@ -153,37 +224,64 @@ impl Compiler<'_> {
             Some(fields) => {
                 let mut out = Vec::new();
                 for f in fields {
-                    let ty = arrow_type(&f.ty).map_err(|m| Diagnostic::error(Code::E0023, m, f.ty.span, "unknown type"))?;
+                    let ty = arrow_type(&f.ty).map_err(|m| {
+                        Diagnostic::error(Code::E0023, m, f.ty.span, "unknown type")
+                    })?;
                     out.push(Field::new(&f.name.name, ty, true));
                 }
                 Some(Arc::new(Schema::new(out)))
             }
             None => None,
         };
-        let request = LoadRequest { path: path.clone(), format, csv: csv.clone(), declared };
+        let request = LoadRequest {
+            path: path.clone(),
+            format,
+            csv: csv.clone(),
+            declared,
+        };
         let resolved = self.source.resolve(&request).map_err(|message| {
-            Diagnostic::error(Code::E0020, format!("cannot read `{path}`: {message}"), load.path.span, "this source")
+            Diagnostic::error(
+                Code::E0020,
+                format!("cannot read `{path}`: {message}"),
+                load.path.span,
+                "this source",
+            )
         })?;
-        let qualifier = binding.map(str::to_string).unwrap_or_else(|| file_stem(path));
+        let qualifier = binding
+            .map(str::to_string)
+            .unwrap_or_else(|| file_stem(path));
         let schema = resolved.schema.as_ref().clone();
         let node = self.dag.add(Node {
-            kind: NodeKind::Source { load: resolved, csv, path: path.clone() },
+            kind: NodeKind::Source {
+                load: resolved,
+                csv,
+                path: path.clone(),
+            },
             label: path.clone(),
             span,
             hints: Default::default(),
         });
         let plan = self.scan_node(node, &qualifier, schema, span)?;
-        Ok(Value::Table { plan, deps: vec![node] })
+        Ok(Value::Table {
+            plan,
+            deps: vec![node],
+        })
     }
 
     fn cx<'s>(&'s self, schema: &'s DFSchema, aggregates: bool) -> ExprCx<'s> {
-        ExprCx { schema, state: &self.state, aggregates }
+        ExprCx {
+            schema,
+            state: &self.state,
+            aggregates,
+        }
     }
 
     fn step(&mut self, value: Value, step: &Step) -> Result<Value, Diagnostic> {
         match &step.kind {
             StepKind::Train { kind, args } => return self.train(value, kind, args, step.span),
-            StepKind::Infer { model, batch } => return self.infer(value, model, batch.as_ref(), step.span),
+            StepKind::Infer { model, batch } => {
+                return self.infer(value, model, batch.as_ref(), step.span);
+            }
             StepKind::Evaluate { label } => return self.evaluate(value, label, step.span),
             _ => {}
         }
@@ -191,13 +289,23 @@ impl Compiler<'_> {
         let (plan, mut deps) = self.table(value, step.span, &what)?;
         let schema = plan.schema().clone();
         let err = |e: datafusion::error::DataFusionError| {
-            Diagnostic::error(Code::E0006, clean_error(&e.to_string()), step.span, "this step does not plan")
+            Diagnostic::error(
+                Code::E0006,
+                clean_error(&e.to_string()),
+                step.span,
+                "this step does not plan",
+            )
         };
         let builder = LogicalPlanBuilder::from(plan.clone());
         let plan = match &step.kind {
             StepKind::Filter(e) => {
-                let condition = self.cx(&schema, false).condition(e, "the condition of `filter`")?;
-                builder.filter(condition).and_then(|b| b.build()).map_err(err)?
+                let condition = self
+                    .cx(&schema, false)
+                    .condition(e, "the condition of `filter`")?;
+                builder
+                    .filter(condition)
+                    .and_then(|b| b.build())
+                    .map_err(err)?
             }
             StepKind::Select(items) => {
                 let cx = self.cx(&schema, false);
@@ -216,7 +324,10 @@ impl Compiler<'_> {
                     check_unique(&mut names, name, item.span)?;
                     exprs.push(expr);
                 }
-                builder.project(exprs).and_then(|b| b.build()).map_err(err)?
+                builder
+                    .project(exprs)
+                    .and_then(|b| b.build())
+                    .map_err(err)?
             }
             StepKind::Derive(assigns) => {
                 let mut plan = plan;
@@ -238,7 +349,10 @@ impl Compiler<'_> {
                     if !replaced {
                         exprs.push(new);
                     }
-                    plan = LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(err)?;
+                    plan = LogicalPlanBuilder::from(plan)
+                        .project(exprs)
+                        .and_then(|b| b.build())
+                        .map_err(err)?;
                 }
                 plan
             }
@@ -262,20 +376,28 @@ impl Compiler<'_> {
                 let acx = self.cx(&schema, true);
                 let mut aggs = Vec::new();
                 for a in aggregates {
-                    let lowered = acx.lower(&a.expr)?;
+                    let lowered = acx.lower(&a.expr)?.unalias();
                     if !matches!(lowered, Expr::AggregateFunction(_)) {
                         return Err(Diagnostic::error(
                             Code::E0011,
-                            format!("`{}` must be one aggregate, such as `sum(x)` or `count()`", a.name.name),
+                            format!(
+                                "`{}` must be one aggregate, such as `sum(x)` or `count()`",
+                                a.name.name
+                            ),
                             a.expr.span,
                             "not an aggregate",
                         )
-                        .with_help("compute expressions of aggregates in a `derive` after the `group`"));
+                        .with_help(
+                            "compute expressions of aggregates in a `derive` after the `group`",
+                        ));
                     }
                     check_unique(&mut names, a.name.name.clone(), a.span)?;
                     aggs.push(lowered.alias(&a.name.name));
                 }
-                builder.aggregate(group, aggs).and_then(|b| b.build()).map_err(err)?
+                builder
+                    .aggregate(group, aggs)
+                    .and_then(|b| b.build())
+                    .map_err(err)?
             }
             StepKind::Sort(keys) => {
                 let cx = self.cx(&schema, false);
@@ -283,22 +405,42 @@ impl Compiler<'_> {
                 for k in keys {
                     let e = cx.lower(&k.expr)?;
                     let ty = cx.type_of(&e, k.expr.span)?;
-                    if matches!(ty, datafusion::arrow::datatypes::DataType::List(_) | datafusion::arrow::datatypes::DataType::Struct(_)) {
-                        return Err(Diagnostic::error(Code::E0031, format!("cannot sort by a {}", display(&ty)), k.expr.span, "not orderable"));
+                    if matches!(
+                        ty,
+                        datafusion::arrow::datatypes::DataType::List(_)
+                            | datafusion::arrow::datatypes::DataType::Struct(_)
+                    ) {
+                        return Err(Diagnostic::error(
+                            Code::E0031,
+                            format!("cannot sort by a {}", display(&ty)),
+                            k.expr.span,
+                            "not orderable",
+                        ));
                     }
                     sorts.push(e.sort(!k.descending, false));
                 }
                 builder.sort(sorts).and_then(|b| b.build()).map_err(err)?
             }
-            StepKind::Take(n) => builder.limit(0, Some(n.value.max(0) as usize)).and_then(|b| b.build()).map_err(err)?,
-            StepKind::Distinct(cols) if cols.is_empty() => builder.distinct().and_then(|b| b.build()).map_err(err)?,
+            StepKind::Take(n) => builder
+                .limit(0, Some(n.value.max(0) as usize))
+                .and_then(|b| b.build())
+                .map_err(err)?,
+            StepKind::Distinct(cols) if cols.is_empty() => {
+                builder.distinct().and_then(|b| b.build()).map_err(err)?
+            }
             StepKind::Distinct(cols) => {
                 let mut on = Vec::new();
                 for c in cols {
                     on.push(Expr::Column(scope::resolve(&schema, c)?));
                 }
-                let all: Vec<Expr> = schema.iter().map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name()))).collect();
-                builder.distinct_on(on, all, None).and_then(|b| b.build()).map_err(err)?
+                let all: Vec<Expr> = schema
+                    .iter()
+                    .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+                    .collect();
+                builder
+                    .distinct_on(on, all, None)
+                    .and_then(|b| b.build())
+                    .map_err(err)?
             }
             StepKind::Union(source) => {
                 let right = self.source(source, None).ok_or_else(|| silent(step.span))?;
@@ -311,24 +453,43 @@ impl Compiler<'_> {
                 let right_value = self.source(right, None).ok_or_else(|| silent(step.span))?;
                 let (right_plan, right_deps) = self.table(right_value, right.span, "`join`")?;
                 deps.extend(right_deps);
-                self.join(plan, right_plan, kind.unwrap_or(ast::JoinKind::Inner), on, step.span)?
+                self.join(
+                    plan,
+                    right_plan,
+                    kind.unwrap_or(ast::JoinKind::Inner),
+                    on,
+                    step.span,
+                )?
             }
             StepKind::Sql(query) => {
                 let (plan, extra) = self.sql_step(Some(plan), query)?;
                 deps.extend(extra);
                 plan
             }
-            StepKind::Train { .. } | StepKind::Infer { .. } | StepKind::Evaluate { .. } => unreachable!("handled above"),
+            StepKind::Train { .. } | StepKind::Infer { .. } | StepKind::Evaluate { .. } => {
+                unreachable!("handled above")
+            }
         };
         Ok(Value::Table { plan, deps })
     }
 
-    fn sql(&mut self, input: Option<LogicalPlan>, query: &ast::StrLit) -> Result<Value, Diagnostic> {
+    fn sql(
+        &mut self,
+        input: Option<LogicalPlan>,
+        query: &ast::StrLit,
+    ) -> Result<Value, Diagnostic> {
         let (plan, deps) = self.sql_step(input, query)?;
         Ok(Value::Table { plan, deps })
     }
 
-    fn join(&self, left: LogicalPlan, right: LogicalPlan, kind: ast::JoinKind, on: &[ast::Expr], span: Span) -> Result<LogicalPlan, Diagnostic> {
+    fn join(
+        &self,
+        left: LogicalPlan,
+        right: LogicalPlan,
+        kind: ast::JoinKind,
+        on: &[ast::Expr],
+        span: Span,
+    ) -> Result<LogicalPlan, Diagnostic> {
         let (ls, rs) = (left.schema().clone(), right.schema().clone());
         let join_type = match kind {
             ast::JoinKind::Inner => JoinType::Inner,
@@ -341,13 +502,18 @@ impl Compiler<'_> {
         let side_error = |c: &ast::ColumnRef, side: &str, schema: &DFSchema| {
             Diagnostic::error(
                 Code::E0013,
-                format!("join key `{}` is not a column of the {side} side", c.name.name),
+                format!(
+                    "join key `{}` is not a column of the {side} side",
+                    c.name.name
+                ),
                 c.span,
                 format!("missing on the {side}"),
             )
             .with_help(columns_in_scope(schema))
         };
-        let using = on.iter().all(|e| e.as_column().is_some_and(|c| c.qualifier.is_none()));
+        let using = on
+            .iter()
+            .all(|e| e.as_column().is_some_and(|c| c.qualifier.is_none()));
         let mut pairs: Vec<(Column, Column, Span)> = Vec::new();
         if using {
             for e in on {
@@ -370,11 +536,25 @@ impl Compiler<'_> {
             split_and(cond, &mut conjuncts);
             for c in conjuncts {
                 let bad = || {
-                    Diagnostic::error(Code::E0013, "a join condition must compare a column of each side with `==`", c.span, "not an equality of columns")
-                        .with_help("write `on left.key == right.key`, joining several with `and`")
+                    Diagnostic::error(
+                        Code::E0013,
+                        "a join condition must compare a column of each side with `==`",
+                        c.span,
+                        "not an equality of columns",
+                    )
+                    .with_help("write `on left.key == right.key`, joining several with `and`")
                 };
-                let ExprKind::Binary { op: ast::BinaryOp::Eq, lhs, rhs } = &c.kind else { return Err(bad()) };
-                let (Some(a), Some(b)) = (lhs.as_column(), rhs.as_column()) else { return Err(bad()) };
+                let ExprKind::Binary {
+                    op: ast::BinaryOp::Eq,
+                    lhs,
+                    rhs,
+                } = &c.kind
+                else {
+                    return Err(bad());
+                };
+                let (Some(a), Some(b)) = (lhs.as_column(), rhs.as_column()) else {
+                    return Err(bad());
+                };
                 let pair = match (scope::resolve(&ls, a), scope::resolve(&rs, b)) {
                     (Ok(l), Ok(r)) => (l, r),
                     _ => match (scope::resolve(&ls, b), scope::resolve(&rs, a)) {
@@ -398,7 +578,11 @@ impl Compiler<'_> {
                 if !comparable(&lt, &rt) {
                     return Err(Diagnostic::error(
                         Code::E0013,
-                        format!("join keys have incomparable types: {} and {}", display(&lt), display(&rt)),
+                        format!(
+                            "join keys have incomparable types: {} and {}",
+                            display(&lt),
+                            display(&rt)
+                        ),
                         *span,
                         format!("{} vs {}", display(&lt), display(&rt)),
                     )
@@ -406,7 +590,10 @@ impl Compiler<'_> {
                 }
             }
         }
-        let overlap = ls.iter().filter_map(|(q, _)| q).find(|q| rs.iter().any(|(rq, _)| rq == Some(*q)));
+        let overlap = ls
+            .iter()
+            .filter_map(|(q, _)| q)
+            .find(|q| rs.iter().any(|(rq, _)| rq == Some(*q)));
         if let Some(q) = overlap {
             return Err(Diagnostic::error(
                 Code::E0013,
@@ -419,10 +606,24 @@ impl Compiler<'_> {
         let left_keys: Vec<Column> = pairs.iter().map(|p| p.0.clone()).collect();
         let right_keys: Vec<Column> = pairs.iter().map(|p| p.1.clone()).collect();
         let joined = LogicalPlanBuilder::from(left)
-            .join(right, join_type, (left_keys.clone(), right_keys.clone()), None)
-            .map_err(|e| Diagnostic::error(Code::E0013, clean_error(&e.to_string()), span, "this join does not plan"))?;
+            .join(
+                right,
+                join_type,
+                (left_keys.clone(), right_keys.clone()),
+                None,
+            )
+            .map_err(|e| {
+                Diagnostic::error(
+                    Code::E0013,
+                    clean_error(&e.to_string()),
+                    span,
+                    "this join does not plan",
+                )
+            })?;
         if !using || matches!(join_type, JoinType::LeftSemi | JoinType::LeftAnti) {
-            return joined.build().map_err(|e| Diagnostic::error(Code::E0013, clean_error(&e.to_string()), span, "here"));
+            return joined.build().map_err(|e| {
+                Diagnostic::error(Code::E0013, clean_error(&e.to_string()), span, "here")
+            });
         }
         // `on a, b` keeps one copy of each key.
         let joined_schema = joined.schema().clone();
@@ -439,7 +640,8 @@ impl Compiler<'_> {
                     ])
                     .alias(f.name()),
                 ),
-                (JoinType::Right, Some(_), _) | (JoinType::Inner | JoinType::Left | JoinType::Full, _, Some(_)) => {}
+                (JoinType::Right, Some(_), _)
+                | (JoinType::Inner | JoinType::Left | JoinType::Full, _, Some(_)) => {}
                 _ => exprs.push(Expr::Column(column)),
             }
         }
@@ -454,7 +656,10 @@ impl Compiler<'_> {
                 exprs.push(Expr::Column(column));
             }
         }
-        joined.project(exprs).and_then(|b| b.build()).map_err(|e| Diagnostic::error(Code::E0013, clean_error(&e.to_string()), span, "here"))
+        joined
+            .project(exprs)
+            .and_then(|b| b.build())
+            .map_err(|e| Diagnostic::error(Code::E0013, clean_error(&e.to_string()), span, "here"))
     }
 
     pub(crate) fn split(
@@ -472,19 +677,31 @@ impl Compiler<'_> {
         };
         if !(f > 0.0 && f < 1.0) {
             self.diagnostics.push(
-                Diagnostic::error(Code::E0024, "the split fraction must be between 0 and 1", fraction.span, "not in (0, 1)")
-                    .with_help("write the share of rows that go to the first name, for example 0.8"),
+                Diagnostic::error(
+                    Code::E0024,
+                    "the split fraction must be between 0 and 1",
+                    fraction.span,
+                    "not in (0, 1)",
+                )
+                .with_help("write the share of rows that go to the first name, for example 0.8"),
             );
             return;
         }
         if first.name == second.name {
-            self.diagnostics.push(Diagnostic::error(Code::E0024, "a split binds two different names", second.span, "same name twice"));
+            self.diagnostics.push(Diagnostic::error(
+                Code::E0024,
+                "a split binds two different names",
+                second.span,
+                "same name twice",
+            ));
             return;
         }
         if !self.check_fresh(first) || !self.check_fresh(second) {
             return;
         }
-        let Some(value) = self.pipeline(input, None) else { return };
+        let Some(value) = self.pipeline(input, None) else {
+            return;
+        };
         let (plan, deps) = match self.table(value, input.span, "`split`") {
             Ok(t) => t,
             Err(d) => return self.diagnostics.push(d),
@@ -493,16 +710,32 @@ impl Compiler<'_> {
         let base = self.materialize(&plan, &deps, &label, input.span);
         let seed_value = seed.map_or(0, |s| s.value as u64);
         let mut args = vec![lit(seed_value as i64)];
-        args.extend(plan.schema().iter().map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name()))));
+        args.extend(
+            plan.schema()
+                .iter()
+                .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name()))),
+        );
         let hash = crate::split::SplitHash::udf().call(args);
         for (name, is_first) in [(first, true), (second, false)] {
-            let predicate = if is_first { hash.clone().lt(lit(f)) } else { hash.clone().gt_eq(lit(f)) };
-            let side = match LogicalPlanBuilder::from(plan.clone()).filter(predicate).and_then(|b| b.build()) {
+            let predicate = if is_first {
+                hash.clone().lt(lit(f))
+            } else {
+                hash.clone().gt_eq(lit(f))
+            };
+            let side = match LogicalPlanBuilder::from(plan.clone())
+                .filter(predicate)
+                .and_then(|b| b.build())
+            {
                 Ok(p) => p,
                 Err(e) => return self.diagnostics.push(crate::expr::df_error(e, input.span)),
             };
             let node = self.dag.add(Node {
-                kind: NodeKind::Split { plan: side.clone(), fraction: f, seed: seed_value, first: is_first },
+                kind: NodeKind::Split {
+                    plan: side.clone(),
+                    fraction: f,
+                    seed: seed_value,
+                    first: is_first,
+                },
                 label: name.name.clone(),
                 span: name.span,
                 hints: Default::default(),
@@ -511,13 +744,28 @@ impl Compiler<'_> {
             self.order.push(name.name.clone());
             self.bindings.insert(
                 name.name.clone(),
-                Binding { value: Value::Table { plan: side, deps: vec![node] }, span: name.span, used: false },
+                Binding {
+                    value: Value::Table {
+                        plan: side,
+                        deps: vec![node],
+                    },
+                    span: name.span,
+                    used: false,
+                },
             );
         }
     }
 
-    pub(crate) fn save(&mut self, input: &Pipeline, target: &ast::StrLit, format: Option<&Ident>, options: Option<&ast::Object>) {
-        let Some(value) = self.pipeline(input, None) else { return };
+    pub(crate) fn save(
+        &mut self,
+        input: &Pipeline,
+        target: &ast::StrLit,
+        format: Option<&Ident>,
+        options: Option<&ast::Object>,
+    ) {
+        let Some(value) = self.pipeline(input, None) else {
+            return;
+        };
         let is_model = matches!(value, Value::Model { .. });
         let result = (|| {
             let format = if is_model {
@@ -541,20 +789,37 @@ impl Compiler<'_> {
             Ok(r) => r,
             Err(d) => return self.diagnostics.push(d),
         };
-        let sink = SinkKind::Save { path: target.value.clone(), format, csv, model: is_model };
+        let sink = SinkKind::Save {
+            path: target.value.clone(),
+            format,
+            csv,
+            model: is_model,
+        };
         self.sink(value, sink, input.span, format!("save to {}", target.value));
     }
 
     pub(crate) fn show(&mut self, input: &Pipeline, limit: Option<&ast::IntLit>) {
-        let Some(value) = self.pipeline(input, None) else { return };
+        let Some(value) = self.pipeline(input, None) else {
+            return;
+        };
         if let Value::Model { .. } = value {
             return self.diagnostics.push(
-                Diagnostic::error(Code::E0018, "`show` prints tables, but this is a model", input.span, "this is a model")
-                    .with_help("show what the model predicts: `show data | infer model`"),
+                Diagnostic::error(
+                    Code::E0018,
+                    "`show` prints tables, but this is a model",
+                    input.span,
+                    "this is a model",
+                )
+                .with_help("show what the model predicts: `show data | infer model`"),
             );
         }
         let limit = limit.map_or(20, |l| l.value.max(0) as usize);
-        self.sink(value, SinkKind::Show { limit }, input.span, "show".to_string());
+        self.sink(
+            value,
+            SinkKind::Show { limit },
+            input.span,
+            "show".to_string(),
+        );
     }
 
     fn sink(&mut self, value: Value, sink: SinkKind, span: Span, label: String) {
@@ -562,7 +827,12 @@ impl Compiler<'_> {
             Value::Table { plan, deps } => self.materialize(&plan, &deps, &label, span),
             Value::Model { node, .. } => node,
         };
-        let node = self.dag.add(Node { kind: NodeKind::Sink(sink), label, span, hints: Default::default() });
+        let node = self.dag.add(Node {
+            kind: NodeKind::Sink(sink),
+            label,
+            span,
+            hints: Default::default(),
+        });
         let schema = self.dag.node(input).plan().map(|p| p.schema().clone());
         self.dag.connect(input, node, schema);
     }
@@ -573,11 +843,20 @@ fn silent(span: Span) -> Diagnostic {
     Diagnostic::error(Code::E0001, "", span, "")
 }
 
-fn check_unique(names: &mut Vec<(String, Span)>, name: String, span: Span) -> Result<(), Diagnostic> {
+fn check_unique(
+    names: &mut Vec<(String, Span)>,
+    name: String,
+    span: Span,
+) -> Result<(), Diagnostic> {
     if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
-        return Err(Diagnostic::error(Code::E0025, format!("column `{name}` appears twice"), span, "second one")
-            .with_secondary(*first, "first one")
-            .with_help("rename one with `new_name = expression`"));
+        return Err(Diagnostic::error(
+            Code::E0025,
+            format!("column `{name}` appears twice"),
+            span,
+            "second one",
+        )
+        .with_secondary(*first, "first one")
+        .with_help("rename one with `new_name = expression`"));
     }
     names.push((name, span));
     Ok(())
@@ -585,7 +864,11 @@ fn check_unique(names: &mut Vec<(String, Span)>, name: String, span: Span) -> Re
 
 fn split_and<'a>(e: &'a ast::Expr, out: &mut Vec<&'a ast::Expr>) {
     match &e.kind {
-        ExprKind::Binary { op: ast::BinaryOp::And, lhs, rhs } => {
+        ExprKind::Binary {
+            op: ast::BinaryOp::And,
+            lhs,
+            rhs,
+        } => {
             split_and(lhs, out);
             split_and(rhs, out);
         }
@@ -595,7 +878,11 @@ fn split_and<'a>(e: &'a ast::Expr, out: &mut Vec<&'a ast::Expr>) {
 }
 
 /// Reorders the right side of a union to the left's columns, checking names and types.
-fn align_union(left: &DFSchema, right: &LogicalPlan, span: Span) -> Result<LogicalPlan, Diagnostic> {
+fn align_union(
+    left: &DFSchema,
+    right: &LogicalPlan,
+    span: Span,
+) -> Result<LogicalPlan, Diagnostic> {
     let rs = right.schema().clone();
     let mut problems = Vec::new();
     let mut exprs = Vec::new();
@@ -619,8 +906,13 @@ fn align_union(left: &DFSchema, right: &LogicalPlan, span: Span) -> Result<Logic
         }
     }
     if !problems.is_empty() {
-        return Err(Diagnostic::error(Code::E0012, "the tables of this union have different columns", span, "different columns")
-            .with_help(problems.join("; ")));
+        return Err(Diagnostic::error(
+            Code::E0012,
+            "the tables of this union have different columns",
+            span,
+            "different columns",
+        )
+        .with_help(problems.join("; ")));
     }
     LogicalPlanBuilder::from(right.clone())
         .project(exprs)
@@ -628,24 +920,44 @@ fn align_union(left: &DFSchema, right: &LogicalPlan, span: Span) -> Result<Logic
         .map_err(|e| Diagnostic::error(Code::E0012, clean_error(&e.to_string()), span, "here"))
 }
 
-fn csv_options(options: Option<&ast::Object>, format: Option<Format>) -> Result<CsvOptions, Diagnostic> {
+fn csv_options(
+    options: Option<&ast::Object>,
+    format: Option<Format>,
+) -> Result<CsvOptions, Diagnostic> {
     let mut csv = CsvOptions::default();
-    let Some(options) = options else { return Ok(csv) };
+    let Some(options) = options else {
+        return Ok(csv);
+    };
     for entry in &options.entries {
         if format != Some(Format::Csv) {
-            return Err(Diagnostic::error(Code::E0021, format!("option `{}` only applies to csv", entry.key.name), entry.key.span, "not a csv source")
-                .with_help("options: `header` and `delimiter`, for csv"));
+            return Err(Diagnostic::error(
+                Code::E0021,
+                format!("option `{}` only applies to csv", entry.key.name),
+                entry.key.span,
+                "not a csv source",
+            )
+            .with_help("options: `header` and `delimiter`, for csv"));
         }
         match (entry.key.name.as_str(), &entry.value.kind) {
             ("header", ExprKind::Literal(Literal::Bool(b))) => csv.header = *b,
-            ("delimiter", ExprKind::Literal(Literal::String(s))) if s.len() == 1 => csv.delimiter = s.as_bytes()[0],
+            ("delimiter", ExprKind::Literal(Literal::String(s))) if s.len() == 1 => {
+                csv.delimiter = s.as_bytes()[0]
+            }
             ("header" | "delimiter", _) => {
                 return Err(Diagnostic::error(Code::E0021, format!("bad value for `{}`", entry.key.name), entry.value.span, "bad value")
                     .with_help("`header` takes true or false; `delimiter` takes a one-character string such as \";\""));
             }
             _ => {
-                return Err(Diagnostic::error(Code::E0021, format!("unknown option `{}`", entry.key.name), entry.key.span, "unknown option")
-                    .with_optional_help(did_you_mean(&entry.key.name, ["header", "delimiter"]).or(Some("csv takes `header` and `delimiter`".into()))));
+                return Err(Diagnostic::error(
+                    Code::E0021,
+                    format!("unknown option `{}`", entry.key.name),
+                    entry.key.span,
+                    "unknown option",
+                )
+                .with_optional_help(
+                    did_you_mean(&entry.key.name, ["header", "delimiter"])
+                        .or(Some("csv takes `header` and `delimiter`".into())),
+                ));
             }
         }
     }
@@ -653,9 +965,24 @@ fn csv_options(options: Option<&ast::Object>, format: Option<Format>) -> Result<
 }
 
 fn file_stem(path: &str) -> String {
-    let name = path.rsplit(['/', '\\']).find(|s| !s.is_empty() && !s.contains('*')).unwrap_or("source");
+    let name = path
+        .rsplit(['/', '\\'])
+        .find(|s| !s.is_empty() && !s.contains('*'))
+        .unwrap_or("source");
     let stem = name.split('.').next().unwrap_or(name);
-    let clean: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    if clean.is_empty() || clean.starts_with(|c: char| c.is_ascii_digit()) { format!("t_{clean}") } else { clean }
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.is_empty() || clean.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("t_{clean}")
+    } else {
+        clean
+    }
 }
-

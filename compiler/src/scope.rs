@@ -13,14 +13,20 @@ pub fn columns_in_scope(schema: &DFSchema) -> String {
         .iter()
         .take(24)
         .map(|(q, f)| match q {
-            Some(q) if is_ambiguous(schema, f.name()) => format!("{}.{} ({})", q.table(), f.name(), display(f.data_type())),
+            Some(q) if is_ambiguous(schema, f.name()) => {
+                format!("{}.{} ({})", q.table(), f.name(), display(f.data_type()))
+            }
             _ => format!("{} ({})", f.name(), display(f.data_type())),
         })
         .collect();
     if schema.fields().len() > 24 {
         cols.push(format!("and {} more", schema.fields().len() - 24));
     }
-    if cols.is_empty() { "the table has no columns".to_string() } else { format!("columns in scope: {}", cols.join(", ")) }
+    if cols.is_empty() {
+        "the table has no columns".to_string()
+    } else {
+        format!("columns in scope: {}", cols.join(", "))
+    }
 }
 
 fn is_ambiguous(schema: &DFSchema, name: &str) -> bool {
@@ -31,17 +37,30 @@ fn is_ambiguous(schema: &DFSchema, name: &str) -> bool {
 pub fn resolve(schema: &DFSchema, column: &ColumnRef) -> Result<Column, Diagnostic> {
     let name = &column.name.name;
     if let Some(qualifier) = &column.qualifier {
-        let found = schema.iter().find(|(q, f)| q.is_some_and(|q| q.table() == qualifier.name) && f.name() == name);
+        let found = schema
+            .iter()
+            .find(|(q, f)| q.is_some_and(|q| q.table() == qualifier.name) && f.name() == name);
         if let Some((q, f)) = found {
             return Ok(Column::new(q.cloned(), f.name()));
         }
-        let qualifiers: Vec<&str> = schema.iter().filter_map(|(q, _)| q.map(|q| q.table())).collect();
+        let qualifiers: Vec<&str> = schema
+            .iter()
+            .filter_map(|(q, _)| q.map(|q| q.table()))
+            .collect();
         if !qualifiers.contains(&qualifier.name.as_str()) {
             // `x.y` where `x` is not a table: maybe the user meant the plain column.
             let mut unique = qualifiers.clone();
             unique.dedup();
-            let help = did_you_mean(&qualifier.name, unique.iter().copied())
-                .unwrap_or_else(|| format!("tables in scope: {}", if unique.is_empty() { "none".into() } else { unique.join(", ") }));
+            let help = did_you_mean(&qualifier.name, unique.iter().copied()).unwrap_or_else(|| {
+                format!(
+                    "tables in scope: {}",
+                    if unique.is_empty() {
+                        "none".into()
+                    } else {
+                        unique.join(", ")
+                    }
+                )
+            });
             return Err(Diagnostic::error(
                 Code::E0004,
                 format!("no table named `{}` is in scope here", qualifier.name),
@@ -50,9 +69,13 @@ pub fn resolve(schema: &DFSchema, column: &ColumnRef) -> Result<Column, Diagnost
             )
             .with_help(help));
         }
-        let names: Vec<&str> =
-            schema.iter().filter(|(q, _)| q.is_some_and(|q| q.table() == qualifier.name)).map(|(_, f)| f.name().as_str()).collect();
-        let help = did_you_mean(name, names.iter().copied()).unwrap_or_else(|| columns_in_scope(schema));
+        let names: Vec<&str> = schema
+            .iter()
+            .filter(|(q, _)| q.is_some_and(|q| q.table() == qualifier.name))
+            .map(|(_, f)| f.name().as_str())
+            .collect();
+        let help =
+            did_you_mean(name, names.iter().copied()).unwrap_or_else(|| columns_in_scope(schema));
         return Err(Diagnostic::error(
             Code::E0004,
             format!("table `{}` has no column `{name}`", qualifier.name),
@@ -70,12 +93,19 @@ pub fn resolve(schema: &DFSchema, column: &ColumnRef) -> Result<Column, Diagnost
                 Some(d) => format!("{d} {}", columns_in_scope(schema)),
                 None => columns_in_scope(schema),
             };
-            Err(Diagnostic::error(Code::E0004, format!("no column named `{name}` here"), column.span, "unknown column")
-                .with_help(help))
+            Err(Diagnostic::error(
+                Code::E0004,
+                format!("no column named `{name}` here"),
+                column.span,
+                "unknown column",
+            )
+            .with_help(help))
         }
         many => {
-            let candidates: Vec<String> =
-                many.iter().map(|(q, f)| format!("`{}.{}`", q.map_or("?", |q| q.table()), f.name())).collect();
+            let candidates: Vec<String> = many
+                .iter()
+                .map(|(q, f)| format!("`{}.{}`", q.map_or("?", |q| q.table()), f.name()))
+                .collect();
             Err(Diagnostic::error(
                 Code::E0005,
                 format!("column `{name}` is ambiguous: both sides of the join have it"),

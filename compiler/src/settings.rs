@@ -19,8 +19,16 @@ pub struct Settings {
     pub bucket: Option<String>,
 }
 
-pub const CONFIG_KEYS: &[&str] =
-    &["target", "objective", "budget_usd", "deadline_s", "workers", "memory_mb", "region", "bucket"];
+pub const CONFIG_KEYS: &[&str] = &[
+    "target",
+    "objective",
+    "budget_usd",
+    "deadline_s",
+    "workers",
+    "memory_mb",
+    "region",
+    "bucket",
+];
 pub const HINT_KEYS: &[&str] = &["workers", "memory_mb", "channel"];
 
 fn as_str(e: &Expr) -> Option<&str> {
@@ -46,12 +54,26 @@ fn as_number(e: &Expr) -> Option<f64> {
 }
 
 fn choice(e: &Expr, options: &[&str], code: Code, key: &str) -> Result<String, Diagnostic> {
-    let list = options.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(" or ");
+    let list = options
+        .iter()
+        .map(|o| format!("\"{o}\""))
+        .collect::<Vec<_>>()
+        .join(" or ");
     match as_str(e) {
         Some(s) if options.contains(&s) => Ok(s.to_string()),
-        Some(s) => Err(Diagnostic::error(code, format!("`{key}` cannot be \"{s}\""), e.span, format!("expected {list}"))
-            .with_optional_help(did_you_mean(s, options.iter().copied()))),
-        None => Err(Diagnostic::error(code, format!("`{key}` takes a string"), e.span, format!("expected {list}"))),
+        Some(s) => Err(Diagnostic::error(
+            code,
+            format!("`{key}` cannot be \"{s}\""),
+            e.span,
+            format!("expected {list}"),
+        )
+        .with_optional_help(did_you_mean(s, options.iter().copied()))),
+        None => Err(Diagnostic::error(
+            code,
+            format!("`{key}` takes a string"),
+            e.span,
+            format!("expected {list}"),
+        )),
     }
 }
 
@@ -70,14 +92,25 @@ fn positive_int(e: &Expr, code: Code, key: &str, min: i64, max: i64) -> Result<u
 fn positive_number(e: &Expr, code: Code, key: &str) -> Result<f64, Diagnostic> {
     match as_number(e) {
         Some(f) if f > 0.0 && f.is_finite() => Ok(f),
-        _ => Err(Diagnostic::error(code, format!("`{key}` takes a positive number"), e.span, "expected a positive number")),
+        _ => Err(Diagnostic::error(
+            code,
+            format!("`{key}` takes a positive number"),
+            e.span,
+            "expected a positive number",
+        )),
     }
 }
 
 fn unknown_key(code: Code, what: &str, key: &flow_lang::ast::Ident, known: &[&str]) -> Diagnostic {
     let help = did_you_mean(&key.name, known.iter().copied())
         .unwrap_or_else(|| format!("known {what}s: {}", known.join(", ")));
-    Diagnostic::error(code, format!("unknown {what} `{}`", key.name), key.span, format!("not a {what}")).with_help(help)
+    Diagnostic::error(
+        code,
+        format!("unknown {what} `{}`", key.name),
+        key.span,
+        format!("not a {what}"),
+    )
+    .with_help(help)
 }
 
 pub fn config(object: &Object, diagnostics: &mut Vec<Diagnostic>) -> Settings {
@@ -86,18 +119,29 @@ pub fn config(object: &Object, diagnostics: &mut Vec<Diagnostic>) -> Settings {
     for entry in &object.entries {
         let key = entry.key.name.as_str();
         if seen.contains(&key) {
-            diagnostics.push(Diagnostic::error(Code::E0015, format!("`{key}` is set twice"), entry.key.span, "second setting"));
+            diagnostics.push(Diagnostic::error(
+                Code::E0015,
+                format!("`{key}` is set twice"),
+                entry.key.span,
+                "second setting",
+            ));
             continue;
         }
         seen.push(key);
         let v = &entry.value;
         let result = match key {
-            "target" => choice(v, &["local", "lambda"], Code::E0015, key).map(|x| s.target = Some(x)),
-            "objective" => choice(v, &["latency", "cost"], Code::E0015, key).map(|x| s.objective = Some(x)),
+            "target" => {
+                choice(v, &["local", "lambda"], Code::E0015, key).map(|x| s.target = Some(x))
+            }
+            "objective" => {
+                choice(v, &["latency", "cost"], Code::E0015, key).map(|x| s.objective = Some(x))
+            }
             "budget_usd" => positive_number(v, Code::E0015, key).map(|x| s.budget_usd = Some(x)),
             "deadline_s" => positive_number(v, Code::E0015, key).map(|x| s.deadline_s = Some(x)),
             "workers" => positive_int(v, Code::E0015, key, 1, 10_000).map(|x| s.workers = Some(x)),
-            "memory_mb" => positive_int(v, Code::E0015, key, 128, 10_240).map(|x| s.memory_mb = Some(x)),
+            "memory_mb" => {
+                positive_int(v, Code::E0015, key, 128, 10_240).map(|x| s.memory_mb = Some(x))
+            }
             "region" | "bucket" => match as_str(v) {
                 Some(text) => {
                     if key == "region" {
@@ -107,9 +151,19 @@ pub fn config(object: &Object, diagnostics: &mut Vec<Diagnostic>) -> Settings {
                     }
                     Ok(())
                 }
-                None => Err(Diagnostic::error(Code::E0015, format!("`{key}` takes a string"), v.span, "expected a string")),
+                None => Err(Diagnostic::error(
+                    Code::E0015,
+                    format!("`{key}` takes a string"),
+                    v.span,
+                    "expected a string",
+                )),
             },
-            _ => Err(unknown_key(Code::E0015, "config key", &entry.key, CONFIG_KEYS)),
+            _ => Err(unknown_key(
+                Code::E0015,
+                "config key",
+                &entry.key,
+                CONFIG_KEYS,
+            )),
         };
         if let Err(d) = result {
             diagnostics.push(d);
@@ -125,8 +179,12 @@ pub fn hints(object: &Object, diagnostics: &mut Vec<Diagnostic>) -> Hints {
         let key = entry.key.name.as_str();
         let result = match key {
             "workers" => positive_int(v, Code::E0014, key, 1, 10_000).map(|x| h.workers = Some(x)),
-            "memory_mb" => positive_int(v, Code::E0014, key, 128, 10_240).map(|x| h.memory_mb = Some(x)),
-            "channel" => choice(v, &["direct", "storage"], Code::E0014, key).map(|x| h.channel = Some(x)),
+            "memory_mb" => {
+                positive_int(v, Code::E0014, key, 128, 10_240).map(|x| h.memory_mb = Some(x))
+            }
+            "channel" => {
+                choice(v, &["direct", "storage"], Code::E0014, key).map(|x| h.channel = Some(x))
+            }
             _ => Err(unknown_key(Code::E0014, "hint", &entry.key, HINT_KEYS)),
         };
         if let Err(d) = result {

@@ -42,7 +42,8 @@ impl Format {
     /// The format of a path from its extension (for a glob, the pattern's extension).
     pub fn from_path(path: &str) -> Option<Format> {
         let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
-        name.rsplit_once('.').and_then(|(_, ext)| Format::from_extension(ext))
+        name.rsplit_once('.')
+            .and_then(|(_, ext)| Format::from_extension(ext))
     }
 }
 
@@ -55,7 +56,10 @@ pub struct CsvOptions {
 
 impl Default for CsvOptions {
     fn default() -> Self {
-        CsvOptions { header: true, delimiter: b',' }
+        CsvOptions {
+            header: true,
+            delimiter: b',',
+        }
     }
 }
 

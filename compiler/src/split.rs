@@ -6,7 +6,9 @@ use datafusion::arrow::array::{ArrayRef, Float64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, ScalarValue, exec_err};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use std::sync::Arc;
 
 /// `flow_split_hash(seed, col, ...)`: a uniform number in [0, 1) per row.
@@ -17,7 +19,9 @@ pub struct SplitHash {
 
 impl SplitHash {
     pub fn udf() -> Arc<ScalarUDF> {
-        Arc::new(ScalarUDF::new_from_impl(SplitHash { signature: Signature::variadic_any(Volatility::Immutable) }))
+        Arc::new(ScalarUDF::new_from_impl(SplitHash {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }))
     }
 }
 
@@ -61,10 +65,15 @@ impl ScalarUDFImpl for SplitHash {
             _ => return exec_err!("flow_split_hash needs an integer seed first"),
         };
         let arrays: Vec<ArrayRef> = values.map(|v| v.into_array(rows)).collect::<Result<_>>()?;
-        let fields = arrays.iter().map(|a| SortField::new(a.data_type().clone())).collect();
+        let fields = arrays
+            .iter()
+            .map(|a| SortField::new(a.data_type().clone()))
+            .collect();
         let converter = RowConverter::new(fields)?;
         let encoded = converter.convert_columns(&arrays)?;
-        let out: Float64Array = (0..rows).map(|i| Some(unit_hash(seed, encoded.row(i).as_ref()))).collect();
+        let out: Float64Array = (0..rows)
+            .map(|i| Some(unit_hash(seed, encoded.row(i).as_ref())))
+            .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
@@ -76,7 +85,9 @@ mod tests {
     #[test]
     fn hash_is_uniform_enough_and_seeded() {
         let n = 10_000;
-        let below = (0..n).filter(|i| unit_hash(7, &(*i as u64).to_le_bytes()) < 0.8).count();
+        let below = (0..n)
+            .filter(|i| unit_hash(7, &(*i as u64).to_le_bytes()) < 0.8)
+            .count();
         assert!((7_700..8_300).contains(&below), "{below}");
         assert_ne!(unit_hash(1, b"row"), unit_hash(2, b"row"));
         assert_eq!(unit_hash(1, b"row"), unit_hash(1, b"row"));

@@ -13,19 +13,32 @@ use flow_lang::{Code, Diagnostic};
 use std::sync::Arc;
 
 impl Compiler<'_> {
-    pub(crate) fn sql_step(&mut self, input: Option<LogicalPlan>, query: &StrLit) -> Result<(LogicalPlan, Vec<NodeId>), Diagnostic> {
+    pub(crate) fn sql_step(
+        &mut self,
+        input: Option<LogicalPlan>,
+        query: &StrLit,
+    ) -> Result<(LogicalPlan, Vec<NodeId>), Diagnostic> {
         let ctx = SessionContext::new_with_state(self.state.clone());
         let fail = |message: String| {
-            Diagnostic::error(Code::E0022, format!("the sql query does not plan: {message}"), query.span, "in this query")
+            Diagnostic::error(
+                Code::E0022,
+                format!("the sql query does not plan: {message}"),
+                query.span,
+                "in this query",
+            )
         };
         let mut tables: Vec<(String, Vec<NodeId>)> = Vec::new();
         if let Some(plan) = input {
-            ctx.register_table("input", Arc::new(ViewTable::new(plan, None))).map_err(|e| fail(clean_error(&e.to_string())))?;
+            ctx.register_table("input", Arc::new(ViewTable::new(plan, None)))
+                .map_err(|e| fail(clean_error(&e.to_string())))?;
         }
         for name in &self.order {
             if let Value::Table { plan, deps } = &self.bindings[name].value {
                 if name != "input" {
-                    let _ = ctx.register_table(name.as_str(), Arc::new(ViewTable::new(plan.clone(), None)));
+                    let _ = ctx.register_table(
+                        name.as_str(),
+                        Arc::new(ViewTable::new(plan.clone(), None)),
+                    );
                     tables.push((name.clone(), deps.clone()));
                 }
             }
@@ -33,10 +46,28 @@ impl Compiler<'_> {
         let plan = futures::executor::block_on(ctx.state().create_logical_plan(&query.value))
             .map_err(|e| {
                 let mut d = fail(clean_error(&e.to_string()));
-                d.help = Some("the table on the left of `|` is called `input`; bound tables keep their names".into());
+                d.help = Some(
+                    "the table on the left of `|` is called `input`; bound tables keep their names"
+                        .into(),
+                );
                 d
             })?;
-        if !matches!(plan, LogicalPlan::Projection(_) | LogicalPlan::Aggregate(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::Filter(_) | LogicalPlan::Distinct(_) | LogicalPlan::Union(_) | LogicalPlan::Join(_) | LogicalPlan::SubqueryAlias(_) | LogicalPlan::Window(_) | LogicalPlan::TableScan(_) | LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_)) {
+        if !matches!(
+            plan,
+            LogicalPlan::Projection(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Limit(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::Distinct(_)
+                | LogicalPlan::Union(_)
+                | LogicalPlan::Join(_)
+                | LogicalPlan::SubqueryAlias(_)
+                | LogicalPlan::Window(_)
+                | LogicalPlan::TableScan(_)
+                | LogicalPlan::Values(_)
+                | LogicalPlan::EmptyRelation(_)
+        ) {
             return Err(fail("only queries (SELECT ...) are allowed".into()));
         }
         // Inline the views so the DAG holds plain plans over its own nodes.
@@ -48,14 +79,21 @@ impl Compiler<'_> {
                         if let Some(view) = provider.downcast_ref::<ViewTable>() {
                             let name = scan.table_name.table().to_string();
                             used.push(name.clone());
-                            let inner = view.get_logical_plan().map(|p| p.into_owned()).expect("views have plans");
+                            let inner = view
+                                .get_logical_plan()
+                                .map(|p| p.into_owned())
+                                .expect("views have plans");
                             let aliased = LogicalPlanBuilder::from(inner).alias(name)?;
                             let aliased = match &scan.projection {
                                 Some(projection) => {
                                     let schema = aliased.schema().clone();
                                     let cols: Vec<_> = projection
                                         .iter()
-                                        .map(|i| datafusion::logical_expr::Expr::Column(schema.qualified_field(*i).into()))
+                                        .map(|i| {
+                                            datafusion::logical_expr::Expr::Column(
+                                                schema.qualified_field(*i).into(),
+                                            )
+                                        })
                                         .collect();
                                     aliased.project(cols)?
                                 }

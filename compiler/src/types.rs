@@ -8,7 +8,10 @@ pub fn arrow_type(ty: &TypeName) -> Result<DataType, String> {
     match &ty.kind {
         TypeKind::Decimal(p, s) => {
             if !(1..=38).contains(&p.value) || s.value < 0 || s.value > p.value {
-                return Err(format!("decimal({}, {}) needs 1 <= precision <= 38 and 0 <= scale <= precision", p.value, s.value));
+                return Err(format!(
+                    "decimal({}, {}) needs 1 <= precision <= 38 and 0 <= scale <= precision",
+                    p.value, s.value
+                ));
             }
             Ok(DataType::Decimal128(p.value as u8, s.value as i8))
         }
@@ -28,9 +31,10 @@ pub fn arrow_type(ty: &TypeName) -> Result<DataType, String> {
             "date" => DataType::Date32,
             "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
             other => {
-                let hint = flow_lang::diagnostic::suggest::did_you_mean(other, TYPE_NAMES.iter().copied())
-                    .map(|d| format!("; {d}"))
-                    .unwrap_or_default();
+                let hint =
+                    flow_lang::diagnostic::suggest::did_you_mean(other, TYPE_NAMES.iter().copied())
+                        .map(|d| format!("; {d}"))
+                        .unwrap_or_default();
                 return Err(format!("unknown type `{other}`{hint}"));
             }
         }),
@@ -38,8 +42,21 @@ pub fn arrow_type(ty: &TypeName) -> Result<DataType, String> {
 }
 
 pub const TYPE_NAMES: &[&str] = &[
-    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64", "string",
-    "date", "timestamp", "decimal",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float32",
+    "float64",
+    "string",
+    "date",
+    "timestamp",
+    "decimal",
 ];
 
 /// The flow name of an Arrow type, as shown in messages.
@@ -85,9 +102,11 @@ pub fn family(ty: &DataType) -> Family {
         t if t.is_numeric() => Family::Numeric,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Family::Text,
         DataType::Boolean => Family::Bool,
-        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _) | DataType::Time32(_) | DataType::Time64(_) => {
-            Family::Temporal
-        }
+        DataType::Date32
+        | DataType::Date64
+        | DataType::Timestamp(_, _)
+        | DataType::Time32(_)
+        | DataType::Time64(_) => Family::Temporal,
         DataType::Interval(_) | DataType::Duration(_) => Family::Interval,
         DataType::Null => Family::Null,
         _ => Family::Other,
@@ -97,5 +116,11 @@ pub fn family(ty: &DataType) -> Family {
 /// Whether values of the two types can be compared with `==`, `<`, ... or unioned.
 pub fn comparable(a: &DataType, b: &DataType) -> bool {
     let (fa, fb) = (family(a), family(b));
-    fa == fb || fa == Family::Null || fb == Family::Null || matches!((fa, fb), (Family::Temporal, Family::Text) | (Family::Text, Family::Temporal))
+    fa == fb
+        || fa == Family::Null
+        || fb == Family::Null
+        || matches!(
+            (fa, fb),
+            (Family::Temporal, Family::Text) | (Family::Text, Family::Temporal)
+        )
 }

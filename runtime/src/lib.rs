@@ -1,1 +1,12 @@
-//! placeholder
+//! The flow runtime: executes compiled pipelines. Today it runs the whole DAG in one process
+//! through DataFusion (reading files, writing outputs atomically, printing tables); the
+//! distributed coordinator, workers, channels and backends are the runtime issue's work and
+//! will live behind traits here.
+
+mod diagnose;
+mod exec;
+pub mod files;
+mod save;
+
+pub use exec::{RunOptions, RunSummary, run};
+pub use files::FileSchemaSource;

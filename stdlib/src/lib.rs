@@ -10,12 +10,14 @@ pub mod models;
 
 pub use features::{FEATURE_FUNCTIONS, FeatureFunction};
 pub use metrics::{CLASSIFICATION_METRICS, CLUSTERING_METRICS, REGRESSION_METRICS};
-pub use models::{ArgType, ModelArg, ModelKind, MODEL_KINDS, Task};
+pub use models::{ArgType, MODEL_KINDS, ModelArg, ModelKind, Task};
 
 /// A documented entry that `flowc explain NAME` can print.
 pub fn explain(name: &str) -> Option<String> {
     if name == "train" {
-        let mut out = String::from("train KIND(ARGS) — consumes a table and yields a model.\n\nModel kinds:\n");
+        let mut out = String::from(
+            "train KIND(ARGS) — consumes a table and yields a model.\n\nModel kinds:\n",
+        );
         for kind in MODEL_KINDS {
             out.push_str(&format!("  {:<9} {}\n", kind.name, kind.doc));
         }

@@ -34,7 +34,14 @@ impl ArgType {
             ArgType::Float => "a number".into(),
             ArgType::IntList => "a list of integers".into(),
             ArgType::Choice(options) => {
-                format!("one of {}", options.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "one of {}",
+                    options
+                        .iter()
+                        .map(|o| format!("\"{o}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
         }
     }
@@ -63,22 +70,54 @@ const SYNC: ModelArg = ModelArg {
     default: Some("chosen by the planner"),
     doc: "how data-parallel workers combine their updates",
 };
-const FEATURES: ModelArg =
-    ModelArg { name: "features", ty: ArgType::Features, default: None, doc: "the input columns or feature functions" };
-const LABEL: ModelArg = ModelArg { name: "label", ty: ArgType::Column, default: None, doc: "the column to predict" };
-const EPOCHS: ModelArg = ModelArg { name: "epochs", ty: ArgType::Int, default: Some("10"), doc: "passes over the data" };
-const LEARNING_RATE: ModelArg =
-    ModelArg { name: "learning_rate", ty: ArgType::Float, default: Some("0.01"), doc: "step size of the optimiser" };
-const BATCH_SIZE: ModelArg =
-    ModelArg { name: "batch_size", ty: ArgType::Int, default: Some("256"), doc: "rows per minibatch" };
+const FEATURES: ModelArg = ModelArg {
+    name: "features",
+    ty: ArgType::Features,
+    default: None,
+    doc: "the input columns or feature functions",
+};
+const LABEL: ModelArg = ModelArg {
+    name: "label",
+    ty: ArgType::Column,
+    default: None,
+    doc: "the column to predict",
+};
+const EPOCHS: ModelArg = ModelArg {
+    name: "epochs",
+    ty: ArgType::Int,
+    default: Some("10"),
+    doc: "passes over the data",
+};
+const LEARNING_RATE: ModelArg = ModelArg {
+    name: "learning_rate",
+    ty: ArgType::Float,
+    default: Some("0.01"),
+    doc: "step size of the optimiser",
+};
+const BATCH_SIZE: ModelArg = ModelArg {
+    name: "batch_size",
+    ty: ArgType::Int,
+    default: Some("256"),
+    doc: "rows per minibatch",
+};
 const OPTIMIZER: ModelArg = ModelArg {
     name: "optimizer",
     ty: ArgType::Choice(&["sgd", "adam"]),
     default: Some("\"adam\""),
     doc: "the update rule",
 };
-const L2: ModelArg = ModelArg { name: "l2", ty: ArgType::Float, default: Some("0.0"), doc: "L2 regularisation strength" };
-const SEED: ModelArg = ModelArg { name: "seed", ty: ArgType::Int, default: Some("0"), doc: "seed of initialisation and shuffling" };
+const L2: ModelArg = ModelArg {
+    name: "l2",
+    ty: ArgType::Float,
+    default: Some("0.0"),
+    doc: "L2 regularisation strength",
+};
+const SEED: ModelArg = ModelArg {
+    name: "seed",
+    ty: ArgType::Int,
+    default: Some("0"),
+    doc: "seed of initialisation and shuffling",
+};
 
 /// Every model kind of the standard library.
 pub const MODEL_KINDS: &[ModelKind] = &[
@@ -86,19 +125,49 @@ pub const MODEL_KINDS: &[ModelKind] = &[
         name: "linear",
         task: Task::Regression,
         doc: "linear regression (squared loss); outputs `prediction`",
-        args: &[LABEL, FEATURES, EPOCHS, LEARNING_RATE, BATCH_SIZE, OPTIMIZER, L2, SEED, SYNC],
+        args: &[
+            LABEL,
+            FEATURES,
+            EPOCHS,
+            LEARNING_RATE,
+            BATCH_SIZE,
+            OPTIMIZER,
+            L2,
+            SEED,
+            SYNC,
+        ],
     },
     ModelKind {
         name: "logistic",
         task: Task::Classification,
         doc: "binary logistic regression; outputs `prediction` and `probability`",
-        args: &[LABEL, FEATURES, EPOCHS, LEARNING_RATE, BATCH_SIZE, OPTIMIZER, L2, SEED, SYNC],
+        args: &[
+            LABEL,
+            FEATURES,
+            EPOCHS,
+            LEARNING_RATE,
+            BATCH_SIZE,
+            OPTIMIZER,
+            L2,
+            SEED,
+            SYNC,
+        ],
     },
     ModelKind {
         name: "softmax",
         task: Task::Classification,
         doc: "multinomial logistic regression; outputs `prediction` and `probability`",
-        args: &[LABEL, FEATURES, EPOCHS, LEARNING_RATE, BATCH_SIZE, OPTIMIZER, L2, SEED, SYNC],
+        args: &[
+            LABEL,
+            FEATURES,
+            EPOCHS,
+            LEARNING_RATE,
+            BATCH_SIZE,
+            OPTIMIZER,
+            L2,
+            SEED,
+            SYNC,
+        ],
     },
     ModelKind {
         name: "mlp",
@@ -107,7 +176,12 @@ pub const MODEL_KINDS: &[ModelKind] = &[
         args: &[
             LABEL,
             FEATURES,
-            ModelArg { name: "hidden", ty: ArgType::IntList, default: Some("[64]"), doc: "sizes of the hidden layers" },
+            ModelArg {
+                name: "hidden",
+                ty: ArgType::IntList,
+                default: Some("[64]"),
+                doc: "sizes of the hidden layers",
+            },
             EPOCHS,
             LEARNING_RATE,
             BATCH_SIZE,
@@ -123,8 +197,18 @@ pub const MODEL_KINDS: &[ModelKind] = &[
         doc: "k-means clustering; outputs `prediction` (the cluster index)",
         args: &[
             FEATURES,
-            ModelArg { name: "k", ty: ArgType::Int, default: None, doc: "number of clusters" },
-            ModelArg { name: "max_iter", ty: ArgType::Int, default: Some("100"), doc: "iterations of Lloyd's algorithm" },
+            ModelArg {
+                name: "k",
+                ty: ArgType::Int,
+                default: None,
+                doc: "number of clusters",
+            },
+            ModelArg {
+                name: "max_iter",
+                ty: ArgType::Int,
+                default: Some("100"),
+                doc: "iterations of Lloyd's algorithm",
+            },
             SEED,
             SYNC,
         ],
@@ -145,8 +229,16 @@ impl ModelKind {
     pub fn explain(&self) -> String {
         let mut out = format!("{} — {}\n\nArguments:\n", self.name, self.doc);
         for arg in self.args {
-            let default = arg.default.map_or("required".to_string(), |d| format!("default {d}"));
-            let _ = writeln!(out, "  {:<14} {} ({default}): {}", arg.name, arg.ty.describe(), arg.doc);
+            let default = arg
+                .default
+                .map_or("required".to_string(), |d| format!("default {d}"));
+            let _ = writeln!(
+                out,
+                "  {:<14} {} ({default}): {}",
+                arg.name,
+                arg.ty.describe(),
+                arg.doc
+            );
         }
         out
     }

@@ -1,0 +1,322 @@
+//! Single-process execution of a compiled DAG through DataFusion: every sink's plan, with the
+//! scan placeholders of the DAG replaced by the real files, run in one session.
+
+use crate::save;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::arrow::ArrowFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use flow_compiler::{Compiled, Dag, Format, NodeId, NodeKind, SinkKind, node_of_scan};
+use flow_lang::{Code, Diagnostic, Span};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Options of a single-process run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The folder relative paths of `save` are resolved against (the `.flow` file's folder).
+    pub base_dir: PathBuf,
+    /// DataFusion's target partitions (threads); defaults to the machine's cores.
+    pub partitions: Option<usize>,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    /// Files written by `save`, in program order.
+    pub saved: Vec<(PathBuf, usize)>,
+}
+
+/// Runs every `save` and `show` of a compiled program. Tables for `show` are written to `out`.
+/// Saves are committed only when every sink succeeded, so a failed run writes nothing.
+pub fn run(
+    compiled: &Compiled,
+    options: &RunOptions,
+    out: &mut dyn Write,
+) -> Result<RunSummary, Diagnostic> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Diagnostic::error(
+                Code::E0029,
+                format!("cannot start the engine: {e}"),
+                Span::default(),
+                "here",
+            )
+        })?;
+    runtime.block_on(run_async(compiled, options, out))
+}
+
+async fn run_async(
+    compiled: &Compiled,
+    options: &RunOptions,
+    out: &mut dyn Write,
+) -> Result<RunSummary, Diagnostic> {
+    let mut config = SessionConfig::new();
+    if let Some(p) = options.partitions {
+        config = config.with_target_partitions(p.max(1));
+    }
+    let mut state = flow_compiler::session_state();
+    *state.config_mut() = config;
+    let ctx = SessionContext::new_with_state(state);
+    let dag = &compiled.dag;
+    let mut pending = save::Pending::default();
+    let mut summary = RunSummary::default();
+    for sink in dag.sinks() {
+        let node = dag.node(sink);
+        let NodeKind::Sink(kind) = &node.kind else {
+            continue;
+        };
+        let input = dag.inputs(sink)[0];
+        let plan = match dag.node(input).plan() {
+            Some(plan) => substitute(dag, plan.clone())?,
+            None => return Err(not_available(dag, input)),
+        };
+        let at = dag.node(input).span;
+        let fail = |e: datafusion::error::DataFusionError| {
+            run_error(dag, &plan_sources(dag, input), e, at)
+        };
+        match kind {
+            SinkKind::Show { limit } => {
+                let limited = LogicalPlanBuilder::from(plan.clone())
+                    .limit(0, Some(limit + 1))
+                    .and_then(|b| b.build())
+                    .map_err(fail)?;
+                let batches = ctx
+                    .execute_logical_plan(limited)
+                    .await
+                    .map_err(fail)?
+                    .collect()
+                    .await
+                    .map_err(fail)?;
+                let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                let shown = take_rows(&batches, *limit);
+                let table = pretty_format_batches(&shown).map_err(|e| fail(e.into()))?;
+                let _ = writeln!(out, "{table}");
+                if total > *limit {
+                    let _ = writeln!(out, "(first {limit} rows shown)");
+                } else {
+                    let _ = writeln!(out, "({total} row{})", if total == 1 { "" } else { "s" });
+                }
+            }
+            SinkKind::Save {
+                path,
+                format,
+                csv,
+                model,
+            } => {
+                if *model {
+                    return Err(not_available(dag, input));
+                }
+                let target = {
+                    let p = Path::new(path);
+                    if p.is_absolute() {
+                        p.to_path_buf()
+                    } else {
+                        options.base_dir.join(p)
+                    }
+                };
+                let stream = ctx
+                    .execute_logical_plan(plan)
+                    .await
+                    .map_err(fail)?
+                    .execute_stream()
+                    .await
+                    .map_err(fail)?;
+                let rows =
+                    pending
+                        .write(&target, *format, csv, stream)
+                        .await
+                        .map_err(|e| match e {
+                            save::SaveError::Engine(e) => fail(e),
+                            save::SaveError::Io(message) => Diagnostic::error(
+                                Code::E0029,
+                                message,
+                                node.span,
+                                "while saving this",
+                            ),
+                        })?;
+                summary.saved.push((target, rows));
+            }
+        }
+    }
+    pending.commit().map_err(|message| {
+        Diagnostic::error(Code::E0029, message, Span::default(), "while saving")
+    })?;
+    Ok(summary)
+}
+
+fn take_rows(batches: &[RecordBatch], limit: usize) -> Vec<RecordBatch> {
+    let mut left = limit;
+    let mut out = Vec::new();
+    for b in batches {
+        if left == 0 {
+            break;
+        }
+        let n = b.num_rows().min(left);
+        out.push(b.slice(0, n));
+        left -= n;
+    }
+    out
+}
+
+/// Replaces every placeholder scan with the table it stands for.
+fn substitute(dag: &Dag, plan: LogicalPlan) -> Result<LogicalPlan, Diagnostic> {
+    let mut missing = None;
+    let result = plan.transform_up(|p| {
+        let LogicalPlan::TableScan(scan) = &p else {
+            return Ok(Transformed::no(p));
+        };
+        let Some(node) = node_of_scan(scan) else {
+            return Ok(Transformed::no(p));
+        };
+        match source_table(dag, node)? {
+            Some(table) => {
+                let plan = LogicalPlanBuilder::scan(
+                    scan.table_name.clone(),
+                    provider_as_source(table),
+                    scan.projection.clone(),
+                )?
+                .build()?;
+                Ok(Transformed::yes(plan))
+            }
+            None => {
+                missing = Some(node);
+                Ok(Transformed::no(p))
+            }
+        }
+    });
+    if let Some(node) = missing {
+        return Err(not_available(dag, node));
+    }
+    result
+        .map(|t| t.data)
+        .map_err(|e| Diagnostic::error(Code::E0029, e.to_string(), Span::default(), "here"))
+}
+
+/// The listing table of a source node; `None` for nodes this engine cannot compute yet.
+fn source_table(
+    dag: &Dag,
+    node: NodeId,
+) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+    let NodeKind::Source { load, csv, .. } = &dag.node(node).kind else {
+        return Ok(None);
+    };
+    let format: Arc<dyn FileFormat> = match load.format {
+        Format::Csv => Arc::new(
+            CsvFormat::default()
+                .with_has_header(csv.header)
+                .with_delimiter(csv.delimiter),
+        ),
+        Format::Parquet => Arc::new(ParquetFormat::default()),
+        Format::Json => Arc::new(JsonFormat::default()),
+        Format::Arrow => Arc::new(ArrowFormat),
+    };
+    let urls = load
+        .files
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    let options = ListingOptions::new(format).with_file_extension("");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(load.schema.clone());
+    Ok(Some(Arc::new(ListingTable::try_new(config)?)))
+}
+
+fn not_available(dag: &Dag, node: NodeId) -> Diagnostic {
+    let n = dag.node(node);
+    let (what, help) = match &n.kind {
+        NodeKind::Train { .. } => (
+            "`train`",
+            "training is implemented by the ML standard library, which has not landed yet",
+        ),
+        NodeKind::Infer { .. } => (
+            "`infer`",
+            "inference is implemented by the ML standard library, which has not landed yet",
+        ),
+        NodeKind::Evaluate { .. } => (
+            "`evaluate`",
+            "evaluation is implemented by the ML standard library, which has not landed yet",
+        ),
+        NodeKind::ModelSource { .. } => (
+            "loading a model",
+            "model files are read by the ML standard library, which has not landed yet",
+        ),
+        _ => ("this step", "this version of flow cannot run it"),
+    };
+    Diagnostic::error(
+        Code::E0028,
+        format!("{what} is not available yet in this version of flow"),
+        n.span,
+        "cannot run this yet",
+    )
+    .with_help(format!(
+        "{help}; `flowc check` and `flowc explain` already accept it"
+    ))
+}
+
+/// The source nodes a plan node reads, transitively.
+fn plan_sources(dag: &Dag, node: NodeId) -> Vec<NodeId> {
+    let mut out = Vec::new();
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        if matches!(dag.node(n).kind, NodeKind::Source { .. }) && !out.contains(&n) {
+            out.push(n);
+        }
+        stack.extend(dag.inputs(n));
+    }
+    out
+}
+
+/// A run-time failure as a diagnostic pointing at the step that ran; bad data names the file.
+fn run_error(
+    dag: &Dag,
+    sources: &[NodeId],
+    e: datafusion::error::DataFusionError,
+    at: Span,
+) -> Diagnostic {
+    let message = e.to_string();
+    let lower = message.to_lowercase();
+    let bad_data = [
+        "csv error",
+        "parser error",
+        "json error",
+        "error while parsing",
+        "cast error",
+        "parquet error",
+        "arrow error: invalid",
+    ]
+    .iter()
+    .any(|m| lower.contains(m));
+    if bad_data {
+        if let Some(d) = crate::diagnose::bad_data(dag, sources) {
+            return d;
+        }
+        return Diagnostic::error(
+            Code::E0027,
+            format!("bad data: {}", crate::diagnose::clean(&message)),
+            at,
+            "while reading the data of this step",
+        );
+    }
+    Diagnostic::error(
+        Code::E0029,
+        crate::diagnose::clean(&message),
+        at,
+        "while running this step",
+    )
+}
