@@ -39,6 +39,40 @@ pub struct RunSummary {
     pub saved: Vec<(PathBuf, usize)>,
 }
 
+/// Computes the whole table of the `index`-th sink (in program order), ignoring a `show`'s
+/// row limit and writing nothing. Tests and tools use it to look at results.
+pub fn collect(compiled: &Compiled, options: &RunOptions, index: usize) -> Result<Vec<RecordBatch>, Diagnostic> {
+    let dag = &compiled.dag;
+    let Some(sink) = dag.sinks().get(index).copied() else {
+        return Err(Diagnostic::error(Code::E0029, format!("the program has no sink number {index}"), Span::default(), "here"));
+    };
+    let input = dag.inputs(sink)[0];
+    let Some(plan) = dag.node(input).plan() else { return Err(not_available(dag, input)) };
+    let plan = substitute(dag, plan.clone())?;
+    let at = dag.node(input).span;
+    let runtime = engine()?;
+    runtime.block_on(async {
+        let ctx = session(options);
+        let fail = |e: datafusion::error::DataFusionError| run_error(dag, &plan_sources(dag, input), e, at);
+        ctx.execute_logical_plan(plan).await.map_err(fail)?.collect().await.map_err(fail)
+    })
+}
+
+fn engine() -> Result<tokio::runtime::Runtime, Diagnostic> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diagnostic::error(Code::E0029, format!("cannot start the engine: {e}"), Span::default(), "here"))
+}
+
+fn session(options: &RunOptions) -> SessionContext {
+    let mut state = flow_compiler::session_state();
+    if let Some(p) = options.partitions {
+        *state.config_mut() = SessionConfig::new().with_target_partitions(p.max(1));
+    }
+    SessionContext::new_with_state(state)
+}
+
 /// Runs every `save` and `show` of a compiled program. Tables for `show` are written to `out`.
 /// Saves are committed only when every sink succeeded, so a failed run writes nothing.
 pub fn run(
@@ -65,13 +99,7 @@ async fn run_async(
     options: &RunOptions,
     out: &mut dyn Write,
 ) -> Result<RunSummary, Diagnostic> {
-    let mut config = SessionConfig::new();
-    if let Some(p) = options.partitions {
-        config = config.with_target_partitions(p.max(1));
-    }
-    let mut state = flow_compiler::session_state();
-    *state.config_mut() = config;
-    let ctx = SessionContext::new_with_state(state);
+    let ctx = session(options);
     let dag = &compiled.dag;
     let mut pending = save::Pending::default();
     let mut summary = RunSummary::default();

@@ -8,5 +8,5 @@ mod exec;
 pub mod files;
 mod save;
 
-pub use exec::{RunOptions, RunSummary, run};
+pub use exec::{RunOptions, RunSummary, collect, run};
 pub use files::FileSchemaSource;
