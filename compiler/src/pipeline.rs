@@ -411,7 +411,7 @@ impl Compiler<'_> {
                             | datafusion::arrow::datatypes::DataType::Struct(_)
                     ) {
                         return Err(Diagnostic::error(
-                            Code::E0031,
+                            Code::E0006,
                             format!("cannot sort by a {}", display(&ty)),
                             k.expr.span,
                             "not orderable",

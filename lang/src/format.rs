@@ -22,7 +22,7 @@ pub fn format_program(source: &str, program: &Program) -> String {
     };
     let mut previous_end = 0;
     for stmt in &program.statements {
-        printer.gap(previous_end, stmt.span.start, !printer.out.is_empty());
+        printer.gap(previous_end, stmt.span.start);
         let body = printer.statement(stmt);
         printer.leftovers(stmt.span);
         printer.out.push_str(&body);
@@ -30,7 +30,7 @@ pub fn format_program(source: &str, program: &Program) -> String {
         printer.out.push('\n');
         previous_end = stmt.span.end;
     }
-    printer.gap(previous_end, source.len(), !printer.out.is_empty());
+    printer.gap(previous_end, source.len());
     printer.out
 }
 
@@ -44,28 +44,21 @@ struct Printer<'a> {
 impl Printer<'_> {
     /// Comments between `from` and `to` on their own lines, keeping one blank line where the
     /// source had at least one.
-    fn gap(&mut self, from: usize, to: usize, keep_blank: bool) {
+    fn gap(&mut self, from: usize, to: usize) {
         let mut cursor = from;
         for i in 0..self.comments.len() {
             let comment = &self.comments[i];
             if self.used[i] || comment.span.start < from || comment.span.start >= to {
                 continue;
             }
-            if keep_blank
-                && self.blank_line_between(cursor, comment.span.start)
-                && !self.out.is_empty()
-            {
+            if self.blank_line_between(cursor, comment.span.start) && !self.out.is_empty() {
                 self.out.push('\n');
             }
             self.used[i] = true;
             let _ = writeln!(self.out, "#{}", comment.text.trim_end());
             cursor = comment.span.end;
         }
-        if keep_blank
-            && to < self.source.len()
-            && self.blank_line_between(cursor, to)
-            && !self.out.is_empty()
-        {
+        if to < self.source.len() && self.blank_line_between(cursor, to) && !self.out.is_empty() {
             self.out.push('\n');
         }
     }

@@ -120,6 +120,8 @@ pub fn parse(source: &str) -> Parsed {
                     } else {
                         let mut builder = Builder {
                             offset,
+                            source,
+                            comments: &scan.comments,
                             diagnostics: &mut diagnostics,
                         };
                         statements.push(builder.statement(stmt));
@@ -205,6 +207,15 @@ fn syntax_error(source: &str, base: usize, error: &pest::error::Error<Rule>) -> 
             let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
             names.sort();
             names.dedup();
+            // An expression subsumes the literals and names it may start with.
+            if names.contains(&"an expression") {
+                names.retain(|n| {
+                    !matches!(
+                        *n,
+                        "a name" | "a number" | "a string" | "an integer" | "`null`"
+                    )
+                });
+            }
             names
         }
         pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
@@ -222,15 +233,22 @@ fn syntax_error(source: &str, base: usize, error: &pest::error::Error<Rule>) -> 
         .chars()
         .next()
         .map_or(at, |c| at + c.len_utf8());
+    if found == "a string" && source[at..].matches('"').count() % 2 == 1 {
+        return Diagnostic::error(
+            Code::E0001,
+            "syntax error: this string is never closed",
+            Span::new(at, end),
+            "the string starts here",
+        )
+        .with_help("add the closing `\"`; write `\\\"` for a quote inside a string");
+    }
     let mut diagnostic = Diagnostic::error(
         Code::E0001,
         format!("syntax error: unexpected {found}"),
         Span::new(at, end),
         label,
     );
-    if found.starts_with("a string") && source[at..].matches('"').count() == 1 {
-        diagnostic = diagnostic.with_help("this string is never closed: add the closing `\"`");
-    } else if expected.contains(&"a statement") {
+    if expected.contains(&"a statement") {
         diagnostic = diagnostic.with_help(
             "a program is a sequence of `let`, `save`, `show` and `config` statements; steps of a pipeline are joined with `|`",
         );
@@ -377,12 +395,31 @@ fn children<'a>(pair: Pair<'a, Rule>) -> impl Iterator<Item = Pair<'a, Rule>> {
 /// Turns grammar pairs of one statement into AST nodes with absolute spans.
 struct Builder<'d> {
     offset: usize,
+    source: &'d str,
+    comments: &'d [Comment],
     diagnostics: &'d mut Vec<Diagnostic>,
 }
 
 impl Builder<'_> {
+    /// The pair's span without the whitespace and comments the grammar let it swallow at
+    /// its end, so spans cover exactly the code they stand for.
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
-        shifted(pair, self.offset)
+        let span = shifted(pair, self.offset);
+        let mut end = span.end;
+        loop {
+            let trimmed =
+                self.source[span.start..end].trim_end_matches([' ', '\t', '\r', '\n', '\u{FEFF}']);
+            end = span.start + trimmed.len();
+            match self
+                .comments
+                .iter()
+                .find(|c| c.span.start >= span.start && c.span.start < end && c.span.end >= end)
+            {
+                Some(comment) => end = comment.span.start,
+                None => break,
+            }
+        }
+        Span::new(span.start, end)
     }
 
     fn statement(&mut self, pair: Pair<'_, Rule>) -> Stmt {

@@ -41,20 +41,38 @@ pub struct RunSummary {
 
 /// Computes the whole table of the `index`-th sink (in program order), ignoring a `show`'s
 /// row limit and writing nothing. Tests and tools use it to look at results.
-pub fn collect(compiled: &Compiled, options: &RunOptions, index: usize) -> Result<Vec<RecordBatch>, Diagnostic> {
+pub fn collect(
+    compiled: &Compiled,
+    options: &RunOptions,
+    index: usize,
+) -> Result<Vec<RecordBatch>, Diagnostic> {
     let dag = &compiled.dag;
     let Some(sink) = dag.sinks().get(index).copied() else {
-        return Err(Diagnostic::error(Code::E0029, format!("the program has no sink number {index}"), Span::default(), "here"));
+        return Err(Diagnostic::error(
+            Code::E0029,
+            format!("the program has no sink number {index}"),
+            Span::default(),
+            "here",
+        ));
     };
     let input = dag.inputs(sink)[0];
-    let Some(plan) = dag.node(input).plan() else { return Err(not_available(dag, input)) };
+    let Some(plan) = dag.node(input).plan() else {
+        return Err(not_available(dag, input));
+    };
     let plan = substitute(dag, plan.clone())?;
     let at = dag.node(input).span;
     let runtime = engine()?;
     runtime.block_on(async {
         let ctx = session(options);
-        let fail = |e: datafusion::error::DataFusionError| run_error(dag, &plan_sources(dag, input), e, at);
-        ctx.execute_logical_plan(plan).await.map_err(fail)?.collect().await.map_err(fail)
+        let fail = |e: datafusion::error::DataFusionError| {
+            run_error(dag, &plan_sources(dag, input), e, at)
+        };
+        ctx.execute_logical_plan(plan)
+            .await
+            .map_err(fail)?
+            .collect()
+            .await
+            .map_err(fail)
     })
 }
 
@@ -62,7 +80,14 @@ fn engine() -> Result<tokio::runtime::Runtime, Diagnostic> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Diagnostic::error(Code::E0029, format!("cannot start the engine: {e}"), Span::default(), "here"))
+        .map_err(|e| {
+            Diagnostic::error(
+                Code::E0029,
+                format!("cannot start the engine: {e}"),
+                Span::default(),
+                "here",
+            )
+        })
 }
 
 fn session(options: &RunOptions) -> SessionContext {

@@ -19,7 +19,9 @@ fn data_dir() -> &'static Path {
         let mut facts = String::from("id,k,g,x,y,note\n");
         let mut state: u64 = 7;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             state >> 33
         };
         for id in 0..FACTS {
@@ -27,7 +29,11 @@ fn data_dir() -> &'static Path {
             let g = next() % 50;
             let x = (next() % 100_000) as f64 / 1000.0;
             let y = next() % 1000;
-            let note = if next() % 10 == 0 { String::new() } else { format!("n{}", next() % 7) };
+            let note = if next() % 10 == 0 {
+                String::new()
+            } else {
+                format!("n{}", next() % 7)
+            };
             facts.push_str(&format!("{id},{k},g{g},{x},{y},{note}\n"));
         }
         std::fs::write(dir.join("facts.csv"), facts).unwrap();
@@ -69,17 +75,40 @@ fn flow(program: &str, partitions: usize) -> Vec<RecordBatch> {
     let parsed = flow_lang::parse(program);
     assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
     let compiled = flow_compiler::compile(&parsed.program, &FileSchemaSource::new(dir));
-    assert!(!flow_lang::diagnostic::has_errors(&compiled.diagnostics), "{program}\n{:#?}", compiled.diagnostics);
-    flow_runtime::collect(&compiled, &RunOptions { base_dir: dir.to_path_buf(), partitions: Some(partitions) }, 0)
-        .unwrap_or_else(|d| panic!("{program}: {d:?}"))
+    assert!(
+        !flow_lang::diagnostic::has_errors(&compiled.diagnostics),
+        "{program}\n{:#?}",
+        compiled.diagnostics
+    );
+    flow_runtime::collect(
+        &compiled,
+        &RunOptions {
+            base_dir: dir.to_path_buf(),
+            partitions: Some(partitions),
+        },
+        0,
+    )
+    .unwrap_or_else(|d| panic!("{program}: {d:?}"))
 }
 
 fn sql(query: &str) -> Vec<RecordBatch> {
     let dir = data_dir();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let ctx = SessionContext::new();
-        ctx.register_csv("facts", dir.join("facts.csv").to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
-        ctx.register_csv("dims", dir.join("dims.csv").to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+        ctx.register_csv(
+            "facts",
+            dir.join("facts.csv").to_str().unwrap(),
+            CsvReadOptions::new(),
+        )
+        .await
+        .unwrap();
+        ctx.register_csv(
+            "dims",
+            dir.join("dims.csv").to_str().unwrap(),
+            CsvReadOptions::new(),
+        )
+        .await
+        .unwrap();
         ctx.sql(query).await.unwrap().collect().await.unwrap()
     })
 }
@@ -101,7 +130,11 @@ fn same_rows(body: &str, query: &str) {
 /// Same rows in the same order.
 fn same_ordered(body: &str, query: &str) {
     let program = format!("{PRELUDE}{body}\n");
-    assert_eq!(normalise(&flow(&program, 2)), normalise(&sql(query)), "{body}");
+    assert_eq!(
+        normalise(&flow(&program, 2)),
+        normalise(&sql(query)),
+        "{body}"
+    );
 }
 
 #[test]
@@ -154,8 +187,14 @@ fn left_right_full_joins() {
 
 #[test]
 fn semi_and_anti_joins() {
-    same_rows("show facts | join semi dims on k", "select * from facts f where f.k in (select k from dims)");
-    same_rows("show facts | join anti dims on k", "select * from facts f where f.k not in (select k from dims)");
+    same_rows(
+        "show facts | join semi dims on k",
+        "select * from facts f where f.k in (select k from dims)",
+    );
+    same_rows(
+        "show facts | join anti dims on k",
+        "select * from facts f where f.k not in (select k from dims)",
+    );
 }
 
 #[test]
@@ -172,7 +211,10 @@ fn group_with_every_aggregate() {
         "show facts | group g { n = count(), s = sum(x), a = avg(y), lo = min(x), hi = max(y), ks = count_distinct(k), sd = stddev(x) }",
         "select g, count(*) as n, sum(x) as s, avg(y) as a, min(x) as lo, max(y) as hi, count(distinct k) as ks, stddev(x) as sd from facts group by g",
     );
-    same_rows("show facts | group { n = count(), s = sum(y) }", "select count(*) as n, sum(y) as s from facts");
+    same_rows(
+        "show facts | group { n = count(), s = sum(y) }",
+        "select count(*) as n, sum(y) as s from facts",
+    );
     same_rows(
         "show facts | join dims on k | group name, bucket = y % 3 { n = count() }",
         "select d.name, f.y % 3 as bucket, count(*) as n from facts f join dims d on f.k = d.k group by d.name, f.y % 3",
@@ -185,12 +227,18 @@ fn sort_and_take() {
         "show facts | sort x desc, id | take 100",
         "select * from facts order by x desc nulls last, id limit 100",
     );
-    same_ordered("show facts | sort note, id desc | take 50", "select * from facts order by note nulls last, id desc limit 50");
+    same_ordered(
+        "show facts | sort note, id desc | take 50",
+        "select * from facts order by note nulls last, id desc limit 50",
+    );
 }
 
 #[test]
 fn distinct() {
-    same_rows("show facts | select g, k | distinct", "select distinct g, k from facts");
+    same_rows(
+        "show facts | select g, k | distinct",
+        "select distinct g, k from facts",
+    );
     let program = format!("{PRELUDE}show facts | distinct g\n");
     assert_eq!(normalise(&flow(&program, 2)).len(), 50);
 }

@@ -234,11 +234,6 @@ catalogue! {
      for classifiers the `probability` column.",
     "show t | evaluate y   # t was not made by infer";
 
-    E0031, Error, "invalid sort, take or distinct",
-    "`take` needs a non-negative integer; `sort` keys must be orderable values (not lists or \
-     models); `distinct` names existing columns.",
-    "show t | take -1";
-
     W0001, Warning, "unused binding",
     "A `let` binds a table or model that no `save`, `show` or other binding uses. It is not \
      computed. Remove it, or prefix the name with `_` to keep it quietly.",
