@@ -112,10 +112,10 @@ pub fn compile(program: &Program, source: &dyn SchemaSource) -> Compiled {
                 settings = settings::config(object, &mut c.diagnostics);
             }
             StmtKind::Let { name, value } => {
-                if c.check_fresh(name) {
-                    if let Some(v) = c.pipeline(value, Some(&name.name)) {
-                        c.bind(name, v, value.span);
-                    }
+                if c.check_fresh(name)
+                    && let Some(v) = c.pipeline(value, Some(&name.name))
+                {
+                    c.bind(name, v, value.span);
                 }
             }
             StmtKind::Split {

@@ -173,11 +173,18 @@ impl Compiler<'_> {
                 .with_help(format!("add `{} = ...`: {}", spec.name, spec.doc)));
             }
         }
-        if let Some((name, _)) = &label {
-            if inputs.iter().any(|(i, _)| i == name) {
-                return Err(Diagnostic::error(Code::E0017, format!("the label `{name}` is also a feature"), span, "label among the features")
-                    .with_help("a model cannot see the answer it is asked to predict; remove it from `features`"));
-            }
+        if let Some((name, _)) = &label
+            && inputs.iter().any(|(i, _)| i == name)
+        {
+            return Err(Diagnostic::error(
+                Code::E0017,
+                format!("the label `{name}` is also a feature"),
+                span,
+                "label among the features",
+            )
+            .with_help(
+                "a model cannot see the answer it is asked to predict; remove it from `features`",
+            ));
         }
         let input = self.materialize(&plan, &deps, "training data", span);
         let signature = ModelSignature {
@@ -321,15 +328,15 @@ impl Compiler<'_> {
                 "this is a model",
             ));
         };
-        if let Some(b) = batch {
-            if b.value <= 0 {
-                return Err(Diagnostic::error(
-                    Code::E0017,
-                    "the batch size must be positive",
-                    b.span,
-                    "not positive",
-                ));
-            }
+        if let Some(b) = batch
+            && b.value <= 0
+        {
+            return Err(Diagnostic::error(
+                Code::E0017,
+                "the batch size must be positive",
+                b.span,
+                "not positive",
+            ));
         }
         let Some(model_value) = self.source(model, None) else {
             return Err(Diagnostic::error(Code::E0001, "", span, ""));

@@ -574,20 +574,20 @@ impl Compiler<'_> {
         for (l, r, span) in &pairs {
             let lt = ls.field_from_column(l).map(|f| f.data_type().clone());
             let rt = rs.field_from_column(r).map(|f| f.data_type().clone());
-            if let (Ok(lt), Ok(rt)) = (lt, rt) {
-                if !comparable(&lt, &rt) {
-                    return Err(Diagnostic::error(
-                        Code::E0013,
-                        format!(
-                            "join keys have incomparable types: {} and {}",
-                            display(&lt),
-                            display(&rt)
-                        ),
-                        *span,
-                        format!("{} vs {}", display(&lt), display(&rt)),
-                    )
-                    .with_help("convert one side in a `derive` before the join"));
-                }
+            if let (Ok(lt), Ok(rt)) = (lt, rt)
+                && !comparable(&lt, &rt)
+            {
+                return Err(Diagnostic::error(
+                    Code::E0013,
+                    format!(
+                        "join keys have incomparable types: {} and {}",
+                        display(&lt),
+                        display(&rt)
+                    ),
+                    *span,
+                    format!("{} vs {}", display(&lt), display(&rt)),
+                )
+                .with_help("convert one side in a `derive` before the join"));
             }
         }
         let overlap = ls

@@ -33,14 +33,12 @@ impl Compiler<'_> {
                 .map_err(|e| fail(clean_error(&e.to_string())))?;
         }
         for name in &self.order {
-            if let Value::Table { plan, deps } = &self.bindings[name].value {
-                if name != "input" {
-                    let _ = ctx.register_table(
-                        name.as_str(),
-                        Arc::new(ViewTable::new(plan.clone(), None)),
-                    );
-                    tables.push((name.clone(), deps.clone()));
-                }
+            if let Value::Table { plan, deps } = &self.bindings[name].value
+                && name != "input"
+            {
+                let _ =
+                    ctx.register_table(name.as_str(), Arc::new(ViewTable::new(plan.clone(), None)));
+                tables.push((name.clone(), deps.clone()));
             }
         }
         let plan = futures::executor::block_on(ctx.state().create_logical_plan(&query.value))
@@ -74,34 +72,33 @@ impl Compiler<'_> {
         let mut used: Vec<String> = Vec::new();
         let inlined = plan
             .transform_up(|node| {
-                if let LogicalPlan::TableScan(scan) = &node {
-                    if let Ok(provider) = source_as_provider(&scan.source) {
-                        if let Some(view) = provider.downcast_ref::<ViewTable>() {
-                            let name = scan.table_name.table().to_string();
-                            used.push(name.clone());
-                            let inner = view
-                                .get_logical_plan()
-                                .map(|p| p.into_owned())
-                                .expect("views have plans");
-                            let aliased = LogicalPlanBuilder::from(inner).alias(name)?;
-                            let aliased = match &scan.projection {
-                                Some(projection) => {
-                                    let schema = aliased.schema().clone();
-                                    let cols: Vec<_> = projection
-                                        .iter()
-                                        .map(|i| {
-                                            datafusion::logical_expr::Expr::Column(
-                                                schema.qualified_field(*i).into(),
-                                            )
-                                        })
-                                        .collect();
-                                    aliased.project(cols)?
-                                }
-                                None => aliased,
-                            };
-                            return Ok(Transformed::yes(aliased.build()?));
+                if let LogicalPlan::TableScan(scan) = &node
+                    && let Ok(provider) = source_as_provider(&scan.source)
+                    && let Some(view) = provider.downcast_ref::<ViewTable>()
+                {
+                    let name = scan.table_name.table().to_string();
+                    used.push(name.clone());
+                    let inner = view
+                        .get_logical_plan()
+                        .map(|p| p.into_owned())
+                        .expect("views have plans");
+                    let aliased = LogicalPlanBuilder::from(inner).alias(name)?;
+                    let aliased = match &scan.projection {
+                        Some(projection) => {
+                            let schema = aliased.schema().clone();
+                            let cols: Vec<_> = projection
+                                .iter()
+                                .map(|i| {
+                                    datafusion::logical_expr::Expr::Column(
+                                        schema.qualified_field(*i).into(),
+                                    )
+                                })
+                                .collect();
+                            aliased.project(cols)?
                         }
-                    }
+                        None => aliased,
+                    };
+                    return Ok(Transformed::yes(aliased.build()?));
                 }
                 Ok(Transformed::no(node))
             })

@@ -45,9 +45,8 @@ pub fn bad_data(dag: &Dag, sources: &[NodeId]) -> Option<Diagnostic> {
                         .with_delimiter(csv.delimiter)
                         .build(BufReader::new(handle));
                     match reader {
-                        Ok(reader) => reader
-                            .map(|b| b.map(|_| ()))
-                            .collect::<Result<(), _>>()
+                        Ok(mut reader) => reader
+                            .try_for_each(|b| b.map(|_| ()))
                             .map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
                     }
@@ -56,9 +55,8 @@ pub fn bad_data(dag: &Dag, sources: &[NodeId]) -> Option<Diagnostic> {
                     let reader = arrow::json::ReaderBuilder::new(load.schema.clone())
                         .build(BufReader::new(handle));
                     match reader {
-                        Ok(reader) => reader
-                            .map(|b| b.map(|_| ()))
-                            .collect::<Result<(), _>>()
+                        Ok(mut reader) => reader
+                            .try_for_each(|b| b.map(|_| ()))
                             .map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
                     }
