@@ -18,6 +18,8 @@ pub mod types;
 pub use dag::{
     Dag, Hints, ModelSignature, Node, NodeId, NodeKind, NodeTable, SinkKind, node_of_scan,
 };
+/// The Arrow crate the compiler speaks, for callers that build schemas (tests, fuzzers).
+pub use datafusion::arrow;
 pub use settings::Settings;
 pub use source::{CsvOptions, Format, LoadRequest, ResolvedLoad, SchemaSource};
 
