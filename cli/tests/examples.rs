@@ -1,6 +1,6 @@
 //! Every `examples/*.flow` is checked, formatted and run end to end. Programs that use the ML
 //! steps stop with E0028 until the ML standard library lands; the others must succeed, and
-//! their printed tables are snapshotted.
+//! their printed tables are snapshotted, as is the DAG `flowc explain` prints for each.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,6 +51,10 @@ fn every_example_checks_is_formatted_and_runs() {
         );
         let explain = flowc(&["explain", p]);
         assert_eq!(explain.status.code(), Some(0), "{name}: explain failed");
+        insta::assert_snapshot!(
+            format!("explain__{name}"),
+            String::from_utf8_lossy(&explain.stdout)
+        );
         let run = flowc(&["run", p]);
         let stderr = String::from_utf8_lossy(&run.stderr);
         let source = std::fs::read_to_string(&path).unwrap();

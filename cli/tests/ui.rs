@@ -150,3 +150,51 @@ fn clean_programs_check_cleanly() {
         );
     }
 }
+
+#[test]
+fn json_diagnostics_for_tools() {
+    let out = flowc(&[
+        "check",
+        "--format",
+        "json",
+        "tests/ui/unused_binding_and_error.flow",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["code"], "W0001");
+    assert_eq!(lines[0]["severity"], "warning");
+    assert_eq!(lines[1]["code"], "E0004");
+    assert_eq!(lines[1]["line"], 2);
+    assert_eq!(lines[1]["column"], 38);
+    assert!(lines[1]["help"].as_str().unwrap().contains("age (int64)"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_explain_prints_the_catalogue() {
+    assert_eq!(flowc(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(flowc(&["run"]).status.code(), Some(2));
+    let later = flowc(&["run", "tests/ui-run/bad_data.flow", "--workers", "4"]);
+    assert_eq!(later.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&later.stderr).contains("not available yet"));
+    let explain = flowc(&["explain", "e0003"]);
+    assert_eq!(explain.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&explain.stdout).starts_with("E0003: unknown name"));
+    let kind = flowc(&["explain", "logistic"]);
+    assert!(String::from_utf8_lossy(&kind.stdout).contains("learning_rate"));
+    assert_eq!(
+        flowc(&["explain", "nothing-like-this"]).status.code(),
+        Some(1)
+    );
+    for sub in ["check", "fmt", "explain", "run"] {
+        let help = flowc(&[sub, "--help"]);
+        assert!(
+            String::from_utf8_lossy(&help.stdout).contains("Examples:"),
+            "{sub} --help has no examples"
+        );
+    }
+}

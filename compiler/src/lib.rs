@@ -64,9 +64,14 @@ pub(crate) struct Binding {
 /// The session whose function registry the compiler types calls against. Building it does
 /// no IO.
 pub fn session_state() -> SessionState {
-    let mut state = SessionStateBuilder::new().with_default_features().build();
-    let _ = state.register_udf(split::SplitHash::udf());
-    state
+    // Registering every function is costly; build the state once and hand out clones.
+    static BASE: std::sync::OnceLock<SessionState> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let mut state = SessionStateBuilder::new().with_default_features().build();
+        let _ = state.register_udf(split::SplitHash::udf());
+        state
+    })
+    .clone()
 }
 
 pub(crate) struct Compiler<'a> {

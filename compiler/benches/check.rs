@@ -1,0 +1,72 @@
+//! Parse + check of a generated 10,000-line program (target: under 100 ms).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use flow_compiler::arrow::datatypes::{DataType, Field, Schema};
+use flow_compiler::{Format, LoadRequest, ResolvedLoad, SchemaSource};
+use std::hint::black_box;
+use std::sync::Arc;
+
+struct Fixed(Arc<Schema>);
+
+impl SchemaSource for Fixed {
+    fn resolve(&self, _: &LoadRequest) -> Result<ResolvedLoad, String> {
+        Ok(ResolvedLoad {
+            schema: self.0.clone(),
+            format: Format::Csv,
+            files: vec!["/dev/null".into()],
+        })
+    }
+}
+
+/// Five-line bindings in chains of five over two sources, each chain shown at its end.
+pub fn program(lines: usize) -> String {
+    let mut src =
+        String::from("let users = load \"users.csv\"\nlet orders = load \"orders.csv\"\n");
+    let mut previous = "orders".to_string();
+    let mut i = 0;
+    while src.lines().count() < lines {
+        let name = format!("t{i}");
+        src.push_str(&format!(
+            "let {name} = {previous}\n  | filter amount > {i} and kind != \"x{i}\"\n  | derive amount = amount * 1.01 + {i}, tag = lower(kind)\n  | select id, user_id, amount, kind\n  | take {n}\n",
+            n = 1000 + i
+        ));
+        i += 1;
+        if i % 5 == 0 {
+            src.push_str(&format!("show {name} | join users on user_id | group country {{ n = count(), s = sum(amount) }}\n"));
+            previous = "orders".to_string();
+        } else {
+            previous = name;
+        }
+    }
+    src
+}
+
+fn bench(c: &mut Criterion) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("user_id", DataType::Int64, true),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("kind", DataType::Utf8, true),
+        Field::new("country", DataType::Utf8, true),
+    ]));
+    let source = Fixed(schema);
+    let src = program(10_000);
+    assert!(flow_lang::parse(&src).diagnostics.is_empty());
+    c.bench_function("parse_check_10k_lines", |b| {
+        b.iter(|| {
+            let parsed = flow_lang::parse(black_box(&src));
+            let compiled = flow_compiler::compile(&parsed.program, &source);
+            black_box(compiled.dag.graph.node_count())
+        })
+    });
+    c.bench_function("parse_10k_lines", |b| {
+        b.iter(|| black_box(flow_lang::parse(black_box(&src)).program.statements.len()))
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = bench
+}
+criterion_main!(benches);
