@@ -32,7 +32,7 @@ pub fn program(lines: usize) -> String {
         ));
         i += 1;
         if i % 5 == 0 {
-            src.push_str(&format!("show {name} | join users on user_id | group country {{ n = count(), s = sum(amount) }}\n"));
+            src.push_str(&format!("show {name} | join users on user_id | group country {{ n = count(), s = sum({name}.amount) }}\n"));
             previous = "orders".to_string();
         } else {
             previous = name;
@@ -51,7 +51,14 @@ fn bench(c: &mut Criterion) {
     ]));
     let source = Fixed(schema);
     let src = program(10_000);
-    assert!(flow_lang::parse(&src).diagnostics.is_empty());
+    let parsed = flow_lang::parse(&src);
+    assert!(parsed.diagnostics.is_empty());
+    let compiled = flow_compiler::compile(&parsed.program, &source);
+    assert!(
+        !flow_lang::diagnostic::has_errors(&compiled.diagnostics),
+        "{:?}",
+        compiled.diagnostics.first()
+    );
     c.bench_function("parse_check_10k_lines", |b| {
         b.iter(|| {
             let parsed = flow_lang::parse(black_box(&src));

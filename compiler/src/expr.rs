@@ -394,18 +394,29 @@ pub fn df_error(e: datafusion::error::DataFusionError, span: Span) -> Diagnostic
     Diagnostic::error(Code::E0006, clean_error(&e.to_string()), span, "here")
 }
 
-/// DataFusion's message without its internal prefixes and backtrace hints.
+/// An engine (DataFusion or Arrow) message without its internal prefixes and backtrace
+/// hints, as one line for a person.
 pub fn clean_error(message: &str) -> String {
     let mut m = message.trim();
-    for prefix in [
-        "Error during planning: ",
-        "Schema error: ",
-        "Optimizer rule",
-        "Internal error: ",
-        "Execution error: ",
-    ] {
-        if let Some(rest) = m.strip_prefix(prefix) {
-            m = rest.trim();
+    loop {
+        let before = m;
+        for prefix in [
+            "Error during planning: ",
+            "Schema error: ",
+            "Internal error: ",
+            "Execution error: ",
+            "External error: ",
+            "Arrow error: ",
+            "Parser error: ",
+            "Csv error: ",
+            "Json error: ",
+        ] {
+            if let Some(rest) = m.strip_prefix(prefix) {
+                m = rest.trim();
+            }
+        }
+        if m == before {
+            break;
         }
     }
     let m = m

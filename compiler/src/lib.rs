@@ -6,6 +6,7 @@
 
 pub mod dag;
 mod expr;
+pub use expr::clean_error;
 mod ml;
 mod pipeline;
 pub mod scope;

@@ -312,15 +312,7 @@ impl Compiler<'_> {
                 let mut exprs = Vec::new();
                 let mut names: Vec<(String, Span)> = Vec::new();
                 for item in items {
-                    let lowered = cx.lower(&item.expr)?;
-                    let (name, expr) = match (&item.name, item.expr.as_column()) {
-                        (Some(n), _) => (n.name.clone(), lowered.alias(&n.name)),
-                        (None, Some(c)) => (c.name.name.clone(), lowered),
-                        (None, None) => {
-                            let text = expr_text(&item.expr);
-                            (text.clone(), lowered.alias(text))
-                        }
-                    };
+                    let (name, expr) = select_item(&cx, item)?;
                     check_unique(&mut names, name, item.span)?;
                     exprs.push(expr);
                 }
@@ -361,15 +353,7 @@ impl Compiler<'_> {
                 let mut names: Vec<(String, Span)> = Vec::new();
                 let mut group = Vec::new();
                 for key in keys {
-                    let lowered = cx.lower(&key.expr)?;
-                    let (name, expr) = match (&key.name, key.expr.as_column()) {
-                        (Some(n), _) => (n.name.clone(), lowered.alias(&n.name)),
-                        (None, Some(c)) => (c.name.name.clone(), lowered),
-                        (None, None) => {
-                            let text = expr_text(&key.expr);
-                            (text.clone(), lowered.alias(text))
-                        }
-                    };
+                    let (name, expr) = select_item(&cx, key)?;
                     check_unique(&mut names, name, key.span)?;
                     group.push(expr);
                 }
@@ -841,6 +825,20 @@ impl Compiler<'_> {
 /// A diagnostic was already reported for this part; stop lowering quietly.
 fn silent(span: Span) -> Diagnostic {
     Diagnostic::error(Code::E0001, "", span, "")
+}
+
+/// A `select` item or `group` key lowered, with the name of the column it makes: its own
+/// name, the column it reads, or its source text.
+fn select_item(cx: &ExprCx<'_>, item: &ast::SelectItem) -> Result<(String, Expr), Diagnostic> {
+    let lowered = cx.lower(&item.expr)?;
+    Ok(match (&item.name, item.expr.as_column()) {
+        (Some(n), _) => (n.name.clone(), lowered.alias(&n.name)),
+        (None, Some(c)) => (c.name.name.clone(), lowered),
+        (None, None) => {
+            let text = expr_text(&item.expr);
+            (text.clone(), lowered.alias(text))
+        }
+    })
 }
 
 fn check_unique(

@@ -78,7 +78,7 @@ pub fn parse(source: &str) -> Parsed {
     }
     while offset < source.len() {
         let rest = &source[offset..];
-        if Grammar::parse(Rule::trivia_only, rest).is_ok() {
+        if leading_trivia(rest) == rest.len() {
             break;
         }
         let chunk_end = scan
@@ -97,12 +97,13 @@ pub fn parse(source: &str) -> Parsed {
             offset = chunk_end;
             continue;
         }
-        match Grammar::parse(Rule::statement_entry, rest) {
+        // Statement keywords are reserved, so a statement never reaches past the next one;
+        // giving pest only this chunk keeps its per-call work proportional to the statement.
+        match Grammar::parse(Rule::statement_entry, &source[offset..chunk_end]) {
             Ok(mut pairs) => {
                 let entry = pairs
                     .next()
                     .expect("statement_entry always yields one pair");
-                let end = offset + entry.as_span().end();
                 let stmt = entry.into_inner().find(|p| p.as_rule() == Rule::statement);
                 if let Some(stmt) = stmt {
                     let operators = count_operators(&stmt);
@@ -127,7 +128,7 @@ pub fn parse(source: &str) -> Parsed {
                         statements.push(builder.statement(stmt));
                     }
                 }
-                offset = end.max(offset + 1);
+                offset = chunk_end;
             }
             Err(error) => {
                 diagnostics.push(syntax_error(source, offset, &error));

@@ -9,23 +9,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::sync::Arc;
 
-/// The engine's message without internal prefixes.
-pub fn clean(message: &str) -> String {
-    let mut m = message.trim();
-    for prefix in [
-        "External error: ",
-        "Arrow error: ",
-        "Execution error: ",
-        "Parser error: ",
-        "Csv error: ",
-        "Json error: ",
-    ] {
-        while let Some(rest) = m.strip_prefix(prefix) {
-            m = rest.trim();
-        }
-    }
-    m.to_string()
-}
+pub use flow_compiler::clean_error as clean;
 
 /// Finds the first file among `sources` that does not read under its schema.
 pub fn bad_data(dag: &Dag, sources: &[NodeId]) -> Option<Diagnostic> {
@@ -38,29 +22,17 @@ pub fn bad_data(dag: &Dag, sources: &[NodeId]) -> Option<Diagnostic> {
             let Ok(handle) = File::open(file) else {
                 continue;
             };
-            let result: Result<(), String> = match load.format {
-                Format::Csv => {
-                    let reader = ReaderBuilder::new(load.schema.clone())
+            let result = match load.format {
+                Format::Csv => drain(
+                    ReaderBuilder::new(load.schema.clone())
                         .with_header(csv.header)
                         .with_delimiter(csv.delimiter)
-                        .build(BufReader::new(handle));
-                    match reader {
-                        Ok(mut reader) => reader
-                            .try_for_each(|b| b.map(|_| ()))
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
-                Format::Json => {
-                    let reader = arrow::json::ReaderBuilder::new(load.schema.clone())
-                        .build(BufReader::new(handle));
-                    match reader {
-                        Ok(mut reader) => reader
-                            .try_for_each(|b| b.map(|_| ()))
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
+                        .build(BufReader::new(handle)),
+                ),
+                Format::Json => drain(
+                    arrow::json::ReaderBuilder::new(load.schema.clone())
+                        .build(BufReader::new(handle)),
+                ),
                 _ => Ok(()),
             };
             if let Err(message) = result {
@@ -80,6 +52,16 @@ pub fn bad_data(dag: &Dag, sources: &[NodeId]) -> Option<Diagnostic> {
         }
     }
     None
+}
+
+/// Reads every batch, keeping only the first error.
+fn drain<R, B>(reader: Result<R, arrow::error::ArrowError>) -> Result<(), String>
+where
+    R: Iterator<Item = Result<B, arrow::error::ArrowError>>,
+{
+    reader
+        .and_then(|mut r| r.try_for_each(|b| b.map(|_| ())))
+        .map_err(|e| e.to_string())
 }
 
 /// Replaces "column 3" in the reader's message with the column's name.

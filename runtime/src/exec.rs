@@ -105,18 +105,7 @@ pub fn run(
     options: &RunOptions,
     out: &mut dyn Write,
 ) -> Result<RunSummary, Diagnostic> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Diagnostic::error(
-                Code::E0029,
-                format!("cannot start the engine: {e}"),
-                Span::default(),
-                "here",
-            )
-        })?;
-    runtime.block_on(run_async(compiled, options, out))
+    engine()?.block_on(run_async(compiled, options, out))
 }
 
 async fn run_async(

@@ -22,12 +22,12 @@ pub struct Pending {
     files: Vec<(PathBuf, PathBuf)>,
 }
 
-fn temp_name(target: &Path) -> PathBuf {
+fn temp_name(target: &Path, n: usize) -> PathBuf {
     let name = target
         .file_name()
-        .map(|n| n.to_string_lossy().to_string())
+        .map(|f| f.to_string_lossy().to_string())
         .unwrap_or_else(|| "output".into());
-    target.with_file_name(format!(".{name}.flow-tmp-{}", std::process::id()))
+    target.with_file_name(format!(".{name}.flow-tmp-{}-{n}", std::process::id()))
 }
 
 impl Pending {
@@ -51,7 +51,7 @@ impl Pending {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io(&e))?;
         }
-        let temp = temp_name(target);
+        let temp = temp_name(target, self.files.len());
         let file = File::create(&temp).map_err(|e| io(&e))?;
         // Registered before writing so a failure part-way still removes the temporary file.
         self.files.push((temp, target.to_path_buf()));
