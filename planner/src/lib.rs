@@ -1,5 +1,11 @@
 //! The flow planner: partitions the logical DAG across serverless functions and chooses, per
 //! exchange, a direct channel or a storage hop from a cost model.
 //!
-//! Not implemented yet (issue "Planner"). The crate exists so the layering is in place; it
-//! exposes nothing, and the CLI rejects `flowc plan` and the planner's flags until it lands.
+//! So far it holds the target [`Profile`]s the cost model will read (`profiles/*.toml`, each
+//! figure with its source). Stage formation, the choices and the physical plan are the rest
+//! of the planner issue; until they land the CLI has no `flowc plan` and rejects the
+//! planner's flags.
+
+pub mod profile;
+
+pub use profile::{Profile, ProfileError};
