@@ -119,55 +119,38 @@ const SEED: ModelArg = ModelArg {
     doc: "seed of initialisation and shuffling",
 };
 
+/// The arguments of the linear models trained by gradient descent.
+const SUPERVISED: &[ModelArg] = &[
+    LABEL,
+    FEATURES,
+    EPOCHS,
+    LEARNING_RATE,
+    BATCH_SIZE,
+    OPTIMIZER,
+    L2,
+    SEED,
+    SYNC,
+];
+
 /// Every model kind of the standard library.
 pub const MODEL_KINDS: &[ModelKind] = &[
     ModelKind {
         name: "linear",
         task: Task::Regression,
         doc: "linear regression (squared loss); outputs `prediction`",
-        args: &[
-            LABEL,
-            FEATURES,
-            EPOCHS,
-            LEARNING_RATE,
-            BATCH_SIZE,
-            OPTIMIZER,
-            L2,
-            SEED,
-            SYNC,
-        ],
+        args: SUPERVISED,
     },
     ModelKind {
         name: "logistic",
         task: Task::Classification,
         doc: "binary logistic regression; outputs `prediction` and `probability`",
-        args: &[
-            LABEL,
-            FEATURES,
-            EPOCHS,
-            LEARNING_RATE,
-            BATCH_SIZE,
-            OPTIMIZER,
-            L2,
-            SEED,
-            SYNC,
-        ],
+        args: SUPERVISED,
     },
     ModelKind {
         name: "softmax",
         task: Task::Classification,
         doc: "multinomial logistic regression; outputs `prediction` and `probability`",
-        args: &[
-            LABEL,
-            FEATURES,
-            EPOCHS,
-            LEARNING_RATE,
-            BATCH_SIZE,
-            OPTIMIZER,
-            L2,
-            SEED,
-            SYNC,
-        ],
+        args: SUPERVISED,
     },
     ModelKind {
         name: "mlp",
