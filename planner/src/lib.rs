@@ -1,11 +1,232 @@
-//! The flow planner: partitions the logical DAG across serverless functions and chooses, per
-//! exchange, a direct channel or a storage hop from a cost model.
+//! The flow planner: partitions a compiled pipeline across serverless functions and decides,
+//! for every exchange between them, whether rows move over a direct TCP channel, through a
+//! storage hop, or stay inside one function — with the predicted time and cost of every part
+//! and the reason for every choice.
 //!
-//! So far it holds the target [`Profile`]s the cost model will read (`profiles/*.toml`, each
-//! figure with its source). Stage formation, the choices and the physical plan are the rest
-//! of the planner issue; until they land the CLI has no `flowc plan` and rejects the
-//! planner's flags.
+//! The planner is pure: sizes come through the [`Statistics`] trait, prices and limits from a
+//! [`Profile`]. It is a library first; `flowc plan` is one caller.
+//!
+//! ```no_run
+//! use flow_planner::{Options, Profile, plan_graph};
+//! # fn graph() -> flow_planner::OpGraph { unimplemented!() }
+//! let profile = Profile::builtin("aws").unwrap();
+//! let plan = plan_graph(graph(), &profile, &Options::default()).unwrap();
+//! println!("{}", flow_planner::render::text(&plan));
+//! let json = plan.to_json();
+//! ```
+//!
+//! Pipeline: [`ops::lower`] turns the compiler's DAG into an operator graph, [`ops::estimate`]
+//! sizes it, then the [`rules`] run in order (exchanges, broadcast joins, stage formation,
+//! sizing, channels, training collectives, inference batches, prediction).
 
+mod candidate;
+pub mod cost;
+pub mod ops;
+mod options;
+pub mod physical;
 pub mod profile;
+pub mod render;
+pub mod rules;
+pub mod stats;
+pub mod sweep;
+pub mod units;
+pub mod work;
 
+pub use ops::{Channel, Op, OpGraph, OpHints, OpId, OpKind, Origin, Size};
+pub use options::{Options, PlanError, Unmet};
+pub use physical::{Exchange, Objective, Pattern, PhysicalPlan, PLAN_VERSION, Stage};
 pub use profile::{Profile, ProfileError};
+pub use stats::{NoStatistics, SourceStats, Statistics};
+
+use flow_compiler::Dag;
+use physical::PlannedOp;
+use rules::{Planning, RULES, Score};
+
+/// Plans a compiled program.
+pub fn plan(
+    dag: &Dag,
+    stats: &dyn Statistics,
+    profile: &Profile,
+    options: &Options,
+) -> Result<PhysicalPlan, PlanError> {
+    plan_graph(ops::lower(dag, stats), profile, options)
+}
+
+/// Plans an operator graph (for callers that build one without the compiler).
+pub fn plan_graph(
+    graph: OpGraph,
+    profile: &Profile,
+    options: &Options,
+) -> Result<PhysicalPlan, PlanError> {
+    plan_traced(graph, profile, options).map(|(plan, _)| plan)
+}
+
+/// A rule's name and the plan as it stood after the rule ran.
+pub type Trace = Vec<(&'static str, PhysicalPlan)>;
+
+/// Plans an operator graph and keeps the plan after each rule (`flowc plan --verbose`).
+pub fn plan_traced(
+    graph: OpGraph,
+    profile: &Profile,
+    options: &Options,
+) -> Result<(PhysicalPlan, Trace), PlanError> {
+    match options.objective {
+        Objective::Latency => run(graph, profile, options, Score::Latency),
+        Objective::Cost => run(graph, profile, options, Score::Cost),
+        Objective::Budget(limit) => constrained(
+            graph,
+            profile,
+            options,
+            |p| p.predicted_usd <= limit,
+            |p| p.predicted_usd,
+            Score::Latency,
+        )?
+        .map_err(|cheapest| {
+            PlanError::constraint(format!(
+                "no plan meets the budget of {}: the cheapest plan found costs {}",
+                units::usd(limit),
+                units::usd(cheapest.predicted_usd)
+            ))
+            .with_help("raise `budget_usd`, or plan with `objective = \"cost\"` to see where the money goes")
+        }),
+        Objective::Deadline(limit) => constrained(
+            graph,
+            profile,
+            options,
+            |p| p.predicted_s <= limit,
+            |p| p.predicted_s,
+            Score::Cost,
+        )?
+        .map_err(|fastest| {
+            PlanError::constraint(format!(
+                "no plan meets the deadline of {}: the fastest plan found takes {}",
+                units::seconds(limit),
+                units::seconds(fastest.predicted_s)
+            ))
+            .with_help("raise `deadline_s`, allow more `workers`, or plan with `objective = \"latency\"`")
+        }),
+    }
+}
+
+/// Seconds per dollar tried when searching for a plan under a budget or deadline, from
+/// "time is all that matters" to "money is all that matters".
+const TRADE_OFFS: [f64; 12] = [
+    1e-3, 1e-1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e10, 1e12,
+];
+
+/// Among the plans the trade-offs produce, the best by `rank` of those that satisfy `ok`;
+/// when none does, `Err` with the one that comes closest by `distance` (the cheapest for a
+/// budget, the fastest for a deadline).
+fn constrained(
+    graph: OpGraph,
+    profile: &Profile,
+    options: &Options,
+    ok: impl Fn(&PhysicalPlan) -> bool,
+    distance: impl Fn(&PhysicalPlan) -> f64,
+    rank: Score,
+) -> Result<Result<(PhysicalPlan, Trace), PhysicalPlan>, PlanError> {
+    let mut scores = vec![Score::Latency];
+    scores.extend(TRADE_OFFS.iter().map(|l| Score::Weighted(*l)));
+    scores.push(Score::Cost);
+    let mut best: Option<(PhysicalPlan, Trace)> = None;
+    let mut closest: Option<PhysicalPlan> = None;
+    for score in scores {
+        let (plan, trace) = run(graph.clone(), profile, options, score)?;
+        let key = |p: &PhysicalPlan| (p.predicted_s, p.predicted_usd);
+        if ok(&plan) {
+            if best.as_ref().is_none_or(|(b, _)| rank.better(key(&plan), key(b))) {
+                best = Some((plan, trace));
+            }
+        } else if closest.as_ref().is_none_or(|c| distance(&plan) < distance(c)) {
+            closest = Some(plan);
+        }
+    }
+    match (best, closest) {
+        (Some(found), _) => Ok(Ok(found)),
+        (None, Some(closest)) => Ok(Err(closest)),
+        (None, None) => Err(PlanError::constraint("there is nothing to plan")),
+    }
+}
+
+fn run(
+    graph: OpGraph,
+    profile: &Profile,
+    options: &Options,
+    score: Score,
+) -> Result<(PhysicalPlan, Trace), PlanError> {
+    let sizes = ops::estimate(&graph);
+    let cuts = graph.ops.iter().map(|op| vec![None; op.inputs.len()]).collect();
+    let ops = graph
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(id, op)| PlannedOp {
+            id,
+            op: op.clone(),
+            rows: sizes[id].rows,
+            bytes: sizes[id].bytes,
+            stage: 0,
+        })
+        .collect();
+    let plan = PhysicalPlan {
+        version: PLAN_VERSION,
+        profile: profile.name.clone(),
+        profile_origin: profile.origin.clone(),
+        objective: options.objective,
+        predicted_s: 0.0,
+        predicted_usd: 0.0,
+        rendezvous_usd: 0.0,
+        ops,
+        stages: Vec::new(),
+        exchanges: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut planning = Planning {
+        profile,
+        options,
+        score,
+        graph,
+        sizes,
+        cuts,
+        plan,
+    };
+    let mut trace = Vec::with_capacity(RULES.len());
+    for rule in RULES {
+        rule.apply(&mut planning)?;
+        trace.push((rule.name(), planning.plan.clone()));
+    }
+    let mut plan = planning.plan;
+    notes(&mut plan, options);
+    Ok((plan, trace))
+}
+
+fn notes(plan: &mut PhysicalPlan, options: &Options) {
+    if let Some(c) = options.channel {
+        plan.notes.push(format!(
+            "every exchange between functions uses the {} channel, as --channel asks",
+            c.name()
+        ));
+    }
+    if let Some(m) = options.memory_mb {
+        plan.notes.push(format!("every function has {m} MB, as asked"));
+    }
+    if options.exact_workers {
+        plan.notes.push(format!(
+            "every stage that can be split runs on exactly {} functions (sweep)",
+            options.workers.unwrap_or(1)
+        ));
+    } else if let Some(w) = options.workers {
+        plan.notes.push(format!("at most {w} functions per stage, as asked"));
+    }
+    let unknown = plan.ops.iter().any(|op| matches!(&op.op.kind, OpKind::Scan { stats, .. } if *stats == stats::UNKNOWN_SOURCE));
+    if unknown {
+        plan.notes.push("some sources could not be measured; they are assumed to hold a million rows of 100 bytes".into());
+    }
+}
+
+impl PhysicalPlan {
+    /// The plan as text for people (see [`render::text`]).
+    pub fn to_text(&self) -> String {
+        render::text(self)
+    }
+}

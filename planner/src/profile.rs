@@ -2,21 +2,25 @@
 //! are data (`planner/profiles/*.toml`, each figure with its source) so that a calibration
 //! or a new region changes numbers, not code.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Everything the cost model knows about one target.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub name: String,
+    /// Where the figures come from (a calibration run, a price list), shown in plans.
+    #[serde(default)]
+    pub origin: String,
     pub compute: Compute,
     pub direct: Direct,
     pub storage: Storage,
+    pub kernels: Kernels,
 }
 
 /// Functions: prices and limits.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Compute {
     pub usd_per_gb_s_x86: f64,
@@ -29,32 +33,74 @@ pub struct Compute {
     pub max_duration_s: f64,
     pub max_sync_payload_mb: u32,
     pub cold_start_s: f64,
+    /// The fewest vCPUs a function gets, whatever its memory.
+    pub min_vcpus: f64,
+    /// How many functions may run at once (the account's concurrency quota).
+    pub max_concurrency: u32,
+    /// Memory the worker itself needs before it holds any data.
+    pub runtime_overhead_mb: u32,
+    /// On a shared machine: the cores all functions running at once divide between them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_vcpus: Option<f64>,
+    /// On a shared machine: the memory all functions running at once divide between them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_memory_mb: Option<u32>,
 }
 
 /// Direct TCP channels between functions.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Direct {
     pub latency_s: f64,
     /// `[memory_mb, bytes_per_s]` points, by increasing memory.
     pub bandwidth_by_memory: Vec<(u32, f64)>,
     pub flat_fanout_bytes_per_s: f64,
+    /// A fresh connection reaches full rate only after about `slow_start_bytes`; sending
+    /// that much costs up to `slow_start_s` more than bandwidth alone explains.
+    pub slow_start_s: f64,
+    pub slow_start_bytes: f64,
     pub pairing_s: f64,
     pub rendezvous_usd_per_hour: f64,
 }
 
 /// The storage hop.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Storage {
+    /// Latency of one request (PUT or GET) of a small object.
     pub latency_s: f64,
+    /// Bandwidth of one stream to or from storage.
     pub bandwidth_bytes_per_s: f64,
+    /// Streams one function keeps open at once (multipart writes, ranged reads).
+    pub streams_per_function: u32,
     pub usd_per_put: f64,
     pub usd_per_get: f64,
     pub puts_per_s_per_prefix: u32,
     pub gets_per_s_per_prefix: u32,
     pub max_readers_per_object: u32,
     pub poll_interval_s: f64,
+}
+
+/// What the work itself costs: seconds per unit on one vCPU, measured by `flowc calibrate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kernels {
+    /// Decoding a source, per byte read.
+    pub scan_s_per_byte: f64,
+    /// A filter or projection, per row.
+    pub narrow_s_per_row: f64,
+    /// A hash join, per input row (build and probe).
+    pub join_s_per_row: f64,
+    /// A hash aggregation, per input row.
+    pub aggregate_s_per_row: f64,
+    /// A sort, per row and per doubling of the rows (`n log2 n`).
+    pub sort_s_per_row: f64,
+    /// Training, per feature value and epoch (one gradient step's share).
+    pub train_s_per_value: f64,
+    /// Inference, per feature value.
+    pub infer_s_per_value: f64,
+    /// Encoding output (save, exchange), per byte.
+    pub write_s_per_byte: f64,
 }
 
 /// Why a profile was rejected.
@@ -115,6 +161,16 @@ impl Profile {
             self.storage.usd_per_put,
             self.storage.usd_per_get,
             self.storage.poll_interval_s,
+            self.direct.slow_start_s,
+            self.direct.slow_start_bytes,
+            self.kernels.scan_s_per_byte,
+            self.kernels.narrow_s_per_row,
+            self.kernels.join_s_per_row,
+            self.kernels.aggregate_s_per_row,
+            self.kernels.sort_s_per_row,
+            self.kernels.train_s_per_value,
+            self.kernels.infer_s_per_value,
+            self.kernels.write_s_per_byte,
         ];
         if non_negative.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
             return fail("prices, latencies and intervals must be finite and not negative");
@@ -122,8 +178,28 @@ impl Profile {
         if c.memory_min_mb == 0 || c.memory_min_mb > c.memory_max_mb {
             return fail("memory_min_mb must be positive and at most memory_max_mb");
         }
-        if c.mb_per_vcpu == 0 || c.max_vcpus == 0 || !positive(c.max_duration_s) {
-            return fail("mb_per_vcpu, max_vcpus and max_duration_s must be positive");
+        if c.mb_per_vcpu == 0
+            || c.max_vcpus == 0
+            || c.max_concurrency == 0
+            || self.storage.streams_per_function == 0
+            || !positive(c.max_duration_s)
+            || !positive(c.min_vcpus)
+        {
+            return fail(
+                "mb_per_vcpu, max_vcpus, min_vcpus, max_concurrency, streams_per_function and \
+                 max_duration_s must be positive",
+            );
+        }
+        if c.min_vcpus > f64::from(c.max_vcpus) {
+            return fail("min_vcpus must be at most max_vcpus");
+        }
+        if c.runtime_overhead_mb >= c.memory_max_mb {
+            return fail("runtime_overhead_mb must leave room below memory_max_mb");
+        }
+        if c.shared_vcpus.is_some_and(|v| !positive(v))
+            || c.shared_memory_mb.is_some_and(|m| m < c.memory_min_mb)
+        {
+            return fail("shared_vcpus must be positive and shared_memory_mb at least memory_min_mb");
         }
         let points = &self.direct.bandwidth_by_memory;
         if points.is_empty() || points.iter().any(|(_, b)| !positive(*b)) {
@@ -142,10 +218,46 @@ impl Profile {
         Ok(())
     }
 
-    /// vCPUs a function of this memory gets: memory buys compute, at least one.
+    /// vCPUs a function of this memory gets: memory buys compute.
     pub fn vcpus(&self, memory_mb: u32) -> f64 {
         (f64::from(memory_mb) / f64::from(self.compute.mb_per_vcpu))
-            .clamp(1.0 / 16.0, f64::from(self.compute.max_vcpus))
+            .clamp(self.compute.min_vcpus, f64::from(self.compute.max_vcpus))
+    }
+
+    /// vCPUs each of `functions` functions of this memory gets when they run at once: on a
+    /// shared machine they divide its cores.
+    pub fn vcpus_when(&self, memory_mb: u32, functions: u32) -> f64 {
+        let own = self.vcpus(memory_mb);
+        match self.compute.shared_vcpus {
+            Some(total) => own.min(total / f64::from(functions.max(1))),
+            None => own,
+        }
+    }
+
+    /// Bandwidth one function gets to or from storage: its streams, within its network.
+    pub fn storage_bandwidth(&self, memory_mb: u32) -> f64 {
+        let streams = f64::from(self.storage.streams_per_function)
+            * self.storage.bandwidth_bytes_per_s;
+        streams.min(self.direct_bandwidth(memory_mb).max(self.storage.bandwidth_bytes_per_s))
+    }
+
+    /// Memory sizes worth considering: powers of two and whole vCPUs, within the limits.
+    pub fn memory_candidates(&self) -> Vec<u32> {
+        let c = &self.compute;
+        let mut sizes: Vec<u32> = Vec::new();
+        let mut m = c.memory_min_mb;
+        while m < c.memory_max_mb {
+            sizes.push(m);
+            m = m.saturating_mul(2);
+        }
+        for v in 1..=c.max_vcpus {
+            sizes.push(v.saturating_mul(c.mb_per_vcpu));
+        }
+        sizes.push(c.memory_max_mb);
+        sizes.retain(|m| (c.memory_min_mb..=c.memory_max_mb).contains(m));
+        sizes.sort_unstable();
+        sizes.dedup();
+        sizes
     }
 
     /// Direct-channel bandwidth of a function with this memory, in bytes per second:

@@ -1,0 +1,344 @@
+//! Evaluating one candidate configuration of a stage: its functions and memory, the channel
+//! of each exchange feeding it, its training collective; when it would start and finish and
+//! what it would cost. The sizing rule compares candidates; the later rules re-evaluate the
+//! chosen one to record its reasons and the final figures.
+
+use crate::cost::{self, Side, Training, TrainingWork, Transfer};
+use crate::ops::{Channel, OpKind};
+use crate::options::PlanError;
+use crate::physical::Exchange;
+use crate::rules::Planning;
+use crate::units;
+use crate::work::StageWork;
+
+/// The channel picked for one exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelChoice {
+    pub channel: Channel,
+    pub bytes: f64,
+    pub transfer: Transfer,
+    pub alternative: Option<(Channel, Transfer)>,
+    pub forced: bool,
+    pub reason: String,
+}
+
+/// A stage configured and priced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub functions: u32,
+    pub memory_mb: u32,
+    /// Seconds of one task (training included).
+    pub task_s: f64,
+    pub start_s: f64,
+    pub finish_s: f64,
+    /// The stage's functions plus the exchanges feeding it.
+    pub usd: f64,
+    /// The stage's functions alone.
+    pub compute_usd: f64,
+    pub needs_mb: f64,
+    /// One per exchange feeding the stage, in exchange order.
+    pub inputs: Vec<(usize, ChannelChoice)>,
+    pub training: Option<(Training, bool)>,
+}
+
+/// Bytes an exchange moves when `producers` functions produce it: partial aggregates and
+/// local top-k shrink what leaves each producer.
+pub fn moved_bytes(p: &Planning, x: &Exchange, producers: u32) -> f64 {
+    let input = p.sizes[x.producer];
+    let out = p.sizes[x.consumer];
+    let per_row = input.bytes / input.rows.max(1.0);
+    let n = f64::from(producers.max(1));
+    let bound = match &p.graph.ops[x.consumer].kind {
+        OpKind::Aggregate { .. } => out.bytes * n,
+        OpKind::Sort { fetch: Some(k) } | OpKind::Limit { fetch: k } => *k as f64 * per_row * n,
+        OpKind::Show { limit } => (*limit as f64 + 1.0) * per_row * n,
+        _ => f64::INFINITY,
+    };
+    input.bytes.min(bound)
+}
+
+/// Whether the data of this exchange must outlive the functions that make it.
+fn durable(p: &Planning, x: &Exchange) -> bool {
+    p.graph.ops[x.producer].kind.is_model()
+}
+
+/// The channel the user asked for on this exchange, and where they asked.
+fn requested(p: &Planning, x: &Exchange) -> Option<(Channel, String, Option<flow_lang::Span>)> {
+    let hints = &p.graph.ops[x.consumer].hints;
+    if let Some(c) = hints.channel {
+        return Some((c, "the `channel` hint asks".into(), Some(hints.span)));
+    }
+    p.options
+        .channel
+        .map(|c| (c, "--channel asks".to_string(), None))
+}
+
+/// Picks the channel of one exchange between sized sides.
+pub fn choose_channel(
+    p: &Planning,
+    x: &Exchange,
+    from: Side,
+    to: Side,
+    overlap_s: f64,
+) -> Result<ChannelChoice, String> {
+    let profile = p.profile;
+    let bytes = moved_bytes(p, x, from.functions);
+    let price = |c| cost::transfer(profile, x.pattern, c, bytes, from, to, overlap_s);
+    let gate = cost::direct_gate(profile, from, to, durable(p, x));
+    let fusable = cost::can_fuse(x.pattern, from, to);
+    if let Some((channel, why, _)) = requested(p, x) {
+        if channel == Channel::Direct
+            && let Some(gate) = &gate
+        {
+            return Err(format!("a direct channel is impossible here: {gate}"));
+        }
+        let other = if channel == Channel::Direct {
+            Channel::Storage
+        } else {
+            Channel::Direct
+        };
+        let t = price(channel);
+        let alternative = (gate.is_none() || other == Channel::Storage).then(|| (other, price(other)));
+        let reason = match &alternative {
+            Some((o, a)) => format!(
+                "{} because {why} ({} would take {})",
+                channel.name(),
+                o.name(),
+                units::seconds(a.seconds)
+            ),
+            None => format!("{} because {why}", channel.name()),
+        };
+        return Ok(ChannelChoice {
+            channel,
+            bytes,
+            transfer: t,
+            alternative,
+            forced: true,
+            reason,
+        });
+    }
+    if fusable {
+        return Ok(ChannelChoice {
+            channel: Channel::Fused,
+            bytes,
+            transfer: Transfer::default(),
+            alternative: None,
+            forced: false,
+            reason: "producer and consumer are the same function: nothing moves".into(),
+        });
+    }
+    let storage = price(Channel::Storage);
+    if let Some(gate) = gate {
+        return Ok(ChannelChoice {
+            channel: Channel::Storage,
+            bytes,
+            transfer: storage,
+            alternative: None,
+            forced: false,
+            reason: format!("storage: {gate}"),
+        });
+    }
+    let direct = price(Channel::Direct);
+    let pick_direct = p.score.better(
+        (direct.seconds, direct.usd),
+        (storage.seconds, storage.usd),
+    ) || !p
+        .score
+        .better((storage.seconds, storage.usd), (direct.seconds, direct.usd));
+    let (channel, t, other, a) = if pick_direct {
+        (Channel::Direct, direct, Channel::Storage, storage)
+    } else {
+        (Channel::Storage, storage, Channel::Direct, direct)
+    };
+    let reason = format!(
+        "{}: {} and {} against {} and {} through {}",
+        channel.name(),
+        units::seconds(t.seconds),
+        units::usd(t.usd),
+        units::seconds(a.seconds),
+        units::usd(a.usd),
+        other.name()
+    );
+    Ok(ChannelChoice {
+        channel,
+        bytes,
+        transfer: t,
+        alternative: Some((other, a)),
+        forced: false,
+        reason,
+    })
+}
+
+/// Prices `stage` on `functions` functions of `memory_mb`, its producers already sized.
+/// `Err` says why the configuration is infeasible.
+pub fn evaluate(
+    p: &Planning,
+    stage: usize,
+    work: &StageWork,
+    functions: u32,
+    memory_mb: u32,
+) -> Result<Candidate, String> {
+    let profile = p.profile;
+    let c = &profile.compute;
+    let needs_mb = work.needs_mb(profile, functions);
+    if needs_mb > f64::from(memory_mb) {
+        return Err(format!(
+            "each function would need {needs_mb:.0} MB, more than its {memory_mb} MB"
+        ));
+    }
+    if let Some(total) = c.shared_memory_mb
+        && u64::from(functions) * u64::from(memory_mb) > u64::from(total)
+    {
+        return Err(format!(
+            "{functions} functions of {memory_mb} MB would need more than the {total} MB the machine has"
+        ));
+    }
+    let to = Side {
+        functions,
+        memory_mb,
+    };
+    let mut start: f64 = 0.0;
+    let mut usd = 0.0;
+    let mut inputs = Vec::new();
+    let mut fused_all = true;
+    let mut has_inputs = false;
+    for x in p.plan.exchanges.iter().filter(|x| x.to == stage) {
+        has_inputs = true;
+        let producer = &p.plan.stages[x.from];
+        let from = Side {
+            functions: producer.functions,
+            memory_mb: producer.memory_mb,
+        };
+        let choice = choose_channel(p, x, from, to, producer.predicted_s)?;
+        start = start.max(producer.finish_s + choice.transfer.seconds);
+        usd += choice.transfer.usd;
+        fused_all &= choice.channel == Channel::Fused;
+        inputs.push((x.id, choice));
+    }
+    if !has_inputs {
+        start = c.cold_start_s;
+    }
+    let base = work.task_seconds(profile, functions, memory_mb);
+    let mut task_s = base;
+    let mut training_usd = 0.0;
+    let training = match work.training {
+        Some(t) => {
+            let chosen = choose_training(p, stage, t, functions, memory_mb)?;
+            task_s += chosen.0.seconds;
+            training_usd = chosen.0.usd;
+            Some(chosen)
+        }
+        None => None,
+    };
+    if task_s > c.max_duration_s {
+        return Err(format!(
+            "each task would run {}, over the {} limit of one function",
+            units::seconds(task_s),
+            units::seconds(c.max_duration_s)
+        ));
+    }
+    let start_up = if has_inputs && fused_all {
+        0.0
+    } else {
+        c.cold_start_s
+    };
+    let compute_usd = cost::function_usd(profile, functions, memory_mb, base + start_up)
+        + training_usd
+        + if start_up > 0.0 {
+            f64::from(functions) * c.usd_per_request
+        } else {
+            0.0
+        };
+    usd += compute_usd;
+    Ok(Candidate {
+        functions,
+        memory_mb,
+        task_s,
+        start_s: start,
+        finish_s: start + task_s,
+        usd,
+        compute_usd,
+        needs_mb,
+        inputs,
+        training,
+    })
+}
+
+/// The training collective of a stage: the program's `sync` if it names one, else the best
+/// by the objective. The flag says whether the program chose.
+fn choose_training(
+    p: &Planning,
+    stage: usize,
+    work: TrainingWork,
+    functions: u32,
+    memory_mb: u32,
+) -> Result<(Training, bool), String> {
+    let options = cost::training_options(p.profile, work, functions, memory_mb);
+    let sync = p.plan.stages[stage]
+        .ops
+        .iter()
+        .find_map(|id| match &p.graph.ops[*id].kind {
+            OpKind::Train { sync, .. } => sync.clone(),
+            _ => None,
+        });
+    if let Some(sync) = sync
+        && functions > 1
+    {
+        return options
+            .into_iter()
+            .find(|o| o.sync == sync)
+            .map(|o| (o, true))
+            .ok_or_else(|| {
+                format!("`sync = \"{sync}\"` needs direct channels between all {functions} workers, which this target cannot open")
+            });
+    }
+    let mut best: Option<Training> = None;
+    for o in options {
+        if best
+            .as_ref()
+            .is_none_or(|b| p.score.better((o.seconds, o.usd), (b.seconds, b.usd)))
+        {
+            best = Some(o);
+        }
+    }
+    best.map(|b| (b, false))
+        .ok_or_else(|| "no way to combine the workers' updates".to_string())
+}
+
+/// Turns an infeasible configuration into the user's error.
+pub fn unplannable(p: &Planning, stage: usize, why: &str, forced: bool) -> PlanError {
+    let what = describe_stage(p, stage);
+    let message = format!("stage {stage} ({what}) cannot be planned: {why}");
+    let span = p.plan.stages[stage]
+        .ops
+        .iter()
+        .map(|id| &p.graph.ops[*id].hints)
+        .find(|h| !h.is_empty())
+        .map(|h| h.span);
+    if forced {
+        PlanError::override_(message, span)
+            .with_help("remove or change the hint or flag, or let the planner choose")
+    } else {
+        PlanError::constraint(message).with_help(format!(
+            "the `{}` target allows {} functions of at most {} MB for {} each",
+            p.profile.name,
+            p.profile.compute.max_concurrency,
+            p.profile.compute.memory_max_mb,
+            units::seconds(p.profile.compute.max_duration_s)
+        ))
+    }
+}
+
+/// The operators of a stage, for people: `scan → filter → aggregate`.
+pub fn describe_stage(p: &Planning, stage: usize) -> String {
+    let names: Vec<&str> = p.plan.stages[stage]
+        .ops
+        .iter()
+        .map(|id| p.graph.ops[*id].kind.name())
+        .collect();
+    if names.len() > 6 {
+        format!("{} … {}", names[..3].join(" → "), names[names.len() - 2..].join(" → "))
+    } else {
+        names.join(" → ")
+    }
+}

@@ -1,0 +1,422 @@
+//! The cost model: predicted seconds and dollars of moving data between functions, of the
+//! work inside a stage, and of training collectives, from a [`Profile`].
+//!
+//! The exchange model starts from FMI's (`ceil(log2(P + C)) * alpha + bytes / beta`) and fixes
+//! what is known to be wrong with it: one unit system (seconds, bytes, dollars); direct
+//! bandwidth depends on the function's memory; a fresh connection ramps up (slow start);
+//! one-to-many over direct uses trees or pipelined chains, never a flat fan-out beyond
+//! what one sender can push; pairing costs per pair and is hidden behind the producers' work
+//! when both sides are co-scheduled; producers kept alive while consumers start are charged;
+//! storage pays per request, adds half a polling interval and slows past its reader and
+//! per-prefix request limits. The rendezvous host is charged once per job (see
+//! [`crate::rules::predict`]).
+
+use crate::ops::Channel;
+use crate::physical::Pattern;
+use crate::profile::Profile;
+
+/// Bytes in a megabyte of function memory (Lambda counts memory in MiB).
+pub const MB: f64 = 1_048_576.0;
+
+/// One side of an exchange: how many functions, with how much memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Side {
+    pub functions: u32,
+    pub memory_mb: u32,
+}
+
+/// Predicted time and cost of one exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Transfer {
+    pub seconds: f64,
+    pub usd: f64,
+}
+
+/// Dollars for `functions` functions of `memory_mb` alive for `seconds`.
+pub fn function_usd(profile: &Profile, functions: u32, memory_mb: u32, seconds: f64) -> f64 {
+    f64::from(functions) * profile.compute_usd(memory_mb, seconds.max(0.0))
+}
+
+fn log2_ceil(n: f64) -> f64 {
+    n.max(1.0).log2().ceil().max(1.0)
+}
+
+/// Extra time a fresh connection needs to send `bytes` (TCP slow start).
+fn ramp(profile: &Profile, bytes: f64) -> f64 {
+    profile.direct.slow_start_s * (bytes / profile.direct.slow_start_bytes).min(1.0)
+}
+
+/// Why a direct channel cannot carry an exchange, if it cannot.
+pub fn direct_gate(profile: &Profile, from: Side, to: Side, durable: bool) -> Option<String> {
+    if durable {
+        return Some("the data must outlive the functions (a model is kept for retries), so it goes to storage".into());
+    }
+    let alive = u64::from(from.functions) + u64::from(to.functions);
+    if alive > u64::from(profile.compute.max_concurrency) {
+        return Some(format!(
+            "{} producers and {} consumers cannot be alive at once under the limit of {} concurrent functions",
+            from.functions, to.functions, profile.compute.max_concurrency
+        ));
+    }
+    if let Some(total) = profile.compute.shared_memory_mb {
+        let need = u64::from(from.functions) * u64::from(from.memory_mb)
+            + u64::from(to.functions) * u64::from(to.memory_mb);
+        if need > u64::from(total) {
+            return Some(format!(
+                "producers and consumers alive at once would need {need} MB, more than the {total} MB the machine has"
+            ));
+        }
+    }
+    None
+}
+
+/// Whether producer and consumer can be one function, so that nothing moves.
+pub fn can_fuse(pattern: Pattern, from: Side, to: Side) -> bool {
+    from.memory_mb == to.memory_mb
+        && ((from.functions == 1 && to.functions == 1)
+            || (matches!(pattern, Pattern::Scatter | Pattern::Repartition)
+                && from.functions == to.functions))
+}
+
+/// Time and cost of moving `bytes` from `from` to `to` in `pattern` over `channel`.
+/// `overlap_s` is how long the producers compute before sending: pairing for a direct
+/// channel happens meanwhile when the consumers are started early (co-scheduled).
+pub fn transfer(
+    profile: &Profile,
+    pattern: Pattern,
+    channel: Channel,
+    bytes: f64,
+    from: Side,
+    to: Side,
+    overlap_s: f64,
+) -> Transfer {
+    match channel {
+        Channel::Fused => Transfer::default(),
+        Channel::Direct => direct(profile, pattern, bytes.max(0.0), from, to, overlap_s),
+        Channel::Storage => storage(profile, pattern, bytes.max(0.0), from, to),
+    }
+}
+
+fn direct(
+    profile: &Profile,
+    pattern: Pattern,
+    b: f64,
+    from: Side,
+    to: Side,
+    overlap_s: f64,
+) -> Transfer {
+    let d = &profile.direct;
+    let alpha = d.latency_s;
+    let p = f64::from(from.functions.max(1));
+    let c = f64::from(to.functions.max(1));
+    let bw_p = profile.direct_bandwidth(from.memory_mb);
+    let bw_c = profile.direct_bandwidth(to.memory_mb);
+    let rounds = log2_ceil(p + c);
+    let (moving, peers) = match pattern {
+        Pattern::HashShuffle | Pattern::Repartition => (
+            rounds * alpha + (b / p / bw_p).max(b / c / bw_c) + ramp(profile, b / (p * c)),
+            p.max(c),
+        ),
+        Pattern::Gather => (
+            rounds * alpha + (b / p / bw_p).max(b / bw_c) + ramp(profile, b / p),
+            p,
+        ),
+        Pattern::Scatter => {
+            let send = bw_p.min(d.flat_fanout_bytes_per_s);
+            (
+                rounds * alpha + (b / p / send).max(b / c / bw_c) + ramp(profile, b / c),
+                (c / p).ceil(),
+            )
+        }
+        Pattern::Broadcast => {
+            let bw = bw_p.min(bw_c);
+            let depth = log2_ceil(c + 1.0);
+            // A binomial tree re-sends the whole message per level; a pipelined chain
+            // (scatter then allgather) sends it about twice. Small messages take the tree.
+            let tree = depth * (alpha + b / bw + ramp(profile, b));
+            let chain = 2.0 * log2_ceil(p + c) * alpha
+                + b / bw_c
+                + b / p / bw_p
+                + ramp(profile, b / c);
+            let tree = if p > 1.0 {
+                tree + b / bw_c + b / p / bw_p
+            } else {
+                tree
+            };
+            (tree.min(chain), p + depth)
+        }
+    };
+    let pairing = peers * d.pairing_s;
+    let exposed = (pairing - overlap_s.max(0.0)).max(0.0);
+    let seconds = moving + exposed;
+    // Producers stay alive while they send and while the consumers start; consumers are
+    // alive from pairing to the last byte.
+    let usd = function_usd(
+        profile,
+        from.functions,
+        from.memory_mb,
+        seconds + profile.compute.cold_start_s,
+    ) + function_usd(profile, to.functions, to.memory_mb, moving + pairing);
+    Transfer { seconds, usd }
+}
+
+fn storage(profile: &Profile, pattern: Pattern, b: f64, from: Side, to: Side) -> Transfer {
+    let s = &profile.storage;
+    let lat = s.latency_s;
+    let poll = s.poll_interval_s / 2.0;
+    let streams = f64::from(s.streams_per_function);
+    let p = f64::from(from.functions.max(1));
+    let c = f64::from(to.functions.max(1));
+    let sw = profile.storage_bandwidth(from.memory_mb);
+    let sr = profile.storage_bandwidth(to.memory_mb);
+    let (puts, gets, write, read) = match pattern {
+        Pattern::HashShuffle | Pattern::Repartition => (
+            p,
+            p * c,
+            lat + b / p / sw,
+            (p / streams).ceil() * lat + b / c / sr,
+        ),
+        Pattern::Gather => (p, p, lat + b / p / sw, (p / streams).ceil() * lat + b / sr),
+        Pattern::Scatter => (
+            c.max(p),
+            c.max(p),
+            (c / p / streams).ceil() * lat + b / p / sw,
+            lat + b / c / sr,
+        ),
+        Pattern::Broadcast => {
+            let copies = (c / f64::from(s.max_readers_per_object)).ceil().max(1.0);
+            (
+                p * copies,
+                p * c,
+                copies * (lat + b / p / sw),
+                (p / streams).ceil() * lat + b / sr,
+            )
+        }
+    };
+    let write = write.max(puts / f64::from(s.puts_per_s_per_prefix));
+    let read = read.max(gets / f64::from(s.gets_per_s_per_prefix));
+    let seconds = write + poll + read;
+    // Every consumer polls at least once.
+    let requests = puts * s.usd_per_put + (gets + c) * s.usd_per_get;
+    let usd = requests
+        + function_usd(profile, from.functions, from.memory_mb, write)
+        + function_usd(profile, to.functions, to.memory_mb, poll + read);
+    Transfer { seconds, usd }
+}
+
+/// One point-to-point message: what FMI measured (one function to one other, connection
+/// already established).
+pub fn point_to_point(profile: &Profile, channel: Channel, bytes: f64, memory_mb: u32) -> f64 {
+    let one = Side {
+        functions: 1,
+        memory_mb,
+    };
+    match channel {
+        Channel::Direct => {
+            profile.direct.latency_s
+                + bytes / profile.direct_bandwidth(memory_mb)
+                + ramp(profile, bytes)
+        }
+        _ => transfer(profile, Pattern::Gather, channel, bytes, one, one, 0.0).seconds,
+    }
+}
+
+/// The way a training stage combines its workers' updates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Training {
+    pub sync: &'static str,
+    pub algorithm: &'static str,
+    pub channel: Channel,
+    pub every: u32,
+    pub steps: u64,
+    pub exchange_s: f64,
+    pub seconds: f64,
+    pub usd: f64,
+}
+
+/// What a training stage trains.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainingWork {
+    pub rows: f64,
+    pub params: u64,
+    pub epochs: u32,
+    pub batch_size: u32,
+}
+
+/// The most local steps model averaging takes between exchanges.
+pub const MAX_AVERAGING_INTERVAL: u32 = 16;
+
+/// Every way `workers` functions of `memory_mb` can train `work`, each with its time (the
+/// whole training) and the cost of its exchanges. With one worker there is nothing to combine.
+pub fn training_options(
+    profile: &Profile,
+    work: TrainingWork,
+    workers: u32,
+    memory_mb: u32,
+) -> Vec<Training> {
+    let n = f64::from(workers.max(1));
+    let v = profile.vcpus_when(memory_mb, workers);
+    let batch = f64::from(work.batch_size.max(1));
+    let steps_per_epoch = (work.rows / (batch * n)).ceil().max(1.0);
+    let steps = steps_per_epoch * f64::from(work.epochs.max(1));
+    let step_s = batch.min(work.rows.max(1.0)) * work.params as f64 * profile.kernels.train_s_per_value / v;
+    let compute = steps * step_s;
+    let m = crate::ops::model_bytes(work.params);
+    let alone = |sync: &'static str, algorithm: &'static str, channel, every, exchange_s: f64, requests_usd: f64| {
+        let exchanges = (steps / f64::from(every)).ceil();
+        let seconds = compute + exchanges * exchange_s;
+        Training {
+            sync,
+            algorithm,
+            channel,
+            every,
+            steps: steps as u64,
+            exchange_s,
+            seconds,
+            usd: function_usd(profile, workers, memory_mb, seconds) + exchanges * requests_usd,
+        }
+    };
+    if workers <= 1 {
+        return vec![alone("none", "single worker", Channel::Fused, 1, 0.0, 0.0)];
+    }
+    let d = &profile.direct;
+    let bw = profile.direct_bandwidth(memory_mb);
+    let ring = 2.0 * (n - 1.0) * d.latency_s + 2.0 * (n - 1.0) / n * m / bw;
+    let doubling = log2_ceil(n) * (d.latency_s + m / bw);
+    let (direct_s, direct_name) = if ring <= doubling {
+        (ring, "ring")
+    } else {
+        (doubling, "recursive-doubling")
+    };
+    let s = &profile.storage;
+    let sbw = profile.storage_bandwidth(memory_mb);
+    let streams = f64::from(s.streams_per_function);
+    // Scatter-reduce through storage: each worker writes its chunks, reduces the shard it
+    // owns from everyone's chunks, writes the reduced shard, and reads everyone's shards.
+    let phase = s.latency_s
+        + s.poll_interval_s / 2.0
+        + ((n - 1.0) / streams).ceil() * s.latency_s
+        + 2.0 * (m * (n - 1.0) / n) / sbw;
+    let storage_s = 2.0 * phase;
+    let storage_requests = 2.0 * n * s.usd_per_put + 2.0 * n * (n - 1.0) * s.usd_per_get;
+    let mut options = Vec::new();
+    let direct_ok = direct_gate(
+        profile,
+        Side {
+            functions: workers,
+            memory_mb,
+        },
+        Side {
+            functions: 0,
+            memory_mb,
+        },
+        false,
+    )
+    .is_none();
+    if direct_ok {
+        options.push(alone("allreduce", direct_name, Channel::Direct, 1, direct_s, 0.0));
+    }
+    options.push(alone(
+        "scatter_reduce",
+        "storage",
+        Channel::Storage,
+        1,
+        storage_s,
+        storage_requests,
+    ));
+    // Averaging: exchange about as rarely as makes the exchange no slower than the steps
+    // between, at most every MAX_AVERAGING_INTERVAL steps.
+    let (avg_s, avg_channel, avg_name, avg_requests) = if direct_ok {
+        (direct_s, Channel::Direct, direct_name, 0.0)
+    } else {
+        (storage_s, Channel::Storage, "storage", storage_requests)
+    };
+    let every = ((avg_s / step_s.max(1e-12)).ceil() as u32).clamp(2, MAX_AVERAGING_INTERVAL);
+    options.push(alone("average", avg_name, avg_channel, every, avg_s, avg_requests));
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws() -> Profile {
+        Profile::builtin("aws").unwrap()
+    }
+
+    #[test]
+    fn point_to_point_reproduces_fmi_within_20_percent() {
+        // FMI (Copik et al. 2023), 2 GB functions: direct vs S3.
+        let p = aws();
+        let cases = [
+            (1.0, 0.00041, 0.0375),
+            (10e6, 0.058, 0.269),
+            (100e6, 0.214, 1.854),
+        ];
+        for (bytes, direct, s3) in cases {
+            let d = point_to_point(&p, Channel::Direct, bytes, 2048);
+            let s = point_to_point(&p, Channel::Storage, bytes, 2048);
+            assert!((d / direct - 1.0).abs() <= 0.2, "direct {bytes} B: {d} s vs {direct} s");
+            assert!((s / s3 - 1.0).abs() <= 0.2, "storage {bytes} B: {s} s vs {s3} s");
+        }
+    }
+
+    #[test]
+    fn pairing_hides_behind_work_only_when_there_is_work() {
+        let p = aws();
+        let side = |n| Side {
+            functions: n,
+            memory_mb: 2048,
+        };
+        let busy = transfer(&p, Pattern::HashShuffle, Channel::Direct, 1e6, side(64), side(64), 10.0);
+        let idle = transfer(&p, Pattern::HashShuffle, Channel::Direct, 1e6, side(64), side(64), 0.0);
+        assert!(idle.seconds > busy.seconds + 0.4, "{idle:?} {busy:?}");
+        assert!(idle.usd > 0.0 && busy.usd > 0.0);
+    }
+
+    #[test]
+    fn broadcast_over_direct_is_not_a_flat_fanout() {
+        let p = aws();
+        let one = Side {
+            functions: 1,
+            memory_mb: 2048,
+        };
+        let many = Side {
+            functions: 64,
+            memory_mb: 2048,
+        };
+        let t = transfer(&p, Pattern::Broadcast, Channel::Direct, 100e6, one, many, 10.0);
+        let flat = 64.0 * 100e6 / p.direct.flat_fanout_bytes_per_s;
+        assert!(t.seconds < flat / 10.0, "{t:?} vs flat {flat}");
+    }
+
+    #[test]
+    fn storage_readers_past_the_limit_cost_copies() {
+        let p = aws();
+        let one = Side {
+            functions: 1,
+            memory_mb: 2048,
+        };
+        let few = transfer(&p, Pattern::Broadcast, Channel::Storage, 1e8, one, Side { functions: 64, memory_mb: 2048 }, 0.0);
+        let many = transfer(&p, Pattern::Broadcast, Channel::Storage, 1e8, one, Side { functions: 65, memory_mb: 2048 }, 0.0);
+        assert!(many.seconds > few.seconds * 1.3, "{few:?} {many:?}");
+    }
+
+    #[test]
+    fn training_offers_every_sync_mode() {
+        let p = aws();
+        let work = TrainingWork {
+            rows: 1e6,
+            params: 1_000_000,
+            epochs: 5,
+            batch_size: 256,
+        };
+        let options = training_options(&p, work, 8, 3008);
+        let names: Vec<_> = options.iter().map(|o| o.sync).collect();
+        assert_eq!(names, ["allreduce", "scatter_reduce", "average"]);
+        let avg = &options[2];
+        assert!(avg.every >= 2 && avg.every <= MAX_AVERAGING_INTERVAL);
+        assert!(options[0].seconds < options[1].seconds, "direct allreduce beats storage");
+        assert_eq!(training_options(&p, work, 1, 3008)[0].sync, "none");
+    }
+}

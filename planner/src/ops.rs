@@ -1,0 +1,604 @@
+//! The operator graph: the planner's input IR. The compiler's DAG inlines every binding into
+//! the plans that use it; lowering walks the plans that actually run (those feeding a sink or
+//! a model step), makes one operator per relational node, merges operators that compute the
+//! same thing, and remembers where each came from so the runtime can cut the DataFusion plan
+//! at the same places. Generated graphs (property tests, benchmarks) are built directly.
+
+use crate::stats::{self, SourceStats, Statistics};
+use datafusion::common::JoinType;
+use datafusion::logical_expr::{BinaryExpr, Expr, FetchType, LogicalPlan, Operator};
+use datafusion::scalar::ScalarValue;
+use flow_compiler::{Dag, NodeId, NodeKind, SinkKind, node_of_scan};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Index of an operator in its [`OpGraph`].
+pub type OpId = usize;
+
+/// What an operator does, with what the cost model needs to know about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum OpKind {
+    /// Reads the files of a `load`.
+    Scan {
+        source: String,
+        format: String,
+        files: u32,
+        stats: SourceStats,
+    },
+    /// Reads a model file.
+    ModelLoad { path: String, bytes: u64 },
+    Filter,
+    Project,
+    /// One side of a `split`: keeps `fraction` of the rows.
+    Split { fraction: f64 },
+    /// An equi-join on `keys` columns (`join` is DataFusion's join type, e.g. `Inner`).
+    Join { join: String, keys: u32 },
+    /// A grouping on `keys` columns (none: one row).
+    Aggregate { keys: u32 },
+    Sort { fetch: Option<u64> },
+    Limit { fetch: u64 },
+    Union,
+    /// Rows written in the program (`VALUES`, an empty relation).
+    Values { rows: u64 },
+    /// A plan node flow does not distribute (window functions, subqueries): it runs whole in
+    /// one function.
+    Opaque { what: String },
+    Train {
+        model: String,
+        /// Parameters of the model (weights and biases).
+        params: u64,
+        epochs: u32,
+        batch_size: u32,
+        /// `sync` as written, when the program chose it.
+        sync: Option<String>,
+    },
+    /// Applies the model of its first input to the table of its second.
+    Infer { batch: Option<u64> },
+    Evaluate,
+    Save { path: String, format: String },
+    Show { limit: u64 },
+}
+
+impl OpKind {
+    /// A short name for plans and graphs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OpKind::Scan { .. } => "scan",
+            OpKind::ModelLoad { .. } => "load-model",
+            OpKind::Filter => "filter",
+            OpKind::Project => "project",
+            OpKind::Split { .. } => "split",
+            OpKind::Join { .. } => "join",
+            OpKind::Aggregate { .. } => "aggregate",
+            OpKind::Sort { .. } => "sort",
+            OpKind::Limit { .. } => "limit",
+            OpKind::Union => "union",
+            OpKind::Values { .. } => "values",
+            OpKind::Opaque { .. } => "opaque",
+            OpKind::Train { .. } => "train",
+            OpKind::Infer { .. } => "infer",
+            OpKind::Evaluate => "evaluate",
+            OpKind::Save { .. } => "save",
+            OpKind::Show { .. } => "show",
+        }
+    }
+
+    /// Whether the operator yields a model rather than a table.
+    pub fn is_model(&self) -> bool {
+        matches!(self, OpKind::Train { .. } | OpKind::ModelLoad { .. })
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpKind::Scan {
+                source,
+                format,
+                files,
+                stats,
+            } => {
+                let rows = if stats.exact { "" } else { "~" };
+                write!(
+                    f,
+                    "scan {source} ({format}, {files} file{}, {}, {rows}{} rows)",
+                    if *files == 1 { "" } else { "s" },
+                    crate::units::bytes(stats.bytes as f64),
+                    crate::units::count(stats.rows as f64)
+                )
+            }
+            OpKind::ModelLoad { path, bytes } => {
+                write!(f, "load-model {path} ({})", crate::units::bytes(*bytes as f64))
+            }
+            OpKind::Split { fraction } => write!(f, "split (keeps {fraction})"),
+            OpKind::Join { join, keys } => write!(f, "join {join} on {keys} key(s)"),
+            OpKind::Aggregate { keys: 0 } => f.write_str("aggregate (one row)"),
+            OpKind::Aggregate { keys } => write!(f, "aggregate by {keys} key(s)"),
+            OpKind::Sort { fetch: Some(n) } => write!(f, "sort (top {n})"),
+            OpKind::Limit { fetch } => write!(f, "limit {fetch}"),
+            OpKind::Values { rows } => write!(f, "values ({rows} rows)"),
+            OpKind::Opaque { what } => write!(f, "{what} (one function)"),
+            OpKind::Train {
+                model,
+                params,
+                epochs,
+                ..
+            } => write!(f, "train {model} ({params} parameters, {epochs} epochs)"),
+            OpKind::Infer { batch: Some(b) } => write!(f, "infer (batch {b})"),
+            OpKind::Save { path, format } => write!(f, "save {path} ({format})"),
+            OpKind::Show { limit } => write!(f, "show (first {limit} rows)"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// Where an operator comes from: the DAG node whose plan holds it and the path of child
+/// indexes from that plan's root (empty for non-relational nodes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub node: usize,
+    pub path: Vec<usize>,
+}
+
+/// A channel a hint or flag can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Producer and consumer are the same function; nothing moves.
+    Fused,
+    /// TCP between functions.
+    Direct,
+    /// Objects in storage.
+    Storage,
+}
+
+impl Channel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Fused => "fused",
+            Channel::Direct => "direct",
+            Channel::Storage => "storage",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Channel> {
+        [Channel::Fused, Channel::Direct, Channel::Storage]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
+}
+
+/// Planner hints of the step an operator ends (`with { ... }`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpHints {
+    pub workers: Option<u32>,
+    pub memory_mb: Option<u32>,
+    pub channel: Option<Channel>,
+    /// Where the hint is written, for errors.
+    #[serde(skip)]
+    pub span: flow_lang::Span,
+}
+
+impl OpHints {
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_none() && self.memory_mb.is_none() && self.channel.is_none()
+    }
+}
+
+/// One operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    pub kind: OpKind,
+    /// Operators it reads, each with a smaller id.
+    pub inputs: Vec<OpId>,
+    /// Bytes per output row in Arrow memory.
+    pub width: f64,
+    pub origin: Origin,
+    #[serde(default, skip_serializing_if = "OpHints::is_empty")]
+    pub hints: OpHints,
+}
+
+/// Operators in topological order: every input has a smaller id than its reader.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpGraph {
+    pub ops: Vec<Op>,
+}
+
+impl OpGraph {
+    /// Appends an operator; its inputs must already be in the graph.
+    ///
+    /// # Panics
+    /// When an input is not an earlier operator (a bug in the caller, not user input).
+    pub fn push(&mut self, op: Op) -> OpId {
+        let id = self.ops.len();
+        assert!(
+            op.inputs.iter().all(|i| *i < id),
+            "operator inputs must come first"
+        );
+        self.ops.push(op);
+        id
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Readers of each operator.
+    pub fn readers(&self) -> Vec<Vec<OpId>> {
+        let mut readers = vec![Vec::new(); self.ops.len()];
+        for (id, op) in self.ops.iter().enumerate() {
+            for i in &op.inputs {
+                readers[*i].push(id);
+            }
+        }
+        readers
+    }
+}
+
+/// Estimated output of an operator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Size {
+    pub rows: f64,
+    pub bytes: f64,
+}
+
+/// Estimates every operator's output from the sources' statistics and the defaults in
+/// [`crate::stats`]. Every estimate grows (weakly) with its inputs.
+pub fn estimate(graph: &OpGraph) -> Vec<Size> {
+    let mut sizes: Vec<Size> = Vec::with_capacity(graph.ops.len());
+    for op in &graph.ops {
+        let input = |k: usize| op.inputs.get(k).map_or(0.0, |i| sizes[*i].rows);
+        let all: f64 = op.inputs.iter().map(|i| sizes[*i].rows).sum();
+        let rows = match &op.kind {
+            OpKind::Scan { stats, .. } => stats.rows as f64,
+            OpKind::ModelLoad { .. } | OpKind::Train { .. } | OpKind::Evaluate => 1.0,
+            OpKind::Filter => input(0) * stats::FILTER_SELECTIVITY,
+            OpKind::Project | OpKind::Opaque { .. } | OpKind::Save { .. } => all,
+            OpKind::Split { fraction } => input(0) * fraction,
+            OpKind::Join { join, .. } => match join.as_str() {
+                "Full" => input(0) + input(1),
+                "RightSemi" | "RightAnti" => input(1),
+                "LeftSemi" | "LeftAnti" | "LeftMark" => input(0),
+                _ => input(0).max(input(1)),
+            },
+            OpKind::Aggregate { keys: 0 } => 1.0,
+            OpKind::Aggregate { .. } => (input(0) * stats::GROUPS_PER_ROW).max(1.0).min(input(0)),
+            OpKind::Sort { fetch: Some(n) } | OpKind::Limit { fetch: n } => input(0).min(*n as f64),
+            OpKind::Sort { fetch: None } => input(0),
+            OpKind::Union => all,
+            OpKind::Values { rows } => *rows as f64,
+            OpKind::Infer { .. } => input(1),
+            OpKind::Show { limit } => input(0).min(*limit as f64),
+        };
+        let bytes = match &op.kind {
+            OpKind::ModelLoad { bytes, .. } => *bytes as f64,
+            OpKind::Train { params, .. } => model_bytes(*params),
+            _ => rows * op.width,
+        };
+        sizes.push(Size { rows, bytes });
+    }
+    sizes
+}
+
+/// Bytes of a model with this many parameters (64-bit floats).
+pub fn model_bytes(params: u64) -> f64 {
+    params as f64 * 8.0
+}
+
+/// Classes assumed for a classifier before training has seen its labels.
+pub const ASSUMED_CLASSES: u64 = 10;
+
+/// Builds the operator graph of a compiled program.
+pub fn lower(dag: &Dag, stats: &dyn Statistics) -> OpGraph {
+    let mut lowering = Lowering {
+        dag,
+        stats,
+        graph: OpGraph::default(),
+        by_node: HashMap::new(),
+        same: HashMap::new(),
+    };
+    for sink in dag.sinks() {
+        lowering.node(sink);
+    }
+    lowering.graph
+}
+
+struct Lowering<'a> {
+    dag: &'a Dag,
+    stats: &'a dyn Statistics,
+    graph: OpGraph,
+    by_node: HashMap<NodeId, OpId>,
+    /// Operators by what they compute (their own description and their inputs), so a binding
+    /// used twice is computed once.
+    same: HashMap<(String, Vec<OpId>), OpId>,
+}
+
+impl Lowering<'_> {
+    fn push(&mut self, key: String, op: Op) -> OpId {
+        let key = (key, op.inputs.clone());
+        if let Some(id) = self.same.get(&key) {
+            return *id;
+        }
+        let id = self.graph.push(op);
+        self.same.insert(key, id);
+        id
+    }
+
+    fn node(&mut self, id: NodeId) -> OpId {
+        if let Some(op) = self.by_node.get(&id) {
+            return *op;
+        }
+        let node = self.dag.node(id);
+        let origin = Origin {
+            node: id.index(),
+            path: Vec::new(),
+        };
+        let hints = OpHints {
+            workers: node.hints.workers,
+            memory_mb: node.hints.memory_mb,
+            channel: node.hints.channel.as_deref().and_then(Channel::from_name),
+            span: node.span,
+        };
+        let inputs = self.dag.inputs(id);
+        let op = match &node.kind {
+            NodeKind::Source { load, .. } => {
+                let stats = self.stats.source(load).unwrap_or(stats::UNKNOWN_SOURCE);
+                let op = Op {
+                    kind: OpKind::Scan {
+                        source: node.label.clone(),
+                        format: load.format.name().to_string(),
+                        files: u32::try_from(load.files.len()).unwrap_or(u32::MAX),
+                        stats,
+                    },
+                    inputs: Vec::new(),
+                    width: stats::row_width(&load.schema),
+                    origin,
+                    hints,
+                };
+                self.push(format!("source #{}", id.index()), op)
+            }
+            NodeKind::ModelSource { path } => {
+                let bytes = self
+                    .stats
+                    .model_bytes(path)
+                    .unwrap_or(stats::UNKNOWN_MODEL_BYTES);
+                let op = Op {
+                    kind: OpKind::ModelLoad {
+                        path: path.clone(),
+                        bytes,
+                    },
+                    inputs: Vec::new(),
+                    width: 1.0,
+                    origin,
+                    hints,
+                };
+                self.push(format!("model #{}", id.index()), op)
+            }
+            NodeKind::Relational { plan } | NodeKind::Split { plan, .. } => {
+                let root = self.plan(plan, id, &mut Vec::new());
+                if !hints.is_empty() {
+                    self.graph.ops[root].hints = hints;
+                }
+                root
+            }
+            NodeKind::Train { model, args } => {
+                let input = inputs.first().map(|i| self.node(*i));
+                let arg = |name: &str| args.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+                let number = |name: &str, default: u32| {
+                    arg(name)
+                        .and_then(|v| v.trim().parse::<u32>().ok())
+                        .unwrap_or(default)
+                };
+                let features = model.inputs.len() as u64;
+                let outputs = match model.task {
+                    flow_stdlib::Task::Classification if model.kind == "softmax" => {
+                        ASSUMED_CLASSES
+                    }
+                    _ => 1,
+                };
+                let hidden: Vec<u64> = arg("hidden")
+                    .map(|v| {
+                        v.trim_matches(|c| c == '[' || c == ']')
+                            .split(',')
+                            .filter_map(|x| x.trim().parse().ok())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let params = match model.kind.as_str() {
+                    "kmeans" => u64::from(number("k", 8)) * features.max(1),
+                    _ => {
+                        let mut layers = vec![features];
+                        layers.extend(hidden);
+                        layers.push(outputs);
+                        layers.windows(2).map(|w| (w[0] + 1) * w[1]).sum()
+                    }
+                };
+                let op = Op {
+                    kind: OpKind::Train {
+                        model: model.kind.clone(),
+                        params,
+                        epochs: number("epochs", 10),
+                        batch_size: number("batch_size", 256).max(1),
+                        sync: arg("sync").map(|s| s.trim_matches('"').to_string()),
+                    },
+                    inputs: input.into_iter().collect(),
+                    width: 1.0,
+                    origin,
+                    hints,
+                };
+                self.push(format!("train #{}", id.index()), op)
+            }
+            NodeKind::Infer { batch } => {
+                let is_model = |n: &NodeId| {
+                    matches!(
+                        self.dag.node(*n).kind,
+                        NodeKind::Train { .. } | NodeKind::ModelSource { .. }
+                    )
+                };
+                let model = inputs.iter().find(|n| is_model(n)).copied();
+                let table = inputs.iter().find(|n| !is_model(n)).copied();
+                let mut ins = Vec::new();
+                for n in [model, table].into_iter().flatten() {
+                    ins.push(self.node(n));
+                }
+                let width = self.graph.ops.get(*ins.last().unwrap_or(&0)).map_or(1.0, |o| o.width)
+                    + 16.0;
+                let op = Op {
+                    kind: OpKind::Infer {
+                        batch: batch.and_then(|b| u64::try_from(b).ok()),
+                    },
+                    inputs: ins,
+                    width,
+                    origin,
+                    hints,
+                };
+                self.push(format!("infer #{}", id.index()), op)
+            }
+            NodeKind::Evaluate { .. } | NodeKind::Sink(_) => {
+                let ins: Vec<OpId> = inputs.iter().map(|n| self.node(*n)).collect();
+                let width = ins.first().map_or(1.0, |i| self.graph.ops[*i].width);
+                let kind = match &node.kind {
+                    NodeKind::Sink(SinkKind::Save { path, format, .. }) => OpKind::Save {
+                        path: path.clone(),
+                        format: format.name().to_string(),
+                    },
+                    NodeKind::Sink(SinkKind::Show { limit }) => OpKind::Show {
+                        limit: *limit as u64,
+                    },
+                    _ => OpKind::Evaluate,
+                };
+                let op = Op {
+                    kind,
+                    inputs: ins,
+                    width,
+                    origin,
+                    hints,
+                };
+                self.push(format!("node #{}", id.index()), op)
+            }
+        };
+        self.by_node.insert(id, op);
+        op
+    }
+
+    fn plan(&mut self, plan: &LogicalPlan, node: NodeId, path: &mut Vec<usize>) -> OpId {
+        if let LogicalPlan::TableScan(scan) = plan
+            && let Some(read) = node_of_scan(scan)
+        {
+            return self.node(read);
+        }
+        let children = plan.inputs();
+        if matches!(plan, LogicalPlan::SubqueryAlias(_)) && children.len() == 1 {
+            path.push(0);
+            let op = self.plan(children[0], node, path);
+            path.pop();
+            return op;
+        }
+        let mut inputs = Vec::with_capacity(children.len());
+        for (k, child) in children.iter().enumerate() {
+            path.push(k);
+            inputs.push(self.plan(child, node, path));
+            path.pop();
+        }
+        let kind = match plan {
+            LogicalPlan::Projection(_) => OpKind::Project,
+            LogicalPlan::Filter(f) => match split_fraction(&f.predicate) {
+                Some(fraction) => OpKind::Split { fraction },
+                None => OpKind::Filter,
+            },
+            LogicalPlan::Join(j) => OpKind::Join {
+                join: join_name(j.join_type).to_string(),
+                keys: u32::try_from(j.on.len()).unwrap_or(u32::MAX),
+            },
+            LogicalPlan::Aggregate(a) => OpKind::Aggregate {
+                keys: u32::try_from(a.group_expr.len()).unwrap_or(u32::MAX),
+            },
+            LogicalPlan::Distinct(_) => OpKind::Aggregate {
+                keys: u32::try_from(plan.schema().fields().len()).unwrap_or(u32::MAX),
+            },
+            LogicalPlan::Sort(s) => OpKind::Sort {
+                fetch: s.fetch.map(|n| n as u64),
+            },
+            LogicalPlan::Limit(l) => match l.get_fetch_type() {
+                Ok(FetchType::Literal(Some(n))) => OpKind::Limit { fetch: n as u64 },
+                _ => OpKind::Project,
+            },
+            LogicalPlan::Union(_) => OpKind::Union,
+            LogicalPlan::Values(v) => OpKind::Values {
+                rows: v.values.len() as u64,
+            },
+            LogicalPlan::EmptyRelation(e) => OpKind::Values {
+                rows: u64::from(e.produce_one_row),
+            },
+            other => OpKind::Opaque {
+                what: other
+                    .display()
+                    .to_string()
+                    .split(':')
+                    .next()
+                    .unwrap_or("plan")
+                    .to_lowercase(),
+            },
+        };
+        let width = stats::row_width(plan.schema().as_arrow());
+        let key = match &kind {
+            OpKind::Values { .. } | OpKind::Opaque { .. } => {
+                format!("{} @{}:{path:?}", plan.display(), node.index())
+            }
+            _ => plan.display().to_string(),
+        };
+        let op = Op {
+            kind,
+            inputs,
+            width,
+            origin: Origin {
+                node: node.index(),
+                path: path.clone(),
+            },
+            hints: OpHints::default(),
+        };
+        self.push(key, op)
+    }
+}
+
+fn join_name(join: JoinType) -> &'static str {
+    match join {
+        JoinType::Inner => "Inner",
+        JoinType::Left => "Left",
+        JoinType::Right => "Right",
+        JoinType::Full => "Full",
+        JoinType::LeftSemi => "LeftSemi",
+        JoinType::RightSemi => "RightSemi",
+        JoinType::LeftAnti => "LeftAnti",
+        JoinType::RightAnti => "RightAnti",
+        _ => "LeftMark",
+    }
+}
+
+/// The fraction of rows a split filter (`flow_split_hash(...) < f`, or `>= f` for the second
+/// side) keeps.
+fn split_fraction(predicate: &Expr) -> Option<f64> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = predicate else {
+        return None;
+    };
+    let Expr::ScalarFunction(f) = left.as_ref() else {
+        return None;
+    };
+    if f.name() != "flow_split_hash" {
+        return None;
+    }
+    let Expr::Literal(ScalarValue::Float64(Some(fraction)), _) = right.as_ref() else {
+        return None;
+    };
+    match op {
+        Operator::Lt => Some(*fraction),
+        Operator::GtEq => Some(1.0 - fraction),
+        _ => None,
+    }
+}

@@ -1,0 +1,47 @@
+//! `choose_channels`: decides, for every exchange, whether rows move `fused` (producer and
+//! consumer are one function), `direct` (TCP between functions) or through `storage`.
+//!
+//! Feasibility first: direct needs producers and consumers alive at once (within the
+//! concurrency limit and, on a shared machine, its memory), and data that must outlive the
+//! functions (a trained model) goes to storage. Among what is feasible the objective decides,
+//! from the cost model's time and dollars of each (see [`crate::cost`]). A `channel` hint or
+//! `--channel` overrides the choice and the reason says so; a direct channel that cannot
+//! exist is an error.
+
+use super::{Planning, Rule};
+use crate::candidate;
+use crate::options::PlanError;
+use crate::physical::Alternative;
+use crate::work::stage_work;
+
+pub struct ChooseChannels;
+
+impl Rule for ChooseChannels {
+    fn name(&self) -> &'static str {
+        "choose_channels"
+    }
+
+    fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
+        for stage in 0..p.plan.stages.len() {
+            let s = &p.plan.stages[stage];
+            let work = stage_work(p.profile, &p.graph, &p.sizes, &s.ops, &p.cuts);
+            let chosen = candidate::evaluate(p, stage, &work, s.functions, s.memory_mb)
+                .map_err(|why| candidate::unplannable(p, stage, &why, true))?;
+            for (id, choice) in chosen.inputs {
+                let x = &mut p.plan.exchanges[id];
+                x.channel = choice.channel;
+                x.bytes = choice.bytes;
+                x.predicted_s = choice.transfer.seconds;
+                x.predicted_usd = choice.transfer.usd;
+                x.alternative = choice.alternative.map(|(channel, t)| Alternative {
+                    channel,
+                    predicted_s: t.seconds,
+                    predicted_usd: t.usd,
+                });
+                x.forced = choice.forced;
+                x.reason = choice.reason;
+            }
+        }
+        Ok(())
+    }
+}

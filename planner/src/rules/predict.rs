@@ -1,0 +1,58 @@
+//! `predict`: the final timeline and bill. Every stage starts when its inputs have arrived
+//! (stages after the first are started early, so only the first pays a cold start on the
+//! critical path) and finishes one task later; the plan takes as long as its last stage. The
+//! cost adds every function's GB-seconds and requests, every exchange, and, when any channel
+//! is direct, the rendezvous host for the length of the job (amortised per job, not per
+//! message).
+
+use super::{Planning, Rule};
+use crate::candidate;
+use crate::ops::Channel;
+use crate::options::PlanError;
+use crate::work::stage_work;
+
+pub struct Predict;
+
+impl Rule for Predict {
+    fn name(&self) -> &'static str {
+        "predict"
+    }
+
+    fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
+        let mut usd = 0.0;
+        let mut end: f64 = 0.0;
+        for stage in 0..p.plan.stages.len() {
+            let s = &p.plan.stages[stage];
+            let work = stage_work(p.profile, &p.graph, &p.sizes, &s.ops, &p.cuts);
+            let c = candidate::evaluate(p, stage, &work, s.functions, s.memory_mb)
+                .map_err(|why| candidate::unplannable(p, stage, &why, true))?;
+            for (id, choice) in &c.inputs {
+                let x = &mut p.plan.exchanges[*id];
+                x.predicted_s = choice.transfer.seconds;
+                x.predicted_usd = choice.transfer.usd;
+            }
+            usd += c.usd;
+            end = end.max(c.finish_s);
+            let s = &mut p.plan.stages[stage];
+            s.predicted_s = c.task_s;
+            s.predicted_usd = c.compute_usd;
+            s.start_s = c.start_s;
+            s.finish_s = c.finish_s;
+            s.needs_mb = c.needs_mb;
+        }
+        let direct = p.plan.exchanges.iter().any(|x| x.channel == Channel::Direct)
+            || p.plan.stages.iter().any(|s| {
+                s.collective
+                    .as_ref()
+                    .is_some_and(|c| c.channel == Channel::Direct)
+            });
+        p.plan.rendezvous_usd = if direct {
+            p.profile.direct.rendezvous_usd_per_hour * end / 3600.0
+        } else {
+            0.0
+        };
+        p.plan.predicted_s = end;
+        p.plan.predicted_usd = usd + p.plan.rendezvous_usd;
+        Ok(())
+    }
+}

@@ -1,0 +1,209 @@
+//! `size_stages`: chooses, stage by stage from the sources on, how many functions run it and
+//! with how much memory (memory buys vCPUs), by the objective.
+//!
+//! Candidates are powers of two up to the `workers` bound (and the concurrency limit, and no
+//! more than one function per [`MIN_ROWS_PER_TASK`](crate::work::MIN_ROWS_PER_TASK) rows),
+//! times the memory sizes worth having (powers of two and whole vCPUs). A candidate is
+//! infeasible when a task would need more memory than it has or run longer than a function
+//! may, so a task over a limit is split over more functions. Each candidate is priced with
+//! the best channel for every exchange feeding it; the fastest (or cheapest) wins. Hints
+//! (`workers`, `memory_mb`) and flags fix a choice; one that cannot work is an error.
+
+use super::{Planning, Rule};
+use crate::candidate::{self, Candidate};
+use crate::options::PlanError;
+use crate::work::stage_work;
+
+pub struct SizeStages;
+
+impl Rule for SizeStages {
+    fn name(&self) -> &'static str {
+        "size_stages"
+    }
+
+    fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
+        for stage in 0..p.plan.stages.len() {
+            let best = size(p, stage)?;
+            let s = &mut p.plan.stages[stage];
+            s.functions = best.0.functions;
+            s.memory_mb = best.0.memory_mb;
+            s.vcpus = p.profile.vcpus_when(best.0.memory_mb, best.0.functions);
+            s.predicted_s = best.0.task_s;
+            s.start_s = best.0.start_s;
+            s.finish_s = best.0.finish_s;
+            s.needs_mb = best.0.needs_mb;
+            s.forced = best.1;
+            s.reason = best.2;
+        }
+        Ok(())
+    }
+}
+
+/// The stage's hints, checked against each other.
+fn hints(p: &Planning, stage: usize) -> Result<(Option<u32>, Option<u32>), PlanError> {
+    let mut workers = None;
+    let mut memory = None;
+    for id in &p.plan.stages[stage].ops {
+        let h = &p.graph.ops[*id].hints;
+        for (value, slot, what) in [
+            (h.workers, &mut workers, "workers"),
+            (h.memory_mb, &mut memory, "memory_mb"),
+        ] {
+            if let Some(v) = value {
+                if slot.is_some_and(|s| s != v) {
+                    return Err(PlanError::override_(
+                        format!("two steps that run in the same stage ask for different `{what}`"),
+                        Some(h.span),
+                    )
+                    .with_help("give the hint once, on the last step of the stage"));
+                }
+                *slot = Some(v);
+            }
+        }
+    }
+    Ok((workers, memory))
+}
+
+fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanError> {
+    let profile = p.profile;
+    let c = &profile.compute;
+    let work = stage_work(profile, &p.graph, &p.sizes, &p.plan.stages[stage].ops, &p.cuts);
+    let (hint_workers, hint_memory) = hints(p, stage)?;
+    let partitioned = p.plan.stages[stage].partitioned;
+    let hint_span = p.plan.stages[stage]
+        .ops
+        .iter()
+        .map(|id| &p.graph.ops[*id].hints)
+        .find(|h| h.workers.is_some() || h.memory_mb.is_some())
+        .map(|h| h.span);
+
+    let memory: Vec<u32> = match hint_memory.or(p.options.memory_mb) {
+        Some(m) if m < c.memory_min_mb || m > c.memory_max_mb => {
+            return Err(PlanError::override_(
+                format!(
+                    "`memory_mb = {m}` is outside what `{}` offers ({} to {} MB)",
+                    profile.name, c.memory_min_mb, c.memory_max_mb
+                ),
+                hint_memory.and(hint_span),
+            ));
+        }
+        Some(m) => vec![m],
+        None => profile.memory_candidates(),
+    };
+    let functions: Vec<u32> = match hint_workers {
+        Some(w) if w > 1 && !partitioned => {
+            return Err(PlanError::override_(
+                format!(
+                    "`workers = {w}` cannot be honoured: stage {stage} ({}) reads all its rows in one function",
+                    candidate::describe_stage(p, stage)
+                ),
+                hint_span,
+            )
+            .with_help("a global sort, `take`, `save`, `show` or `evaluate` gathers its input; put the hint on an earlier step"));
+        }
+        Some(w) if w > c.max_concurrency => {
+            return Err(PlanError::override_(
+                format!(
+                    "`workers = {w}` is more than the {} functions `{}` runs at once",
+                    c.max_concurrency, profile.name
+                ),
+                hint_span,
+            ));
+        }
+        Some(w) => vec![w],
+        None if !partitioned => vec![1],
+        None if p.options.exact_workers => {
+            vec![p.options.workers.unwrap_or(1).clamp(1, c.max_concurrency)]
+        }
+        None => {
+            let bound = p
+                .options
+                .workers
+                .unwrap_or(c.max_concurrency)
+                .min(c.max_concurrency)
+                .max(1);
+            let cap = bound.min(work.useful_functions());
+            let mut n = Vec::new();
+            let mut k = 1u32;
+            while k < cap {
+                n.push(k);
+                k = k.saturating_mul(2);
+            }
+            n.push(cap);
+            // A task over a limit needs more functions than the rows alone suggest.
+            let mut k = cap.saturating_mul(2);
+            while k <= bound {
+                n.push(k);
+                k = k.saturating_mul(2);
+            }
+            if *n.last().unwrap_or(&1) != bound {
+                n.push(bound);
+            }
+            n
+        }
+    };
+    let forced = hint_workers.is_some()
+        || hint_memory.is_some()
+        || p.options.memory_mb.is_some()
+        || p.options.exact_workers;
+
+    let mut best: Option<Candidate> = None;
+    let mut first_feasible_n: Option<u32> = None;
+    let mut last_error = String::new();
+    let mut first_error: Option<String> = None;
+    let mut feasible = 0usize;
+    let mut considered = 0usize;
+    let beyond_rows = work.useful_functions();
+    for &n in &functions {
+        // More functions than the rows justify are only worth it when fewer cannot work.
+        if n > beyond_rows && first_feasible_n.is_some() && !forced {
+            break;
+        }
+        for &m in &memory {
+            considered += 1;
+            match candidate::evaluate(p, stage, &work, n, m) {
+                Ok(cand) => {
+                    feasible += 1;
+                    first_feasible_n.get_or_insert(n);
+                    if best.as_ref().is_none_or(|b| {
+                        p.score
+                            .better((cand.finish_s, cand.usd), (b.finish_s, b.usd))
+                    }) {
+                        best = Some(cand);
+                    }
+                }
+                Err(why) => {
+                    last_error = format!("with {n} function(s) of {m} MB, {why}");
+                    if first_feasible_n.is_none() {
+                        first_error = Some(why);
+                    }
+                }
+            }
+        }
+    }
+    let Some(best) = best else {
+        return Err(candidate::unplannable(p, stage, &last_error, forced));
+    };
+    let reason = if hint_workers.is_some() || hint_memory.is_some() {
+        "as the hint on the step asks".to_string()
+    } else if forced {
+        "as the flags ask".to_string()
+    } else if considered == 1 {
+        if partitioned {
+            "the only size worth trying".to_string()
+        } else {
+            "one function: the stage reads all its input in one place".to_string()
+        }
+    } else {
+        let mut r = format!(
+            "the {} of {feasible} feasible choice{}",
+            p.score.describe(),
+            if feasible == 1 { "" } else { "s" }
+        );
+        if let (Some(n), Some(why)) = (first_feasible_n.filter(|n| *n > 1), &first_error) {
+            r.push_str(&format!("; with fewer than {n} functions {why}"));
+        }
+        r
+    };
+    Ok((best, forced, reason))
+}

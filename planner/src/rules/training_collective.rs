@@ -1,0 +1,69 @@
+//! `training_collective`: decides how the workers of a training stage combine their updates.
+//!
+//! - `allreduce` over direct channels, as a ring (bandwidth-optimal for large models) or by
+//!   recursive doubling (fewer rounds for small ones);
+//! - `scatter_reduce` through storage: each worker reduces one shard of everyone's gradients;
+//! - `average`: workers step alone and average their models every k steps, k chosen so the
+//!   exchange takes no longer than the steps between (at most 16); fewer exchanges at some
+//!   risk to convergence.
+//!
+//! The program's `sync = ...` argument fixes the mode; otherwise the objective decides from
+//! the model's size, the number of workers and the channels the target offers.
+
+use super::{Planning, Rule};
+use crate::candidate;
+use crate::options::PlanError;
+use crate::physical::Collective;
+use crate::units;
+use crate::work::stage_work;
+
+pub struct TrainingCollective;
+
+impl Rule for TrainingCollective {
+    fn name(&self) -> &'static str {
+        "training_collective"
+    }
+
+    fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
+        for stage in 0..p.plan.stages.len() {
+            let s = &p.plan.stages[stage];
+            let work = stage_work(p.profile, &p.graph, &p.sizes, &s.ops, &p.cuts);
+            if work.training.is_none() {
+                continue;
+            }
+            let chosen = candidate::evaluate(p, stage, &work, s.functions, s.memory_mb)
+                .map_err(|why| candidate::unplannable(p, stage, &why, true))?;
+            let Some((t, forced)) = chosen.training else {
+                continue;
+            };
+            let reason = if s.functions <= 1 {
+                "one worker: nothing to combine".to_string()
+            } else if forced {
+                format!("`sync = \"{}\"` as the program asks", t.sync)
+            } else {
+                let per = match t.every {
+                    1 => "every step".to_string(),
+                    k => format!("every {k} steps"),
+                };
+                format!(
+                    "the {} way for {} workers to combine a {} model: {} per exchange, {per}",
+                    p.score.describe(),
+                    s.functions,
+                    units::bytes(p.sizes[s.ops.iter().copied().find(|id| p.graph.ops[*id].kind.name() == "train").unwrap_or(0)].bytes),
+                    units::seconds(t.exchange_s),
+                )
+            };
+            p.plan.stages[stage].collective = Some(Collective {
+                sync: t.sync.to_string(),
+                algorithm: t.algorithm.to_string(),
+                channel: t.channel,
+                every: t.every,
+                steps: t.steps,
+                exchange_s: t.exchange_s,
+                forced,
+                reason,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! The work inside a stage: CPU seconds, bytes read and written, memory held, and how each
+//! divides between the stage's tasks. From it, the time and memory of one task on `n`
+//! functions of `m` MB.
+
+use crate::cost::{MB, TrainingWork};
+use crate::ops::{OpGraph, OpId, OpKind, Size, model_bytes};
+use crate::physical::Pattern;
+use crate::profile::Profile;
+
+/// Memory a task keeps for batches in flight, besides what its operators hold.
+pub const BUFFER_MB: f64 = 16.0;
+/// A sort holds at most this much in memory and spills the rest to local disk.
+pub const SORT_MEMORY_BYTES: f64 = 512.0 * MB;
+/// Fewer rows than this per task is not worth another function.
+pub const MIN_ROWS_PER_TASK: f64 = 50_000.0;
+
+/// What a stage does, in units the profile prices.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageWork {
+    /// CPU seconds on one vCPU that divide between tasks.
+    pub cpu_s: f64,
+    /// CPU seconds every task spends whatever the split (building a broadcast side).
+    pub cpu_per_task_s: f64,
+    /// Bytes read from storage (sources), divided between tasks.
+    pub read_bytes: f64,
+    /// Bytes every task reads (a model file).
+    pub read_per_task_bytes: f64,
+    pub files: f64,
+    /// Bytes the stage writes as output (`save`).
+    pub write_bytes: f64,
+    /// Bytes held in memory, divided between tasks.
+    pub state_bytes: f64,
+    /// Bytes every task holds (a broadcast side, a model).
+    pub state_per_task_bytes: f64,
+    /// Rows entering the stage.
+    pub rows_in: f64,
+    pub training: Option<TrainingWork>,
+    /// Rows to infer and their width, when the stage runs inference.
+    pub inference: Option<(f64, f64)>,
+}
+
+/// Sums the work of `ops`; `cuts[op][k]` is the exchange on input `k` of `op` (if any).
+pub fn stage_work(
+    profile: &Profile,
+    graph: &OpGraph,
+    sizes: &[Size],
+    ops: &[OpId],
+    cuts: &[Vec<Option<Pattern>>],
+) -> StageWork {
+    let k = &profile.kernels;
+    let mut w = StageWork::default();
+    for &id in ops {
+        let op = &graph.ops[id];
+        let input = |i: usize| op.inputs.get(i).map_or(Size::default(), |o| sizes[*o]);
+        let rows_in: f64 = op.inputs.iter().map(|o| sizes[*o].rows).sum();
+        let bytes_in: f64 = op.inputs.iter().map(|o| sizes[*o].bytes).sum();
+        for (i, cut) in cuts[id].iter().enumerate() {
+            if cut.is_some() && !graph.ops[op.inputs[i]].kind.is_model() {
+                w.rows_in += sizes[op.inputs[i]].rows;
+            }
+        }
+        match &op.kind {
+            OpKind::Scan { stats, files, .. } => {
+                w.read_bytes += stats.bytes as f64;
+                w.cpu_s += stats.bytes as f64 * k.scan_s_per_byte;
+                w.files += f64::from(*files);
+                w.rows_in += stats.rows as f64;
+            }
+            OpKind::ModelLoad { bytes, .. } => w.read_per_task_bytes += *bytes as f64,
+            OpKind::Filter
+            | OpKind::Project
+            | OpKind::Split { .. }
+            | OpKind::Limit { .. }
+            | OpKind::Union
+            | OpKind::Show { .. } => w.cpu_s += rows_in * k.narrow_s_per_row,
+            OpKind::Values { rows } => w.cpu_per_task_s += *rows as f64 * k.narrow_s_per_row,
+            OpKind::Join { .. } => {
+                let (left, right) = (input(0), input(1));
+                let cut = |i: usize| cuts[id].get(i).copied().flatten();
+                if cut(1) == Some(Pattern::Broadcast) {
+                    w.cpu_per_task_s += right.rows * k.join_s_per_row;
+                    w.cpu_s += left.rows * k.join_s_per_row;
+                    w.state_per_task_bytes += 2.0 * right.bytes;
+                } else if cut(0) == Some(Pattern::Broadcast) {
+                    w.cpu_per_task_s += left.rows * k.join_s_per_row;
+                    w.cpu_s += right.rows * k.join_s_per_row;
+                    w.state_per_task_bytes += 2.0 * left.bytes;
+                } else {
+                    w.cpu_s += (left.rows + right.rows) * k.join_s_per_row;
+                    w.state_bytes += 2.0 * right.bytes;
+                }
+            }
+            OpKind::Aggregate { .. } => {
+                w.cpu_s += rows_in * k.aggregate_s_per_row;
+                w.state_bytes += 2.0 * sizes[id].bytes;
+            }
+            OpKind::Sort { .. } => {
+                w.cpu_s += rows_in * rows_in.max(2.0).log2() * k.sort_s_per_row;
+                w.state_per_task_bytes += (2.0 * bytes_in).min(SORT_MEMORY_BYTES);
+            }
+            OpKind::Opaque { .. } => {
+                w.cpu_s += rows_in * k.aggregate_s_per_row;
+                w.state_per_task_bytes += bytes_in;
+            }
+            OpKind::Train {
+                params,
+                epochs,
+                batch_size,
+                ..
+            } => {
+                w.training = Some(TrainingWork {
+                    rows: rows_in,
+                    params: *params,
+                    epochs: *epochs,
+                    batch_size: *batch_size,
+                });
+                // The shard stays in memory for every epoch; the model, its gradient and
+                // the optimiser's two moments beside it.
+                w.state_bytes += bytes_in;
+                w.state_per_task_bytes += 4.0 * model_bytes(*params);
+            }
+            OpKind::Infer { .. } => {
+                let model = input(0).bytes;
+                let table = input(1);
+                let params = model / 8.0;
+                w.cpu_s += table.rows * params * k.infer_s_per_value;
+                w.state_per_task_bytes += 2.0 * model;
+                w.inference = Some((table.rows, graph.ops[id].width));
+            }
+            OpKind::Evaluate => {
+                w.cpu_s += rows_in * k.narrow_s_per_row;
+                w.state_per_task_bytes += rows_in * 16.0;
+            }
+            OpKind::Save { .. } => {
+                w.cpu_s += bytes_in * k.write_s_per_byte;
+                w.write_bytes += bytes_in;
+            }
+        }
+    }
+    w
+}
+
+impl StageWork {
+    /// Seconds one task takes on `functions` functions of `memory_mb` (training excluded:
+    /// its time depends on the collective).
+    pub fn task_seconds(&self, profile: &Profile, functions: u32, memory_mb: u32) -> f64 {
+        let n = f64::from(functions.max(1));
+        let v = profile.vcpus_when(memory_mb, functions);
+        let cpu = (self.cpu_s / n + self.cpu_per_task_s) / v;
+        let bw = profile.storage_bandwidth(memory_mb);
+        let lat = profile.storage.latency_s;
+        let reads = self.read_bytes / n + self.read_per_task_bytes;
+        let io = if reads > 0.0 || self.files > 0.0 {
+            reads / bw + (self.files / n).ceil().max(1.0) * lat
+        } else {
+            0.0
+        };
+        let write = if self.write_bytes > 0.0 {
+            lat + self.write_bytes / n / bw
+        } else {
+            0.0
+        };
+        cpu.max(io) + write
+    }
+
+    /// Memory one task needs, in MB.
+    pub fn needs_mb(&self, profile: &Profile, functions: u32) -> f64 {
+        let n = f64::from(functions.max(1));
+        f64::from(profile.compute.runtime_overhead_mb)
+            + BUFFER_MB
+            + (self.state_bytes / n + self.state_per_task_bytes) / MB
+    }
+
+    /// The most functions worth starting: at least [`MIN_ROWS_PER_TASK`] rows each.
+    pub fn useful_functions(&self) -> u32 {
+        let n = (self.rows_in / MIN_ROWS_PER_TASK).ceil().max(1.0);
+        if n >= f64::from(u32::MAX) {
+            u32::MAX
+        } else {
+            n as u32
+        }
+    }
+}
