@@ -1,6 +1,7 @@
-//! `flowc`, the command-line driver of flow: `check`, `fmt`, `explain` and `run`. It owns all
+//! `flowc`, the command-line driver of flow: `check`, `fmt`, `explain`, `plan` and `run`. It owns all
 //! process concerns (arguments, files, terminals, exit codes) and calls the pure crates.
 
+mod plan;
 mod render;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -16,7 +17,7 @@ const USER_ERROR: u8 = 1;
 const USAGE: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "flowc", version, about = "Check, format, explain and run flow pipelines", long_about = None)]
+#[command(name = "flowc", version, about = "Check, format, explain, plan and run flow pipelines", long_about = None)]
 #[command(
     after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc check pipeline.flow\n  flowc explain E0004"
 )]
@@ -63,6 +64,11 @@ enum Command {
         /// A code (E0003), a model kind or step (logistic, train), or a .flow file
         what: String,
     },
+    /// Plan a pipeline across functions: stages, memory, channels, predicted time and cost
+    #[command(
+        after_help = "Examples:\n  flowc plan pipeline.flow\n  flowc plan pipeline.flow --target lambda --objective cost\n  flowc plan pipeline.flow --target lambda --format json\n  flowc plan pipeline.flow --target lambda --sweep workers=1..64\n  flowc plan pipeline.flow --verbose"
+    )]
+    Plan(plan::PlanArgs),
     /// Run a pipeline
     #[command(
         after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc run pipeline.flow --target local"
@@ -107,6 +113,7 @@ fn dispatch(command: Command) -> u8 {
         Command::Check { files, format } => check(&files, format),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Explain { what } => explain(&what),
+        Command::Plan(args) => plan::plan(&args),
         Command::Run {
             file,
             target,

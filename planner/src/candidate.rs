@@ -35,6 +35,8 @@ pub struct Candidate {
     pub usd: f64,
     /// The stage's functions alone.
     pub compute_usd: f64,
+    /// The stage whose functions run this one (itself unless fused into a producer).
+    pub runs_in: usize,
     pub needs_mb: f64,
     /// One per exchange feeding the stage, in exchange order.
     pub inputs: Vec<(usize, ChannelChoice)>,
@@ -80,12 +82,13 @@ pub fn choose_channel(
     from: Side,
     to: Side,
     overlap_s: f64,
+    allow_fuse: bool,
 ) -> Result<ChannelChoice, String> {
     let profile = p.profile;
     let bytes = moved_bytes(p, x, from.functions);
     let price = |c| cost::transfer(profile, x.pattern, c, bytes, from, to, overlap_s);
     let gate = cost::direct_gate(profile, from, to, durable(p, x));
-    let fusable = cost::can_fuse(x.pattern, from, to);
+    let fusable = allow_fuse && cost::can_fuse(x.pattern, from, to);
     if let Some((channel, why, _)) = requested(p, x) {
         if channel == Channel::Direct
             && let Some(gate) = &gate
@@ -200,23 +203,38 @@ pub fn evaluate(
     let mut start: f64 = 0.0;
     let mut usd = 0.0;
     let mut inputs = Vec::new();
-    let mut fused_all = true;
-    let mut has_inputs = false;
-    for x in p.plan.exchanges.iter().filter(|x| x.to == stage) {
-        has_inputs = true;
+    let mut fused_into: Option<usize> = None;
+    let mut feeding: Vec<&crate::physical::Exchange> =
+        p.plan.exchanges.iter().filter(|x| x.to == stage).collect();
+    // The largest input is the one worth fusing with, when one can be.
+    feeding.sort_by(|a, b| b.bytes.total_cmp(&a.bytes).then(a.id.cmp(&b.id)));
+    for x in &feeding {
         let producer = &p.plan.stages[x.from];
         let from = Side {
             functions: producer.functions,
             memory_mb: producer.memory_mb,
         };
-        let choice = choose_channel(p, x, from, to, producer.predicted_s)?;
+        let allow_fuse = fused_into.is_none_or(|g| g == producer.runs_in);
+        // Consumers launched early pair with the producers while those work.
+        let overlap = (producer.finish_s - c.cold_start_s).max(0.0);
+        let choice = choose_channel(p, x, from, to, overlap, allow_fuse)?;
         start = start.max(producer.finish_s + choice.transfer.seconds);
         usd += choice.transfer.usd;
-        fused_all &= choice.channel == Channel::Fused;
+        if choice.channel == Channel::Fused {
+            fused_into = Some(producer.runs_in);
+        }
         inputs.push((x.id, choice));
     }
+    inputs.sort_by_key(|(id, _)| *id);
+    let has_inputs = !feeding.is_empty();
     if !has_inputs {
         start = c.cold_start_s;
+    }
+    // Stages fused into one function run one after another.
+    if let Some(g) = fused_into {
+        for s in p.plan.stages[..stage].iter().filter(|s| s.runs_in == g) {
+            start = start.max(s.finish_s);
+        }
     }
     let base = work.task_seconds(profile, functions, memory_mb);
     let mut task_s = base;
@@ -237,7 +255,7 @@ pub fn evaluate(
             units::seconds(c.max_duration_s)
         ));
     }
-    let start_up = if has_inputs && fused_all {
+    let start_up = if fused_into.is_some() {
         0.0
     } else {
         c.cold_start_s
@@ -258,6 +276,7 @@ pub fn evaluate(
         finish_s: start + task_s,
         usd,
         compute_usd,
+        runs_in: fused_into.unwrap_or(stage),
         needs_mb,
         inputs,
         training,

@@ -85,6 +85,23 @@ impl OpKind {
         }
     }
 
+    /// Whether the operator produces its whole output in one function (a global sort, a
+    /// `take`, a sink, an aggregate without keys, anything flow does not distribute).
+    pub fn is_single(&self) -> bool {
+        matches!(
+            self,
+            OpKind::Values { .. }
+                | OpKind::ModelLoad { .. }
+                | OpKind::Aggregate { keys: 0 }
+                | OpKind::Sort { .. }
+                | OpKind::Limit { .. }
+                | OpKind::Save { .. }
+                | OpKind::Show { .. }
+                | OpKind::Evaluate
+                | OpKind::Opaque { .. }
+        )
+    }
+
     /// Whether the operator yields a model rather than a table.
     pub fn is_model(&self) -> bool {
         matches!(self, OpKind::Train { .. } | OpKind::ModelLoad { .. })

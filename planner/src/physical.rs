@@ -103,6 +103,9 @@ pub struct Stage {
     pub functions: u32,
     pub memory_mb: u32,
     pub vcpus: f64,
+    /// The stage whose functions run this one: itself, or a producer it is fused into (its
+    /// tasks then run after the producer's, in the same functions).
+    pub runs_in: usize,
     /// Whether the stage can be split into more tasks (a global sort or a save cannot).
     pub partitioned: bool,
     /// Time of one task, inputs received, from start to output ready.

@@ -27,7 +27,12 @@ pub fn text(plan: &PhysicalPlan) -> String {
         if plan.rendezvous_usd > 0.0 {
             let _ = write!(out, " (rendezvous host {})", units::usd(plan.rendezvous_usd));
         }
-        let functions: u64 = plan.stages.iter().map(|s| u64::from(s.functions)).sum();
+        let functions: u64 = plan
+            .stages
+            .iter()
+            .filter(|s| s.runs_in == s.id)
+            .map(|s| u64::from(s.functions))
+            .sum();
         let _ = writeln!(
             out,
             "; {} stage{}, {functions} function{}",
@@ -100,6 +105,9 @@ fn stage_text(out: &mut String, plan: &PhysicalPlan, stage: &Stage) {
             stage.reason,
             if stage.forced { " [override]" } else { "" }
         );
+        if stage.runs_in != stage.id {
+            let _ = writeln!(out, "  runs in the function(s) of stage {}", stage.runs_in);
+        }
     }
     for x in plan.exchanges.iter().filter(|x| x.to == stage.id) {
         let _ = writeln!(

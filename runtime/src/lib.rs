@@ -7,6 +7,8 @@ mod diagnose;
 mod exec;
 pub mod files;
 mod save;
+pub mod stats;
 
 pub use exec::{RunOptions, RunSummary, collect, run};
 pub use files::FileSchemaSource;
+pub use stats::FileStatistics;

@@ -234,6 +234,21 @@ catalogue! {
      for classifiers the `probability` column.",
     "show t | evaluate y   # t was not made by infer";
 
+    E0031, Error, "no plan meets the constraints",
+    "The planner found no way to run the program within the target's limits (memory and \
+     run time of one function, functions alive at once) or within the `budget_usd` or \
+     `deadline_s` the program or the command line sets. The message names the limit and the \
+     closest plan found; raise the budget or deadline, allow more workers, or pick another \
+     target.",
+    "config { target = \"lambda\", deadline_s = 0.001 }";
+
+    E0032, Error, "hint cannot be honoured",
+    "A planner hint (`with { workers = ..., memory_mb = ..., channel = ... }`) or the matching \
+     command-line flag asks for something the plan cannot do: more functions for a step that \
+     reads all its rows in one place, memory outside the target's range, a direct channel \
+     where producers and consumers cannot be alive at once. Change or remove the hint.",
+    "show t | sort x with { workers = 8 }   # a global sort runs in one function";
+
     W0001, Warning, "unused binding",
     "A `let` binds a table or model that no `save`, `show` or other binding uses. It is not \
      computed. Remove it, or prefix the name with `_` to keep it quietly.",

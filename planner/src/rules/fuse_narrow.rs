@@ -1,10 +1,11 @@
 //! `fuse_narrow`: forms stages. Operators joined by an edge without an exchange run in the
 //! same stage, one task per function, rows streaming from one to the next.
 //!
-//! Every operator has an exchange depth (the most exchanges on a path from a source to it).
-//! Only operators of equal depth fuse; an edge that would fuse across depths (a union of a
-//! shuffled and an unshuffled input) becomes a `repartition` instead. Exchanges therefore
-//! always lead to a deeper stage, so the stages form a DAG whatever the program.
+//! Every operator has an exchange depth: deeper than every operator it reads through an
+//! exchange, equal to every operator it fuses with. A fused input that is shallower is
+//! raised to its reader's depth when nothing it already feeds forbids it (a scan joined with
+//! a broadcast side); otherwise the edge becomes a `repartition`. Exchanges therefore always
+//! lead to a deeper stage, so the stages form a DAG whatever the program.
 
 use super::{Planning, Rule};
 
@@ -29,8 +30,10 @@ impl Rule for FuseNarrow {
 
     fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
         let n = p.graph.ops.len();
+        let readers = p.graph.readers();
         let mut depth = vec![0u32; n];
         let mut parent: Vec<usize> = (0..n).collect();
+        let mut members: Vec<Vec<usize>> = (0..n).map(|id| vec![id]).collect();
         for id in 0..n {
             let inputs = p.graph.ops[id].inputs.clone();
             depth[id] = inputs
@@ -43,11 +46,20 @@ impl Rule for FuseNarrow {
                 if p.cuts[id][k].is_some() {
                     continue;
                 }
-                if depth[*input] < depth[id] {
+                let group = find(&mut parent, *input);
+                let target = depth[id];
+                if depth[*input] < target
+                    && !lift(&mut depth, &members[group], target, id, &readers, &p.cuts, &p.graph)
+                {
                     p.cuts[id][k] = Some(Pattern::Repartition);
-                } else {
-                    let (a, b) = (find(&mut parent, id), find(&mut parent, *input));
-                    parent[a.max(b)] = a.min(b);
+                    continue;
+                }
+                let (a, b) = (find(&mut parent, id), group);
+                if a != b {
+                    let (keep, gone) = (a.min(b), a.max(b));
+                    parent[gone] = keep;
+                    let moved = std::mem::take(&mut members[gone]);
+                    members[keep].extend(moved);
                 }
             }
         }
@@ -69,11 +81,7 @@ impl Rule for FuseNarrow {
         }
         for stage in &mut stages {
             stage.partitioned = stage.ops.iter().all(|id| {
-                let op = &p.graph.ops[*id];
-                !matches!(
-                    op.kind,
-                    OpKind::Values { .. } | OpKind::ModelLoad { .. } | OpKind::Opaque { .. }
-                ) && !p.cuts[*id].contains(&Some(Pattern::Gather))
+                !p.graph.ops[*id].kind.is_single() && !p.cuts[*id].contains(&Some(Pattern::Gather))
             });
         }
         let mut exchanges = Vec::new();
@@ -111,12 +119,47 @@ impl Rule for FuseNarrow {
     }
 }
 
+/// Raises a group of fused operators to `to`, so that a deeper reader can fuse with it (a
+/// scan joined with a broadcast side stays where it is instead of being repartitioned).
+/// Refused when an operator of the group already feeds, through an exchange, an operator
+/// (other than `reader`) that is not deeper than `to`.
+fn lift(
+    depth: &mut [u32],
+    group: &[usize],
+    to: u32,
+    reader: usize,
+    readers: &[Vec<usize>],
+    cuts: &[Vec<Option<Pattern>>],
+    graph: &crate::ops::OpGraph,
+) -> bool {
+    for &op in group {
+        for &r in &readers[op] {
+            if r >= reader {
+                continue;
+            }
+            let through_exchange = graph.ops[r]
+                .inputs
+                .iter()
+                .zip(&cuts[r])
+                .any(|(i, c)| *i == op && c.is_some());
+            if through_exchange && depth[r] <= to {
+                return false;
+            }
+        }
+    }
+    for &op in group {
+        depth[op] = to;
+    }
+    true
+}
+
 fn empty_stage(id: usize) -> Stage {
     Stage {
         id,
         ops: Vec::new(),
         functions: 0,
         memory_mb: 0,
+        runs_in: id,
         vcpus: 0.0,
         partitioned: true,
         predicted_s: 0.0,

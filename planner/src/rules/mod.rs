@@ -15,6 +15,13 @@ use crate::options::{Options, PlanError};
 use crate::physical::{Pattern, PhysicalPlan};
 use crate::profile::Profile;
 
+/// Predicted times closer than this are the same to a person.
+pub const SAME_TIME_S: f64 = 0.001;
+/// Predicted times within this fraction of each other are the same.
+pub const SAME_TIME_RATIO: f64 = 0.02;
+/// Predicted costs within this fraction of each other are the same.
+pub const SAME_COST_RATIO: f64 = 0.01;
+
 /// How candidates are compared: the objective, or a weighted sum when the planner searches
 /// for the plan that meets a budget or a deadline.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,15 +33,28 @@ pub enum Score {
 }
 
 impl Score {
-    /// Whether `(seconds, usd)` `a` is better than `b`. Ties (within a part in a billion)
-    /// go to the earlier candidate, so plans are deterministic.
+    /// Whether `(seconds, usd)` `a` is better than `b`. Under `latency`, times within
+    /// [`SAME_TIME_S`] or [`SAME_TIME_RATIO`] of each other count as equal and cost decides:
+    /// nobody should pay for a microsecond. Under `cost`, costs within [`SAME_COST_RATIO`]
+    /// are equal and time decides. Ties go to the earlier candidate, so plans are
+    /// deterministic.
     pub fn better(self, a: (f64, f64), b: (f64, f64)) -> bool {
-        let lt = |x: f64, y: f64| x < y - 1e-9 * y.abs().max(1e-12);
-        let eq = |x: f64, y: f64| !lt(x, y) && !lt(y, x);
+        let lt = |x: f64, y: f64, slack: f64| x < y - slack;
+        let time_slack = SAME_TIME_S.max(SAME_TIME_RATIO * a.0.max(b.0));
+        let cost_slack = 1e-15_f64.max(SAME_COST_RATIO * a.1.max(b.1));
         match self {
-            Score::Latency => lt(a.0, b.0) || (eq(a.0, b.0) && lt(a.1, b.1)),
-            Score::Cost => lt(a.1, b.1) || (eq(a.1, b.1) && lt(a.0, b.0)),
-            Score::Weighted(l) => lt(a.0 + l * a.1, b.0 + l * b.1),
+            Score::Latency => {
+                lt(a.0, b.0, time_slack)
+                    || (!lt(b.0, a.0, time_slack) && lt(a.1, b.1, cost_slack))
+            }
+            Score::Cost => {
+                lt(a.1, b.1, cost_slack)
+                    || (!lt(b.1, a.1, cost_slack) && lt(a.0, b.0, time_slack))
+            }
+            Score::Weighted(l) => {
+                let (x, y) = (a.0 + l * a.1, b.0 + l * b.1);
+                lt(x, y, 1e-9 * y.abs())
+            }
         }
     }
 

@@ -22,11 +22,15 @@ impl Rule for PlaceExchanges {
     }
 
     fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
+        // Whether an operator's output is already in one function, so gathering it again
+        // would move nothing.
+        let mut single = vec![false; p.graph.ops.len()];
         for (id, op) in p.graph.ops.iter().enumerate() {
             p.cuts[id] = op
                 .inputs
                 .iter()
                 .map(|input| {
+                    let gather = |already: bool| (!already).then_some(Pattern::Gather);
                     if p.graph.ops[*input].kind.is_model() {
                         return Some(match op.kind {
                             OpKind::Infer { .. } => Pattern::Broadcast,
@@ -35,20 +39,27 @@ impl Rule for PlaceExchanges {
                     }
                     match &op.kind {
                         OpKind::Join { .. } => Some(Pattern::HashShuffle),
-                        OpKind::Aggregate { keys: 0 } => Some(Pattern::Gather),
+                        OpKind::Aggregate { keys: 0 } => gather(single[*input]),
                         OpKind::Aggregate { .. } => Some(Pattern::HashShuffle),
                         OpKind::Sort { .. }
                         | OpKind::Limit { .. }
                         | OpKind::Save { .. }
                         | OpKind::Show { .. }
                         | OpKind::Evaluate
-                        | OpKind::Opaque { .. } => Some(Pattern::Gather),
+                        | OpKind::Opaque { .. } => gather(single[*input]),
                         OpKind::Train { .. } => Some(Pattern::Repartition),
                         OpKind::Infer { .. } => Some(Pattern::Scatter),
                         _ => None,
                     }
                 })
                 .collect();
+            single[id] = match &op.kind {
+                k if k.is_single() => true,
+                OpKind::Filter | OpKind::Project | OpKind::Split { .. } | OpKind::Union => {
+                    op.inputs.iter().all(|i| single[*i])
+                }
+                _ => false,
+            };
         }
         Ok(())
     }

@@ -39,6 +39,7 @@ impl Rule for Predict {
             s.start_s = c.start_s;
             s.finish_s = c.finish_s;
             s.needs_mb = c.needs_mb;
+            s.runs_in = c.runs_in;
         }
         let direct = p.plan.exchanges.iter().any(|x| x.channel == Channel::Direct)
             || p.plan.stages.iter().any(|s| {

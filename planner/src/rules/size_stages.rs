@@ -32,6 +32,7 @@ impl Rule for SizeStages {
             s.start_s = best.0.start_s;
             s.finish_s = best.0.finish_s;
             s.needs_mb = best.0.needs_mb;
+            s.runs_in = best.0.runs_in;
             s.forced = best.1;
             s.reason = best.2;
         }

@@ -1,0 +1,229 @@
+//! `flowc plan`: plans a program for a target and prints the physical plan (text, JSON or
+//! DOT), the plan after each rule (`--verbose`), or a sweep's time/cost frontier.
+
+use crate::{OutputFormat, USAGE, USER_ERROR, diagnostics, load, report};
+use clap::{Args, ValueEnum};
+use flow_lang::diagnostic::has_errors;
+use flow_lang::{Code, Diagnostic, Span};
+use flow_planner::sweep::{self, Sweep};
+use flow_planner::{Channel, Objective, Options, PlanError, Profile, Unmet};
+use flow_runtime::FileStatistics;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Dot,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum ChannelFlag {
+    Direct,
+    Storage,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum ObjectiveFlag {
+    Latency,
+    Cost,
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    pub file: PathBuf,
+    /// Where the plan would run: local (worker processes on this machine) or lambda
+    #[arg(long)]
+    pub target: Option<String>,
+    /// What to optimise
+    #[arg(long, value_enum)]
+    pub objective: Option<ObjectiveFlag>,
+    /// The fastest plan within this many dollars
+    #[arg(long = "budget-usd", value_name = "USD")]
+    pub budget_usd: Option<f64>,
+    /// The cheapest plan within this many seconds
+    #[arg(long = "deadline-s", value_name = "SECONDS")]
+    pub deadline_s: Option<f64>,
+    /// Upper bound of functions per stage
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Memory of every function, in MB
+    #[arg(long = "memory-mb")]
+    pub memory_mb: Option<u32>,
+    /// Channel of every exchange between functions
+    #[arg(long, value_enum)]
+    pub channel: Option<ChannelFlag>,
+    /// A profile file to plan with instead of the target's
+    #[arg(long, value_name = "PATH")]
+    pub profile: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: PlanFormat,
+    /// Print the plan after each planner rule
+    #[arg(long)]
+    pub verbose: bool,
+    /// Plan at every value of a knob: workers=1..64, memory_mb=512..4096, workers=1,4,16
+    #[arg(long, value_name = "KNOB=RANGE")]
+    pub sweep: Option<String>,
+    /// Where the sweep's chart goes (default: FILE's name with .sweep.svg, here)
+    #[arg(long, value_name = "PATH")]
+    pub svg: Option<PathBuf>,
+}
+
+/// Where `flowc calibrate` writes the measured local profile, and `flowc plan` finds it.
+pub fn calibrated_profile_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("flow").join("local.toml"))
+}
+
+/// The profile for a target: a file given with `--profile`, the calibrated local profile if
+/// `flowc calibrate` wrote one, else the built-in one.
+fn profile(target: &str, file: Option<&Path>) -> Result<Profile, String> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read profile {}: {e}", path.display()))
+            .and_then(|text| {
+                Profile::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+            })
+    };
+    if let Some(path) = file {
+        return read(path);
+    }
+    match target {
+        "lambda" => Profile::builtin("aws").map_err(|e| e.to_string()),
+        _ => match calibrated_profile_path().filter(|p| p.is_file()) {
+            Some(path) => read(&path),
+            None => Profile::builtin("local").map_err(|e| e.to_string()),
+        },
+    }
+}
+
+pub fn plan(args: &PlanArgs) -> u8 {
+    let Ok(loaded) = load(&args.file) else {
+        return USER_ERROR;
+    };
+    let (all, compiled) = diagnostics(&loaded, &args.file);
+    report(&loaded, &all, OutputFormat::Human);
+    let Some(compiled) = compiled.filter(|_| !has_errors(&all)) else {
+        return USER_ERROR;
+    };
+    let settings = &compiled.settings;
+    let target = args
+        .target
+        .clone()
+        .or_else(|| settings.target.clone())
+        .unwrap_or_else(|| "local".into());
+    if target != "local" && target != "lambda" {
+        eprintln!("error: unknown target `{target}`; targets are `local` and `lambda`");
+        return USAGE;
+    }
+    let profile = match profile(&target, args.profile.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return USER_ERROR;
+        }
+    };
+    let mut options = Options::from_settings(settings);
+    if let Some(o) = args.objective {
+        options.objective = match o {
+            ObjectiveFlag::Latency => Objective::Latency,
+            ObjectiveFlag::Cost => Objective::Cost,
+        };
+    }
+    for (value, flag) in [(args.budget_usd, "--budget-usd"), (args.deadline_s, "--deadline-s")] {
+        if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+            eprintln!("error: {flag} takes a positive number");
+            return USAGE;
+        }
+    }
+    if let Some(usd) = args.budget_usd {
+        options.objective = Objective::Budget(usd);
+    }
+    if let Some(s) = args.deadline_s {
+        options.objective = Objective::Deadline(s);
+    }
+    if args.workers == Some(0) {
+        eprintln!("error: --workers takes a positive number");
+        return USAGE;
+    }
+    options.workers = args.workers.or(options.workers);
+    options.memory_mb = args.memory_mb.or(options.memory_mb);
+    options.channel = args.channel.map(|c| match c {
+        ChannelFlag::Direct => Channel::Direct,
+        ChannelFlag::Storage => Channel::Storage,
+    });
+    let graph = flow_planner::ops::lower(&compiled.dag, &FileStatistics);
+
+    if let Some(spec) = &args.sweep {
+        let sweep = match Sweep::parse(spec, &profile) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: --sweep: {e}");
+                return USAGE;
+            }
+        };
+        let points = sweep::run(&graph, &profile, &options, &sweep);
+        print!("{}", sweep::table(sweep.axis, &points));
+        let svg_path = args.svg.clone().unwrap_or_else(|| {
+            let stem = args.file.file_stem().unwrap_or_default().to_string_lossy();
+            PathBuf::from(format!("{stem}.sweep.svg"))
+        });
+        let title = format!(
+            "{} on `{}`: time and cost by {}",
+            args.file.display(),
+            profile.name,
+            sweep.axis.name()
+        );
+        return match sweep::svg(sweep.axis, &title, &points)
+            .and_then(|svg| std::fs::write(&svg_path, svg).map_err(|e| e.to_string()))
+        {
+            Ok(()) => {
+                println!("chart written to {}", svg_path.display());
+                0
+            }
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", svg_path.display());
+                USER_ERROR
+            }
+        };
+    }
+
+    match flow_planner::plan_traced(graph, &profile, &options) {
+        Ok((plan, trace)) => {
+            if args.verbose {
+                for (rule, stage) in &trace {
+                    println!("=== after {rule} ===");
+                    println!("{}", stage.to_text());
+                }
+            }
+            match args.format {
+                PlanFormat::Text if !args.verbose => print!("{}", plan.to_text()),
+                PlanFormat::Text => {}
+                PlanFormat::Json => println!("{}", plan.to_json()),
+                PlanFormat::Dot => print!("{}", flow_planner::render::dot(&plan)),
+            }
+            0
+        }
+        Err(e) => {
+            report(&loaded, &[diagnostic(&e)], OutputFormat::Human);
+            USER_ERROR
+        }
+    }
+}
+
+/// A planning failure as a diagnostic: at the hint when there is one.
+fn diagnostic(e: &PlanError) -> Diagnostic {
+    let code = match e.unmet {
+        Unmet::Constraint => Code::E0031,
+        Unmet::Override => Code::E0032,
+    };
+    let label = match (e.unmet, e.span.is_some()) {
+        (Unmet::Override, true) => "this hint",
+        _ => "while planning this program",
+    };
+    Diagnostic::error(code, e.message.clone(), e.span.unwrap_or(Span::default()), label)
+        .with_optional_help(e.help.clone())
+}
