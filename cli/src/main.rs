@@ -81,10 +81,10 @@ enum Command {
         /// Upper bound of functions per stage (needs the distributed runtime)
         #[arg(long)]
         workers: Option<u32>,
-        /// latency or cost (needs the planner)
+        /// latency or cost (needs the distributed runtime; see `flowc plan`)
         #[arg(long)]
         objective: Option<String>,
-        /// Memory per function in MB (needs the planner)
+        /// Memory per function in MB (needs the distributed runtime; see `flowc plan`)
         #[arg(long = "memory-mb")]
         memory_mb: Option<u32>,
         /// How to print diagnostics
@@ -124,8 +124,8 @@ fn dispatch(command: Command) -> u8 {
         } => {
             let later = [
                 (workers.is_some(), "--workers", "the distributed runtime"),
-                (objective.is_some(), "--objective", "the planner"),
-                (memory_mb.is_some(), "--memory-mb", "the planner"),
+                (objective.is_some(), "--objective", "the distributed runtime"),
+                (memory_mb.is_some(), "--memory-mb", "the distributed runtime"),
                 (
                     target.as_deref().is_some_and(|t| t == "lambda"),
                     "--target lambda",
@@ -136,7 +136,9 @@ fn dispatch(command: Command) -> u8 {
                 eprintln!(
                     "error: `{flag}` is not available yet: it is implemented by {by}, which has not landed in this version of flowc"
                 );
-                eprintln!("hint: run without it to execute the pipeline in this process");
+                eprintln!(
+                    "hint: run without it to execute the pipeline in this process; `flowc plan` already takes it and shows the plan it would run"
+                );
                 return USAGE;
             }
             if let Some(t) = target.as_deref().filter(|t| *t != "local") {

@@ -72,3 +72,77 @@ fn every_example_checks_is_formatted_and_runs() {
         }
     }
 }
+
+/// `flowc plan` with no calibrated profile in the way, so plans depend only on the repo.
+fn plan(args: &[&str]) -> std::process::Output {
+    let config = std::env::temp_dir().join(format!("flow-plan-config-{}", std::process::id()));
+    Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .arg("plan")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("XDG_CONFIG_HOME", config)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_example_plans_on_both_targets() {
+    for path in examples() {
+        let p = path.to_str().unwrap();
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        for target in ["local", "lambda"] {
+            let out = plan(&[p, "--target", target]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{name} on {target}: {stderr}");
+            insta::assert_snapshot!(
+                format!("plan__{name}__{target}"),
+                String::from_utf8_lossy(&out.stdout)
+            );
+            let json = plan(&[p, "--target", target, "--format", "json"]);
+            let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+            for key in ["predicted_s", "predicted_usd", "stages", "exchanges", "version"] {
+                assert!(value.get(key).is_some(), "{name}: JSON plan lacks `{key}`");
+            }
+            for x in value["exchanges"].as_array().unwrap() {
+                for key in ["from", "to", "pattern", "channel", "bytes", "predicted_s", "reason"] {
+                    assert!(x.get(key).is_some(), "{name}: exchange lacks `{key}`");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn plan_prints_dot_every_rule_and_sweeps() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/analytics.flow");
+    let dot = plan(&[example, "--format", "dot"]);
+    let dot = String::from_utf8_lossy(&dot.stdout);
+    assert!(dot.starts_with("digraph plan {") && dot.contains("->"), "{dot}");
+    let verbose = plan(&[example, "--verbose"]);
+    let verbose = String::from_utf8_lossy(&verbose.stdout);
+    for rule in flow_planner::rules::RULES {
+        assert!(
+            verbose.contains(&format!("=== after {} ===", rule.name())),
+            "--verbose misses {}",
+            rule.name()
+        );
+    }
+    let svg = std::env::temp_dir().join(format!("flow-sweep-{}.svg", std::process::id()));
+    let sweep = plan(&[
+        example,
+        "--target",
+        "lambda",
+        "--sweep",
+        "workers=1..8",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    let table = String::from_utf8_lossy(&sweep.stdout);
+    assert_eq!(sweep.status.code(), Some(0), "{table}");
+    assert!(table.contains("frontier") && table.contains('*'), "{table}");
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.contains("<svg") && chart.contains("workers=8"));
+    let _ = std::fs::remove_file(svg);
+    let bad = plan(&[example, "--sweep", "cpus=1..4"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

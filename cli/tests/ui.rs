@@ -1,5 +1,5 @@
 //! UI tests: every program of `tests/ui` fails `flowc check`, every program of `tests/ui-run`
-//! fails `flowc run`, each with coded diagnostics whose rendering is snapshotted. Together
+//! fails `flowc run`, every program of `tests/ui-plan` fails `flowc plan`, each with coded diagnostics whose rendering is snapshotted. Together
 //! they cover every code of the catalogue.
 
 use std::collections::BTreeSet;
@@ -65,6 +65,7 @@ fn every_code_has_a_ui_test() {
     let mut seen = BTreeSet::new();
     run_corpus("ui", "check", &mut seen);
     run_corpus("ui-run", "run", &mut seen);
+    run_corpus("ui-plan", "plan", &mut seen);
     // The generated programs of `generated_inputs` cover E0026 (not text).
     seen.insert("E0026".into());
     let all: BTreeSet<String> = flow_lang::diagnostic::CODES

@@ -1,0 +1,205 @@
+//! Laws of the planner on generated operator graphs: every operator in exactly one stage, no
+//! task over a limit, JSON round-trips, storage never faster than a feasible co-scheduled
+//! direct channel, and more input never predicted cheaper (or faster).
+
+use flow_planner::cost::{self, Side};
+use flow_planner::{
+    Channel, Objective, Op, OpGraph, OpKind, Options, Origin, Pattern, PhysicalPlan, Profile,
+    SourceStats, Unmet,
+};
+use proptest::prelude::*;
+
+/// One operator to generate: a kind and which earlier operators it reads (as fractions of
+/// the operators so far, so any prefix is a valid graph).
+#[derive(Debug, Clone)]
+struct Spec {
+    kind: u8,
+    a: f64,
+    b: f64,
+    rows: u64,
+    width: f64,
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    (0u8..14, 0.0..1.0f64, 0.0..1.0f64, 0u64..2_000_000_000, 1.0..400.0f64)
+        .prop_map(|(kind, a, b, rows, width)| Spec { kind, a, b, rows, width })
+}
+
+fn scan(rows: u64, width: f64) -> OpKind {
+    OpKind::Scan {
+        source: "t.parquet".into(),
+        format: "parquet".into(),
+        files: 1 + (rows / 50_000_000) as u32,
+        stats: SourceStats {
+            bytes: (rows as f64 * width * 0.3) as u64,
+            rows,
+            exact: true,
+        },
+    }
+}
+
+/// Builds a graph: tables only feed table operators, models only feed `infer`.
+fn build(specs: &[Spec], scale: u64) -> OpGraph {
+    let mut g = OpGraph::default();
+    let mut tables: Vec<usize> = Vec::new();
+    let mut models: Vec<usize> = Vec::new();
+    for s in specs {
+        let pick = |list: &[usize], f: f64| list[((f * list.len() as f64) as usize).min(list.len() - 1)];
+        let (kind, inputs) = if tables.is_empty() || s.kind == 0 {
+            (scan(s.rows.saturating_mul(scale) / 1000, s.width), vec![])
+        } else {
+            let t = pick(&tables, s.a);
+            let u = pick(&tables, s.b);
+            match s.kind {
+                1 => (OpKind::Filter, vec![t]),
+                2 => (OpKind::Project, vec![t]),
+                3 => (OpKind::Split { fraction: s.b }, vec![t]),
+                4 => (
+                    OpKind::Join {
+                        join: ["Inner", "Left", "LeftSemi", "Full"][(s.b * 4.0) as usize % 4].into(),
+                        keys: 1,
+                    },
+                    vec![t, u],
+                ),
+                5 => (OpKind::Aggregate { keys: (s.b * 3.0) as u32 }, vec![t]),
+                6 => (OpKind::Sort { fetch: (s.b > 0.5).then_some(10) }, vec![t]),
+                7 => (OpKind::Limit { fetch: 100 }, vec![t]),
+                8 => (OpKind::Union, vec![t, u]),
+                9 => (
+                    OpKind::Train {
+                        model: "logistic".into(),
+                        params: 1 + (s.b * 10_000.0) as u64,
+                        epochs: 1 + (s.b * 5.0) as u32,
+                        batch_size: 256,
+                        sync: None,
+                    },
+                    vec![t],
+                ),
+                10 if !models.is_empty() => (OpKind::Infer { batch: None }, vec![pick(&models, s.b), t]),
+                11 => (
+                    OpKind::Save {
+                        path: "out.parquet".into(),
+                        format: "parquet".into(),
+                    },
+                    vec![t],
+                ),
+                12 => (OpKind::Show { limit: 20 }, vec![t]),
+                _ => (OpKind::Evaluate, vec![t]),
+            }
+        };
+        let is_model = kind.is_model();
+        let id = g.push(Op {
+            kind,
+            inputs,
+            width: s.width,
+            origin: Origin::default(),
+            hints: Default::default(),
+        });
+        if is_model {
+            models.push(id);
+        } else {
+            tables.push(id);
+        }
+    }
+    g
+}
+
+fn check_limits(plan: &PhysicalPlan, profile: &Profile) -> Result<(), TestCaseError> {
+    let mut seen = vec![0usize; plan.ops.len()];
+    for s in &plan.stages {
+        for op in &s.ops {
+            seen[*op] += 1;
+            prop_assert_eq!(plan.ops[*op].stage, s.id);
+        }
+        prop_assert!(s.functions >= 1);
+        prop_assert!(s.functions <= profile.compute.max_concurrency);
+        prop_assert!(s.memory_mb <= profile.compute.memory_max_mb);
+        prop_assert!(s.needs_mb <= f64::from(s.memory_mb), "stage {} needs {} MB of {}", s.id, s.needs_mb, s.memory_mb);
+        prop_assert!(s.predicted_s <= profile.compute.max_duration_s, "stage {} takes {} s", s.id, s.predicted_s);
+    }
+    prop_assert!(seen.iter().all(|n| *n == 1), "{seen:?}");
+    for x in &plan.exchanges {
+        prop_assert!(x.from < x.to, "exchange {} goes from stage {} back to {}", x.id, x.from, x.to);
+    }
+    prop_assert!(plan.predicted_s.is_finite() && plan.predicted_usd.is_finite());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn plans_respect_stages_limits_and_round_trip(
+        specs in prop::collection::vec(spec(), 1..24),
+        aws in any::<bool>(),
+        cost in any::<bool>(),
+    ) {
+        let profile = Profile::builtin(if aws { "aws" } else { "local" }).unwrap();
+        let options = Options {
+            objective: if cost { Objective::Cost } else { Objective::Latency },
+            ..Options::default()
+        };
+        match flow_planner::plan_graph(build(&specs, 1000), &profile, &options) {
+            Ok(plan) => {
+                check_limits(&plan, &profile)?;
+                let back = PhysicalPlan::from_json(&plan.to_json()).unwrap();
+                prop_assert_eq!(back, plan);
+            }
+            // Some generated work cannot fit a target (a sort of a billion rows in one
+            // function): that is a constraint error, never a panic or an override error.
+            Err(e) => prop_assert_eq!(e.unmet, Unmet::Constraint, "{}", e.message),
+        }
+    }
+
+    #[test]
+    fn more_input_never_predicts_cheaper_or_faster(
+        specs in prop::collection::vec(spec(), 1..16),
+        factor in 1u64..50,
+        aws in any::<bool>(),
+    ) {
+        let profile = Profile::builtin(if aws { "aws" } else { "local" }).unwrap();
+        // Every choice fixed: the prediction itself must grow with the input.
+        let fixed = Options {
+            workers: Some(4),
+            exact_workers: true,
+            memory_mb: Some(2048),
+            channel: Some(Channel::Storage),
+            ..Options::default()
+        };
+        let small = flow_planner::plan_graph(build(&specs, 100), &profile, &fixed);
+        let large = flow_planner::plan_graph(build(&specs, 100 * factor), &profile, &fixed);
+        if let (Ok(small), Ok(large)) = (&small, &large) {
+            prop_assert!(large.predicted_usd >= small.predicted_usd * (1.0 - 1e-9), "{} < {}", large.predicted_usd, small.predicted_usd);
+            prop_assert!(large.predicted_s >= small.predicted_s * (1.0 - 1e-9), "{} < {}", large.predicted_s, small.predicted_s);
+        }
+        // Planner choosing under the cost objective: the cheapest plan for more input costs
+        // no less (within the 1% the planner treats as equal, per stage).
+        let cost = Options { objective: Objective::Cost, ..Options::default() };
+        let small = flow_planner::plan_graph(build(&specs, 100), &profile, &cost);
+        let large = flow_planner::plan_graph(build(&specs, 100 * factor), &profile, &cost);
+        if let (Ok(small), Ok(large)) = (small, large) {
+            prop_assert!(large.predicted_usd >= small.predicted_usd * 0.97, "{} < {}", large.predicted_usd, small.predicted_usd);
+        }
+    }
+
+    #[test]
+    fn storage_is_never_faster_than_a_feasible_coscheduled_direct_channel(
+        pattern in prop::sample::select(vec![Pattern::HashShuffle, Pattern::Broadcast, Pattern::Gather, Pattern::Scatter, Pattern::Repartition]),
+        bytes in 0.0..1e11f64,
+        p in 1u32..400,
+        c in 1u32..400,
+        mp in prop::sample::select(vec![128u32, 512, 1024, 1769, 2048, 3008, 10240]),
+        mc in prop::sample::select(vec![128u32, 512, 1024, 1769, 2048, 3008, 10240]),
+        aws in any::<bool>(),
+    ) {
+        let profile = Profile::builtin(if aws { "aws" } else { "local" }).unwrap();
+        let (mp, mc) = if aws { (mp, mc) } else { (mp.min(2048), mc.min(2048)) };
+        let from = Side { functions: if pattern == Pattern::Scatter { 1 } else { p }, memory_mb: mp };
+        let to = Side { functions: if pattern == Pattern::Gather { 1 } else { c }, memory_mb: mc };
+        prop_assume!(cost::direct_gate(&profile, from, to, false).is_none());
+        // Co-scheduled: the consumers paired while the producers worked.
+        let direct = cost::transfer(&profile, pattern, Channel::Direct, bytes, from, to, f64::INFINITY);
+        let storage = cost::transfer(&profile, pattern, Channel::Storage, bytes, from, to, f64::INFINITY);
+        prop_assert!(storage.seconds >= direct.seconds, "{pattern:?}: storage {} s < direct {} s", storage.seconds, direct.seconds);
+    }
+}
