@@ -69,6 +69,19 @@ enum Command {
         after_help = "Examples:\n  flowc plan pipeline.flow\n  flowc plan pipeline.flow --target lambda --objective cost\n  flowc plan pipeline.flow --target lambda --format json\n  flowc plan pipeline.flow --target lambda --sweep workers=1..64\n  flowc plan pipeline.flow --verbose"
     )]
     Plan(plan::PlanArgs),
+    /// Measure this machine and write the `local` profile the planner reads
+    #[command(
+        after_help = "Examples:\n  flowc calibrate\n  flowc calibrate --output my-machine.toml\n  flowc plan pipeline.flow --profile my-machine.toml"
+    )]
+    Calibrate {
+        /// Where to write the profile (default: $XDG_CONFIG_HOME/flow/local.toml, which
+        /// `flowc plan --target local` reads)
+        #[arg(long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Measure less, for a rough profile in a few seconds
+        #[arg(long)]
+        quick: bool,
+    },
     /// Run a pipeline
     #[command(
         after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc run pipeline.flow --target local"
@@ -114,6 +127,7 @@ fn dispatch(command: Command) -> u8 {
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Explain { what } => explain(&what),
         Command::Plan(args) => plan::plan(&args),
+        Command::Calibrate { output, quick } => calibrate(output, quick),
         Command::Run {
             file,
             target,
@@ -124,8 +138,16 @@ fn dispatch(command: Command) -> u8 {
         } => {
             let later = [
                 (workers.is_some(), "--workers", "the distributed runtime"),
-                (objective.is_some(), "--objective", "the distributed runtime"),
-                (memory_mb.is_some(), "--memory-mb", "the distributed runtime"),
+                (
+                    objective.is_some(),
+                    "--objective",
+                    "the distributed runtime",
+                ),
+                (
+                    memory_mb.is_some(),
+                    "--memory-mb",
+                    "the distributed runtime",
+                ),
                 (
                     target.as_deref().is_some_and(|t| t == "lambda"),
                     "--target lambda",
@@ -300,6 +322,40 @@ fn explain(what: &str) -> u8 {
         "hint: try `flowc explain E0001`, `flowc explain train` or `flowc explain pipeline.flow`"
     );
     USER_ERROR
+}
+
+fn calibrate(output: Option<PathBuf>, quick: bool) -> u8 {
+    let Some(path) = output.or_else(plan::calibrated_profile_path) else {
+        eprintln!("error: no home folder to write the profile to; give --output PATH");
+        return USAGE;
+    };
+    eprintln!("measuring this machine (loopback TCP, a local folder, the engine's kernels)…");
+    let effort = if quick {
+        flow_runtime::calibrate::Effort::Quick
+    } else {
+        flow_runtime::calibrate::Effort::Full
+    };
+    let written = flow_runtime::calibrate::calibrate(effort).and_then(|(profile, report)| {
+        for m in &report {
+            println!("{:<46} {}", m.what, m.value);
+        }
+        let text = flow_runtime::calibrate::to_toml(&profile)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    });
+    match written {
+        Ok(()) => {
+            println!("profile written to {}", path.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            USER_ERROR
+        }
+    }
 }
 
 fn indent(text: &str) -> String {

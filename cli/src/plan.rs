@@ -133,7 +133,10 @@ pub fn plan(args: &PlanArgs) -> u8 {
             ObjectiveFlag::Cost => Objective::Cost,
         };
     }
-    for (value, flag) in [(args.budget_usd, "--budget-usd"), (args.deadline_s, "--deadline-s")] {
+    for (value, flag) in [
+        (args.budget_usd, "--budget-usd"),
+        (args.deadline_s, "--deadline-s"),
+    ] {
         if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
             eprintln!("error: {flag} takes a positive number");
             return USAGE;
@@ -224,6 +227,11 @@ fn diagnostic(e: &PlanError) -> Diagnostic {
         (Unmet::Override, true) => "this hint",
         _ => "while planning this program",
     };
-    Diagnostic::error(code, e.message.clone(), e.span.unwrap_or(Span::default()), label)
-        .with_optional_help(e.help.clone())
+    Diagnostic::error(
+        code,
+        e.message.clone(),
+        e.span.unwrap_or(Span::default()),
+        label,
+    )
+    .with_optional_help(e.help.clone())
 }

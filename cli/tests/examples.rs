@@ -100,11 +100,25 @@ fn every_example_plans_on_both_targets() {
             );
             let json = plan(&[p, "--target", target, "--format", "json"]);
             let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-            for key in ["predicted_s", "predicted_usd", "stages", "exchanges", "version"] {
+            for key in [
+                "predicted_s",
+                "predicted_usd",
+                "stages",
+                "exchanges",
+                "version",
+            ] {
                 assert!(value.get(key).is_some(), "{name}: JSON plan lacks `{key}`");
             }
             for x in value["exchanges"].as_array().unwrap() {
-                for key in ["from", "to", "pattern", "channel", "bytes", "predicted_s", "reason"] {
+                for key in [
+                    "from",
+                    "to",
+                    "pattern",
+                    "channel",
+                    "bytes",
+                    "predicted_s",
+                    "reason",
+                ] {
                     assert!(x.get(key).is_some(), "{name}: exchange lacks `{key}`");
                 }
             }
@@ -117,7 +131,10 @@ fn plan_prints_dot_every_rule_and_sweeps() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/analytics.flow");
     let dot = plan(&[example, "--format", "dot"]);
     let dot = String::from_utf8_lossy(&dot.stdout);
-    assert!(dot.starts_with("digraph plan {") && dot.contains("->"), "{dot}");
+    assert!(
+        dot.starts_with("digraph plan {") && dot.contains("->"),
+        "{dot}"
+    );
     let verbose = plan(&[example, "--verbose"]);
     let verbose = String::from_utf8_lossy(&verbose.stdout);
     for rule in flow_planner::rules::RULES {

@@ -101,7 +101,8 @@ pub fn choose_channel(
             Channel::Direct
         };
         let t = price(channel);
-        let alternative = (gate.is_none() || other == Channel::Storage).then(|| (other, price(other)));
+        let alternative =
+            (gate.is_none() || other == Channel::Storage).then(|| (other, price(other)));
         let reason = match &alternative {
             Some((o, a)) => format!(
                 "{} because {why} ({} would take {})",
@@ -142,12 +143,12 @@ pub fn choose_channel(
         });
     }
     let direct = price(Channel::Direct);
-    let pick_direct = p.score.better(
-        (direct.seconds, direct.usd),
-        (storage.seconds, storage.usd),
-    ) || !p
+    let pick_direct = p
         .score
-        .better((storage.seconds, storage.usd), (direct.seconds, direct.usd));
+        .better((direct.seconds, direct.usd), (storage.seconds, storage.usd))
+        || !p
+            .score
+            .better((storage.seconds, storage.usd), (direct.seconds, direct.usd));
     let (channel, t, other, a) = if pick_direct {
         (Channel::Direct, direct, Channel::Storage, storage)
     } else {
@@ -204,8 +205,10 @@ pub fn evaluate(
     let mut usd = 0.0;
     let mut inputs = Vec::new();
     let mut fused_into: Option<usize> = None;
-    let mut feeding: Vec<&crate::physical::Exchange> =
-        p.plan.exchanges.iter().filter(|x| x.to == stage).collect();
+    let mut feeding: Vec<&crate::physical::Exchange> = p.stage_inputs[stage]
+        .iter()
+        .map(|id| &p.plan.exchanges[*id])
+        .collect();
     // The largest input is the one worth fusing with, when one can be.
     feeding.sort_by(|a, b| b.bytes.total_cmp(&a.bytes).then(a.id.cmp(&b.id)));
     for x in &feeding {
@@ -232,9 +235,7 @@ pub fn evaluate(
     }
     // Stages fused into one function run one after another.
     if let Some(g) = fused_into {
-        for s in p.plan.stages[..stage].iter().filter(|s| s.runs_in == g) {
-            start = start.max(s.finish_s);
-        }
+        start = start.max(p.busy_until[g]);
     }
     let base = work.task_seconds(profile, functions, memory_mb);
     let mut task_s = base;
@@ -356,8 +357,19 @@ pub fn describe_stage(p: &Planning, stage: usize) -> String {
         .map(|id| p.graph.ops[*id].kind.name())
         .collect();
     if names.len() > 6 {
-        format!("{} … {}", names[..3].join(" → "), names[names.len() - 2..].join(" → "))
+        format!(
+            "{} … {}",
+            names[..3].join(" → "),
+            names[names.len() - 2..].join(" → ")
+        )
     } else {
         names.join(" → ")
     }
+}
+
+/// Records a stage's chosen candidate on the timeline: stages fused into the same functions
+/// later start after it. Rules that evaluate stages in order call this after each one.
+pub fn commit(p: &mut Planning, candidate: &Candidate) {
+    let g = candidate.runs_in;
+    p.busy_until[g] = p.busy_until[g].max(candidate.finish_s);
 }

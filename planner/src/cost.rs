@@ -8,8 +8,8 @@
 //! what one sender can push; pairing costs per pair and is hidden behind the producers' work
 //! when both sides are co-scheduled; producers kept alive while consumers start are charged;
 //! storage pays per request, adds half a polling interval and slows past its reader and
-//! per-prefix request limits. The rendezvous host is charged once per job (see
-//! [`crate::rules::predict`]).
+//! per-prefix request limits. The rendezvous host is charged once per job, while peers are
+//! introduced (see [`crate::rules::predict`]).
 
 use crate::ops::Channel;
 use crate::physical::Pattern;
@@ -134,10 +134,8 @@ fn direct(
             // A binomial tree re-sends the whole message per level; a pipelined chain
             // (scatter then allgather) sends it about twice. Small messages take the tree.
             let tree = depth * (alpha + b / bw + ramp(profile, b));
-            let chain = 2.0 * log2_ceil(p + c) * alpha
-                + b / bw_c
-                + b / p / bw_p
-                + ramp(profile, b / c);
+            let chain =
+                2.0 * log2_ceil(p + c) * alpha + b / bw_c + b / p / bw_p + ramp(profile, b / c);
             let tree = if p > 1.0 {
                 tree + b / bw_c + b / p / bw_p
             } else {
@@ -259,10 +257,16 @@ pub fn training_options(
     let batch = f64::from(work.batch_size.max(1));
     let steps_per_epoch = (work.rows / (batch * n)).ceil().max(1.0);
     let steps = steps_per_epoch * f64::from(work.epochs.max(1));
-    let step_s = batch.min(work.rows.max(1.0)) * work.params as f64 * profile.kernels.train_s_per_value / v;
+    let step_s =
+        batch.min(work.rows.max(1.0)) * work.params as f64 * profile.kernels.train_s_per_value / v;
     let compute = steps * step_s;
     let m = crate::ops::model_bytes(work.params);
-    let alone = |sync: &'static str, algorithm: &'static str, channel, every, exchange_s: f64, requests_usd: f64| {
+    let alone = |sync: &'static str,
+                 algorithm: &'static str,
+                 channel,
+                 every,
+                 exchange_s: f64,
+                 requests_usd: f64| {
         let exchanges = (steps / f64::from(every)).ceil();
         let seconds = compute + exchanges * exchange_s;
         Training {
@@ -314,7 +318,14 @@ pub fn training_options(
     )
     .is_none();
     if direct_ok {
-        options.push(alone("allreduce", direct_name, Channel::Direct, 1, direct_s, 0.0));
+        options.push(alone(
+            "allreduce",
+            direct_name,
+            Channel::Direct,
+            1,
+            direct_s,
+            0.0,
+        ));
     }
     options.push(alone(
         "scatter_reduce",
@@ -332,7 +343,14 @@ pub fn training_options(
         (storage_s, Channel::Storage, "storage", storage_requests)
     };
     let every = ((avg_s / step_s.max(1e-12)).ceil() as u32).clamp(2, MAX_AVERAGING_INTERVAL);
-    options.push(alone("average", avg_name, avg_channel, every, avg_s, avg_requests));
+    options.push(alone(
+        "average",
+        avg_name,
+        avg_channel,
+        every,
+        avg_s,
+        avg_requests,
+    ));
     options
 }
 
@@ -356,8 +374,14 @@ mod tests {
         for (bytes, direct, s3) in cases {
             let d = point_to_point(&p, Channel::Direct, bytes, 2048);
             let s = point_to_point(&p, Channel::Storage, bytes, 2048);
-            assert!((d / direct - 1.0).abs() <= 0.2, "direct {bytes} B: {d} s vs {direct} s");
-            assert!((s / s3 - 1.0).abs() <= 0.2, "storage {bytes} B: {s} s vs {s3} s");
+            assert!(
+                (d / direct - 1.0).abs() <= 0.2,
+                "direct {bytes} B: {d} s vs {direct} s"
+            );
+            assert!(
+                (s / s3 - 1.0).abs() <= 0.2,
+                "storage {bytes} B: {s} s vs {s3} s"
+            );
         }
     }
 
@@ -368,8 +392,24 @@ mod tests {
             functions: n,
             memory_mb: 2048,
         };
-        let busy = transfer(&p, Pattern::HashShuffle, Channel::Direct, 1e6, side(64), side(64), 10.0);
-        let idle = transfer(&p, Pattern::HashShuffle, Channel::Direct, 1e6, side(64), side(64), 0.0);
+        let busy = transfer(
+            &p,
+            Pattern::HashShuffle,
+            Channel::Direct,
+            1e6,
+            side(64),
+            side(64),
+            10.0,
+        );
+        let idle = transfer(
+            &p,
+            Pattern::HashShuffle,
+            Channel::Direct,
+            1e6,
+            side(64),
+            side(64),
+            0.0,
+        );
         assert!(idle.seconds > busy.seconds + 0.4, "{idle:?} {busy:?}");
         assert!(idle.usd > 0.0 && busy.usd > 0.0);
     }
@@ -385,7 +425,15 @@ mod tests {
             functions: 64,
             memory_mb: 2048,
         };
-        let t = transfer(&p, Pattern::Broadcast, Channel::Direct, 100e6, one, many, 10.0);
+        let t = transfer(
+            &p,
+            Pattern::Broadcast,
+            Channel::Direct,
+            100e6,
+            one,
+            many,
+            10.0,
+        );
         let flat = 64.0 * 100e6 / p.direct.flat_fanout_bytes_per_s;
         assert!(t.seconds < flat / 10.0, "{t:?} vs flat {flat}");
     }
@@ -397,8 +445,30 @@ mod tests {
             functions: 1,
             memory_mb: 2048,
         };
-        let few = transfer(&p, Pattern::Broadcast, Channel::Storage, 1e8, one, Side { functions: 64, memory_mb: 2048 }, 0.0);
-        let many = transfer(&p, Pattern::Broadcast, Channel::Storage, 1e8, one, Side { functions: 65, memory_mb: 2048 }, 0.0);
+        let few = transfer(
+            &p,
+            Pattern::Broadcast,
+            Channel::Storage,
+            1e8,
+            one,
+            Side {
+                functions: 64,
+                memory_mb: 2048,
+            },
+            0.0,
+        );
+        let many = transfer(
+            &p,
+            Pattern::Broadcast,
+            Channel::Storage,
+            1e8,
+            one,
+            Side {
+                functions: 65,
+                memory_mb: 2048,
+            },
+            0.0,
+        );
         assert!(many.seconds > few.seconds * 1.3, "{few:?} {many:?}");
     }
 
@@ -416,7 +486,10 @@ mod tests {
         assert_eq!(names, ["allreduce", "scatter_reduce", "average"]);
         let avg = &options[2];
         assert!(avg.every >= 2 && avg.every <= MAX_AVERAGING_INTERVAL);
-        assert!(options[0].seconds < options[1].seconds, "direct allreduce beats storage");
+        assert!(
+            options[0].seconds < options[1].seconds,
+            "direct allreduce beats storage"
+        );
         assert_eq!(training_options(&p, work, 1, 3008)[0].sync, "none");
     }
 }

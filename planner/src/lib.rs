@@ -34,7 +34,7 @@ pub mod work;
 
 pub use ops::{Channel, Op, OpGraph, OpHints, OpId, OpKind, Origin, Size};
 pub use options::{Options, PlanError, Unmet};
-pub use physical::{Exchange, Objective, Pattern, PhysicalPlan, PLAN_VERSION, Stage};
+pub use physical::{Exchange, Objective, PLAN_VERSION, Pattern, PhysicalPlan, Stage};
 pub use profile::{Profile, ProfileError};
 pub use stats::{NoStatistics, SourceStats, Statistics};
 
@@ -134,10 +134,16 @@ fn constrained(
         let (plan, trace) = run(graph.clone(), profile, options, score)?;
         let key = |p: &PhysicalPlan| (p.predicted_s, p.predicted_usd);
         if ok(&plan) {
-            if best.as_ref().is_none_or(|(b, _)| rank.better(key(&plan), key(b))) {
+            if best
+                .as_ref()
+                .is_none_or(|(b, _)| rank.better(key(&plan), key(b)))
+            {
                 best = Some((plan, trace));
             }
-        } else if closest.as_ref().is_none_or(|c| distance(&plan) < distance(c)) {
+        } else if closest
+            .as_ref()
+            .is_none_or(|c| distance(&plan) < distance(c))
+        {
             closest = Some(plan);
         }
     }
@@ -155,7 +161,11 @@ fn run(
     score: Score,
 ) -> Result<(PhysicalPlan, Trace), PlanError> {
     let sizes = ops::estimate(&graph);
-    let cuts = graph.ops.iter().map(|op| vec![None; op.inputs.len()]).collect();
+    let cuts = graph
+        .ops
+        .iter()
+        .map(|op| vec![None; op.inputs.len()])
+        .collect();
     let ops = graph
         .ops
         .iter()
@@ -189,6 +199,8 @@ fn run(
         sizes,
         cuts,
         plan,
+        stage_inputs: Vec::new(),
+        busy_until: Vec::new(),
     };
     let mut trace = Vec::with_capacity(RULES.len());
     for rule in RULES {
@@ -208,7 +220,8 @@ fn notes(plan: &mut PhysicalPlan, options: &Options) {
         ));
     }
     if let Some(m) = options.memory_mb {
-        plan.notes.push(format!("every function has {m} MB, as asked"));
+        plan.notes
+            .push(format!("every function has {m} MB, as asked"));
     }
     if options.exact_workers {
         plan.notes.push(format!(
@@ -216,9 +229,12 @@ fn notes(plan: &mut PhysicalPlan, options: &Options) {
             options.workers.unwrap_or(1)
         ));
     } else if let Some(w) = options.workers {
-        plan.notes.push(format!("at most {w} functions per stage, as asked"));
+        plan.notes
+            .push(format!("at most {w} functions per stage, as asked"));
     }
-    let unknown = plan.ops.iter().any(|op| matches!(&op.op.kind, OpKind::Scan { stats, .. } if *stats == stats::UNKNOWN_SOURCE));
+    let unknown = plan.ops.iter().any(
+        |op| matches!(&op.op.kind, OpKind::Scan { stats, .. } if *stats == stats::UNKNOWN_SOURCE),
+    );
     if unknown {
         plan.notes.push("some sources could not be measured; they are assumed to hold a million rows of 100 bytes".into());
     }

@@ -28,23 +28,41 @@ pub enum OpKind {
         stats: SourceStats,
     },
     /// Reads a model file.
-    ModelLoad { path: String, bytes: u64 },
+    ModelLoad {
+        path: String,
+        bytes: u64,
+    },
     Filter,
     Project,
     /// One side of a `split`: keeps `fraction` of the rows.
-    Split { fraction: f64 },
+    Split {
+        fraction: f64,
+    },
     /// An equi-join on `keys` columns (`join` is DataFusion's join type, e.g. `Inner`).
-    Join { join: String, keys: u32 },
+    Join {
+        join: String,
+        keys: u32,
+    },
     /// A grouping on `keys` columns (none: one row).
-    Aggregate { keys: u32 },
-    Sort { fetch: Option<u64> },
-    Limit { fetch: u64 },
+    Aggregate {
+        keys: u32,
+    },
+    Sort {
+        fetch: Option<u64>,
+    },
+    Limit {
+        fetch: u64,
+    },
     Union,
     /// Rows written in the program (`VALUES`, an empty relation).
-    Values { rows: u64 },
+    Values {
+        rows: u64,
+    },
     /// A plan node flow does not distribute (window functions, subqueries): it runs whole in
     /// one function.
-    Opaque { what: String },
+    Opaque {
+        what: String,
+    },
     Train {
         model: String,
         /// Parameters of the model (weights and biases).
@@ -55,10 +73,17 @@ pub enum OpKind {
         sync: Option<String>,
     },
     /// Applies the model of its first input to the table of its second.
-    Infer { batch: Option<u64> },
+    Infer {
+        batch: Option<u64>,
+    },
     Evaluate,
-    Save { path: String, format: String },
-    Show { limit: u64 },
+    Save {
+        path: String,
+        format: String,
+    },
+    Show {
+        limit: u64,
+    },
 }
 
 impl OpKind {
@@ -127,9 +152,15 @@ impl fmt::Display for OpKind {
                 )
             }
             OpKind::ModelLoad { path, bytes } => {
-                write!(f, "load-model {path} ({})", crate::units::bytes(*bytes as f64))
+                write!(
+                    f,
+                    "load-model {path} ({})",
+                    crate::units::bytes(*bytes as f64)
+                )
             }
-            OpKind::Split { fraction } => write!(f, "split (keeps {fraction})"),
+            OpKind::Split { fraction } => {
+                write!(f, "split (keeps {})", (fraction * 1e6).round() / 1e6)
+            }
             OpKind::Join { join, keys } => write!(f, "join {join} on {keys} key(s)"),
             OpKind::Aggregate { keys: 0 } => f.write_str("aggregate (one row)"),
             OpKind::Aggregate { keys } => write!(f, "aggregate by {keys} key(s)"),
@@ -414,9 +445,7 @@ impl Lowering<'_> {
                 };
                 let features = model.inputs.len() as u64;
                 let outputs = match model.task {
-                    flow_stdlib::Task::Classification if model.kind == "softmax" => {
-                        ASSUMED_CLASSES
-                    }
+                    flow_stdlib::Task::Classification if model.kind == "softmax" => ASSUMED_CLASSES,
                     _ => 1,
                 };
                 let hidden: Vec<u64> = arg("hidden")
@@ -464,7 +493,11 @@ impl Lowering<'_> {
                 for n in [model, table].into_iter().flatten() {
                     ins.push(self.node(n));
                 }
-                let width = self.graph.ops.get(*ins.last().unwrap_or(&0)).map_or(1.0, |o| o.width)
+                let width = self
+                    .graph
+                    .ops
+                    .get(*ins.last().unwrap_or(&0))
+                    .map_or(1.0, |o| o.width)
                     + 16.0;
                 let op = Op {
                     kind: OpKind::Infer {

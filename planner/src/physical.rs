@@ -56,7 +56,9 @@ impl Objective {
         match self {
             Objective::Latency => "latency".into(),
             Objective::Cost => "cost".into(),
-            Objective::Budget(usd) => format!("latency within a budget of {}", crate::units::usd(*usd)),
+            Objective::Budget(usd) => {
+                format!("latency within a budget of {}", crate::units::usd(*usd))
+            }
             Objective::Deadline(s) => {
                 format!("cost within a deadline of {}", crate::units::seconds(*s))
             }

@@ -25,7 +25,11 @@ pub fn text(plan: &PhysicalPlan) -> String {
             units::usd(plan.predicted_usd)
         );
         if plan.rendezvous_usd > 0.0 {
-            let _ = write!(out, " (rendezvous host {})", units::usd(plan.rendezvous_usd));
+            let _ = write!(
+                out,
+                " (rendezvous host {})",
+                units::usd(plan.rendezvous_usd)
+            );
         }
         let functions: u64 = plan
             .stages
@@ -47,13 +51,7 @@ pub fn text(plan: &PhysicalPlan) -> String {
     if plan.stages.is_empty() {
         let _ = writeln!(out);
         for op in &plan.ops {
-            let _ = writeln!(
-                out,
-                "#{} {}{}",
-                op.id,
-                op.op.kind,
-                inputs(&op.op.inputs)
-            );
+            let _ = writeln!(out, "#{} {}{}", op.id, op.op.kind, inputs(&op.op.inputs));
         }
         return out;
     }
@@ -148,7 +146,11 @@ fn stage_text(out: &mut String, plan: &PhysicalPlan, stage: &Stage) {
         let _ = writeln!(out, "    why: {}", c.reason);
     }
     if let Some(b) = &stage.batching {
-        let _ = writeln!(out, "  batching: {} rows per call over {} function(s)", b.batch, b.fan_out);
+        let _ = writeln!(
+            out,
+            "  batching: {} rows per call over {} function(s)",
+            b.batch, b.fan_out
+        );
         let _ = writeln!(out, "    why: {}", b.reason);
     }
     for x in plan.exchanges.iter().filter(|x| x.from == stage.id) {
@@ -157,7 +159,10 @@ fn stage_text(out: &mut String, plan: &PhysicalPlan, stage: &Stage) {
 }
 
 fn exchange_text(out: &mut String, x: &Exchange) {
-    let keys = x.keys.map(|k| format!(" on {k} key(s)")).unwrap_or_default();
+    let keys = x
+        .keys
+        .map(|k| format!(" on {k} key(s)"))
+        .unwrap_or_default();
     let _ = write!(
         out,
         "  out: {}{keys} to stage {}, {}",
@@ -186,7 +191,9 @@ fn exchange_text(out: &mut String, x: &Exchange) {
 
 /// The plan as a Graphviz digraph: one box per stage, one edge per exchange.
 pub fn dot(plan: &PhysicalPlan) -> String {
-    let mut out = String::from("digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+    let mut out = String::from(
+        "digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+    );
     for s in &plan.stages {
         let ops: Vec<String> = s
             .ops

@@ -83,7 +83,10 @@ impl Sweep {
         values.sort_unstable();
         values.dedup();
         if values.len() > 64 {
-            return Err(format!("{} points are too many for one sweep (at most 64)", values.len()));
+            return Err(format!(
+                "{} points are too many for one sweep (at most 64)",
+                values.len()
+            ));
         }
         Ok(Sweep { axis, values })
     }
@@ -129,7 +132,10 @@ pub fn run(graph: &OpGraph, profile: &Profile, options: &Options, sweep: &Sweep)
 
 /// Marks the points no other point beats on both time and cost.
 pub fn mark_frontier(points: &mut [Point]) {
-    let planned: Vec<(f64, f64)> = points.iter().filter_map(|p| p.outcome.clone().ok()).collect();
+    let planned: Vec<(f64, f64)> = points
+        .iter()
+        .filter_map(|p| p.outcome.clone().ok())
+        .collect();
     for p in points {
         p.frontier = match p.outcome {
             Ok((s, usd)) => !planned
@@ -142,7 +148,12 @@ pub fn mark_frontier(points: &mut [Point]) {
 
 /// The sweep as a table; `*` marks the time/cost frontier.
 pub fn table(axis: Axis, points: &[Point]) -> String {
-    let mut out = format!("{:>10}  {:>14}  {:>12}  frontier\n", axis.name(), "predicted", "cost");
+    let mut out = format!(
+        "{:>10}  {:>14}  {:>12}  frontier\n",
+        axis.name(),
+        "predicted",
+        "cost"
+    );
     for p in points {
         match &p.outcome {
             Ok((s, usd)) => {
@@ -168,7 +179,12 @@ pub fn table(axis: Axis, points: &[Point]) -> String {
 pub fn svg(axis: Axis, title: &str, points: &[Point]) -> Result<String, String> {
     let planned: Vec<(u32, f64, f64, bool)> = points
         .iter()
-        .filter_map(|p| p.outcome.as_ref().ok().map(|(s, u)| (p.value, *s, *u, p.frontier)))
+        .filter_map(|p| {
+            p.outcome
+                .as_ref()
+                .ok()
+                .map(|(s, u)| (p.value, *s, *u, p.frontier))
+        })
         .collect();
     if planned.is_empty() {
         return Err("no value of the sweep has a plan to draw".into());
@@ -205,11 +221,8 @@ pub fn svg(axis: Axis, title: &str, points: &[Point]) -> Result<String, String> 
             .y_label_formatter(&|v| units::usd(*v))
             .draw()
             .map_err(|e| fail(&e))?;
-        let mut frontier: Vec<(f64, f64)> = planned
-            .iter()
-            .filter(|p| p.3)
-            .map(|p| (p.1, p.2))
-            .collect();
+        let mut frontier: Vec<(f64, f64)> =
+            planned.iter().filter(|p| p.3).map(|p| (p.1, p.2)).collect();
         frontier.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart
             .draw_series(LineSeries::new(frontier, BLUE.stroke_width(2)))
@@ -241,7 +254,13 @@ mod tests {
         let s = Sweep::parse("memory_mb=1024..4096", &aws).unwrap();
         assert_eq!(s.values, [1024, 1769, 2048, 3538, 4096]);
         assert_eq!(Sweep::parse("workers=4,1", &aws).unwrap().values, [1, 4]);
-        for bad in ["workers", "cpus=1..2", "workers=8..2", "workers=0..4", "workers=a"] {
+        for bad in [
+            "workers",
+            "cpus=1..2",
+            "workers=8..2",
+            "workers=0..4",
+            "workers=a",
+        ] {
             assert!(Sweep::parse(bad, &aws).is_err(), "{bad}");
         }
     }
@@ -255,9 +274,15 @@ mod tests {
         };
         let mut points = vec![point(1, 10.0, 1.0), point(2, 5.0, 1.5), point(4, 6.0, 2.0)];
         mark_frontier(&mut points);
-        assert_eq!(points.iter().map(|p| p.frontier).collect::<Vec<_>>(), [true, true, false]);
+        assert_eq!(
+            points.iter().map(|p| p.frontier).collect::<Vec<_>>(),
+            [true, true, false]
+        );
         let svg = svg(Axis::Workers, "test", &points).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("workers=2"), "{svg}");
+        assert!(
+            svg.starts_with("<svg") && svg.contains("workers=2"),
+            "{svg}"
+        );
         assert!(table(Axis::Workers, &points).contains('*'));
     }
 }

@@ -11,8 +11,10 @@ use crate::profile::Profile;
 pub const BUFFER_MB: f64 = 16.0;
 /// A sort holds at most this much in memory and spills the rest to local disk.
 pub const SORT_MEMORY_BYTES: f64 = 512.0 * MB;
-/// Fewer rows than this per task is not worth another function.
+/// Fewer rows than this per task is not worth another function...
 pub const MIN_ROWS_PER_TASK: f64 = 50_000.0;
+/// ...unless each row is expensive: another function is worth it for this much CPU work.
+pub const MIN_CPU_S_PER_TASK: f64 = 1.0;
 
 /// What a stage does, in units the profile prices.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -171,9 +173,15 @@ impl StageWork {
             + (self.state_bytes / n + self.state_per_task_bytes) / MB
     }
 
-    /// The most functions worth starting: at least [`MIN_ROWS_PER_TASK`] rows each.
-    pub fn useful_functions(&self) -> u32 {
-        let n = (self.rows_in / MIN_ROWS_PER_TASK).ceil().max(1.0);
+    /// The most functions worth starting: each gets at least [`MIN_ROWS_PER_TASK`] rows or
+    /// [`MIN_CPU_S_PER_TASK`] of work.
+    pub fn useful_functions(&self, profile: &Profile) -> u32 {
+        let training = self.training.map_or(0.0, |t| {
+            t.rows * t.params as f64 * f64::from(t.epochs) * profile.kernels.train_s_per_value
+        });
+        let by_rows = self.rows_in / MIN_ROWS_PER_TASK;
+        let by_work = (self.cpu_s + training) / MIN_CPU_S_PER_TASK;
+        let n = by_rows.max(by_work).ceil().max(1.0);
         if n >= f64::from(u32::MAX) {
             u32::MAX
         } else {

@@ -21,8 +21,20 @@ struct Spec {
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
-    (0u8..14, 0.0..1.0f64, 0.0..1.0f64, 0u64..2_000_000_000, 1.0..400.0f64)
-        .prop_map(|(kind, a, b, rows, width)| Spec { kind, a, b, rows, width })
+    (
+        0u8..14,
+        0.0..1.0f64,
+        0.0..1.0f64,
+        0u64..2_000_000_000,
+        1.0..400.0f64,
+    )
+        .prop_map(|(kind, a, b, rows, width)| Spec {
+            kind,
+            a,
+            b,
+            rows,
+            width,
+        })
 }
 
 fn scan(rows: u64, width: f64) -> OpKind {
@@ -44,7 +56,8 @@ fn build(specs: &[Spec], scale: u64) -> OpGraph {
     let mut tables: Vec<usize> = Vec::new();
     let mut models: Vec<usize> = Vec::new();
     for s in specs {
-        let pick = |list: &[usize], f: f64| list[((f * list.len() as f64) as usize).min(list.len() - 1)];
+        let pick =
+            |list: &[usize], f: f64| list[((f * list.len() as f64) as usize).min(list.len() - 1)];
         let (kind, inputs) = if tables.is_empty() || s.kind == 0 {
             (scan(s.rows.saturating_mul(scale) / 1000, s.width), vec![])
         } else {
@@ -56,13 +69,24 @@ fn build(specs: &[Spec], scale: u64) -> OpGraph {
                 3 => (OpKind::Split { fraction: s.b }, vec![t]),
                 4 => (
                     OpKind::Join {
-                        join: ["Inner", "Left", "LeftSemi", "Full"][(s.b * 4.0) as usize % 4].into(),
+                        join: ["Inner", "Left", "LeftSemi", "Full"][(s.b * 4.0) as usize % 4]
+                            .into(),
                         keys: 1,
                     },
                     vec![t, u],
                 ),
-                5 => (OpKind::Aggregate { keys: (s.b * 3.0) as u32 }, vec![t]),
-                6 => (OpKind::Sort { fetch: (s.b > 0.5).then_some(10) }, vec![t]),
+                5 => (
+                    OpKind::Aggregate {
+                        keys: (s.b * 3.0) as u32,
+                    },
+                    vec![t],
+                ),
+                6 => (
+                    OpKind::Sort {
+                        fetch: (s.b > 0.5).then_some(10),
+                    },
+                    vec![t],
+                ),
                 7 => (OpKind::Limit { fetch: 100 }, vec![t]),
                 8 => (OpKind::Union, vec![t, u]),
                 9 => (
@@ -75,7 +99,9 @@ fn build(specs: &[Spec], scale: u64) -> OpGraph {
                     },
                     vec![t],
                 ),
-                10 if !models.is_empty() => (OpKind::Infer { batch: None }, vec![pick(&models, s.b), t]),
+                10 if !models.is_empty() => {
+                    (OpKind::Infer { batch: None }, vec![pick(&models, s.b), t])
+                }
                 11 => (
                     OpKind::Save {
                         path: "out.parquet".into(),
@@ -114,12 +140,29 @@ fn check_limits(plan: &PhysicalPlan, profile: &Profile) -> Result<(), TestCaseEr
         prop_assert!(s.functions >= 1);
         prop_assert!(s.functions <= profile.compute.max_concurrency);
         prop_assert!(s.memory_mb <= profile.compute.memory_max_mb);
-        prop_assert!(s.needs_mb <= f64::from(s.memory_mb), "stage {} needs {} MB of {}", s.id, s.needs_mb, s.memory_mb);
-        prop_assert!(s.predicted_s <= profile.compute.max_duration_s, "stage {} takes {} s", s.id, s.predicted_s);
+        prop_assert!(
+            s.needs_mb <= f64::from(s.memory_mb),
+            "stage {} needs {} MB of {}",
+            s.id,
+            s.needs_mb,
+            s.memory_mb
+        );
+        prop_assert!(
+            s.predicted_s <= profile.compute.max_duration_s,
+            "stage {} takes {} s",
+            s.id,
+            s.predicted_s
+        );
     }
     prop_assert!(seen.iter().all(|n| *n == 1), "{seen:?}");
     for x in &plan.exchanges {
-        prop_assert!(x.from < x.to, "exchange {} goes from stage {} back to {}", x.id, x.from, x.to);
+        prop_assert!(
+            x.from < x.to,
+            "exchange {} goes from stage {} back to {}",
+            x.id,
+            x.from,
+            x.to
+        );
     }
     prop_assert!(plan.predicted_s.is_finite() && plan.predicted_usd.is_finite());
     Ok(())

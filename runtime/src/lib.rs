@@ -1,8 +1,10 @@
-//! The flow runtime: executes compiled pipelines. Today it runs the whole DAG in one process
+//! The flow runtime: executes compiled pipelines, and measures what the planner needs from the
+//! machine (file statistics, `flowc calibrate`). Today it runs the whole DAG in one process
 //! through DataFusion (reading files, writing outputs atomically, printing tables); the
 //! distributed coordinator, workers, channels and backends are the runtime issue's work and
 //! will live behind traits here.
 
+pub mod calibrate;
 mod diagnose;
 mod exec;
 pub mod files;

@@ -1,10 +1,12 @@
 //! The standard library catalogue of flow: the model kinds `train` accepts with their
 //! arguments and outputs, the feature functions usable in `features = [...]`, and the metrics
 //! `evaluate` computes. The compiler checks programs against these signatures and
-//! `flowc explain KIND` prints them. The kernels (training math, inference, ONNX) are added by
-//! the ML standard library work; until then this crate only declares.
+//! `flowc explain KIND` prints them. It also holds the numeric kernels models are built from
+//! (so far the logistic score and SGD pass that `flowc calibrate` times); the full training,
+//! inference and ONNX kernels are the ML standard library work.
 
 pub mod features;
+pub mod kernels;
 pub mod metrics;
 pub mod models;
 

@@ -22,11 +22,13 @@ impl Rule for ChooseChannels {
     }
 
     fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
+        p.reset_timeline();
         for stage in 0..p.plan.stages.len() {
             let s = &p.plan.stages[stage];
             let work = stage_work(p.profile, &p.graph, &p.sizes, &s.ops, &p.cuts);
             let chosen = candidate::evaluate(p, stage, &work, s.functions, s.memory_mb)
                 .map_err(|why| candidate::unplannable(p, stage, &why, true))?;
+            candidate::commit(p, &chosen);
             for (id, choice) in chosen.inputs {
                 let x = &mut p.plan.exchanges[id];
                 x.channel = choice.channel;

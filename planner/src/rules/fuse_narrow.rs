@@ -9,8 +9,8 @@
 
 use super::{Planning, Rule};
 
-use crate::options::PlanError;
 use crate::ops::{Channel, OpKind};
+use crate::options::PlanError;
 use crate::physical::{Exchange, Pattern, Stage};
 
 pub struct FuseNarrow;
@@ -49,7 +49,15 @@ impl Rule for FuseNarrow {
                 let group = find(&mut parent, *input);
                 let target = depth[id];
                 if depth[*input] < target
-                    && !lift(&mut depth, &members[group], target, id, &readers, &p.cuts, &p.graph)
+                    && !lift(
+                        &mut depth,
+                        &members[group],
+                        target,
+                        id,
+                        &readers,
+                        &p.cuts,
+                        &p.graph,
+                    )
                 {
                     p.cuts[id][k] = Some(Pattern::Repartition);
                     continue;
@@ -90,9 +98,10 @@ impl Rule for FuseNarrow {
                 let Some(pattern) = cut else { continue };
                 let input = p.graph.ops[id].inputs[k];
                 let keys = match (&p.graph.ops[id].kind, pattern) {
-                    (OpKind::Join { keys, .. } | OpKind::Aggregate { keys }, Pattern::HashShuffle) => {
-                        Some(*keys)
-                    }
+                    (
+                        OpKind::Join { keys, .. } | OpKind::Aggregate { keys },
+                        Pattern::HashShuffle,
+                    ) => Some(*keys),
                     _ => None,
                 };
                 exchanges.push(Exchange {
@@ -113,6 +122,10 @@ impl Rule for FuseNarrow {
                 });
             }
         }
+        p.stage_inputs = vec![Vec::new(); stages.len()];
+        for x in &exchanges {
+            p.stage_inputs[x.to].push(x.id);
+        }
         p.plan.stages = stages;
         p.plan.exchanges = exchanges;
         Ok(())
@@ -122,7 +135,7 @@ impl Rule for FuseNarrow {
 /// Raises a group of fused operators to `to`, so that a deeper reader can fuse with it (a
 /// scan joined with a broadcast side stays where it is instead of being repartitioned).
 /// Refused when an operator of the group already feeds, through an exchange, an operator
-/// (other than `reader`) that is not deeper than `to`.
+/// (`reader` included) that is not deeper than `to`.
 fn lift(
     depth: &mut [u32],
     group: &[usize],
@@ -134,7 +147,9 @@ fn lift(
 ) -> bool {
     for &op in group {
         for &r in &readers[op] {
-            if r >= reader {
+            // Readers after this one are not placed yet; this one counts (it may read the
+            // group through an exchange on another input).
+            if r > reader {
                 continue;
             }
             let through_exchange = graph.ops[r]

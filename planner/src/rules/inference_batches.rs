@@ -38,7 +38,8 @@ impl Rule for InferenceBatches {
             let work = stage_work(p.profile, &p.graph, &p.sizes, &s.ops, &p.cuts);
             let (rows, width) = work.inference.unwrap_or((1.0, 1.0));
             let share = (rows / f64::from(s.functions.max(1))).ceil().max(1.0);
-            let spare = (f64::from(s.memory_mb) - work.needs_mb(p.profile, s.functions)).max(0.0) * MB;
+            let spare =
+                (f64::from(s.memory_mb) - work.needs_mb(p.profile, s.functions)).max(0.0) * MB;
             // Input rows, output rows and the model's activations: about four copies.
             let fits = (spare / (4.0 * width.max(1.0))).floor().max(1.0);
             let batching = match given {

@@ -44,12 +44,10 @@ impl Score {
         let cost_slack = 1e-15_f64.max(SAME_COST_RATIO * a.1.max(b.1));
         match self {
             Score::Latency => {
-                lt(a.0, b.0, time_slack)
-                    || (!lt(b.0, a.0, time_slack) && lt(a.1, b.1, cost_slack))
+                lt(a.0, b.0, time_slack) || (!lt(b.0, a.0, time_slack) && lt(a.1, b.1, cost_slack))
             }
             Score::Cost => {
-                lt(a.1, b.1, cost_slack)
-                    || (!lt(b.1, a.1, cost_slack) && lt(a.0, b.0, time_slack))
+                lt(a.1, b.1, cost_slack) || (!lt(b.1, a.1, cost_slack) && lt(a.0, b.0, time_slack))
             }
             Score::Weighted(l) => {
                 let (x, y) = (a.0 + l * a.1, b.0 + l * b.1);
@@ -79,6 +77,18 @@ pub struct Planning<'a> {
     /// operators run in the same stage).
     pub cuts: Vec<Vec<Option<Pattern>>>,
     pub plan: PhysicalPlan,
+    /// The exchanges feeding each stage (filled by stage formation).
+    pub stage_inputs: Vec<Vec<usize>>,
+    /// When each stage's functions are free again, for the stages fused into them; rules
+    /// that walk the timeline reset it and fill it stage by stage.
+    pub busy_until: Vec<f64>,
+}
+
+impl Planning<'_> {
+    /// Starts a walk over the timeline from the first stage.
+    pub fn reset_timeline(&mut self) {
+        self.busy_until = vec![0.0; self.plan.stages.len()];
+    }
 }
 
 /// One planning rule.

@@ -2,7 +2,8 @@
 //! with how much memory (memory buys vCPUs), by the objective.
 //!
 //! Candidates are powers of two up to the `workers` bound (and the concurrency limit, and no
-//! more than one function per [`MIN_ROWS_PER_TASK`](crate::work::MIN_ROWS_PER_TASK) rows),
+//! more functions than the rows and the work justify, see
+//! [`StageWork::useful_functions`](crate::work::StageWork::useful_functions)),
 //! times the memory sizes worth having (powers of two and whole vCPUs). A candidate is
 //! infeasible when a task would need more memory than it has or run longer than a function
 //! may, so a task over a limit is split over more functions. Each candidate is priced with
@@ -22,8 +23,10 @@ impl Rule for SizeStages {
     }
 
     fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
+        p.reset_timeline();
         for stage in 0..p.plan.stages.len() {
             let best = size(p, stage)?;
+            candidate::commit(p, &best.0);
             let s = &mut p.plan.stages[stage];
             s.functions = best.0.functions;
             s.memory_mb = best.0.memory_mb;
@@ -68,7 +71,13 @@ fn hints(p: &Planning, stage: usize) -> Result<(Option<u32>, Option<u32>), PlanE
 fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanError> {
     let profile = p.profile;
     let c = &profile.compute;
-    let work = stage_work(profile, &p.graph, &p.sizes, &p.plan.stages[stage].ops, &p.cuts);
+    let work = stage_work(
+        profile,
+        &p.graph,
+        &p.sizes,
+        &p.plan.stages[stage].ops,
+        &p.cuts,
+    );
     let (hint_workers, hint_memory) = hints(p, stage)?;
     let partitioned = p.plan.stages[stage].partitioned;
     let hint_span = p.plan.stages[stage]
@@ -123,7 +132,7 @@ fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanErr
                 .unwrap_or(c.max_concurrency)
                 .min(c.max_concurrency)
                 .max(1);
-            let cap = bound.min(work.useful_functions());
+            let cap = bound.min(work.useful_functions(profile));
             let mut n = Vec::new();
             let mut k = 1u32;
             while k < cap {
@@ -154,7 +163,7 @@ fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanErr
     let mut first_error: Option<String> = None;
     let mut feasible = 0usize;
     let mut considered = 0usize;
-    let beyond_rows = work.useful_functions();
+    let beyond_rows = work.useful_functions(profile);
     for &n in &functions {
         // More functions than the rows justify are only worth it when fewer cannot work.
         if n > beyond_rows && first_feasible_n.is_some() && !forced {

@@ -12,6 +12,7 @@
 
 use super::{Planning, Rule};
 use crate::candidate;
+use crate::ops::OpKind;
 use crate::options::PlanError;
 use crate::physical::Collective;
 use crate::units;
@@ -25,17 +26,23 @@ impl Rule for TrainingCollective {
     }
 
     fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
+        p.reset_timeline();
         for stage in 0..p.plan.stages.len() {
             let s = &p.plan.stages[stage];
+            let (runs_in, finish) = (s.runs_in, s.finish_s);
             let work = stage_work(p.profile, &p.graph, &p.sizes, &s.ops, &p.cuts);
             if work.training.is_none() {
+                p.busy_until[runs_in] = p.busy_until[runs_in].max(finish);
                 continue;
             }
             let chosen = candidate::evaluate(p, stage, &work, s.functions, s.memory_mb)
                 .map_err(|why| candidate::unplannable(p, stage, &why, true))?;
-            let Some((t, forced)) = chosen.training else {
+            let Some((t, forced)) = chosen.training.clone() else {
+                candidate::commit(p, &chosen);
                 continue;
             };
+            candidate::commit(p, &chosen);
+            let s = &p.plan.stages[stage];
             let reason = if s.functions <= 1 {
                 "one worker: nothing to combine".to_string()
             } else if forced {
@@ -45,11 +52,16 @@ impl Rule for TrainingCollective {
                     1 => "every step".to_string(),
                     k => format!("every {k} steps"),
                 };
+                let model = s
+                    .ops
+                    .iter()
+                    .find(|id| matches!(p.graph.ops[**id].kind, OpKind::Train { .. }))
+                    .map_or(0.0, |id| p.sizes[*id].bytes);
                 format!(
                     "the {} way for {} workers to combine a {} model: {} per exchange, {per}",
                     p.score.describe(),
                     s.functions,
-                    units::bytes(p.sizes[s.ops.iter().copied().find(|id| p.graph.ops[*id].kind.name() == "train").unwrap_or(0)].bytes),
+                    units::bytes(model),
                     units::seconds(t.exchange_s),
                 )
             };

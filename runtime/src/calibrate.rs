@@ -1,0 +1,390 @@
+//! `flowc calibrate`: measures this machine for the `local` profile — loopback TCP latency
+//! and bandwidth (the direct channel), a local folder's latency and bandwidth (the storage
+//! hop), and the per-row cost of scan, filter, join, aggregate, sort, write, train and infer
+//! on generated data, each on one core — and returns the profile the planner reads back.
+
+use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use flow_planner::Profile;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How long calibration may take: `Quick` for tests, `Full` for a profile worth keeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    Quick,
+    Full,
+}
+
+/// One measured figure, for people.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// Measures the machine. The result is the built-in `local` profile with every measured
+/// figure replaced.
+pub fn calibrate(effort: Effort) -> Result<(Profile, Vec<Measurement>), String> {
+    let mut profile = Profile::builtin("local").map_err(|e| e.to_string())?;
+    let mut report = Vec::new();
+    let mut note = |what: &'static str, value: String| report.push(Measurement { what, value });
+    let scale = match effort {
+        Effort::Quick => 1,
+        Effort::Full => 8,
+    };
+
+    let (latency, bandwidth) = loopback(200 * scale, 32 * 1024 * 1024 * scale)
+        .map_err(|e| format!("cannot measure loopback TCP: {e}"))?;
+    profile.direct.latency_s = latency;
+    profile.direct.bandwidth_by_memory = vec![(profile.compute.memory_min_mb, bandwidth)];
+    profile.direct.flat_fanout_bytes_per_s = bandwidth;
+    note("direct latency (loopback TCP, one way)", seconds(latency));
+    note("direct bandwidth (one stream)", rate(bandwidth));
+
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot make a scratch folder: {e}"))?;
+    let (latency, bandwidth) = folder(dir.path(), 50 * scale, 32 * 1024 * 1024 * scale)
+        .map_err(|e| format!("cannot measure the local folder: {e}"))?;
+    profile.storage.latency_s = latency;
+    profile.storage.bandwidth_bytes_per_s = bandwidth;
+    note(
+        "storage latency (local folder, per request)",
+        seconds(latency),
+    );
+    note("storage bandwidth (write then read)", rate(bandwidth));
+
+    if let Ok(cores) = std::thread::available_parallelism() {
+        profile.compute.shared_vcpus = Some(cores.get() as f64);
+        note("cores", cores.get().to_string());
+    }
+    if let Some(mb) = memory_mb() {
+        profile.compute.shared_memory_mb = Some(mb);
+        profile.compute.memory_max_mb = mb;
+        note("memory", format!("{mb} MB"));
+    }
+
+    let rows = 250_000 * scale;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the engine: {e}"))?;
+    let k = runtime
+        .block_on(kernels(dir.path(), rows))
+        .map_err(|e| format!("cannot measure the engine: {e}"))?;
+    profile.kernels.scan_s_per_byte = k.scan;
+    profile.kernels.narrow_s_per_row = k.narrow;
+    profile.kernels.join_s_per_row = k.join;
+    profile.kernels.aggregate_s_per_row = k.aggregate;
+    profile.kernels.sort_s_per_row = k.sort;
+    profile.kernels.write_s_per_byte = k.write;
+    for (what, v) in [
+        ("scan, per byte of Parquet", k.scan),
+        ("filter and project, per row", k.narrow),
+        ("hash join, per input row", k.join),
+        ("hash aggregate, per row", k.aggregate),
+        ("sort, per row and doubling", k.sort),
+        ("write Parquet, per byte", k.write),
+    ] {
+        note(what, seconds(v));
+    }
+    let (train, infer) = ml_kernels(rows);
+    profile.kernels.train_s_per_value = train;
+    profile.kernels.infer_s_per_value = infer;
+    note("train (logistic SGD), per value", seconds(train));
+    note("infer (logistic), per value", seconds(infer));
+
+    profile.origin = format!("measured by `flowc calibrate` on {}", today());
+    Ok((profile, report))
+}
+
+/// The profile as TOML, with a header saying where it came from.
+pub fn to_toml(profile: &Profile) -> Result<String, String> {
+    let body = toml::to_string(profile).map_err(|e| format!("cannot write the profile: {e}"))?;
+    Ok(format!(
+        "# The `local` profile, {}.\n# Units and fields as in planner/profiles/local.toml.\n\n{body}",
+        profile.origin
+    ))
+}
+
+fn seconds(s: f64) -> String {
+    format!("{s:.3e} s")
+}
+
+fn rate(b: f64) -> String {
+    format!("{:.0} MB/s", b / 1e6)
+}
+
+/// One-way latency (half a round trip of one byte) and one-stream bandwidth over loopback.
+fn loopback(round_trips: usize, bytes: usize) -> std::io::Result<(f64, f64)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let mut b = [0u8; 1];
+        for _ in 0..round_trips {
+            s.read_exact(&mut b)?;
+            s.write_all(&b)?;
+        }
+        let mut sink = vec![0u8; 1 << 20];
+        let mut left = bytes;
+        while left > 0 {
+            let n = s.read(&mut sink)?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+        }
+        s.write_all(&[1])?;
+        Ok(())
+    });
+    let mut c = TcpStream::connect(addr)?;
+    c.set_nodelay(true)?;
+    let mut b = [7u8; 1];
+    let start = Instant::now();
+    for _ in 0..round_trips {
+        c.write_all(&b)?;
+        c.read_exact(&mut b)?;
+    }
+    let latency = start.elapsed().as_secs_f64() / round_trips.max(1) as f64 / 2.0;
+    let chunk = vec![42u8; 1 << 20];
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < bytes {
+        let n = chunk.len().min(bytes - sent);
+        c.write_all(&chunk[..n])?;
+        sent += n;
+    }
+    c.read_exact(&mut b)?;
+    let bandwidth = bytes as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    server
+        .join()
+        .map_err(|_| std::io::Error::other("the loopback peer failed"))??;
+    Ok((latency, bandwidth))
+}
+
+/// Latency of writing then reading a one-byte object, per request, and the bandwidth of
+/// writing then reading a large one, in a local folder.
+fn folder(dir: &Path, objects: usize, bytes: usize) -> std::io::Result<(f64, f64)> {
+    let start = Instant::now();
+    for i in 0..objects {
+        let path = dir.join(format!("small-{i}"));
+        std::fs::write(&path, [1u8])?;
+        std::fs::read(&path)?;
+    }
+    let latency = start.elapsed().as_secs_f64() / (2 * objects.max(1)) as f64;
+    let data = vec![9u8; bytes];
+    let path = dir.join("large");
+    let start = Instant::now();
+    std::fs::write(&path, &data)?;
+    let back = std::fs::read(&path)?;
+    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+    if back.len() != data.len() {
+        return Err(std::io::Error::other(
+            "the folder returned a different object",
+        ));
+    }
+    // Each direction at this rate takes the measured time together.
+    Ok((latency, 2.0 * bytes as f64 / elapsed))
+}
+
+/// Total memory of the machine, from /proc/meminfo where there is one.
+fn memory_mb() -> Option<u32> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = text
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    u32::try_from(kb / 1024).ok()
+}
+
+struct Kernels {
+    scan: f64,
+    narrow: f64,
+    join: f64,
+    aggregate: f64,
+    sort: f64,
+    write: f64,
+}
+
+fn table(rows: usize, keys: usize) -> datafusion::error::Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("v", DataType::Float64, false),
+        Field::new("s", DataType::Utf8, false),
+    ]));
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let k: Vec<i64> = (0..rows).map(|_| (next() % keys as u64) as i64).collect();
+    let v: Vec<f64> = (0..rows)
+        .map(|_| (next() % 1_000_000) as f64 / 1e6)
+        .collect();
+    let s: Vec<String> = (0..rows)
+        .map(|_| format!("item-{:06}", next() % 1_000_000))
+        .collect();
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(k)),
+            Arc::new(Float64Array::from(v)),
+            Arc::new(StringArray::from(s)),
+        ],
+    )?)
+}
+
+async fn timed(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<f64> {
+    let start = Instant::now();
+    ctx.sql(sql).await?.collect().await?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> {
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    let big = table(rows, rows / 10)?;
+    let small = table(rows / 10, rows / 10)?;
+    let bytes_in_memory = big.get_array_memory_size() as f64;
+    ctx.register_table(
+        "t",
+        Arc::new(MemTable::try_new(big.schema(), vec![vec![big]])?),
+    )?;
+    ctx.register_table(
+        "d",
+        Arc::new(MemTable::try_new(small.schema(), vec![vec![small]])?),
+    )?;
+    let n = rows as f64;
+    // Warm the engine once so the first query does not pay for planning caches.
+    ctx.sql("SELECT count(*) FROM t").await?.collect().await?;
+    let narrow = timed(&ctx, "SELECT k + 1, v * 2 FROM t WHERE v > 0.5").await? / n;
+    let aggregate = timed(&ctx, "SELECT k, sum(v), count(*) FROM t GROUP BY k").await? / n;
+    let join = timed(&ctx, "SELECT t.v, d.v FROM t JOIN d ON t.k = d.k").await? / (n * 1.1);
+    let sort = timed(&ctx, "SELECT * FROM t ORDER BY v").await? / (n * n.log2());
+    let path = dir.join("t.parquet");
+    let start = Instant::now();
+    ctx.sql("SELECT * FROM t")
+        .await?
+        .write_parquet(
+            path.to_str().unwrap_or("t.parquet"),
+            DataFrameWriteOptions::new(),
+            None,
+        )
+        .await?;
+    let write = start.elapsed().as_secs_f64() / bytes_in_memory;
+    let file_bytes = dir_bytes(&path) as f64;
+    ctx.register_parquet(
+        "p",
+        path.to_str().unwrap_or(""),
+        ParquetReadOptions::default(),
+    )
+    .await?;
+    let scan = timed(&ctx, "SELECT sum(v), sum(k), max(s) FROM p").await? / file_bytes.max(1.0);
+    Ok(Kernels {
+        scan,
+        narrow,
+        join,
+        aggregate,
+        sort,
+        write,
+    })
+}
+
+/// Bytes of a file, or of every file in a folder (DataFusion may write either).
+fn dir_bytes(path: &Path) -> u64 {
+    if path.is_dir() {
+        std::fs::read_dir(path)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| dir_bytes(&e.path())).sum())
+            .unwrap_or(0)
+    } else {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// Seconds per feature value of a logistic SGD pass and of logistic inference.
+fn ml_kernels(rows: usize) -> (f64, f64) {
+    let features = 16;
+    let data: Vec<f64> = (0..rows * features)
+        .map(|i| ((i * 2_654_435_761) % 1000) as f64 / 1000.0 - 0.5)
+        .collect();
+    let labels: Vec<f64> = (0..rows).map(|i| (i % 2) as f64).collect();
+    let mut weights = vec![0.0; features + 1];
+    let values = (rows * features) as f64;
+    let start = Instant::now();
+    let loss =
+        flow_stdlib::kernels::logistic_sgd_epoch(&data, &labels, features, &mut weights, 0.01);
+    let train = start.elapsed().as_secs_f64() / values;
+    let start = Instant::now();
+    let p = flow_stdlib::kernels::logistic_predict(&data, features, &weights);
+    let infer = start.elapsed().as_secs_f64() / values;
+    // Keep the work observable so it is not optimised away.
+    std::hint::black_box((loss, p));
+    (train, infer)
+}
+
+/// Today's date, `YYYY-MM-DD`, from the system clock (UTC).
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_calibration_measures_everything_and_round_trips() {
+        let (profile, report) = calibrate(Effort::Quick).unwrap();
+        assert!(report.len() >= 12, "{report:?}");
+        let k = &profile.kernels;
+        for v in [
+            k.scan_s_per_byte,
+            k.narrow_s_per_row,
+            k.join_s_per_row,
+            k.aggregate_s_per_row,
+            k.sort_s_per_row,
+            k.train_s_per_value,
+            k.infer_s_per_value,
+            k.write_s_per_byte,
+        ] {
+            assert!(v > 0.0 && v < 1e-3, "{v}");
+        }
+        assert!(profile.direct.latency_s > 0.0 && profile.direct.latency_s < 0.01);
+        let text = to_toml(&profile).unwrap();
+        let back = Profile::from_toml(&text).unwrap();
+        assert_eq!(back, profile);
+        assert!(profile.origin.contains("calibrate"));
+    }
+
+    #[test]
+    fn dates_are_civil() {
+        let d = today();
+        assert_eq!(d.len(), 10);
+        assert!(d.starts_with("20"), "{d}");
+    }
+}
