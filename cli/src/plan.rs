@@ -4,7 +4,7 @@
 use crate::{OutputFormat, USAGE, USER_ERROR, diagnostics, load, report};
 use clap::{Args, ValueEnum};
 use flow_lang::diagnostic::has_errors;
-use flow_lang::{Code, Diagnostic, Span};
+use flow_lang::{Code, Diagnostic};
 use flow_planner::sweep::{self, Sweep};
 use flow_planner::{Channel, Objective, Options, PlanError, Profile, Unmet};
 use flow_runtime::FileStatistics;
@@ -227,11 +227,6 @@ fn diagnostic(e: &PlanError) -> Diagnostic {
         (Unmet::Override, true) => "this hint",
         _ => "while planning this program",
     };
-    Diagnostic::error(
-        code,
-        e.message.clone(),
-        e.span.unwrap_or(Span::default()),
-        label,
-    )
-    .with_optional_help(e.help.clone())
+    Diagnostic::error(code, e.message.clone(), e.span.unwrap_or_default(), label)
+        .with_optional_help(e.help.clone())
 }
