@@ -121,9 +121,6 @@ fn inference(aws: &Profile) {
         ..Options::default()
     };
     let mono = plan(&g, &unlimited, &alone).expect("the monolithic plan");
-    if std::env::var_os("SIMULATE_DEBUG").is_some() {
-        eprintln!("{}", mono.to_text());
-    }
     println!("## 2. Parallel batch inference (DistilBERT on IMDb, {memory} MB functions)\n");
     println!(
         "One function in sequence (time limit lifted): {}, {}.\n",
