@@ -9,13 +9,18 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// The profile's name (`aws`, `local`), shown in plans.
     pub name: String,
     /// Where the figures come from (a calibration run, a price list), shown in plans.
     #[serde(default)]
     pub origin: String,
+    /// Functions: prices and limits.
     pub compute: Compute,
+    /// Direct TCP channels between functions.
     pub direct: Direct,
+    /// The storage hop.
     pub storage: Storage,
+    /// The work itself, per unit.
     pub kernels: Kernels,
 }
 
@@ -23,15 +28,25 @@ pub struct Profile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Compute {
+    /// Dollars per GB-second of an x86 function.
     pub usd_per_gb_s_x86: f64,
+    /// Dollars per GB-second of an arm64 function.
     pub usd_per_gb_s_arm64: f64,
+    /// Dollars per invocation.
     pub usd_per_request: f64,
+    /// The least memory a function can have, in MB.
     pub memory_min_mb: u32,
+    /// The most memory a function can have, in MB.
     pub memory_max_mb: u32,
+    /// Memory that buys one vCPU, in MB.
     pub mb_per_vcpu: u32,
+    /// The most vCPUs a function gets.
     pub max_vcpus: u32,
+    /// The longest a function may run, in seconds.
     pub max_duration_s: f64,
+    /// The largest synchronous request or response, in MB.
     pub max_sync_payload_mb: u32,
+    /// Seconds from invocation to the first line of the worker running.
     pub cold_start_s: f64,
     /// The fewest vCPUs a function gets, whatever its memory.
     pub min_vcpus: f64,
@@ -51,15 +66,20 @@ pub struct Compute {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Direct {
+    /// One-way latency of a small message, in seconds (FMI's alpha).
     pub latency_s: f64,
     /// `[memory_mb, bytes_per_s]` points, by increasing memory.
     pub bandwidth_by_memory: Vec<(u32, f64)>,
+    /// What one sender sending to many at once pushes in total, in bytes per second.
     pub flat_fanout_bytes_per_s: f64,
     /// A fresh connection reaches full rate only after about `slow_start_bytes`; sending
     /// that much costs up to `slow_start_s` more than bandwidth alone explains.
     pub slow_start_s: f64,
+    /// Bytes after which a fresh connection runs at full rate.
     pub slow_start_bytes: f64,
+    /// Seconds to introduce one pair of functions through the rendezvous (hole punching).
     pub pairing_s: f64,
+    /// Dollars per hour of the rendezvous host.
     pub rendezvous_usd_per_hour: f64,
 }
 
@@ -73,11 +93,17 @@ pub struct Storage {
     pub bandwidth_bytes_per_s: f64,
     /// Streams one function keeps open at once (multipart writes, ranged reads).
     pub streams_per_function: u32,
+    /// Dollars per PUT request.
     pub usd_per_put: f64,
+    /// Dollars per GET request.
     pub usd_per_get: f64,
+    /// PUT requests per second one prefix sustains.
     pub puts_per_s_per_prefix: u32,
+    /// GET requests per second one prefix sustains.
     pub gets_per_s_per_prefix: u32,
+    /// Concurrent readers of one object before it slows down.
     pub max_readers_per_object: u32,
+    /// Seconds between a consumer's checks for an object.
     pub poll_interval_s: f64,
 }
 
