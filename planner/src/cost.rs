@@ -362,6 +362,14 @@ mod tests {
         Profile::builtin("aws").unwrap()
     }
 
+    /// `functions` functions of 2 GB, the size FMI measured.
+    fn side(functions: u32) -> Side {
+        Side {
+            functions,
+            memory_mb: 2048,
+        }
+    }
+
     #[test]
     fn point_to_point_reproduces_fmi_within_20_percent() {
         // FMI (Copik et al. 2023), 2 GB functions: direct vs S3.
@@ -388,10 +396,6 @@ mod tests {
     #[test]
     fn pairing_hides_behind_work_only_when_there_is_work() {
         let p = aws();
-        let side = |n| Side {
-            functions: n,
-            memory_mb: 2048,
-        };
         let busy = transfer(
             &p,
             Pattern::HashShuffle,
@@ -417,14 +421,8 @@ mod tests {
     #[test]
     fn broadcast_over_direct_is_not_a_flat_fanout() {
         let p = aws();
-        let one = Side {
-            functions: 1,
-            memory_mb: 2048,
-        };
-        let many = Side {
-            functions: 64,
-            memory_mb: 2048,
-        };
+        let one = side(1);
+        let many = side(64);
         let t = transfer(
             &p,
             Pattern::Broadcast,
@@ -441,20 +439,14 @@ mod tests {
     #[test]
     fn storage_readers_past_the_limit_cost_copies() {
         let p = aws();
-        let one = Side {
-            functions: 1,
-            memory_mb: 2048,
-        };
+        let one = side(1);
         let few = transfer(
             &p,
             Pattern::Broadcast,
             Channel::Storage,
             1e8,
             one,
-            Side {
-                functions: 64,
-                memory_mb: 2048,
-            },
+            side(64),
             0.0,
         );
         let many = transfer(
@@ -463,10 +455,7 @@ mod tests {
             Channel::Storage,
             1e8,
             one,
-            Side {
-                functions: 65,
-                memory_mb: 2048,
-            },
+            side(65),
             0.0,
         );
         assert!(many.seconds > few.seconds * 1.3, "{few:?} {many:?}");

@@ -201,6 +201,7 @@ fn run(
         plan,
         stage_inputs: Vec::new(),
         busy_until: Vec::new(),
+        chosen: Vec::new(),
     };
     let mut trace = Vec::with_capacity(RULES.len());
     for rule in RULES {

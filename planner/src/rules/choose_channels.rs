@@ -9,10 +9,8 @@
 //! exist is an error.
 
 use super::{Planning, Rule};
-use crate::candidate;
 use crate::options::PlanError;
 use crate::physical::Alternative;
-use crate::work::stage_work;
 
 pub struct ChooseChannels;
 
@@ -22,14 +20,8 @@ impl Rule for ChooseChannels {
     }
 
     fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
-        p.reset_timeline();
-        for stage in 0..p.plan.stages.len() {
-            let s = &p.plan.stages[stage];
-            let work = stage_work(p.profile, &p.graph, &p.sizes, &s.ops, &p.cuts);
-            let chosen = candidate::evaluate(p, stage, &work, s.functions, s.memory_mb)
-                .map_err(|why| candidate::unplannable(p, stage, &why, true))?;
-            candidate::commit(p, &chosen);
-            for (id, choice) in chosen.inputs {
+        for chosen in &p.chosen {
+            for (id, choice) in chosen.inputs.iter().cloned() {
                 let x = &mut p.plan.exchanges[id];
                 x.channel = choice.channel;
                 x.bytes = choice.bytes;

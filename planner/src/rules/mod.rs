@@ -79,9 +79,12 @@ pub struct Planning<'a> {
     pub plan: PhysicalPlan,
     /// The exchanges feeding each stage (filled by stage formation).
     pub stage_inputs: Vec<Vec<usize>>,
-    /// When each stage's functions are free again, for the stages fused into them; rules
-    /// that walk the timeline reset it and fill it stage by stage.
+    /// When each stage's functions are free again, for the stages fused into them; sizing
+    /// resets it and fills it stage by stage.
     pub busy_until: Vec<f64>,
+    /// The configuration `size_stages` chose for each stage, priced; later rules record
+    /// its parts rather than pricing it again.
+    pub chosen: Vec<crate::candidate::Candidate>,
 }
 
 impl Planning<'_> {

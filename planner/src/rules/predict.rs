@@ -6,10 +6,8 @@
 //! being introduced, at least a minute.
 
 use super::{Planning, Rule};
-use crate::candidate;
 use crate::ops::Channel;
 use crate::options::PlanError;
-use crate::work::stage_work;
 
 /// EC2 bills at least a minute per start.
 pub const RENDEZVOUS_MIN_S: f64 = 60.0;
@@ -22,29 +20,12 @@ impl Rule for Predict {
     }
 
     fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
-        p.reset_timeline();
         let mut usd = 0.0;
         let mut end: f64 = 0.0;
-        for stage in 0..p.plan.stages.len() {
-            let s = &p.plan.stages[stage];
-            let work = stage_work(p.profile, &p.graph, &p.sizes, &s.ops, &p.cuts);
-            let c = candidate::evaluate(p, stage, &work, s.functions, s.memory_mb)
-                .map_err(|why| candidate::unplannable(p, stage, &why, true))?;
-            candidate::commit(p, &c);
-            for (id, choice) in &c.inputs {
-                let x = &mut p.plan.exchanges[*id];
-                x.predicted_s = choice.transfer.seconds;
-                x.predicted_usd = choice.transfer.usd;
-            }
+        for (stage, c) in p.chosen.iter().enumerate() {
             usd += c.usd;
             end = end.max(c.finish_s);
-            let s = &mut p.plan.stages[stage];
-            s.predicted_s = c.task_s;
-            s.predicted_usd = c.compute_usd;
-            s.start_s = c.start_s;
-            s.finish_s = c.finish_s;
-            s.needs_mb = c.needs_mb;
-            s.runs_in = c.runs_in;
+            p.plan.stages[stage].predicted_usd = c.compute_usd;
         }
         // The rendezvous host only introduces peers: it runs from the first direct
         // exchange's producers starting to the last one's consumers starting (and through

@@ -24,9 +24,11 @@ impl Rule for SizeStages {
 
     fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
         p.reset_timeline();
+        p.chosen.clear();
         for stage in 0..p.plan.stages.len() {
             let best = size(p, stage)?;
             candidate::commit(p, &best.0);
+            p.chosen.push(best.0.clone());
             let s = &mut p.plan.stages[stage];
             s.functions = best.0.functions;
             s.memory_mb = best.0.memory_mb;

@@ -11,12 +11,10 @@
 //! the model's size, the number of workers and the channels the target offers.
 
 use super::{Planning, Rule};
-use crate::candidate;
 use crate::ops::OpKind;
 use crate::options::PlanError;
 use crate::physical::Collective;
 use crate::units;
-use crate::work::stage_work;
 
 pub struct TrainingCollective;
 
@@ -26,22 +24,10 @@ impl Rule for TrainingCollective {
     }
 
     fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
-        p.reset_timeline();
         for stage in 0..p.plan.stages.len() {
-            let s = &p.plan.stages[stage];
-            let (runs_in, finish) = (s.runs_in, s.finish_s);
-            let work = stage_work(p.profile, &p.graph, &p.sizes, &s.ops, &p.cuts);
-            if work.training.is_none() {
-                p.busy_until[runs_in] = p.busy_until[runs_in].max(finish);
-                continue;
-            }
-            let chosen = candidate::evaluate(p, stage, &work, s.functions, s.memory_mb)
-                .map_err(|why| candidate::unplannable(p, stage, &why, true))?;
-            let Some((t, forced)) = chosen.training.clone() else {
-                candidate::commit(p, &chosen);
+            let Some((t, forced)) = p.chosen[stage].training.clone() else {
                 continue;
             };
-            candidate::commit(p, &chosen);
             let s = &p.plan.stages[stage];
             let reason = if s.functions <= 1 {
                 "one worker: nothing to combine".to_string()
