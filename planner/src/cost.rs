@@ -9,7 +9,7 @@
 //! when both sides are co-scheduled; producers kept alive while consumers start are charged;
 //! storage pays per request, adds half a polling interval and slows past its reader and
 //! per-prefix request limits. The rendezvous host is charged once per job, while peers are
-//! introduced (see [`crate::rules::predict`]).
+//! introduced (see the `predict` rule).
 
 use crate::ops::Channel;
 use crate::physical::Pattern;
@@ -21,14 +21,18 @@ pub const MB: f64 = 1_048_576.0;
 /// One side of an exchange: how many functions, with how much memory.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Side {
+    /// Functions on this side.
     pub functions: u32,
+    /// Memory of each function, MB.
     pub memory_mb: u32,
 }
 
 /// Predicted time and cost of one exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Transfer {
+    /// Seconds from the first byte sent to the last byte read.
     pub seconds: f64,
+    /// Dollars: requests, and functions kept alive for it.
     pub usd: f64,
 }
 
@@ -222,22 +226,34 @@ pub fn point_to_point(profile: &Profile, channel: Channel, bytes: f64, memory_mb
 /// The way a training stage combines its workers' updates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Training {
+    /// The language's `sync` value: `allreduce`, `scatter_reduce` or `average`.
     pub sync: &'static str,
+    /// `ring`, `recursive-doubling` or `storage`.
     pub algorithm: &'static str,
+    /// The channel the updates move over.
     pub channel: Channel,
+    /// Exchange every this many steps.
     pub every: u32,
+    /// Gradient steps each worker takes.
     pub steps: u64,
+    /// Time of one exchange of the model.
     pub exchange_s: f64,
+    /// Time of the whole training stage.
     pub seconds: f64,
+    /// Cost of the whole training stage.
     pub usd: f64,
 }
 
 /// What a training stage trains.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrainingWork {
+    /// Rows trained on.
     pub rows: f64,
+    /// Parameters of the model.
     pub params: u64,
+    /// Passes over the rows.
     pub epochs: u32,
+    /// Rows per gradient step.
     pub batch_size: u32,
 }
 

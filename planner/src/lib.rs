@@ -19,6 +19,8 @@
 //! sizes it, then the [`rules`] run in order (exchanges, broadcast joins, stage formation,
 //! sizing, channels, training collectives, inference batches, prediction).
 
+#![deny(missing_docs)]
+
 mod candidate;
 pub mod cost;
 pub mod ops;

@@ -22,66 +22,96 @@ pub type OpId = usize;
 pub enum OpKind {
     /// Reads the files of a `load`.
     Scan {
+        /// The binding or path the program loads.
         source: String,
+        /// `csv`, `parquet`, `json` or `arrow`.
         format: String,
+        /// Files matched.
         files: u32,
+        /// Size and rows, as the statistics saw them.
         stats: SourceStats,
     },
     /// Reads a model file.
     ModelLoad {
+        /// The model file.
         path: String,
+        /// Its size.
         bytes: u64,
     },
+    /// Keeps the rows matching a predicate.
     Filter,
+    /// Computes columns row by row.
     Project,
     /// One side of a `split`: keeps `fraction` of the rows.
     Split {
+        /// Fraction of rows kept, in 0..=1.
         fraction: f64,
     },
     /// An equi-join on `keys` columns (`join` is DataFusion's join type, e.g. `Inner`).
     Join {
+        /// DataFusion's join type, e.g. `Inner`.
         join: String,
+        /// Key columns compared.
         keys: u32,
     },
     /// A grouping on `keys` columns (none: one row).
     Aggregate {
+        /// Grouping columns.
         keys: u32,
     },
+    /// A global sort.
     Sort {
+        /// Rows kept after sorting (`take` after `sort`).
         fetch: Option<u64>,
     },
+    /// The first rows of its input.
     Limit {
+        /// Rows kept.
         fetch: u64,
     },
+    /// Rows of all inputs, one after another.
     Union,
     /// Rows written in the program (`VALUES`, an empty relation).
     Values {
+        /// Rows written.
         rows: u64,
     },
     /// A plan node flow does not distribute (window functions, subqueries): it runs whole in
     /// one function.
     Opaque {
+        /// The plan node's name.
         what: String,
     },
+    /// Trains a model on its input.
     Train {
+        /// Model kind, e.g. `logistic`.
         model: String,
         /// Parameters of the model (weights and biases).
         params: u64,
+        /// Passes over the rows.
         epochs: u32,
+        /// Rows per gradient step.
         batch_size: u32,
         /// `sync` as written, when the program chose it.
         sync: Option<String>,
     },
     /// Applies the model of its first input to the table of its second.
     Infer {
+        /// Rows per inference call, when the program chose it.
         batch: Option<u64>,
     },
+    /// Computes metrics of a model on a table.
     Evaluate,
+    /// Writes its input to a file.
     Save {
+        /// Destination, as written.
         path: String,
+        /// `csv`, `parquet` or `json`.
         format: String,
     },
+    /// Prints the first rows of its input.
     Show {
+        /// Rows printed.
         limit: u64,
     },
 }
@@ -186,7 +216,9 @@ impl fmt::Display for OpKind {
 /// indexes from that plan's root (empty for non-relational nodes).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
+    /// The DAG node.
     pub node: usize,
+    /// Child indexes from the root of the node's DataFusion plan.
     pub path: Vec<usize>,
 }
 
@@ -203,6 +235,7 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// The name used in hints, flags and plans.
     pub fn name(self) -> &'static str {
         match self {
             Channel::Fused => "fused",
@@ -211,6 +244,7 @@ impl Channel {
         }
     }
 
+    /// The channel with that name.
     pub fn from_name(name: &str) -> Option<Channel> {
         [Channel::Fused, Channel::Direct, Channel::Storage]
             .into_iter()
@@ -221,8 +255,11 @@ impl Channel {
 /// Planner hints of the step an operator ends (`with { ... }`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OpHints {
+    /// `workers`: at most this many functions.
     pub workers: Option<u32>,
+    /// `memory_mb`: memory of each function.
     pub memory_mb: Option<u32>,
+    /// `channel`: how the step's output moves.
     pub channel: Option<Channel>,
     /// Where the hint is written, for errors.
     #[serde(skip)]
@@ -230,6 +267,7 @@ pub struct OpHints {
 }
 
 impl OpHints {
+    /// Whether no hint is given.
     pub fn is_empty(&self) -> bool {
         self.workers.is_none() && self.memory_mb.is_none() && self.channel.is_none()
     }
@@ -238,19 +276,23 @@ impl OpHints {
 /// One operator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Op {
+    /// What it does.
     pub kind: OpKind,
     /// Operators it reads, each with a smaller id.
     pub inputs: Vec<OpId>,
     /// Bytes per output row in Arrow memory.
     pub width: f64,
+    /// Where it comes from.
     pub origin: Origin,
     #[serde(default, skip_serializing_if = "OpHints::is_empty")]
+    /// Hints of the step it ends.
     pub hints: OpHints,
 }
 
 /// Operators in topological order: every input has a smaller id than its reader.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OpGraph {
+    /// The operators, inputs first.
     pub ops: Vec<Op>,
 }
 
@@ -269,10 +311,12 @@ impl OpGraph {
         id
     }
 
+    /// Number of operators.
     pub fn len(&self) -> usize {
         self.ops.len()
     }
 
+    /// Whether there are no operators.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
@@ -292,7 +336,9 @@ impl OpGraph {
 /// Estimated output of an operator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Size {
+    /// Rows.
     pub rows: f64,
+    /// Bytes in Arrow memory.
     pub bytes: f64,
 }
 

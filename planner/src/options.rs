@@ -10,6 +10,7 @@ use std::fmt;
 /// Choices the planner must honour.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
+    /// What the plan optimises.
     pub objective: Objective,
     /// Upper bound of functions per stage (`workers`).
     pub workers: Option<u32>,
@@ -65,14 +66,18 @@ pub enum Unmet {
 /// Why no plan exists: the demand, the limit it breaks, and what would help.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanError {
+    /// Whether a limit or an override could not be met.
     pub unmet: Unmet,
+    /// The demand and the limit it breaks, as a sentence.
     pub message: String,
     /// The hint the error is about, when it is written in the program.
     pub span: Option<Span>,
+    /// What would help.
     pub help: Option<String>,
 }
 
 impl PlanError {
+    /// An error about a limit, a budget or a deadline.
     pub fn constraint(message: impl Into<String>) -> PlanError {
         PlanError {
             unmet: Unmet::Constraint,
@@ -82,6 +87,7 @@ impl PlanError {
         }
     }
 
+    /// An error about a hint or flag; `span` is where the hint is written.
     pub fn override_(message: impl Into<String>, span: Option<Span>) -> PlanError {
         PlanError {
             unmet: Unmet::Override,
@@ -91,6 +97,7 @@ impl PlanError {
         }
     }
 
+    /// Adds what would help.
     pub fn with_help(mut self, help: impl Into<String>) -> PlanError {
         self.help = Some(help.into());
         self

@@ -26,6 +26,7 @@ pub enum Pattern {
 }
 
 impl Pattern {
+    /// The name plans print.
     pub fn name(self) -> &'static str {
         match self {
             Pattern::HashShuffle => "hash-shuffle",
@@ -52,6 +53,7 @@ pub enum Objective {
 }
 
 impl Objective {
+    /// The objective as a phrase (`latency within a budget of $0.10`).
     pub fn describe(&self) -> String {
         match self {
             Objective::Latency => "latency".into(),
@@ -73,6 +75,7 @@ pub struct Collective {
     pub sync: String,
     /// `ring`, `recursive-doubling` or `storage`.
     pub algorithm: String,
+    /// The channel the updates move over.
     pub channel: Channel,
     /// Exchange every this many steps (1 except for model averaging).
     pub every: u32,
@@ -80,7 +83,9 @@ pub struct Collective {
     pub steps: u64,
     /// Time of one exchange of the model.
     pub exchange_s: f64,
+    /// Whether a hint or flag chose it.
     pub forced: bool,
+    /// Why it was chosen, in one line.
     pub reason: String,
 }
 
@@ -91,19 +96,24 @@ pub struct Batching {
     pub batch: u64,
     /// Functions the rows are spread over.
     pub fan_out: u32,
+    /// Whether a hint or flag chose it.
     pub forced: bool,
+    /// Why it was chosen, in one line.
     pub reason: String,
 }
 
 /// A stage: operators fused into one task per function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
+    /// Index in [`PhysicalPlan::stages`].
     pub id: usize,
     /// Its operators, inputs first.
     pub ops: Vec<OpId>,
     /// Functions running the stage (one task each); 0 until sized.
     pub functions: u32,
+    /// Memory of each function.
     pub memory_mb: u32,
+    /// vCPUs that memory brings.
     pub vcpus: f64,
     /// The stage whose functions run this one: itself, or a producer it is fused into (its
     /// tasks then run after the producer's, in the same functions).
@@ -116,67 +126,94 @@ pub struct Stage {
     pub predicted_usd: f64,
     /// When the stage starts and finishes on the predicted timeline.
     pub start_s: f64,
+    /// When it finishes, seconds after the run starts.
     pub finish_s: f64,
     /// Memory one task needs.
     pub needs_mb: f64,
+    /// Whether a hint or flag chose its size.
     pub forced: bool,
+    /// Why this size, in one line.
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How its workers train together, when it trains.
     pub collective: Option<Collective>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How it batches inference, when it infers.
     pub batching: Option<Batching>,
 }
 
 /// Data moving from one stage to another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Exchange {
+    /// Index in [`PhysicalPlan::exchanges`].
     pub id: usize,
+    /// The producing stage.
     pub from: usize,
+    /// The consuming stage.
     pub to: usize,
     /// The operator whose output moves and the operator that reads it.
     pub producer: OpId,
+    /// The operator that reads it.
     pub consumer: OpId,
+    /// How rows are divided between consumers.
     pub pattern: Pattern,
     /// Key columns of a hash shuffle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<u32>,
+    /// How the data moves.
     pub channel: Channel,
+    /// Estimated bytes moved.
     pub bytes: f64,
+    /// Predicted time of the exchange.
     pub predicted_s: f64,
+    /// Predicted cost of the exchange.
     pub predicted_usd: f64,
     /// What the other channel would have predicted, seconds and dollars, if it was feasible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alternative: Option<Alternative>,
+    /// Whether a hint or flag chose the channel.
     pub forced: bool,
+    /// Why this channel, in one line.
     pub reason: String,
 }
 
 /// The channel not taken.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alternative {
+    /// The other channel.
     pub channel: Channel,
+    /// Its predicted time.
     pub predicted_s: f64,
+    /// Its predicted cost.
     pub predicted_usd: f64,
 }
 
 /// An operator as planned: the operator, its estimated output and its stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedOp {
+    /// Index in [`PhysicalPlan::ops`].
     pub id: OpId,
     #[serde(flatten)]
+    /// The operator.
     pub op: Op,
+    /// Estimated output rows.
     pub rows: f64,
+    /// Estimated output bytes.
     pub bytes: f64,
+    /// The stage it runs in.
     pub stage: usize,
 }
 
 /// The whole plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhysicalPlan {
+    /// Format version of the JSON; [`PhysicalPlan::from_json`] reads only its own.
     pub version: u32,
     /// The profile planned for and where its figures come from.
     pub profile: String,
+    /// Where the profile's figures come from.
     pub profile_origin: String,
+    /// What the plan optimises.
     pub objective: Objective,
     /// Finish time of the last stage.
     pub predicted_s: f64,
@@ -184,8 +221,11 @@ pub struct PhysicalPlan {
     pub predicted_usd: f64,
     /// The rendezvous host's share, when any exchange is direct.
     pub rendezvous_usd: f64,
+    /// Every operator, in the graph's order.
     pub ops: Vec<PlannedOp>,
+    /// Stages, producers first.
     pub stages: Vec<Stage>,
+    /// Exchanges between stages.
     pub exchanges: Vec<Exchange>,
     /// Decisions the planner wants a person to know about (overrides, assumptions).
     pub notes: Vec<String>,

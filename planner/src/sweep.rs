@@ -18,6 +18,7 @@ pub enum Axis {
 }
 
 impl Axis {
+    /// The name written in `--sweep`.
     pub fn name(self) -> &'static str {
         match self {
             Axis::Workers => "workers",
@@ -29,7 +30,9 @@ impl Axis {
 /// A parsed `--sweep` argument.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sweep {
+    /// What varies.
     pub axis: Axis,
+    /// The values planned, ascending.
     pub values: Vec<u32>,
 }
 
@@ -95,6 +98,7 @@ impl Sweep {
 /// One planned point of a sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
+    /// The value of the axis.
     pub value: u32,
     /// Seconds and dollars, or why no plan exists at this value.
     pub outcome: Result<(f64, f64), String>,

@@ -27,6 +27,7 @@ pub struct StageWork {
     pub read_bytes: f64,
     /// Bytes every task reads (a model file).
     pub read_per_task_bytes: f64,
+    /// Files read (each costs a request).
     pub files: f64,
     /// Bytes the stage writes as output (`save`).
     pub write_bytes: f64,
@@ -36,6 +37,7 @@ pub struct StageWork {
     pub state_per_task_bytes: f64,
     /// Rows entering the stage.
     pub rows_in: f64,
+    /// What it trains, when it trains.
     pub training: Option<TrainingWork>,
     /// Rows to infer and their width, when the stage runs inference.
     pub inference: Option<(f64, f64)>,

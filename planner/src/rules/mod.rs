@@ -26,7 +26,9 @@ pub const SAME_COST_RATIO: f64 = 0.01;
 /// for the plan that meets a budget or a deadline.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Score {
+    /// Fastest; cost breaks ties.
     Latency,
+    /// Cheapest; time breaks ties.
     Cost,
     /// Seconds plus this many seconds per dollar.
     Weighted(f64),
@@ -56,6 +58,7 @@ impl Score {
         }
     }
 
+    /// The comparison as a word for reasons (`fastest`).
     pub fn describe(self) -> &'static str {
         match self {
             Score::Latency => "fastest",
@@ -68,14 +71,20 @@ impl Score {
 /// The state rules work on: the operator graph with its estimates, where it is cut, and
 /// the physical plan as far as it is decided.
 pub struct Planning<'a> {
+    /// Prices and limits of the target.
     pub profile: &'a Profile,
+    /// What the user asked for.
     pub options: &'a Options,
+    /// How candidates are compared.
     pub score: Score,
+    /// The operators being planned.
     pub graph: OpGraph,
+    /// Estimated output of each operator.
     pub sizes: Vec<Size>,
     /// For each operator and each of its inputs, the exchange on that edge (`None`: the two
     /// operators run in the same stage).
     pub cuts: Vec<Vec<Option<Pattern>>>,
+    /// The plan as far as it is decided.
     pub plan: PhysicalPlan,
     /// The exchanges feeding each stage (filled by stage formation).
     pub stage_inputs: Vec<Vec<usize>>,
@@ -96,7 +105,9 @@ impl Planning<'_> {
 
 /// One planning rule.
 pub trait Rule: Sync {
+    /// The rule's name, as `--verbose` prints it.
     fn name(&self) -> &'static str;
+    /// Applies the rule, or says why no plan exists.
     fn apply(&self, planning: &mut Planning) -> Result<(), PlanError>;
 }
 
