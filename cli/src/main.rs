@@ -3,12 +3,12 @@
 
 mod plan;
 mod render;
+mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use flow_compiler::Compiled;
 use flow_lang::{Code, Diagnostic, Parsed, diagnostic::has_errors};
-use flow_runtime::{FileSchemaSource, RunOptions};
-use std::io::Write;
+use flow_runtime::FileSchemaSource;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -84,25 +84,44 @@ enum Command {
     },
     /// Run a pipeline
     #[command(
-        after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc run pipeline.flow --target local"
+        after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc run pipeline.flow --workers 4\n  flowc run pipeline.flow --workers 2 --channel storage --store /tmp/flow-store\n\nWithout --workers, --channel or --objective the pipeline runs in this process.\nWith them it runs on `flowc worker` processes as planned for the local profile."
     )]
     Run {
         file: PathBuf,
-        /// Where to run: local (this process) or lambda
+        /// Where to run: local (this machine) or lambda
         #[arg(long)]
         target: Option<String>,
-        /// Upper bound of functions per stage (needs the distributed runtime)
+        /// Worker processes to run the pipeline on (default: as planned)
         #[arg(long)]
         workers: Option<u32>,
-        /// latency or cost (needs the distributed runtime; see `flowc plan`)
-        #[arg(long)]
-        objective: Option<String>,
-        /// Memory per function in MB (needs the distributed runtime; see `flowc plan`)
+        /// How data moves between workers (default: as planned)
+        #[arg(long, value_enum)]
+        channel: Option<plan::ChannelFlag>,
+        /// latency or cost: plan the run for this objective
+        #[arg(long, value_enum)]
+        objective: Option<plan::ObjectiveFlag>,
+        /// Memory per function in MB (the Lambda backend sizes functions with it)
         #[arg(long = "memory-mb")]
         memory_mb: Option<u32>,
+        /// Object store for storage hops: a folder (default: the system's temporary folder)
+        #[arg(long, value_name = "FOLDER")]
+        store: Option<String>,
         /// How to print diagnostics
         #[arg(long, value_enum, default_value = "human")]
         format: OutputFormat,
+    },
+    /// Serve as one worker of a distributed run (started by `flowc run`, not by people)
+    #[command(hide = true)]
+    Worker {
+        /// The coordinator's control address
+        #[arg(long)]
+        connect: String,
+        /// The run's object store
+        #[arg(long)]
+        store: String,
+        /// The run's prefix in the store
+        #[arg(long)]
+        prefix: String,
     },
 }
 
@@ -132,34 +151,18 @@ fn dispatch(command: Command) -> u8 {
             file,
             target,
             workers,
+            channel,
             objective,
             memory_mb,
+            store,
             format,
         } => {
-            let later = [
-                (workers.is_some(), "--workers", "the distributed runtime"),
-                (
-                    objective.is_some(),
-                    "--objective",
-                    "the distributed runtime",
-                ),
-                (
-                    memory_mb.is_some(),
-                    "--memory-mb",
-                    "the distributed runtime",
-                ),
-                (
-                    target.as_deref().is_some_and(|t| t == "lambda"),
-                    "--target lambda",
-                    "the AWS Lambda backend",
-                ),
-            ];
-            if let Some((_, flag, by)) = later.iter().find(|(given, _, _)| *given) {
+            if target.as_deref().is_some_and(|t| t == "lambda") {
                 eprintln!(
-                    "error: `{flag}` is not available yet: it is implemented by {by}, which has not landed in this version of flowc"
+                    "error: `--target lambda` is not available yet: it is implemented by the AWS Lambda backend, which has not landed in this version of flowc"
                 );
                 eprintln!(
-                    "hint: run without it to execute the pipeline in this process; `flowc plan` already takes it and shows the plan it would run"
+                    "hint: run with `--target local` (the default); `flowc plan --target lambda` already shows the plan it would run"
                 );
                 return USAGE;
             }
@@ -167,8 +170,29 @@ fn dispatch(command: Command) -> u8 {
                 eprintln!("error: unknown target `{t}`; targets are `local` and `lambda`");
                 return USAGE;
             }
-            run(&file, format)
+            if workers == Some(0) {
+                eprintln!("error: --workers takes a positive number");
+                return USAGE;
+            }
+            let distributed = workers.is_some()
+                || channel.is_some()
+                || objective.is_some()
+                || memory_mb.is_some()
+                || store.is_some();
+            let request = distributed.then_some(run::Request {
+                workers,
+                channel,
+                objective,
+                memory_mb,
+                store,
+            });
+            run::run(&file, format, request)
         }
+        Command::Worker {
+            connect,
+            store,
+            prefix,
+        } => run::worker(connect, store, prefix),
     }
 }
 
@@ -363,38 +387,4 @@ fn indent(text: &str) -> String {
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn run(path: &Path, format: OutputFormat) -> u8 {
-    let Ok(loaded) = load(path) else {
-        return USER_ERROR;
-    };
-    let (all, compiled) = diagnostics(&loaded, path);
-    report(&loaded, &all, format);
-    let Some(compiled) = compiled.filter(|_| !has_errors(&all)) else {
-        return USER_ERROR;
-    };
-    let base = path
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
-    let options = RunOptions {
-        base_dir: base,
-        partitions: None,
-    };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match flow_runtime::run(&compiled, &options, &mut out) {
-        Ok(summary) => {
-            for (file, rows) in summary.saved {
-                let _ = writeln!(out, "saved {rows} rows to {}", file.display());
-            }
-            0
-        }
-        Err(d) => {
-            report(&loaded, &[d], format);
-            USER_ERROR
-        }
-    }
 }

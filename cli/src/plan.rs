@@ -80,7 +80,7 @@ pub fn calibrated_profile_path() -> Option<PathBuf> {
 
 /// The profile for a target: a file given with `--profile`, the calibrated local profile if
 /// `flowc calibrate` wrote one, else the built-in one.
-fn profile(target: &str, file: Option<&Path>) -> Result<Profile, String> {
+pub fn profile(target: &str, file: Option<&Path>) -> Result<Profile, String> {
     let read = |path: &Path| {
         std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read profile {}: {e}", path.display()))
@@ -218,7 +218,7 @@ pub fn plan(args: &PlanArgs) -> u8 {
 }
 
 /// A planning failure as a diagnostic: at the hint when there is one.
-fn diagnostic(e: &PlanError) -> Diagnostic {
+pub fn diagnostic(e: &PlanError) -> Diagnostic {
     let code = match e.unmet {
         Unmet::Constraint => Code::E0031,
         Unmet::Override => Code::E0032,

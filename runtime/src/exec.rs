@@ -1,6 +1,7 @@
 //! Single-process execution of a compiled DAG through DataFusion: every sink's plan, with the
 //! scan placeholders of the DAG replaced by the real files, run in one session.
 
+use crate::distributed::{ClusterOptions, Coordinator, LocalBackend};
 use crate::save;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -15,7 +16,10 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::provider_as_source;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flow_compiler::{Compiled, Dag, Format, NodeId, NodeKind, SinkKind, node_of_scan};
 use flow_lang::{Code, Diagnostic, Span};
@@ -30,6 +34,51 @@ pub struct RunOptions {
     pub base_dir: PathBuf,
     /// DataFusion's target partitions (threads); defaults to the machine's cores.
     pub partitions: Option<usize>,
+    /// Run across worker processes instead of in this one.
+    pub cluster: Option<Cluster>,
+}
+
+/// A distributed run: its options and the `flowc` binary local workers run.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// Workers, channel, store, attempts.
+    pub options: ClusterOptions,
+    /// The executable started as `EXE worker ...`.
+    pub exe: PathBuf,
+}
+
+/// Where a sink's rows are computed.
+enum Engine {
+    Local,
+    Cluster(Coordinator),
+}
+
+impl Engine {
+    /// The rows of a plan as a stream.
+    async fn stream(
+        &mut self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+    ) -> datafusion::error::Result<SendableRecordBatchStream> {
+        match self {
+            Engine::Local => ctx.execute_logical_plan(plan).await?.execute_stream().await,
+            Engine::Cluster(coordinator) => {
+                let state = SessionStateBuilder::new_from_existing(ctx.state())
+                    .with_config(coordinator.session_config())
+                    .build();
+                let physical = state.create_physical_plan(&plan).await?;
+                let schema = physical.schema();
+                let batches = tokio::task::block_in_place(|| coordinator.execute(physical))?;
+                Ok(Box::pin(MemoryStream::try_new(batches, schema, None)?))
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let Engine::Cluster(c) = self {
+            c.finish();
+        }
+    }
 }
 
 /// What a run did.
@@ -114,6 +163,35 @@ async fn run_async(
     out: &mut dyn Write,
 ) -> Result<RunSummary, Diagnostic> {
     let ctx = session(options);
+    let mut engine = match &options.cluster {
+        None => Engine::Local,
+        Some(cluster) => {
+            let backend = Box::new(LocalBackend::new(cluster.exe.clone()));
+            Engine::Cluster(Coordinator::start(&cluster.options, backend).map_err(|e| {
+                Diagnostic::error(
+                    Code::E0029,
+                    format!(
+                        "cannot start the workers: {}",
+                        crate::diagnose::clean(&e.to_string())
+                    ),
+                    Span::default(),
+                    "while starting the run",
+                )
+            })?)
+        }
+    };
+    let result = run_sinks(compiled, options, out, &ctx, &mut engine).await;
+    engine.finish();
+    result
+}
+
+async fn run_sinks(
+    compiled: &Compiled,
+    options: &RunOptions,
+    out: &mut dyn Write,
+    ctx: &SessionContext,
+    engine: &mut Engine,
+) -> Result<RunSummary, Diagnostic> {
     let dag = &compiled.dag;
     let mut pending = save::Pending::default();
     let mut summary = RunSummary::default();
@@ -137,11 +215,8 @@ async fn run_async(
                     .limit(0, Some(limit + 1))
                     .and_then(|b| b.build())
                     .map_err(fail)?;
-                let batches = ctx
-                    .execute_logical_plan(limited)
-                    .await
-                    .map_err(fail)?
-                    .collect()
+                let stream = engine.stream(ctx, limited).await.map_err(fail)?;
+                let batches = datafusion::physical_plan::common::collect(stream)
                     .await
                     .map_err(fail)?;
                 let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -171,13 +246,7 @@ async fn run_async(
                         options.base_dir.join(p)
                     }
                 };
-                let stream = ctx
-                    .execute_logical_plan(plan)
-                    .await
-                    .map_err(fail)?
-                    .execute_stream()
-                    .await
-                    .map_err(fail)?;
+                let stream = engine.stream(ctx, plan).await.map_err(fail)?;
                 let rows =
                     pending
                         .write(&target, *format, csv, stream)

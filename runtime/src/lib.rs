@@ -6,11 +6,12 @@
 
 pub mod calibrate;
 mod diagnose;
+pub mod distributed;
 mod exec;
 pub mod files;
 mod save;
 pub mod stats;
 
-pub use exec::{RunOptions, RunSummary, collect, run};
+pub use exec::{Cluster, RunOptions, RunSummary, collect, run};
 pub use files::FileSchemaSource;
 pub use stats::FileStatistics;

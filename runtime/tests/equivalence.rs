@@ -85,6 +85,7 @@ fn flow(program: &str, partitions: usize) -> Vec<RecordBatch> {
         &RunOptions {
             base_dir: dir.to_path_buf(),
             partitions: Some(partitions),
+            cluster: None,
         },
         0,
     )

@@ -1,0 +1,215 @@
+//! Moving record batches between functions. A task's output is divided into buckets; each
+//! bucket is either kept in the producing worker and served over a direct TCP channel, or
+//! written as one Arrow IPC object under the run's prefix of an object store. [`Channels`] is
+//! what a process needs to read and write both; it travels to operators as a session
+//! extension.
+
+use super::auth::Secret;
+use super::protocol::{receive, send};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::CompressionType;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::{DataFusionError, Result};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+use std::io::{BufReader, BufWriter, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where one bucket of one committed task output can be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Location {
+    /// In a worker's memory, served at `addr`.
+    Direct {
+        /// The worker's data server.
+        addr: String,
+        /// The attempt key ([`super::protocol::AttemptId::key`]).
+        key: String,
+        /// The bucket.
+        bucket: usize,
+    },
+    /// An object in the run's store.
+    Storage {
+        /// The object's path.
+        path: String,
+    },
+}
+
+/// Text every error caused by an unreachable direct-channel peer starts with, so the worker
+/// can tell the coordinator which peer was lost.
+pub const PEER_LOST: &str = "direct-channel peer ";
+
+/// The peer address named in an error produced by [`Channels::read`], if a peer was lost.
+pub fn lost_peer(error: &str) -> Option<String> {
+    let at = error.find(PEER_LOST)? + PEER_LOST.len();
+    error[at..].split_whitespace().next().map(str::to_string)
+}
+
+/// A request for one bucket over a direct channel.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Fetch {
+    /// The attempt key.
+    pub key: String,
+    /// The bucket.
+    pub bucket: usize,
+}
+
+/// The answer before the data: whether the bucket exists.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FetchReply {
+    /// An error for people, or none when the IPC stream follows.
+    pub error: Option<String>,
+}
+
+/// How a process reaches the run's channels.
+#[derive(Debug)]
+pub struct Channels {
+    /// The run's secret, proven on every direct connection.
+    pub secret: Secret,
+    /// The run's object store.
+    pub store: Arc<dyn ObjectStore>,
+    /// The run's prefix in the store.
+    pub prefix: String,
+    /// Compression of IPC data on the wire and in the store.
+    pub compression: Option<CompressionType>,
+}
+
+impl Channels {
+    /// The object path of a bucket of an attempt.
+    pub fn object_path(&self, key: &str, bucket: usize) -> String {
+        format!("{}/{key}/b{bucket}.arrow", self.prefix)
+    }
+
+    /// IPC write options with the run's compression.
+    pub fn ipc_options(&self) -> Result<IpcWriteOptions> {
+        Ok(IpcWriteOptions::default().try_with_compression(self.compression)?)
+    }
+
+    /// Encodes batches as one Arrow IPC stream.
+    pub fn encode(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        let mut w = StreamWriter::try_new_with_options(&mut buf, schema, self.ipc_options()?)?;
+        for b in batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+        drop(w);
+        Ok(buf)
+    }
+
+    /// Writes one bucket to the store; returns its size in bytes.
+    pub async fn put(
+        &self,
+        key: &str,
+        bucket: usize,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<u64> {
+        let bytes = self.encode(schema, batches)?;
+        let len = bytes.len() as u64;
+        let path = ObjectPath::from(self.object_path(key, bucket));
+        self.store
+            .put(&path, bytes.into())
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("cannot write {path}: {e}")))?;
+        Ok(len)
+    }
+
+    /// Reads one location, handing each batch to `sink`. Runs on a blocking thread; `handle`
+    /// is the runtime async store calls run on.
+    pub fn read(
+        &self,
+        location: &Location,
+        handle: &tokio::runtime::Handle,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        match location {
+            Location::Storage { path } => {
+                let object = ObjectPath::from(path.as_str());
+                let bytes = handle
+                    .block_on(async {
+                        let got = self.store.get(&object).await?;
+                        got.bytes().await
+                    })
+                    .map_err(|e| DataFusionError::Execution(format!("cannot read {path}: {e}")))?;
+                for batch in StreamReader::try_new(std::io::Cursor::new(bytes), None)? {
+                    sink(batch?)?;
+                }
+                Ok(())
+            }
+            Location::Direct { addr, key, bucket } => {
+                let lost = |e: std::io::Error| {
+                    DataFusionError::Execution(format!("{PEER_LOST}{addr} lost: {e}"))
+                };
+                let mut stream = TcpStream::connect(addr).map_err(lost)?;
+                let _ = stream.set_nodelay(true);
+                self.secret.answer(&mut stream).map_err(lost)?;
+                send(
+                    &mut stream,
+                    &Fetch {
+                        key: key.clone(),
+                        bucket: *bucket,
+                    },
+                )
+                .map_err(lost)?;
+                let reply: FetchReply = receive(&mut stream).map_err(lost)?;
+                if let Some(error) = reply.error {
+                    return Err(DataFusionError::Execution(format!(
+                        "{PEER_LOST}{addr} lost its output {key}: {error}"
+                    )));
+                }
+                let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, stream), None)
+                    .map_err(|e| {
+                        DataFusionError::Execution(format!("{PEER_LOST}{addr} lost: {e}"))
+                    })?;
+                for batch in reader {
+                    let batch = batch.map_err(|e| {
+                        DataFusionError::Execution(format!("{PEER_LOST}{addr} lost: {e}"))
+                    })?;
+                    sink(batch)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Serves one direct-channel connection from `outputs` (the worker's side of
+    /// [`Channels::read`]). Connections that fail the challenge are dropped unanswered.
+    pub fn serve(
+        &self,
+        mut stream: TcpStream,
+        lookup: &dyn Fn(&str, usize) -> Option<(SchemaRef, Vec<RecordBatch>)>,
+    ) -> std::io::Result<()> {
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+        self.secret.challenge(&mut stream)?;
+        let _ = stream.set_read_timeout(None);
+        let fetch: Fetch = receive(&mut stream)?;
+        let Some((schema, batches)) = lookup(&fetch.key, fetch.bucket) else {
+            return send(
+                &mut stream,
+                &FetchReply {
+                    error: Some(format!("no output {} bucket {}", fetch.key, fetch.bucket)),
+                },
+            );
+        };
+        send(&mut stream, &FetchReply { error: None })?;
+        let options = self.ipc_options().map_err(std::io::Error::other)?;
+        let mut w = StreamWriter::try_new_with_options(
+            BufWriter::with_capacity(1 << 20, &mut stream),
+            &schema,
+            options,
+        )
+        .map_err(std::io::Error::other)?;
+        for b in &batches {
+            w.write(b).map_err(std::io::Error::other)?;
+        }
+        w.finish().map_err(std::io::Error::other)?;
+        let mut inner = w.into_inner().map_err(std::io::Error::other)?;
+        inner.flush()
+    }
+}

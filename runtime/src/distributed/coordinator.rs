@@ -1,0 +1,635 @@
+//! The coordinator: starts the run's workers through a [`Backend`], cuts each job's physical
+//! plan into stages, ships every task to an idle worker with the locations of its inputs'
+//! committed outputs, and reads the last stage's output back. It tracks attempts: a failed
+//! task is retried (on another worker when there is one) up to a limit, a dead worker is
+//! replaced, and direct-channel outputs that died with their worker are computed again.
+
+use super::auth::Secret;
+use super::backend::{Backend, Launch};
+use super::channels::{Channels, Location, lost_peer};
+use super::codec;
+use super::exchange::{ExchangeReadExec, ReadKind};
+use super::protocol::{
+    AttemptId, ChannelKind, ToCoordinator, ToWorker, receive, send, write_frame,
+};
+use super::stages::{StagePlan, cut};
+use super::store::open_store;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+/// How a distributed run is set up.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Workers (functions) to run.
+    pub workers: u32,
+    /// How stage outputs move.
+    pub channel: ChannelKind,
+    /// The run store's URL.
+    pub store: String,
+    /// Attempts a task gets before the run fails.
+    pub max_attempts: u32,
+}
+
+/// Longest wait for any sign of life from the workers before the run gives up.
+const SILENCE: Duration = Duration::from_secs(300);
+
+enum Event {
+    Joined {
+        id: usize,
+        conn: TcpStream,
+        data_addr: String,
+        pid: u32,
+    },
+    Message(usize, ToCoordinator),
+    Lost(usize),
+}
+
+struct Slot {
+    conn: TcpStream,
+    data_addr: String,
+    pid: u32,
+    alive: bool,
+    busy: Option<AttemptId>,
+}
+
+#[derive(Debug, Clone)]
+struct Output {
+    worker: usize,
+    addr: String,
+    key: String,
+    rows: Vec<u64>,
+    channel: ChannelKind,
+}
+
+struct StageRun {
+    committed: Vec<Option<Output>>,
+    running: Vec<Option<(usize, u32)>>,
+    next_attempt: Vec<u32>,
+    failures: Vec<u32>,
+    last_error: Vec<String>,
+}
+
+impl StageRun {
+    fn new(tasks: usize) -> StageRun {
+        StageRun {
+            committed: vec![None; tasks],
+            running: vec![None; tasks],
+            next_attempt: vec![0; tasks],
+            failures: vec![0; tasks],
+            last_error: vec![String::new(); tasks],
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.committed.iter().all(Option::is_some)
+    }
+}
+
+/// One attempt at one task, as it happened (for reports).
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    /// Which attempt.
+    pub id: AttemptId,
+    /// The worker's process id.
+    pub pid: u32,
+    /// Seconds the worker spent on it.
+    pub seconds: f64,
+    /// Rows it produced.
+    pub rows: u64,
+    /// Bytes it produced.
+    pub bytes: u64,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+/// The coordinator of one run.
+pub struct Coordinator {
+    backend: Box<dyn Backend>,
+    secret: Secret,
+    launch: Launch,
+    channels: Arc<Channels>,
+    events: Receiver<Event>,
+    slots: Vec<Option<Slot>>,
+    want: usize,
+    channel: ChannelKind,
+    max_attempts: u32,
+    next_job: usize,
+    /// Every attempt so far.
+    pub records: Vec<TaskRecord>,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("workers", &self.want)
+            .field("channel", &self.channel)
+            .finish()
+    }
+}
+
+fn error(message: impl Into<String>) -> DataFusionError {
+    DataFusionError::Execution(message.into())
+}
+
+impl Coordinator {
+    /// Starts the workers and waits until they have all joined.
+    pub fn start(options: &ClusterOptions, mut backend: Box<dyn Backend>) -> Result<Coordinator> {
+        let secret = Secret::generate().map_err(|e| error(format!("no randomness: {e}")))?;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| error(format!("cannot open the control port: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| error(e.to_string()))?
+            .to_string();
+        let (tx, rx) = channel();
+        accept_workers(listener, secret.clone(), tx);
+        let prefix = format!(
+            "run-{}",
+            &Secret::generate()
+                .map_err(|e| error(e.to_string()))?
+                .to_hex()[..16]
+        );
+        let store = open_store(&options.store).map_err(error)?;
+        let launch = Launch {
+            coordinator: addr,
+            store: options.store.clone(),
+            prefix: prefix.clone(),
+        };
+        let workers = options.workers.max(1) as usize;
+        for _ in 0..workers {
+            backend
+                .launch(&launch, &secret)
+                .map_err(|e| error(format!("cannot start a worker: {e}")))?;
+        }
+        let mut c = Coordinator {
+            backend,
+            secret: secret.clone(),
+            launch,
+            channels: Arc::new(Channels {
+                secret,
+                store,
+                prefix,
+                compression: None,
+            }),
+            events: rx,
+            slots: Vec::new(),
+            want: workers,
+            channel: options.channel,
+            max_attempts: options.max_attempts.max(1),
+            next_job: 0,
+            records: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while c.live() < workers {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match c.events.recv_timeout(left) {
+                Ok(event) => c.handle_setup(event),
+                Err(_) => {
+                    return Err(error(format!(
+                        "only {} of {workers} workers started within a minute",
+                        c.live()
+                    )));
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// The session configuration physical plans for this cluster are made with: one target
+    /// partition per worker, and no round-robin repartitions (they would make every task read
+    /// every input partition).
+    pub fn session_config(&self) -> SessionConfig {
+        let mut config = SessionConfig::new().with_target_partitions(self.want);
+        config
+            .options_mut()
+            .optimizer
+            .enable_round_robin_repartition = false;
+        config.options_mut().optimizer.repartition_file_min_size = 256 * 1024;
+        config
+            .options_mut()
+            .execution
+            .enable_file_stream_work_stealing = false;
+        config.with_extension(self.channels.clone())
+    }
+
+    fn live(&self) -> usize {
+        self.slots.iter().flatten().filter(|s| s.alive).count()
+    }
+
+    fn handle_setup(&mut self, event: Event) {
+        match event {
+            Event::Joined {
+                id,
+                conn,
+                data_addr,
+                pid,
+            } => {
+                if self.slots.len() <= id {
+                    self.slots.resize_with(id + 1, || None);
+                }
+                self.slots[id] = Some(Slot {
+                    conn,
+                    data_addr,
+                    pid,
+                    alive: true,
+                    busy: None,
+                });
+            }
+            Event::Lost(id) => {
+                if let Some(Some(slot)) = self.slots.get_mut(id) {
+                    slot.alive = false;
+                }
+            }
+            Event::Message(..) => {}
+        }
+    }
+
+    /// Runs a physical plan across the workers and returns its output, partitions in order.
+    pub fn execute(&mut self, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<RecordBatch>> {
+        let job = self.next_job;
+        self.next_job += 1;
+        let stages = cut(plan)?;
+        for s in &stages {
+            tracing_note(&format!(
+                "job {job} stage {} ({} tasks, {:?}, reads {:?}):\n{}",
+                s.id,
+                s.tasks,
+                s.output,
+                s.inputs,
+                datafusion::physical_plan::displayable(s.plan.as_ref()).indent(false)
+            ));
+        }
+        let mut runs: Vec<StageRun> = stages.iter().map(|s| StageRun::new(s.tasks)).collect();
+        let result = self.drive(job, &stages, &mut runs);
+        for slot in self.slots.iter_mut().flatten().filter(|s| s.alive) {
+            let _ = send(&mut slot.conn, &ToWorker::Release { job });
+        }
+        result
+    }
+
+    fn drive(
+        &mut self,
+        job: usize,
+        stages: &[StagePlan],
+        runs: &mut [StageRun],
+    ) -> Result<Vec<RecordBatch>> {
+        loop {
+            if runs.iter().all(StageRun::complete) {
+                match self.read_last(stages, runs) {
+                    Ok(batches) => return Ok(batches),
+                    Err(e) => {
+                        let text = e.to_string();
+                        let Some(peer) = lost_peer(&text) else {
+                            return Err(e);
+                        };
+                        self.peer_lost(&peer, runs)?;
+                        continue;
+                    }
+                }
+            }
+            self.dispatch(job, stages, runs)?;
+            let event = match self.events.recv_timeout(SILENCE) {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(error("no worker has answered for five minutes"));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(error("the coordinator lost its control port"));
+                }
+            };
+            match event {
+                Event::Message(
+                    w,
+                    ToCoordinator::Done {
+                        id,
+                        rows,
+                        bytes,
+                        seconds,
+                    },
+                ) => {
+                    tracing_note(&format!("{} done: rows {rows:?}", id.key()));
+                    let Some(slot) = self.slot(w) else { continue };
+                    slot.busy = None;
+                    let (addr, pid) = (slot.data_addr.clone(), slot.pid);
+                    self.records.push(TaskRecord {
+                        id,
+                        pid,
+                        seconds,
+                        rows: rows.iter().sum(),
+                        bytes: bytes.iter().sum(),
+                        ok: true,
+                    });
+                    if id.job != job {
+                        continue;
+                    }
+                    let run = &mut runs[id.stage];
+                    if run.running[id.task] == Some((w, id.attempt)) {
+                        run.running[id.task] = None;
+                        run.committed[id.task] = Some(Output {
+                            worker: w,
+                            addr,
+                            key: id.key(),
+                            rows,
+                            channel: self.channel,
+                        });
+                    }
+                }
+                Event::Message(
+                    w,
+                    ToCoordinator::Failed {
+                        id,
+                        error: message,
+                        lost_peer,
+                    },
+                ) => {
+                    let Some(slot) = self.slot(w) else { continue };
+                    slot.busy = None;
+                    let pid = slot.pid;
+                    self.records.push(TaskRecord {
+                        id,
+                        pid,
+                        seconds: 0.0,
+                        rows: 0,
+                        bytes: 0,
+                        ok: false,
+                    });
+                    if id.job != job || runs[id.stage].running[id.task] != Some((w, id.attempt)) {
+                        continue;
+                    }
+                    runs[id.stage].running[id.task] = None;
+                    match lost_peer {
+                        // Not this task's fault: its input died with a peer.
+                        Some(peer) => self.peer_lost(&peer, runs)?,
+                        None => self.failed(runs, id, message)?,
+                    }
+                }
+                Event::Message(_, ToCoordinator::Hello { .. }) => {}
+                Event::Lost(w) => self.worker_lost(w, job, runs)?,
+                joined @ Event::Joined { .. } => self.handle_setup(joined),
+            }
+        }
+    }
+
+    fn slot(&mut self, w: usize) -> Option<&mut Slot> {
+        self.slots.get_mut(w).and_then(Option::as_mut)
+    }
+
+    fn failed(&mut self, runs: &mut [StageRun], id: AttemptId, message: String) -> Result<()> {
+        let run = &mut runs[id.stage];
+        run.failures[id.task] += 1;
+        run.last_error[id.task] = message;
+        if run.failures[id.task] >= self.max_attempts {
+            return Err(error(format!(
+                "task {} of stage {} failed {} times; the last error: {}",
+                id.task, id.stage, run.failures[id.task], run.last_error[id.task]
+            )));
+        }
+        Ok(())
+    }
+
+    fn peer_lost(&mut self, peer: &str, runs: &mut [StageRun]) -> Result<()> {
+        let found = self
+            .slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.alive && s.data_addr == peer));
+        match found {
+            Some(w) => self.worker_lost(w, self.next_job - 1, runs),
+            // Already known dead: its outputs are being computed again.
+            None => Ok(()),
+        }
+    }
+
+    fn worker_lost(&mut self, w: usize, job: usize, runs: &mut [StageRun]) -> Result<()> {
+        let Some(slot) = self.slot(w) else {
+            return Ok(());
+        };
+        if !slot.alive {
+            return Ok(());
+        }
+        slot.alive = false;
+        let busy = slot.busy.take();
+        let pid = slot.pid;
+        self.backend.kill(pid);
+        tracing_note(&format!("worker {pid} was lost; starting another"));
+        for run in runs.iter_mut() {
+            for t in 0..run.committed.len() {
+                if run.committed[t]
+                    .as_ref()
+                    .is_some_and(|o| o.worker == w && o.channel == ChannelKind::Direct)
+                {
+                    run.committed[t] = None;
+                }
+            }
+        }
+        if let Some(id) = busy
+            && id.job == job
+            && runs[id.stage].running[id.task] == Some((w, id.attempt))
+        {
+            runs[id.stage].running[id.task] = None;
+            self.failed(runs, id, format!("worker {pid} died while running it"))?;
+        }
+        self.backend
+            .launch(&self.launch, &self.secret)
+            .map_err(|e| error(format!("cannot start a replacement worker: {e}")))
+    }
+
+    fn dispatch(&mut self, job: usize, stages: &[StagePlan], runs: &mut [StageRun]) -> Result<()> {
+        let last = stages.len() - 1;
+        for stage in stages {
+            if !stage.inputs.iter().all(|i| runs[*i].complete()) {
+                continue;
+            }
+            let mut bytes = None;
+            for task in 0..stage.tasks {
+                let run = &runs[stage.id];
+                if run.committed[task].is_some() || run.running[task].is_some() {
+                    continue;
+                }
+                let Some(w) = self
+                    .slots
+                    .iter()
+                    .position(|s| s.as_ref().is_some_and(|s| s.alive && s.busy.is_none()))
+                else {
+                    return Ok(());
+                };
+                if bytes.is_none() {
+                    bytes = Some(codec::encode(self.fill(stage.plan.clone(), runs)?)?);
+                }
+                let attempt = runs[stage.id].next_attempt[task];
+                runs[stage.id].next_attempt[task] += 1;
+                let id = AttemptId {
+                    job,
+                    stage: stage.id,
+                    task,
+                    attempt,
+                };
+                let channel = self.channel;
+                let Some(slot) = self.slot(w) else { continue };
+                let sent = send(
+                    &mut slot.conn,
+                    &ToWorker::Task {
+                        id,
+                        channel,
+                        last: stage.id == last,
+                    },
+                )
+                .and_then(|()| write_frame(&mut slot.conn, bytes.as_deref().unwrap_or_default()));
+                slot.busy = Some(id);
+                runs[stage.id].running[task] = Some((w, attempt));
+                if sent.is_err() {
+                    self.worker_lost(w, job, runs)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn location(&self, output: &Output, bucket: usize) -> Location {
+        match output.channel {
+            ChannelKind::Direct => Location::Direct {
+                addr: output.addr.clone(),
+                key: output.key.clone(),
+                bucket,
+            },
+            ChannelKind::Storage => Location::Storage {
+                path: self.channels.object_path(&output.key, bucket),
+            },
+        }
+    }
+
+    /// The plan with every exchange reader told where its inputs' committed outputs are.
+    fn fill(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        runs: &[StageRun],
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(reader) = node.downcast_ref::<ExchangeReadExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let outputs: Vec<&Output> = runs[reader.stage].committed.iter().flatten().collect();
+            let locations = match reader.kind {
+                ReadKind::Bucket => (0..reader.partitions())
+                    .map(|j| {
+                        outputs
+                            .iter()
+                            .filter(|o| o.rows.get(j).copied().unwrap_or(0) > 0)
+                            .map(|o| self.location(o, j))
+                            .collect()
+                    })
+                    .collect(),
+                ReadKind::Task => outputs
+                    .iter()
+                    .map(|o| {
+                        if o.rows.first().copied().unwrap_or(0) > 0 {
+                            vec![self.location(o, 0)]
+                        } else {
+                            Vec::new()
+                        }
+                    })
+                    .collect(),
+            };
+            Ok(Transformed::yes(
+                Arc::new(reader.with_locations(locations)) as Arc<dyn ExecutionPlan>
+            ))
+        })
+        .map(|t| t.data)
+    }
+
+    fn read_last(&self, stages: &[StagePlan], runs: &[StageRun]) -> Result<Vec<RecordBatch>> {
+        let last = &stages[stages.len() - 1];
+        let schema = last.plan.schema();
+        let reader: Arc<dyn ExecutionPlan> = Arc::new(ExchangeReadExec::new(
+            last.id,
+            ReadKind::Task,
+            last.tasks,
+            schema.clone(),
+            EquivalenceProperties::new(schema),
+        ));
+        let reader = self.fill(reader, runs)?;
+        let ctx = SessionContext::new_with_config(
+            SessionConfig::new().with_extension(self.channels.clone()),
+        );
+        let task_ctx = ctx.task_ctx();
+        let handle = tokio::runtime::Handle::current();
+        let mut out = Vec::new();
+        for p in 0..last.tasks {
+            let stream = reader.execute(p, task_ctx.clone())?;
+            out.extend(handle.block_on(datafusion::physical_plan::common::collect(stream))?);
+        }
+        Ok(out)
+    }
+
+    /// Stops the workers and removes the run's temporary objects.
+    pub fn finish(mut self) {
+        for slot in self.slots.iter_mut().flatten().filter(|s| s.alive) {
+            let _ = send(&mut slot.conn, &ToWorker::Shutdown);
+        }
+        self.backend.shutdown();
+        let store = self.launch.store.clone();
+        if !store.starts_with("s3://") {
+            let dir = std::path::Path::new(store.strip_prefix("file://").unwrap_or(&store))
+                .join(&self.channels.prefix);
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn tracing_note(message: &str) {
+    if std::env::var_os("FLOW_VERBOSE").is_some() {
+        eprintln!("flow: {message}");
+    }
+}
+
+/// Accepts worker connections: each must answer the run's challenge, then say hello; the
+/// rest of its messages are forwarded as events.
+fn accept_workers(listener: TcpListener, secret: Secret, events: Sender<Event>) {
+    let next = Arc::new(AtomicUsize::new(0));
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let secret = secret.clone();
+            let events = events.clone();
+            let next = next.clone();
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let _ = conn.set_nodelay(true);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+                if secret.challenge(&mut conn).is_err() {
+                    return;
+                }
+                let Ok(ToCoordinator::Hello { data_addr, pid }) = receive(&mut conn) else {
+                    return;
+                };
+                let _ = conn.set_read_timeout(None);
+                let Ok(writer) = conn.try_clone() else { return };
+                let id = next.fetch_add(1, Ordering::SeqCst);
+                if events
+                    .send(Event::Joined {
+                        id,
+                        conn: writer,
+                        data_addr,
+                        pid,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                while let Ok(message) = receive::<ToCoordinator>(&mut conn) {
+                    if events.send(Event::Message(id, message)).is_err() {
+                        return;
+                    }
+                }
+                let _ = events.send(Event::Lost(id));
+            });
+        }
+    });
+}

@@ -1,0 +1,21 @@
+//! Distributed execution: a coordinator inside `flowc run` and N workers (`flowc worker`
+//! processes locally; the same code behind `lambda_runtime` later). The coordinator cuts each
+//! job's DataFusion physical plan into stages at its exchanges, ships each task's plan fragment
+//! with datafusion-proto over an authenticated control connection, and moves stage outputs
+//! over direct TCP channels or through the run's object store.
+
+pub mod auth;
+pub mod backend;
+pub mod channels;
+pub mod codec;
+pub mod coordinator;
+pub mod exchange;
+pub mod faults;
+pub mod protocol;
+pub mod stages;
+pub mod store;
+pub mod worker;
+
+pub use backend::{Backend, LocalBackend};
+pub use coordinator::{ClusterOptions, Coordinator};
+pub use protocol::ChannelKind;

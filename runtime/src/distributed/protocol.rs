@@ -1,0 +1,163 @@
+//! What the coordinator and its workers say to each other over the control connection: one
+//! length-prefixed JSON message per frame, a task's serialised plan in the frame after it.
+
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+
+/// Frames larger than this are refused: no honest message comes near it, and a corrupt length
+/// must not make the reader allocate gigabytes.
+const MAX_FRAME: usize = 1 << 30;
+
+/// Writes one frame: a 4-byte big-endian length, then the bytes.
+pub fn write_frame(w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    w.write_all(&len.to_be_bytes())?;
+    w.write_all(bytes)?;
+    w.flush()
+}
+
+/// Reads one frame written by [`write_frame`].
+pub fn read_frame(r: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is larger than the limit"),
+        ));
+    }
+    let mut bytes = vec![0u8; len];
+    r.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Writes a message as a JSON frame.
+pub fn send<T: Serialize>(w: &mut impl Write, message: &T) -> io::Result<()> {
+    let bytes = serde_json::to_vec(message).map_err(io::Error::other)?;
+    write_frame(w, &bytes)
+}
+
+/// Reads a JSON frame as a message.
+pub fn receive<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<T> {
+    let bytes = read_frame(r)?;
+    serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Identifies one attempt at one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttemptId {
+    /// Number of the run's job (one per sink) the stage belongs to.
+    pub job: usize,
+    /// Stage within the job.
+    pub stage: usize,
+    /// Task within the stage (the plan partition it executes).
+    pub task: usize,
+    /// Attempt number, from 0.
+    pub attempt: u32,
+}
+
+impl AttemptId {
+    /// The key its outputs are stored under, unique within a run.
+    pub fn key(&self) -> String {
+        format!(
+            "j{}/s{}/t{}/a{}",
+            self.job, self.stage, self.task, self.attempt
+        )
+    }
+}
+
+/// How a task's output leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// Kept in the worker and served to consumers over TCP.
+    Direct,
+    /// Written to the run's object store.
+    Storage,
+}
+
+impl ChannelKind {
+    /// The name flags and reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelKind::Direct => "direct",
+            ChannelKind::Storage => "storage",
+        }
+    }
+}
+
+/// A message from the coordinator.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Run a task; its plan (datafusion-proto bytes) follows in the next frame.
+    Task {
+        /// Which attempt this is.
+        id: AttemptId,
+        /// Where its output goes.
+        channel: ChannelKind,
+        /// Whether it is a task of the job's last stage (whose output the coordinator reads).
+        last: bool,
+    },
+    /// Forget the outputs of a finished job.
+    Release {
+        /// The job.
+        job: usize,
+    },
+    /// Exit.
+    Shutdown,
+}
+
+/// A message from a worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToCoordinator {
+    /// First message after the handshake: where the worker serves direct-channel data.
+    Hello {
+        /// `host:port` of its data server.
+        data_addr: String,
+        /// Its process id, so the coordinator can tell people which process failed.
+        pid: u32,
+    },
+    /// A task finished and its outputs are ready.
+    Done {
+        /// The attempt.
+        id: AttemptId,
+        /// Rows in each output bucket.
+        rows: Vec<u64>,
+        /// Bytes (Arrow IPC) in each output bucket.
+        bytes: Vec<u64>,
+        /// Seconds from receiving the task to outputs ready.
+        seconds: f64,
+    },
+    /// A task failed.
+    Failed {
+        /// The attempt.
+        id: AttemptId,
+        /// What went wrong, for people.
+        error: String,
+        /// The `data_addr` of a direct-channel peer that could not be reached, if that was the
+        /// cause (the coordinator then treats the peer as dead).
+        lost_peer: Option<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_bad_lengths_are_refused() {
+        let mut buf = Vec::new();
+        send(&mut buf, &ToWorker::Release { job: 3 }).unwrap();
+        write_frame(&mut buf, b"plan").unwrap();
+        let mut r = &buf[..];
+        assert!(matches!(
+            receive(&mut r).unwrap(),
+            ToWorker::Release { job: 3 }
+        ));
+        assert_eq!(read_frame(&mut r).unwrap(), b"plan");
+        let mut huge = &[0xffu8, 0xff, 0xff, 0xff][..];
+        assert!(read_frame(&mut huge).is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! Cutting a DataFusion physical plan into stages at its exchanges, the way the planner's
+//! stage formation does on the logical DAG: a hash repartition becomes a hash shuffle between
+//! two stages; the input of an operator that merges every partition (coalesce, sort-preserving
+//! merge — under a join's build side that makes a broadcast) becomes a gather. Everything
+//! between two cuts is fused into one task per partition.
+
+use super::exchange::{ExchangeReadExec, ReadKind};
+use datafusion::error::Result;
+use datafusion::physical_expr::Partitioning;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, ReplaceChildrenOptions,
+};
+use std::sync::Arc;
+
+/// How a stage's tasks divide their output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Into `n` buckets by the hash of the keys of the [`RepartitionExec`] on top of the plan.
+    Hash(usize),
+    /// One bucket per task, merged by the consumer (or read by the coordinator for the last
+    /// stage).
+    Whole,
+}
+
+/// One stage of a job.
+#[derive(Debug, Clone)]
+pub struct StagePlan {
+    /// Index in the job's stages.
+    pub id: usize,
+    /// What each task runs. For [`Output::Hash`] the root is the repartition: a task runs
+    /// partition `task` of its input and divides the rows itself.
+    pub plan: Arc<dyn ExecutionPlan>,
+    /// Number of tasks (partitions of the stage's input of the root).
+    pub tasks: usize,
+    /// How the output is divided.
+    pub output: Output,
+    /// Stages whose outputs this one reads.
+    pub inputs: Vec<usize>,
+}
+
+impl StagePlan {
+    /// Buckets each task writes.
+    pub fn buckets(&self) -> usize {
+        match self.output {
+            Output::Hash(n) => n,
+            Output::Whole => 1,
+        }
+    }
+}
+
+/// Cuts a plan into stages, producers before consumers; the last stage computes the result.
+pub fn cut(plan: Arc<dyn ExecutionPlan>) -> Result<Vec<StagePlan>> {
+    let mut stages = Vec::new();
+    let root = cut_below(plan, &mut stages)?;
+    push(
+        &mut stages,
+        root.clone(),
+        root.output_partitioning().partition_count(),
+        Output::Whole,
+    );
+    Ok(stages)
+}
+
+fn push(
+    stages: &mut Vec<StagePlan>,
+    plan: Arc<dyn ExecutionPlan>,
+    tasks: usize,
+    output: Output,
+) -> usize {
+    let id = stages.len();
+    let mut inputs = Vec::new();
+    collect_inputs(&plan, &mut inputs);
+    stages.push(StagePlan {
+        id,
+        plan,
+        tasks,
+        output,
+        inputs,
+    });
+    id
+}
+
+fn collect_inputs(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<usize>) {
+    if let Some(r) = plan.downcast_ref::<ExchangeReadExec>() {
+        if !out.contains(&r.stage) {
+            out.push(r.stage);
+        }
+        return;
+    }
+    for c in plan.children() {
+        collect_inputs(c, out);
+    }
+}
+
+fn cut_below(
+    plan: Arc<dyn ExecutionPlan>,
+    stages: &mut Vec<StagePlan>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if let Some(rep) = plan.downcast_ref::<RepartitionExec>()
+        && let Partitioning::Hash(_, n) = rep.partitioning()
+    {
+        let n = *n;
+        let input = cut_below(rep.input().clone(), stages)?;
+        let tasks = input.output_partitioning().partition_count();
+        let schema = input.schema();
+        let producer = replace(plan.clone(), vec![input])?;
+        let id = push(stages, producer, tasks, Output::Hash(n));
+        return Ok(Arc::new(ExchangeReadExec::new(
+            id,
+            ReadKind::Bucket,
+            n,
+            schema.clone(),
+            datafusion::physical_expr::EquivalenceProperties::new(schema),
+        )));
+    }
+    let merges = plan.downcast_ref::<CoalescePartitionsExec>().is_some()
+        || plan.downcast_ref::<SortPreservingMergeExec>().is_some();
+    let mut children = Vec::new();
+    for child in plan.children() {
+        let child = cut_below(child.clone(), stages)?;
+        let tasks = child.output_partitioning().partition_count();
+        if merges && tasks > 1 {
+            let eq = child.equivalence_properties().clone();
+            let schema = child.schema();
+            let id = push(stages, child, tasks, Output::Whole);
+            children.push(
+                Arc::new(ExchangeReadExec::new(id, ReadKind::Task, tasks, schema, eq))
+                    as Arc<dyn ExecutionPlan>,
+            );
+        } else {
+            children.push(child);
+        }
+    }
+    if children.is_empty() {
+        return Ok(plan);
+    }
+    replace(plan, children)
+}
+
+fn replace(
+    plan: Arc<dyn ExecutionPlan>,
+    children: Vec<Arc<dyn ExecutionPlan>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.replace_children(
+        children,
+        ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+    )
+}
