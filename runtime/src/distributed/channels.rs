@@ -65,6 +65,9 @@ pub struct FetchReply {
     pub error: Option<String>,
 }
 
+/// Finds a kept bucket by attempt key and bucket number: its schema and batches.
+pub type Lookup<'a> = dyn Fn(&str, usize) -> Option<(SchemaRef, Vec<RecordBatch>)> + 'a;
+
 /// How a process reaches the run's channels.
 #[derive(Debug)]
 pub struct Channels {
@@ -179,11 +182,7 @@ impl Channels {
 
     /// Serves one direct-channel connection from `outputs` (the worker's side of
     /// [`Channels::read`]). Connections that fail the challenge are dropped unanswered.
-    pub fn serve(
-        &self,
-        mut stream: TcpStream,
-        lookup: &dyn Fn(&str, usize) -> Option<(SchemaRef, Vec<RecordBatch>)>,
-    ) -> std::io::Result<()> {
+    pub fn serve(&self, mut stream: TcpStream, lookup: &Lookup) -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
         self.secret.challenge(&mut stream)?;
@@ -211,5 +210,103 @@ impl Channels {
         w.finish().map_err(std::io::Error::other)?;
         let mut inner = w.into_inner().map_err(std::io::Error::other)?;
         inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    fn channels(secret: Secret) -> Channels {
+        Channels {
+            secret,
+            store: Arc::new(object_store::memory::InMemory::new()),
+            prefix: "run".into(),
+            compression: None,
+        }
+    }
+
+    fn batch() -> (SchemaRef, RecordBatch) {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(0..1000))],
+        )
+        .unwrap();
+        (schema, b)
+    }
+
+    /// A data server answering one connection.
+    fn server(secret: Secret) -> (String, std::thread::JoinHandle<std::io::Result<()>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let handle = std::thread::spawn(move || {
+            let (conn, _) = listener.accept()?;
+            let (schema, b) = batch();
+            let lookup = move |key: &str, bucket: usize| {
+                (key == "k" && bucket == 0).then(|| (schema.clone(), vec![b.clone()]))
+            };
+            channels(secret).serve(conn, &lookup)
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn a_member_reads_a_bucket_over_a_direct_channel() {
+        let secret = Secret::generate().unwrap();
+        let (addr, server) = server(secret.clone());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let mut rows = 0;
+        channels(secret)
+            .read(
+                &Location::Direct {
+                    addr,
+                    key: "k".into(),
+                    bucket: 0,
+                },
+                runtime.handle(),
+                &mut |b| {
+                    rows += b.num_rows();
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert_eq!(rows, 1000);
+        server.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_stranger_is_refused_and_learns_nothing_but_the_nonce() {
+        let (addr, server) = server(Secret::generate().unwrap());
+        let mut stranger = TcpStream::connect(&addr).unwrap();
+        let mut nonce = [0u8; 32];
+        stranger.read_exact(&mut nonce).unwrap();
+        stranger.write_all(&[0u8; 32]).unwrap();
+        send(
+            &mut stranger,
+            &Fetch {
+                key: "k".into(),
+                bucket: 0,
+            },
+        )
+        .unwrap_or(());
+        let refused = server.join().unwrap().unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
+        let mut rest = Vec::new();
+        let _ = stranger.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "a stranger was sent {} bytes", rest.len());
+    }
+
+    #[test]
+    fn the_lost_peer_is_named_in_read_errors() {
+        assert_eq!(
+            lost_peer("x: direct-channel peer 127.0.0.1:5 lost: refused").as_deref(),
+            Some("127.0.0.1:5")
+        );
+        assert_eq!(lost_peer("bad data"), None);
     }
 }
