@@ -179,9 +179,11 @@ fn json_diagnostics_for_tools() {
 fn usage_errors_exit_2_and_explain_prints_the_catalogue() {
     assert_eq!(flowc(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(flowc(&["run"]).status.code(), Some(2));
-    let later = flowc(&["run", "tests/ui-run/bad_data.flow", "--workers", "4"]);
+    let later = flowc(&["run", "tests/ui-run/bad_data.flow", "--target", "lambda"]);
     assert_eq!(later.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&later.stderr).contains("not available yet"));
+    let none = flowc(&["run", "tests/ui-run/bad_data.flow", "--workers", "0"]);
+    assert_eq!(none.status.code(), Some(2));
     let explain = flowc(&["explain", "e0003"]);
     assert_eq!(explain.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&explain.stdout).starts_with("E0003: unknown name"));

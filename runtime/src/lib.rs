@@ -1,8 +1,8 @@
 //! The flow runtime: executes compiled pipelines, and measures what the planner needs from the
-//! machine (file statistics, `flowc calibrate`). Today it runs the whole DAG in one process
-//! through DataFusion (reading files, writing outputs atomically, printing tables); the
-//! distributed coordinator, workers, channels and backends are the runtime issue's work and
-//! will live behind traits here.
+//! machine (file statistics, `flowc calibrate`). It runs a whole DAG in one process through
+//! DataFusion (reading files, writing outputs atomically, printing tables), or, through
+//! [`distributed`], across worker processes: a coordinator, workers started by a `Backend`,
+//! stages cut from DataFusion physical plans, direct TCP and storage channels.
 
 pub mod calibrate;
 mod diagnose;
