@@ -126,13 +126,17 @@ pub fn plan(args: &PlanArgs) -> u8 {
             return USER_ERROR;
         }
     };
-    let mut options = Options::from_settings(settings);
-    if let Some(o) = args.objective {
-        options.objective = match o {
-            ObjectiveFlag::Latency => Objective::Latency,
-            ObjectiveFlag::Cost => Objective::Cost,
-        };
+    if args.workers == Some(0) {
+        eprintln!("error: --workers takes a positive number");
+        return USAGE;
     }
+    let mut options = options_from(
+        settings,
+        args.objective,
+        args.workers,
+        args.memory_mb,
+        args.channel,
+    );
     for (value, flag) in [
         (args.budget_usd, "--budget-usd"),
         (args.deadline_s, "--deadline-s"),
@@ -148,16 +152,6 @@ pub fn plan(args: &PlanArgs) -> u8 {
     if let Some(s) = args.deadline_s {
         options.objective = Objective::Deadline(s);
     }
-    if args.workers == Some(0) {
-        eprintln!("error: --workers takes a positive number");
-        return USAGE;
-    }
-    options.workers = args.workers.or(options.workers);
-    options.memory_mb = args.memory_mb.or(options.memory_mb);
-    options.channel = args.channel.map(|c| match c {
-        ChannelFlag::Direct => Channel::Direct,
-        ChannelFlag::Storage => Channel::Storage,
-    });
     let graph = flow_planner::ops::lower(&compiled.dag, &FileStatistics);
 
     if let Some(spec) = &args.sweep {
@@ -215,6 +209,30 @@ pub fn plan(args: &PlanArgs) -> u8 {
             USER_ERROR
         }
     }
+}
+
+/// Planner options from a program's `config` with the command's flags on top.
+pub fn options_from(
+    settings: &flow_compiler::Settings,
+    objective: Option<ObjectiveFlag>,
+    workers: Option<u32>,
+    memory_mb: Option<u32>,
+    channel: Option<ChannelFlag>,
+) -> Options {
+    let mut options = Options::from_settings(settings);
+    if let Some(o) = objective {
+        options.objective = match o {
+            ObjectiveFlag::Latency => Objective::Latency,
+            ObjectiveFlag::Cost => Objective::Cost,
+        };
+    }
+    options.workers = workers.or(options.workers);
+    options.memory_mb = memory_mb.or(options.memory_mb);
+    options.channel = channel.map(|c| match c {
+        ChannelFlag::Direct => Channel::Direct,
+        ChannelFlag::Storage => Channel::Storage,
+    });
+    options
 }
 
 /// A planning failure as a diagnostic: at the hint when there is one.

@@ -1,11 +1,11 @@
 //! `flowc run` and `flowc worker`: runs a program in this process, or across worker processes
 //! as the planner (or the flags) decide.
 
-use crate::plan::{ChannelFlag, ObjectiveFlag, diagnostic, profile};
+use crate::plan::{ChannelFlag, ObjectiveFlag, diagnostic, options_from, profile};
 use crate::{OutputFormat, USER_ERROR, diagnostics, load, report};
 use flow_compiler::Compiled;
 use flow_lang::diagnostic::has_errors;
-use flow_planner::{Channel, Objective, Options};
+use flow_planner::Channel;
 use flow_runtime::distributed::auth::Secret;
 use flow_runtime::distributed::store::default_store;
 use flow_runtime::distributed::worker::{WorkerArgs, serve};
@@ -90,19 +90,13 @@ fn cluster(compiled: &Compiled, request: Request) -> Result<Cluster, flow_lang::
             "while planning the run",
         )
     })?;
-    let mut options = Options::from_settings(&compiled.settings);
-    if let Some(o) = request.objective {
-        options.objective = match o {
-            ObjectiveFlag::Latency => Objective::Latency,
-            ObjectiveFlag::Cost => Objective::Cost,
-        };
-    }
-    options.workers = request.workers.or(options.workers);
-    options.memory_mb = request.memory_mb.or(options.memory_mb);
-    options.channel = request.channel.map(|c| match c {
-        ChannelFlag::Direct => Channel::Direct,
-        ChannelFlag::Storage => Channel::Storage,
-    });
+    let options = options_from(
+        &compiled.settings,
+        request.objective,
+        request.workers,
+        request.memory_mb,
+        request.channel,
+    );
     let graph = flow_planner::ops::lower(&compiled.dag, &FileStatistics);
     let plan = flow_planner::plan_graph(graph, &profile, &options).map_err(|e| diagnostic(&e))?;
     let workers = request.workers.unwrap_or_else(|| {
