@@ -1,9 +1,13 @@
 //! `flowc`, the command-line driver of flow: `check`, `fmt`, `explain`, `plan` and `run`. It owns all
 //! process concerns (arguments, files, terminals, exit codes) and calls the pure crates.
 
+mod interrupted;
+mod logging;
 mod plan;
+mod progress;
 mod render;
 mod run;
+mod run_report;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use flow_compiler::Compiled;
@@ -84,45 +88,12 @@ enum Command {
     },
     /// Run a pipeline
     #[command(
-        after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc run pipeline.flow --workers 4\n  flowc run pipeline.flow --workers 2 --channel storage --store /tmp/flow-store\n\nWithout --workers, --channel or --objective the pipeline runs in this process.\nWith them it runs on `flowc worker` processes as planned for the local profile."
+        after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc run pipeline.flow --workers 4\n  flowc run pipeline.flow --workers 2 --channel storage --store /tmp/flow-store\n  flowc run pipeline.flow --workers 4 --report run.html\n  AWS_ENDPOINT_URL=http://127.0.0.1:9000 flowc run pipeline.flow --channel storage --store s3://bucket/runs\n\nWithout --workers, --channel, --objective, --store, --compression or --report the pipeline\nruns in this process. With them it runs on `flowc worker` processes as planned for the\nlocal profile. Ctrl-C stops the workers and removes temporary files (exit code 130)."
     )]
-    Run {
-        file: PathBuf,
-        /// Where to run: local (this machine) or lambda
-        #[arg(long)]
-        target: Option<String>,
-        /// Worker processes to run the pipeline on (default: as planned)
-        #[arg(long)]
-        workers: Option<u32>,
-        /// How data moves between workers (default: as planned)
-        #[arg(long, value_enum)]
-        channel: Option<plan::ChannelFlag>,
-        /// latency or cost: plan the run for this objective
-        #[arg(long, value_enum)]
-        objective: Option<plan::ObjectiveFlag>,
-        /// Memory per function in MB (the Lambda backend sizes functions with it)
-        #[arg(long = "memory-mb")]
-        memory_mb: Option<u32>,
-        /// Object store for storage hops: a folder (default: the system's temporary folder)
-        #[arg(long, value_name = "FOLDER")]
-        store: Option<String>,
-        /// How to print diagnostics
-        #[arg(long, value_enum, default_value = "human")]
-        format: OutputFormat,
-    },
+    Run(run::RunArgs),
     /// Serve as one worker of a distributed run (started by `flowc run`, not by people)
     #[command(hide = true)]
-    Worker {
-        /// The coordinator's control address
-        #[arg(long)]
-        connect: String,
-        /// The run's object store
-        #[arg(long)]
-        store: String,
-        /// The run's prefix in the store
-        #[arg(long)]
-        prefix: String,
-    },
+    Worker(run::WorkerFlags),
 }
 
 fn main() -> ExitCode {
@@ -147,52 +118,8 @@ fn dispatch(command: Command) -> u8 {
         Command::Explain { what } => explain(&what),
         Command::Plan(args) => plan::plan(&args),
         Command::Calibrate { output, quick } => calibrate(output, quick),
-        Command::Run {
-            file,
-            target,
-            workers,
-            channel,
-            objective,
-            memory_mb,
-            store,
-            format,
-        } => {
-            if target.as_deref().is_some_and(|t| t == "lambda") {
-                eprintln!(
-                    "error: `--target lambda` is not available yet: it is implemented by the AWS Lambda backend, which has not landed in this version of flowc"
-                );
-                eprintln!(
-                    "hint: run with `--target local` (the default); `flowc plan --target lambda` already shows the plan it would run"
-                );
-                return USAGE;
-            }
-            if let Some(t) = target.as_deref().filter(|t| *t != "local") {
-                eprintln!("error: unknown target `{t}`; targets are `local` and `lambda`");
-                return USAGE;
-            }
-            if workers == Some(0) {
-                eprintln!("error: --workers takes a positive number");
-                return USAGE;
-            }
-            let distributed = workers.is_some()
-                || channel.is_some()
-                || objective.is_some()
-                || memory_mb.is_some()
-                || store.is_some();
-            let request = distributed.then_some(run::Request {
-                workers,
-                channel,
-                objective,
-                memory_mb,
-                store,
-            });
-            run::run(&file, format, request)
-        }
-        Command::Worker {
-            connect,
-            store,
-            prefix,
-        } => run::worker(connect, store, prefix),
+        Command::Run(args) => run::run(args),
+        Command::Worker(flags) => run::worker(flags),
     }
 }
 

@@ -1,66 +1,140 @@
 //! `flowc run` and `flowc worker`: runs a program in this process, or across worker processes
-//! as the planner (or the flags) decide.
+//! as the planner (or the flags) decide, with a progress display, a report and logs.
 
 use crate::plan::{ChannelFlag, ObjectiveFlag, diagnostic, options_from, profile};
-use crate::{OutputFormat, USER_ERROR, diagnostics, load, report};
+use crate::progress::Progress;
+use crate::run_report;
+use crate::{OutputFormat, USAGE, USER_ERROR, diagnostics, load, report};
+use clap::{Args, ValueEnum};
 use flow_compiler::Compiled;
 use flow_lang::diagnostic::has_errors;
-use flow_planner::Channel;
-use flow_runtime::distributed::auth::Secret;
+use flow_lang::{Code, Diagnostic, Span};
+use flow_planner::{Channel, PhysicalPlan};
+use flow_runtime::distributed::auth::{SECRET_ENV, Secret};
+use flow_runtime::distributed::channels::Compression;
 use flow_runtime::distributed::store::default_store;
 use flow_runtime::distributed::worker::{WorkerArgs, serve};
-use flow_runtime::distributed::{ChannelKind, ClusterOptions};
+use flow_runtime::distributed::{ChannelKind, ClusterOptions, Watch};
 use flow_runtime::{Cluster, FileStatistics, RunOptions};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// What the flags of a distributed run ask for.
-pub struct Request {
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum CompressionFlag {
+    None,
+    Lz4,
+    Zstd,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    pub file: PathBuf,
+    /// Where to run: local (this machine) or lambda
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Worker processes to run the pipeline on (default: as planned)
+    #[arg(long)]
     pub workers: Option<u32>,
+    /// How data moves between workers (default: as planned)
+    #[arg(long, value_enum)]
     pub channel: Option<ChannelFlag>,
+    /// latency or cost: plan the run for this objective
+    #[arg(long, value_enum)]
     pub objective: Option<ObjectiveFlag>,
+    /// Memory per function in MB (the Lambda backend sizes functions with it)
+    #[arg(long = "memory-mb")]
     pub memory_mb: Option<u32>,
+    /// Object store for storage hops: a folder, file:///path or s3://bucket/prefix (S3
+    /// endpoint and credentials from the AWS_* variables). Default: the system's temporary
+    /// folder
+    #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Compression of the data workers exchange (default: none)
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionFlag>,
+    /// Write a report of a distributed run: PATH.json (data) or PATH.html (a timeline)
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Log what the run does (-v: steps, -vv: details, -vvv: everything); RUST_LOG overrides
+    #[arg(short, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// How to print diagnostics
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: OutputFormat,
+}
+
+impl RunArgs {
+    /// Whether any flag asks for worker processes.
+    fn distributed(&self) -> bool {
+        self.workers.is_some()
+            || self.channel.is_some()
+            || self.objective.is_some()
+            || self.memory_mb.is_some()
+            || self.store.is_some()
+            || self.compression.is_some()
+            || self.report.is_some()
+    }
 }
 
 /// Attempts a task gets before a run fails.
 const MAX_ATTEMPTS: u32 = 4;
 
-pub fn run(path: &Path, format: OutputFormat, request: Option<Request>) -> u8 {
-    let Ok(loaded) = load(path) else {
+pub fn run(args: RunArgs) -> u8 {
+    if let Some(code) = refuse_usage(&args) {
+        return code;
+    }
+    crate::logging::init(args.verbose);
+    let format = args.format;
+    let Ok(loaded) = load(&args.file) else {
         return USER_ERROR;
     };
-    let (all, compiled) = diagnostics(&loaded, path);
+    let (all, compiled) = diagnostics(&loaded, &args.file);
     report(&loaded, &all, format);
     let Some(compiled) = compiled.filter(|_| !has_errors(&all)) else {
         return USER_ERROR;
     };
-    let base = path
+    let base = args
+        .file
         .parent()
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
-    let cluster = match request {
-        None => None,
-        Some(request) => match cluster(&compiled, request) {
-            Ok(c) => Some(c),
+    let (cluster, plan) = if args.distributed() {
+        match cluster(&compiled, &args) {
+            Ok((c, plan)) => (Some(c), Some(plan)),
             Err(d) => {
                 report(&loaded, &[d], format);
                 return USER_ERROR;
             }
-        },
+        }
+    } else {
+        (None, None)
     };
+    let watch: Option<Arc<dyn Watch>> =
+        (cluster.is_some() && args.verbose == 0 && std::io::stderr().is_terminal())
+            .then(|| Arc::new(Progress::default()) as Arc<dyn Watch>);
     let options = RunOptions {
         base_dir: base,
         partitions: None,
         cluster,
+        watch,
     };
+    crate::interrupted::stop_cleanly_on_ctrl_c();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match flow_runtime::run(&compiled, &options, &mut out) {
         Ok(summary) => {
-            for (file, rows) in summary.saved {
+            for (file, rows) in &summary.saved {
                 let _ = writeln!(out, "saved {rows} rows to {}", file.display());
+            }
+            if let (Some(path), Some(record)) = (&args.report, &summary.cluster) {
+                let text = run_report::render(path, &args.file, record, plan.as_ref());
+                if let Err(e) = std::fs::write(path, text) {
+                    eprintln!("error: cannot write the report {}: {e}", path.display());
+                    return USER_ERROR;
+                }
+                let _ = writeln!(out, "wrote the run's report to {}", path.display());
             }
             0
         }
@@ -71,35 +145,62 @@ pub fn run(path: &Path, format: OutputFormat, request: Option<Request>) -> u8 {
     }
 }
 
+/// Flags that cannot work together or are not available, as a usage error.
+fn refuse_usage(args: &RunArgs) -> Option<u8> {
+    let target = args.target.as_deref();
+    if target == Some("lambda") {
+        eprintln!(
+            "error: `--target lambda` is not available yet: it is implemented by the AWS Lambda backend, which has not landed in this version of flowc"
+        );
+        eprintln!(
+            "hint: run with `--target local` (the default); `flowc plan --target lambda` already shows the plan it would run"
+        );
+        return Some(USAGE);
+    }
+    if let Some(t) = target.filter(|t| *t != "local") {
+        eprintln!("error: unknown target `{t}`; targets are `local` and `lambda`");
+        return Some(USAGE);
+    }
+    if args.workers == Some(0) {
+        eprintln!("error: --workers takes a positive number");
+        return Some(USAGE);
+    }
+    if let Some(path) = &args.report
+        && run_report::Kind::of(path).is_none()
+    {
+        eprintln!(
+            "error: --report {}: name the report PATH.json (data) or PATH.html (a timeline)",
+            path.display()
+        );
+        return Some(USAGE);
+    }
+    None
+}
+
+fn run_error(message: String, label: &str) -> Diagnostic {
+    Diagnostic::error(Code::E0029, message, Span::default(), label)
+}
+
 /// Workers and channel for a distributed run: the flags where given, else the plan's choice
-/// under the local profile.
-fn cluster(compiled: &Compiled, request: Request) -> Result<Cluster, flow_lang::Diagnostic> {
+/// under the local profile. Returns the plan too, for the report's predictions.
+fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, PhysicalPlan), Diagnostic> {
     let exe = std::env::current_exe().map_err(|e| {
-        flow_lang::Diagnostic::error(
-            flow_lang::Code::E0029,
+        run_error(
             format!("cannot find the flowc executable to start workers: {e}"),
-            flow_lang::Span::default(),
             "while starting the run",
         )
     })?;
-    let profile = profile("local", None).map_err(|e| {
-        flow_lang::Diagnostic::error(
-            flow_lang::Code::E0029,
-            e,
-            flow_lang::Span::default(),
-            "while planning the run",
-        )
-    })?;
+    let profile = profile("local", None).map_err(|e| run_error(e, "while planning the run"))?;
     let options = options_from(
         &compiled.settings,
-        request.objective,
-        request.workers,
-        request.memory_mb,
-        request.channel,
+        args.objective,
+        args.workers,
+        args.memory_mb,
+        args.channel,
     );
     let graph = flow_planner::ops::lower(&compiled.dag, &FileStatistics);
     let plan = flow_planner::plan_graph(graph, &profile, &options).map_err(|e| diagnostic(&e))?;
-    let workers = request.workers.unwrap_or_else(|| {
+    let workers = args.workers.unwrap_or_else(|| {
         plan.stages
             .iter()
             .map(|s| s.functions)
@@ -107,54 +208,77 @@ fn cluster(compiled: &Compiled, request: Request) -> Result<Cluster, flow_lang::
             .unwrap_or(1)
             .clamp(1, 64)
     });
-    let channel = match request.channel {
+    let channel = match args.channel {
         Some(ChannelFlag::Direct) => ChannelKind::Direct,
         Some(ChannelFlag::Storage) => ChannelKind::Storage,
         None => {
-            let storage = plan
-                .exchanges
-                .iter()
-                .filter(|e| e.channel == Channel::Storage)
-                .count();
-            let direct = plan
-                .exchanges
-                .iter()
-                .filter(|e| e.channel == Channel::Direct)
-                .count();
-            if storage > direct {
+            let count = |c: Channel| plan.exchanges.iter().filter(|e| e.channel == c).count();
+            if count(Channel::Storage) > count(Channel::Direct) {
                 ChannelKind::Storage
             } else {
                 ChannelKind::Direct
             }
         }
     };
-    Ok(Cluster {
+    let compression = match args.compression {
+        None | Some(CompressionFlag::None) => Compression::None,
+        Some(CompressionFlag::Lz4) => Compression::Lz4,
+        Some(CompressionFlag::Zstd) => Compression::Zstd,
+    };
+    let cluster = Cluster {
         options: ClusterOptions {
             workers,
             channel,
-            store: request.store.unwrap_or_else(default_store),
+            store: args.store.clone().unwrap_or_else(default_store),
             max_attempts: MAX_ATTEMPTS,
+            compression,
+            log: crate::logging::filter(args.verbose),
         },
         exe,
-    })
+    };
+    Ok((cluster, plan))
 }
 
-pub fn worker(connect: String, store: String, prefix: String) -> u8 {
+/// What `flowc worker` is started with.
+#[derive(Args)]
+pub struct WorkerFlags {
+    /// The coordinator's control address
+    #[arg(long)]
+    connect: String,
+    /// The run's object store
+    #[arg(long)]
+    store: String,
+    /// The run's prefix in the store
+    #[arg(long)]
+    prefix: String,
+    /// Compression of exchanged data
+    #[arg(long, default_value = "none")]
+    compression: String,
+}
+
+pub fn worker(flags: WorkerFlags) -> u8 {
+    crate::logging::init(0);
     let Some(secret) = Secret::from_env() else {
         eprintln!(
-            "error: `flowc worker` is started by `flowc run` for a distributed run and needs the run's secret in {}",
-            flow_runtime::distributed::auth::SECRET_ENV
+            "error: `flowc worker` is started by `flowc run` for a distributed run and needs the run's secret in {SECRET_ENV}"
         );
-        return crate::USAGE;
+        return USAGE;
     };
-    match serve(
-        &WorkerArgs {
-            connect,
-            store,
-            prefix,
-        },
-        secret,
-    ) {
+    let Some(compression) = Compression::parse(&flags.compression) else {
+        eprintln!(
+            "error: --compression {}: choose one of {}",
+            flags.compression,
+            Compression::NAMES.join(", ")
+        );
+        return USAGE;
+    };
+    let args = WorkerArgs {
+        connect: flags.connect,
+        store: flags.store,
+        prefix: flags.prefix,
+        compression,
+    };
+    match serve(&args, secret) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: worker: {e}");

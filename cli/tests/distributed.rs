@@ -3,255 +3,83 @@
 //! and 8 worker processes over each channel; killed workers are survived; a permanent failure
 //! ends with a clear error and no partial output.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cluster;
 
-fn flowc(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_flowc"));
-    c.args(args).env("NO_COLOR", "1");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
+use cluster::{
+    SHUFFLE, big_matches, big_program, clear_outputs, examples_match, flowc, on_1_2_4_8_workers,
+    run_ok, saved,
+};
 
-/// The examples (programs and data) in a folder of their own, so their `save`s do not race
-/// with the examples test.
-fn examples_copy() -> (tempfile::TempDir, Vec<PathBuf>) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&src, dir.path());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "flow"))
-        .collect();
-    files.sort();
-    (dir, files)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            if e.file_name() != "out" {
-                copy_dir(&e.path(), &target);
-            }
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
-/// Output lines in a canonical order (results are compared order-insensitively; programs
-/// that sort are still checked, as every line must be there).
-fn lines(out: &Output) -> Vec<String> {
-    let mut l: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    l.sort();
-    l
-}
-
-fn uses_ml(source: &str) -> bool {
-    ["| train ", "| infer ", "| evaluate "]
-        .iter()
-        .any(|s| source.contains(s))
+fn on_each_channel() -> Vec<Vec<String>> {
+    let mut variants = on_1_2_4_8_workers(&["--channel", "direct"]);
+    variants.extend(on_1_2_4_8_workers(&["--channel", "storage"]));
+    variants
 }
 
 #[test]
 fn every_example_gives_the_same_rows_on_workers_over_each_channel() {
-    let (_dir, files) = examples_copy();
-    for path in files {
-        if uses_ml(&std::fs::read_to_string(&path).unwrap()) {
-            continue;
-        }
-        let p = path.to_str().unwrap();
-        let single = flowc(&["run", p], &[]);
-        assert_eq!(single.status.code(), Some(0), "{p}");
-        for workers in ["1", "2", "4", "8"] {
-            for channel in ["direct", "storage"] {
-                let run = flowc(&["run", p, "--workers", workers, "--channel", channel], &[]);
-                assert_eq!(
-                    run.status.code(),
-                    Some(0),
-                    "{p} on {workers} workers over {channel}: {}",
-                    String::from_utf8_lossy(&run.stderr)
-                );
-                assert_eq!(
-                    lines(&run),
-                    lines(&single),
-                    "{p} on {workers} workers over {channel}"
-                );
-            }
-        }
-    }
-}
-
-/// A million facts over a thousand keys, and the thousand keys' names.
-fn big_data(dir: &Path) {
-    use std::io::Write;
-    let mut facts = std::io::BufWriter::new(std::fs::File::create(dir.join("facts.csv")).unwrap());
-    writeln!(facts, "id,key,value").unwrap();
-    for id in 0..1_000_000u64 {
-        writeln!(facts, "{id},{},{}", (id * 7919) % 1000, (id * 31) % 10007).unwrap();
-    }
-    facts.flush().unwrap();
-    let mut dims = std::fs::File::create(dir.join("dims.csv")).unwrap();
-    writeln!(dims, "key,name").unwrap();
-    for key in 0..1000 {
-        writeln!(dims, "{key},name{}", key % 37).unwrap();
-    }
-}
-
-const BIG: &str = r#"
-let facts = load "facts.csv"
-let dims = load "dims.csv"
-
-let joined = facts | join dims on key | group name { n = count(), total = sum(value) }
-save joined to "out/joined.csv"
-
-let top = facts | filter value > 9000 | sort value desc, id | take 1000
-save top to "out/top.csv"
-
-let both = (facts | filter key < 10 | select id, key)
-  | union (facts | filter key >= 990 | select id, key)
-  | group key { n = count(), low = min(id) }
-save both to "out/both.csv"
-"#;
-
-fn saved(dir: &Path, name: &str, sorted: bool) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join("out").join(name)).unwrap();
-    let mut l: Vec<String> = text.lines().map(str::to_string).collect();
-    if !sorted {
-        l.sort();
-    }
-    l
-}
-
-/// The three files `BIG` saves; only `top.csv` is sorted by the program.
-fn big_outputs(dir: &Path) -> Vec<Vec<String>> {
-    [
-        ("joined.csv", false),
-        ("top.csv", true),
-        ("both.csv", false),
-    ]
-    .iter()
-    .map(|(n, s)| saved(dir, n, *s))
-    .collect()
+    examples_match(&on_each_channel(), &[]);
 }
 
 #[test]
 fn a_million_rows_join_group_sort_and_union_match_the_single_process_engine() {
-    let dir = tempfile::tempdir().unwrap();
-    big_data(dir.path());
-    let program = dir.path().join("big.flow");
-    std::fs::write(&program, BIG).unwrap();
-    let p = program.to_str().unwrap();
-    let single = flowc(&["run", p], &[]);
-    assert_eq!(
-        single.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&single.stderr)
-    );
-    let expected = big_outputs(dir.path());
-    assert_eq!(expected[1].len(), 1001, "header and 1000 rows");
-    for workers in ["1", "2", "4", "8"] {
-        for channel in ["direct", "storage"] {
-            std::fs::remove_dir_all(dir.path().join("out")).unwrap();
-            let run = flowc(&["run", p, "--workers", workers, "--channel", channel], &[]);
-            assert_eq!(
-                run.status.code(),
-                Some(0),
-                "{workers} workers over {channel}: {}",
-                String::from_utf8_lossy(&run.stderr)
-            );
-            assert_eq!(
-                big_outputs(dir.path()),
-                expected,
-                "{workers} workers over {channel}"
-            );
-        }
-    }
+    big_matches(&on_each_channel(), &[]);
 }
 
-const SHUFFLE: &str = r#"
-let facts = load "facts.csv"
-let dims = load "dims.csv"
-let joined = facts | join dims on key | group name { n = count(), total = sum(value) } | sort name
-save joined to "out/joined.csv"
-"#;
+#[test]
+fn compressed_channels_give_the_same_rows() {
+    let variants: Vec<Vec<String>> = ["lz4", "zstd"]
+        .iter()
+        .flat_map(|c| {
+            ["direct", "storage"].map(|channel| {
+                ["--workers", "2", "--channel", channel, "--compression", c]
+                    .map(String::from)
+                    .to_vec()
+            })
+        })
+        .collect();
+    big_matches(&variants, &[]);
+}
 
 #[test]
 fn a_worker_killed_mid_shuffle_gather_or_save_is_survived() {
-    let dir = tempfile::tempdir().unwrap();
-    big_data(dir.path());
-    let program = dir.path().join("shuffle.flow");
-    std::fs::write(&program, SHUFFLE).unwrap();
-    let p = program.to_str().unwrap();
-    let single = flowc(&["run", p], &[]);
-    assert_eq!(single.status.code(), Some(0));
+    let (dir, p) = big_program(SHUFFLE);
+    run_ok(&["run", &p], &[], "one process");
     let expected = saved(dir.path(), "joined.csv", true);
     for fault in ["kill@shuffle", "kill@gather", "kill@last"] {
         for channel in ["direct", "storage"] {
-            std::fs::remove_dir_all(dir.path().join("out")).unwrap();
-            let run = flowc(
-                &["run", p, "--workers", "2", "--channel", channel],
-                &[("FLOW_FAULTS", fault)],
-            );
-            assert_eq!(
-                run.status.code(),
-                Some(0),
-                "{fault} over {channel}: {}",
-                String::from_utf8_lossy(&run.stderr)
-            );
-            assert_eq!(
-                saved(dir.path(), "joined.csv", true),
-                expected,
-                "{fault} over {channel}"
-            );
+            clear_outputs(dir.path());
+            let what = format!("{fault} over {channel}");
+            let args = ["run", &p, "--workers", "2", "--channel", channel];
+            run_ok(&args, &[("FLOW_FAULTS", fault)], &what);
+            assert_eq!(saved(dir.path(), "joined.csv", true), expected, "{what}");
         }
     }
 }
 
 #[test]
 fn a_permanent_failure_is_a_clear_error_and_leaves_no_output() {
-    let dir = tempfile::tempdir().unwrap();
-    big_data(dir.path());
-    let program = dir.path().join("shuffle.flow");
-    std::fs::write(&program, SHUFFLE).unwrap();
-    let p = program.to_str().unwrap();
+    let (dir, p) = big_program(SHUFFLE);
     let store = dir.path().join("store");
-    let run = flowc(
-        &[
-            "run",
-            p,
-            "--workers",
-            "2",
-            "--store",
-            store.to_str().unwrap(),
-        ],
-        &[("FLOW_FAULTS", "fail@shuffle")],
-    );
+    let args = [
+        "run",
+        &p,
+        "--workers",
+        "2",
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let run = flowc(&args, &[("FLOW_FAULTS", "fail@shuffle")]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("failed 4 times"), "{stderr}");
     assert!(stderr.contains("injected failure"), "{stderr}");
-    let out = dir.path().join("out");
-    let left: Vec<_> = std::fs::read_dir(&out)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "partial output left behind: {left:?}");
-    let objects: Vec<_> = std::fs::read_dir(&store)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(
-        objects.is_empty(),
-        "temporary objects left behind: {objects:?}"
+    assert_eq!(
+        walk(&dir.path().join("out")),
+        no_files(),
+        "partial output left"
     );
+    assert_eq!(walk(&store), no_files(), "temporary objects left");
 }
 
 #[test]
@@ -270,4 +98,147 @@ fn a_worker_without_the_run_secret_is_refused() {
     );
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("FLOW_RUN_SECRET"));
+}
+
+#[test]
+fn a_report_shows_every_task_the_bytes_per_channel_and_predictions() {
+    let (dir, p) = big_program(SHUFFLE);
+    let json = dir.path().join("run.json");
+    let args = [
+        "run",
+        &p,
+        "--workers",
+        "2",
+        "--report",
+        json.to_str().unwrap(),
+    ];
+    run_ok(&args, &[("FLOW_FAULTS", "kill@shuffle")], "report");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["workers"], 2);
+    assert_eq!(report["channel"], "direct");
+    assert!(report["predicted_s"].as_f64().unwrap() > 0.0);
+    assert!(report["measured_s"].as_f64().unwrap() > 0.0);
+    assert!(report["bytes_per_channel"]["direct"].as_u64().unwrap() > 0);
+    let tasks = report["tasks"].as_array().unwrap();
+    let failed = |t: &serde_json::Value| !t["error"].is_null();
+    assert!(tasks.iter().any(failed), "the killed attempt is reported");
+    for t in tasks {
+        assert!(t["start_s"].as_f64().unwrap() <= t["end_s"].as_f64().unwrap());
+    }
+    let stages = report["stages"].as_array().unwrap();
+    assert!(stages.len() >= 3, "scans, join/group, sort: {stages:?}");
+    for s in stages {
+        let of_stage = |t: &&serde_json::Value| t["id"]["stage"] == s["stage"] && !failed(t);
+        let done = tasks.iter().filter(of_stage).count() as u64;
+        assert!(
+            done >= s["tasks"].as_u64().unwrap(),
+            "every task of {s} succeeded"
+        );
+    }
+    assert!(
+        stages.iter().any(|s| s["predicted_s"].as_f64().is_some()),
+        "some stage is paired with the planner's: {stages:?}"
+    );
+
+    let html = dir.path().join("run.html");
+    let args = [
+        "run",
+        &p,
+        "--workers",
+        "2",
+        "--report",
+        html.to_str().unwrap(),
+    ];
+    run_ok(&args, &[], "HTML report");
+    let page = std::fs::read_to_string(&html).unwrap();
+    for part in [
+        "<svg",
+        "function 0",
+        "function 1",
+        "Bytes per channel",
+        "predicted",
+    ] {
+        assert!(page.contains(part), "{part} missing from the HTML report");
+    }
+
+    let bad = flowc(&["run", &p, "--report", "run.txt"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("PATH.json"));
+}
+
+/// Processes whose command line mentions `needle` (the workers of one run name its store).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle) && c.contains(" worker "))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_every_worker_and_leaves_nothing_behind() {
+    let (dir, program) = big_program(SHUFFLE);
+    let store = dir.path().join("store");
+    let store_arg = store.to_str().unwrap().to_string();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .args(["run", &program, "--workers", "2", "--channel", "storage"])
+        .args(["--store", &store_arg])
+        .env("FLOW_FAULTS", "stall@last")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the shuffle's objects are in the store: the run is under way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while walk(&store).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never wrote to its store"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(processes_mentioning(&store_arg).len(), 2, "two workers run");
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(walk(&store), no_files(), "temporary objects left");
+    assert_eq!(
+        walk(&dir.path().join("out")),
+        no_files(),
+        "partial output left"
+    );
+    assert_eq!(
+        processes_mentioning(&store_arg),
+        Vec::<String>::new(),
+        "workers left running"
+    );
+}
+
+fn no_files() -> Vec<std::path::PathBuf> {
+    Vec::new()
+}
+
+/// Every file under `root`.
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                pending.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    files
 }

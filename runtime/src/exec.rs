@@ -1,7 +1,8 @@
 //! Single-process execution of a compiled DAG through DataFusion: every sink's plan, with the
 //! scan placeholders of the DAG replaced by the real files, run in one session.
 
-use crate::distributed::{ClusterOptions, Coordinator, LocalBackend};
+use crate::distributed::record::RunRecord;
+use crate::distributed::{ClusterOptions, Coordinator, LocalBackend, Watch};
 use crate::save;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -36,6 +37,8 @@ pub struct RunOptions {
     pub partitions: Option<usize>,
     /// Run across worker processes instead of in this one.
     pub cluster: Option<Cluster>,
+    /// Told about every stage and task of a distributed run.
+    pub watch: Option<Arc<dyn Watch>>,
 }
 
 /// A distributed run: its options and the `flowc` binary local workers run.
@@ -74,9 +77,10 @@ impl Engine {
         }
     }
 
-    fn finish(self) {
-        if let Engine::Cluster(c) = self {
-            c.finish();
+    fn finish(self) -> Option<RunRecord> {
+        match self {
+            Engine::Local => None,
+            Engine::Cluster(c) => Some(c.finish()),
         }
     }
 }
@@ -86,6 +90,8 @@ impl Engine {
 pub struct RunSummary {
     /// Files written by `save`, in program order.
     pub saved: Vec<(PathBuf, usize)>,
+    /// What the workers did, when the run was distributed.
+    pub cluster: Option<RunRecord>,
 }
 
 /// Computes the whole table of the `index`-th sink (in program order), ignoring a `show`'s
@@ -167,22 +173,29 @@ async fn run_async(
         None => Engine::Local,
         Some(cluster) => {
             let backend = Box::new(LocalBackend::new(cluster.exe.clone()));
-            Engine::Cluster(Coordinator::start(&cluster.options, backend).map_err(|e| {
-                Diagnostic::error(
-                    Code::E0029,
-                    format!(
-                        "cannot start the workers: {}",
-                        crate::diagnose::clean(&e.to_string())
-                    ),
-                    Span::default(),
-                    "while starting the run",
-                )
-            })?)
+            Engine::Cluster(
+                Coordinator::start(&cluster.options, backend, options.watch.clone()).map_err(
+                    |e| {
+                        Diagnostic::error(
+                            Code::E0029,
+                            format!(
+                                "cannot start the workers: {}",
+                                crate::diagnose::clean(&e.to_string())
+                            ),
+                            Span::default(),
+                            "while starting the run",
+                        )
+                    },
+                )?,
+            )
         }
     };
     let result = run_sinks(compiled, options, out, &ctx, &mut engine).await;
-    engine.finish();
-    result
+    let record = engine.finish();
+    result.map(|summary| RunSummary {
+        cluster: record,
+        ..summary
+    })
 }
 
 async fn run_sinks(

@@ -9,6 +9,7 @@ mod diagnose;
 pub mod distributed;
 mod exec;
 pub mod files;
+pub mod interrupt;
 mod save;
 pub mod stats;
 

@@ -1,6 +1,7 @@
 //! Atomic `save`: every output is written under a temporary name beside its target and renamed
 //! into place only when the whole run has succeeded. Dropping uncommitted outputs deletes them.
 
+use crate::interrupt::{Registered, on_interrupt};
 use arrow::csv::WriterBuilder;
 use arrow::json::LineDelimitedWriter;
 use datafusion::execution::SendableRecordBatchStream;
@@ -20,6 +21,7 @@ pub enum SaveError {
 #[derive(Default)]
 pub struct Pending {
     files: Vec<(PathBuf, PathBuf)>,
+    interrupt: Vec<Registered>,
 }
 
 fn temp_name(target: &Path, n: usize) -> PathBuf {
@@ -54,7 +56,10 @@ impl Pending {
         let temp = temp_name(target, self.files.len());
         let file = File::create(&temp).map_err(|e| io(&e))?;
         // Registered before writing so a failure part-way still removes the temporary file.
-        self.files.push((temp, target.to_path_buf()));
+        self.files.push((temp.clone(), target.to_path_buf()));
+        self.interrupt.push(on_interrupt(move || {
+            let _ = std::fs::remove_file(temp);
+        }));
         let schema = stream.schema();
         let mut rows = 0;
         let out = BufWriter::new(file);

@@ -86,6 +86,7 @@ fn flow(program: &str, partitions: usize) -> Vec<RecordBatch> {
             base_dir: dir.to_path_buf(),
             partitions: Some(partitions),
             cluster: None,
+            watch: None,
         },
         0,
     )

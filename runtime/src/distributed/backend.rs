@@ -3,8 +3,11 @@
 //! Lambda invocation. [`LocalBackend`] starts `flowc worker` processes on this machine.
 
 use super::auth::{SECRET_ENV, Secret};
+use super::channels::Compression;
+use crate::interrupt::{Registered, on_interrupt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// What a worker needs to find its run.
 #[derive(Debug, Clone)]
@@ -15,6 +18,10 @@ pub struct Launch {
     pub store: String,
     /// The run's prefix in the store.
     pub prefix: String,
+    /// Compression of channel data.
+    pub compression: Compression,
+    /// The `RUST_LOG` filter workers log with (none: the inherited one).
+    pub log: Option<String>,
 }
 
 /// Starts and stops workers.
@@ -31,22 +38,48 @@ pub trait Backend: Send {
 #[derive(Debug)]
 pub struct LocalBackend {
     exe: PathBuf,
-    children: Vec<Child>,
+    children: Arc<Mutex<Vec<Child>>>,
+    _interrupt: Registered,
 }
 
 impl LocalBackend {
-    /// A backend starting `exe worker ...` (normally the running `flowc`).
+    /// A backend starting `exe worker ...` (normally the running `flowc`). Its workers are
+    /// killed if the run is interrupted.
     pub fn new(exe: PathBuf) -> LocalBackend {
+        let children: Arc<Mutex<Vec<Child>>> = Arc::default();
+        let interrupt = on_interrupt({
+            let children = children.clone();
+            move || kill_all(&children)
+        });
         LocalBackend {
             exe,
-            children: Vec::new(),
+            children,
+            _interrupt: interrupt,
         }
     }
+
+    fn children(&self) -> MutexGuard<'_, Vec<Child>> {
+        // A panic while holding the lock cannot leave the list inconsistent.
+        self.children.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn kill_all(children: &Mutex<Vec<Child>>) {
+    let mut children = children.lock().unwrap_or_else(PoisonError::into_inner);
+    for c in children.iter_mut() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    children.clear();
 }
 
 impl Backend for LocalBackend {
     fn launch(&mut self, launch: &Launch, secret: &Secret) -> std::io::Result<()> {
-        let child = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        if let Some(filter) = &launch.log {
+            command.env("RUST_LOG", filter);
+        }
+        let child = command
             .arg("worker")
             .arg("--connect")
             .arg(&launch.coordinator)
@@ -54,33 +87,30 @@ impl Backend for LocalBackend {
             .arg(&launch.store)
             .arg("--prefix")
             .arg(&launch.prefix)
+            .arg("--compression")
+            .arg(launch.compression.name())
             .env(SECRET_ENV, secret.to_hex())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()?;
-        self.children.push(child);
+        let mut children = self.children();
+        children.push(child);
         // Reap the ones that already ended, so a long run does not collect zombies.
-        self.children
-            .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+        children.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
         Ok(())
     }
 
     fn kill(&mut self, pid: u32) {
-        for c in &mut self.children {
-            if c.id() == pid {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-        self.children.retain(|c| c.id() != pid);
-    }
-
-    fn shutdown(&mut self) {
-        for c in &mut self.children {
+        let mut children = self.children();
+        for c in children.iter_mut().filter(|c| c.id() == pid) {
             let _ = c.kill();
             let _ = c.wait();
         }
-        self.children.clear();
+        children.retain(|c| c.id() != pid);
+    }
+
+    fn shutdown(&mut self) {
+        kill_all(&self.children);
     }
 }
 

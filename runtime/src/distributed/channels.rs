@@ -6,6 +6,7 @@
 
 use super::auth::Secret;
 use super::protocol::{receive, send};
+use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::CompressionType;
 use datafusion::arrow::ipc::reader::StreamReader;
@@ -15,7 +16,7 @@ use datafusion::error::{DataFusionError, Result};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,8 +66,8 @@ pub struct FetchReply {
     pub error: Option<String>,
 }
 
-/// Finds a kept bucket by attempt key and bucket number: its schema and batches.
-pub type Lookup<'a> = dyn Fn(&str, usize) -> Option<(SchemaRef, Vec<RecordBatch>)> + 'a;
+/// Finds a kept bucket by attempt key and bucket number: its encoded Arrow IPC stream.
+pub type Lookup<'a> = dyn Fn(&str, usize) -> Option<Bytes> + 'a;
 
 /// How a process reaches the run's channels.
 #[derive(Debug)]
@@ -78,7 +79,52 @@ pub struct Channels {
     /// The run's prefix in the store.
     pub prefix: String,
     /// Compression of IPC data on the wire and in the store.
-    pub compression: Option<CompressionType>,
+    pub compression: Compression,
+}
+
+/// Compression of the Arrow IPC buffers a channel moves (`--compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// Buffers as they are: the cheapest on loopback.
+    #[default]
+    None,
+    /// LZ4 frames: fast, modest ratio.
+    Lz4,
+    /// Zstandard: slower, smaller; worth it when the network or store is the bottleneck.
+    Zstd,
+}
+
+impl Compression {
+    /// Every choice, as the command line spells it.
+    pub const NAMES: [&str; 3] = ["none", "lz4", "zstd"];
+
+    /// The choice a command-line word names.
+    pub fn parse(word: &str) -> Option<Compression> {
+        match word {
+            "none" => Some(Compression::None),
+            "lz4" => Some(Compression::Lz4),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// The command-line word for this choice.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    fn ipc(self) -> Option<CompressionType> {
+        match self {
+            Compression::None => None,
+            Compression::Lz4 => Some(CompressionType::LZ4_FRAME),
+            Compression::Zstd => Some(CompressionType::ZSTD),
+        }
+    }
 }
 
 impl Channels {
@@ -89,11 +135,11 @@ impl Channels {
 
     /// IPC write options with the run's compression.
     pub fn ipc_options(&self) -> Result<IpcWriteOptions> {
-        Ok(IpcWriteOptions::default().try_with_compression(self.compression)?)
+        Ok(IpcWriteOptions::default().try_with_compression(self.compression.ipc())?)
     }
 
-    /// Encodes batches as one Arrow IPC stream.
-    pub fn encode(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    /// Encodes batches as one Arrow IPC stream, compressed as the run asks.
+    pub fn encode(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes> {
         let mut buf = Vec::new();
         let mut w = StreamWriter::try_new_with_options(&mut buf, schema, self.ipc_options()?)?;
         for b in batches {
@@ -101,25 +147,17 @@ impl Channels {
         }
         w.finish()?;
         drop(w);
-        Ok(buf)
+        Ok(buf.into())
     }
 
-    /// Writes one bucket to the store; returns its size in bytes.
-    pub async fn put(
-        &self,
-        key: &str,
-        bucket: usize,
-        schema: &SchemaRef,
-        batches: &[RecordBatch],
-    ) -> Result<u64> {
-        let bytes = self.encode(schema, batches)?;
-        let len = bytes.len() as u64;
+    /// Writes one encoded bucket to the store.
+    pub async fn put(&self, key: &str, bucket: usize, bytes: Bytes) -> Result<()> {
         let path = ObjectPath::from(self.object_path(key, bucket));
         self.store
             .put(&path, bytes.into())
             .await
             .map_err(|e| DataFusionError::Execution(format!("cannot write {path}: {e}")))?;
-        Ok(len)
+        Ok(())
     }
 
     /// Reads one location, handing each batch to `sink`. Runs on a blocking thread; `handle`
@@ -188,7 +226,7 @@ impl Channels {
         self.secret.challenge(&mut stream)?;
         let _ = stream.set_read_timeout(None);
         let fetch: Fetch = receive(&mut stream)?;
-        let Some((schema, batches)) = lookup(&fetch.key, fetch.bucket) else {
+        let Some(encoded) = lookup(&fetch.key, fetch.bucket) else {
             return send(
                 &mut stream,
                 &FetchReply {
@@ -197,19 +235,9 @@ impl Channels {
             );
         };
         send(&mut stream, &FetchReply { error: None })?;
-        let options = self.ipc_options().map_err(std::io::Error::other)?;
-        let mut w = StreamWriter::try_new_with_options(
-            BufWriter::with_capacity(1 << 20, &mut stream),
-            &schema,
-            options,
-        )
-        .map_err(std::io::Error::other)?;
-        for b in &batches {
-            w.write(b).map_err(std::io::Error::other)?;
-        }
-        w.finish().map_err(std::io::Error::other)?;
-        let mut inner = w.into_inner().map_err(std::io::Error::other)?;
-        inner.flush()
+        // The reader's pace limits ours through TCP's flow control.
+        stream.write_all(&encoded)?;
+        stream.flush()
     }
 }
 
@@ -226,7 +254,7 @@ mod tests {
             secret,
             store: Arc::new(object_store::memory::InMemory::new()),
             prefix: "run".into(),
-            compression: None,
+            compression: Compression::None,
         }
     }
 
@@ -247,10 +275,12 @@ mod tests {
         let handle = std::thread::spawn(move || {
             let (conn, _) = listener.accept()?;
             let (schema, b) = batch();
+            let channels = channels(secret);
+            let encoded = channels.encode(&schema, &[b]).unwrap();
             let lookup = move |key: &str, bucket: usize| {
-                (key == "k" && bucket == 0).then(|| (schema.clone(), vec![b.clone()]))
+                (key == "k" && bucket == 0).then(|| encoded.clone())
             };
-            channels(secret).serve(conn, &lookup)
+            channels.serve(conn, &lookup)
         });
         (addr, handle)
     }

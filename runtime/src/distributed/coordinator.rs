@@ -6,20 +6,23 @@
 
 use super::auth::Secret;
 use super::backend::{Backend, Launch};
-use super::channels::{Channels, Location, lost_peer};
+use super::channels::{Channels, Compression, Location, lost_peer};
 use super::codec;
 use super::exchange::{ExchangeReadExec, ReadKind};
 use super::protocol::{
     AttemptId, ChannelKind, ToCoordinator, ToWorker, receive, send, write_frame,
 };
+use super::record::{RunRecord, StageRecord, TaskRecord, Watch};
 use super::stages::{StagePlan, cut};
-use super::store::open_store;
+use super::store::{open_store, remove_prefix};
+use crate::interrupt::{Registered, on_interrupt};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +40,10 @@ pub struct ClusterOptions {
     pub store: String,
     /// Attempts a task gets before the run fails.
     pub max_attempts: u32,
+    /// Compression of channel data.
+    pub compression: Compression,
+    /// The `RUST_LOG` filter workers log with (none: theirs).
+    pub log: Option<String>,
 }
 
 /// Longest wait for any sign of life from the workers before the run gives up.
@@ -94,23 +101,6 @@ impl StageRun {
     }
 }
 
-/// One attempt at one task, as it happened (for reports).
-#[derive(Debug, Clone)]
-pub struct TaskRecord {
-    /// Which attempt.
-    pub id: AttemptId,
-    /// The worker's process id.
-    pub pid: u32,
-    /// Seconds the worker spent on it.
-    pub seconds: f64,
-    /// Rows it produced.
-    pub rows: u64,
-    /// Bytes it produced.
-    pub bytes: u64,
-    /// Whether it succeeded.
-    pub ok: bool,
-}
-
 /// The coordinator of one run.
 pub struct Coordinator {
     backend: Box<dyn Backend>,
@@ -123,8 +113,11 @@ pub struct Coordinator {
     channel: ChannelKind,
     max_attempts: u32,
     next_job: usize,
-    /// Every attempt so far.
-    pub records: Vec<TaskRecord>,
+    clock: Instant,
+    sent: HashMap<AttemptId, f64>,
+    record: RunRecord,
+    watch: Option<Arc<dyn Watch>>,
+    _interrupt: Registered,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -141,8 +134,14 @@ fn error(message: impl Into<String>) -> DataFusionError {
 }
 
 impl Coordinator {
-    /// Starts the workers and waits until they have all joined.
-    pub fn start(options: &ClusterOptions, mut backend: Box<dyn Backend>) -> Result<Coordinator> {
+    /// Starts the workers and waits until they have all joined. `watch` hears of every stage
+    /// and attempt.
+    pub fn start(
+        options: &ClusterOptions,
+        mut backend: Box<dyn Backend>,
+        watch: Option<Arc<dyn Watch>>,
+    ) -> Result<Coordinator> {
+        let clock = Instant::now();
         let secret = Secret::generate().map_err(|e| error(format!("no randomness: {e}")))?;
         let listener = TcpListener::bind("127.0.0.1:0")
             .map_err(|e| error(format!("cannot open the control port: {e}")))?;
@@ -159,10 +158,23 @@ impl Coordinator {
                 .to_hex()[..16]
         );
         let store = open_store(&options.store).map_err(error)?;
+        let interrupt = on_interrupt({
+            let (store, url, prefix) = (store.clone(), options.store.clone(), prefix.clone());
+            move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    let _ = rt.block_on(remove_prefix(store.as_ref(), &url, &prefix));
+                }
+            }
+        });
         let launch = Launch {
             coordinator: addr,
             store: options.store.clone(),
             prefix: prefix.clone(),
+            compression: options.compression,
+            log: options.log.clone(),
         };
         let workers = options.workers.max(1) as usize;
         for _ in 0..workers {
@@ -178,7 +190,7 @@ impl Coordinator {
                 secret,
                 store,
                 prefix,
-                compression: None,
+                compression: options.compression,
             }),
             events: rx,
             slots: Vec::new(),
@@ -186,7 +198,19 @@ impl Coordinator {
             channel: options.channel,
             max_attempts: options.max_attempts.max(1),
             next_job: 0,
-            records: Vec::new(),
+            clock,
+            sent: HashMap::new(),
+            record: RunRecord {
+                workers,
+                channel: options.channel,
+                compression: options.compression,
+                store: options.store.clone(),
+                seconds: 0.0,
+                stages: Vec::new(),
+                tasks: Vec::new(),
+            },
+            watch,
+            _interrupt: interrupt,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while c.live() < workers {
@@ -259,17 +283,29 @@ impl Coordinator {
         self.next_job += 1;
         let stages = cut(plan)?;
         for s in &stages {
-            tracing_note(&format!(
-                "job {job} stage {} ({} tasks, {:?}, reads {:?}):\n{}",
+            tracing::info!(
+                "job {job} stage {}: {} tasks, output {:?}, reads stages {:?}",
                 s.id,
                 s.tasks,
                 s.output,
-                s.inputs,
+                s.inputs
+            );
+            tracing::debug!(
+                "job {job} stage {} plan:\n{}",
+                s.id,
                 datafusion::physical_plan::displayable(s.plan.as_ref()).indent(false)
-            ));
+            );
         }
+        let records: Vec<StageRecord> = stages.iter().map(|s| s.record(job)).collect();
+        if let Some(watch) = &self.watch {
+            watch.stages(&records);
+        }
+        self.record.stages.extend(records);
         let mut runs: Vec<StageRun> = stages.iter().map(|s| StageRun::new(s.tasks)).collect();
         let result = self.drive(job, &stages, &mut runs);
+        if let (Ok(_), Some(watch)) = (&result, &self.watch) {
+            watch.job_done(job);
+        }
         for slot in self.slots.iter_mut().flatten().filter(|s| s.alive) {
             let _ = send(&mut slot.conn, &ToWorker::Release { job });
         }
@@ -316,18 +352,11 @@ impl Coordinator {
                         seconds,
                     },
                 ) => {
-                    tracing_note(&format!("{} done: rows {rows:?}", id.key()));
+                    tracing::debug!("task {} done on worker {w}: rows {rows:?}", id.key());
                     let Some(slot) = self.slot(w) else { continue };
                     slot.busy = None;
-                    let (addr, pid) = (slot.data_addr.clone(), slot.pid);
-                    self.records.push(TaskRecord {
-                        id,
-                        pid,
-                        seconds,
-                        rows: rows.iter().sum(),
-                        bytes: bytes.iter().sum(),
-                        ok: true,
-                    });
+                    let addr = slot.data_addr.clone();
+                    self.note(id, w, seconds, rows.iter().sum(), bytes.iter().sum(), None);
                     if id.job != job {
                         continue;
                     }
@@ -353,15 +382,7 @@ impl Coordinator {
                 ) => {
                     let Some(slot) = self.slot(w) else { continue };
                     slot.busy = None;
-                    let pid = slot.pid;
-                    self.records.push(TaskRecord {
-                        id,
-                        pid,
-                        seconds: 0.0,
-                        rows: 0,
-                        bytes: 0,
-                        ok: false,
-                    });
+                    self.note(id, w, 0.0, 0, 0, Some(message.clone()));
                     if id.job != job || runs[id.stage].running[id.task] != Some((w, id.attempt)) {
                         continue;
                     }
@@ -377,6 +398,35 @@ impl Coordinator {
                 joined @ Event::Joined { .. } => self.handle_setup(joined),
             }
         }
+    }
+
+    /// Records how an attempt ended and tells the watcher.
+    fn note(
+        &mut self,
+        id: AttemptId,
+        worker: usize,
+        busy_s: f64,
+        rows: u64,
+        bytes: u64,
+        error: Option<String>,
+    ) {
+        let pid = self.slot(worker).map_or(0, |s| s.pid);
+        let record = TaskRecord {
+            id,
+            worker,
+            pid,
+            channel: self.channel,
+            start_s: self.sent.remove(&id).unwrap_or_default(),
+            end_s: self.clock.elapsed().as_secs_f64(),
+            busy_s,
+            rows,
+            bytes,
+            error,
+        };
+        if let Some(watch) = &self.watch {
+            watch.task(&record);
+        }
+        self.record.tasks.push(record);
     }
 
     fn slot(&mut self, w: usize) -> Option<&mut Slot> {
@@ -419,7 +469,7 @@ impl Coordinator {
         let busy = slot.busy.take();
         let pid = slot.pid;
         self.backend.kill(pid);
-        tracing_note(&format!("worker {pid} was lost; starting another"));
+        tracing::warn!("worker {pid} was lost; starting another");
         for run in runs.iter_mut() {
             for t in 0..run.committed.len() {
                 if run.committed[t]
@@ -435,7 +485,9 @@ impl Coordinator {
             && runs[id.stage].running[id.task] == Some((w, id.attempt))
         {
             runs[id.stage].running[id.task] = None;
-            self.failed(runs, id, format!("worker {pid} died while running it"))?;
+            let message = format!("worker {pid} died while running it");
+            self.note(id, w, 0.0, 0, 0, Some(message.clone()));
+            self.failed(runs, id, message)?;
         }
         self.backend
             .launch(&self.launch, &self.secret)
@@ -485,6 +537,7 @@ impl Coordinator {
                 .and_then(|()| write_frame(&mut slot.conn, bytes.as_deref().unwrap_or_default()));
                 slot.busy = Some(id);
                 runs[stage.id].running[task] = Some((w, attempt));
+                self.sent.insert(id, self.clock.elapsed().as_secs_f64());
                 if sent.is_err() {
                     self.worker_lost(w, job, runs)?;
                 }
@@ -569,24 +622,28 @@ impl Coordinator {
         Ok(out)
     }
 
-    /// Stops the workers and removes the run's temporary objects.
-    pub fn finish(mut self) {
+    /// Stops the workers, removes the run's temporary objects and returns what happened.
+    pub fn finish(mut self) -> RunRecord {
         for slot in self.slots.iter_mut().flatten().filter(|s| s.alive) {
             let _ = send(&mut slot.conn, &ToWorker::Shutdown);
         }
         self.backend.shutdown();
-        let store = self.launch.store.clone();
-        if !store.starts_with("s3://") {
-            let dir = std::path::Path::new(store.strip_prefix("file://").unwrap_or(&store))
-                .join(&self.channels.prefix);
-            let _ = std::fs::remove_dir_all(dir);
+        let (store, url, prefix) = (
+            self.channels.store.clone(),
+            self.launch.store.clone(),
+            self.channels.prefix.clone(),
+        );
+        let removed = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current()
+                .block_on(async { remove_prefix(store.as_ref(), &url, &prefix).await })
+        });
+        if let Err(e) = removed {
+            tracing::warn!(
+                "could not remove the run's temporary objects under {url}/{prefix}: {e}"
+            );
         }
-    }
-}
-
-fn tracing_note(message: &str) {
-    if std::env::var_os("FLOW_VERBOSE").is_some() {
-        eprintln!("flow: {message}");
+        self.record.seconds = self.clock.elapsed().as_secs_f64();
+        std::mem::take(&mut self.record)
     }
 }
 

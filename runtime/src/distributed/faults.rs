@@ -3,7 +3,9 @@
 //! - `kill@shuffle`, `kill@gather`, `kill@last`: the worker running the first attempt of
 //!   task 0 of a stage of that role kills itself with SIGKILL after its first batch;
 //! - `fail@shuffle`, `fail@gather`, `fail@last`: every attempt of every task of that role
-//!   fails, a permanent failure.
+//!   fails, a permanent failure;
+//! - `stall@shuffle`, `stall@gather`, `stall@last`: like `kill`, but the worker stops working
+//!   instead of dying, a run held open (for the Ctrl-C test).
 //!
 //! Unset (as for every user), nothing happens.
 
@@ -39,6 +41,7 @@ impl Role {
 pub struct Faults {
     kill: Vec<String>,
     fail: Vec<String>,
+    stall: Vec<String>,
 }
 
 impl Faults {
@@ -49,6 +52,7 @@ impl Faults {
             match item.trim().split_once('@') {
                 Some(("kill", role)) => faults.kill.push(role.to_string()),
                 Some(("fail", role)) => faults.fail.push(role.to_string()),
+                Some(("stall", role)) => faults.stall.push(role.to_string()),
                 _ => {}
             }
         }
@@ -66,13 +70,15 @@ impl Faults {
         Ok(())
     }
 
-    /// Called after each batch a task computes: an injected death.
+    /// Called after each batch a task computes: an injected death or stall.
     pub fn during_task(&self, id: &AttemptId, role: Role, batches: usize) {
-        if batches == 1
-            && id.task == 0
-            && id.attempt == 0
-            && self.kill.iter().any(|r| r == role.name())
-        {
+        if batches != 1 || id.task != 0 || id.attempt != 0 {
+            return;
+        }
+        if self.stall.iter().any(|r| r == role.name()) {
+            std::thread::sleep(std::time::Duration::from_secs(600));
+        }
+        if self.kill.iter().any(|r| r == role.name()) {
             // SIGKILL, as the operating system or Lambda would: no destructors, no goodbye.
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", &std::process::id().to_string()])

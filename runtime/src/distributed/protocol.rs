@@ -69,10 +69,11 @@ impl AttemptId {
 }
 
 /// How a task's output leaves it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// Kept in the worker and served to consumers over TCP.
+    #[default]
     Direct,
     /// Written to the run's object store.
     Storage,

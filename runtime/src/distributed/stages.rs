@@ -5,6 +5,9 @@
 //! between two cuts is fused into one task per partition.
 
 use super::exchange::{ExchangeReadExec, ReadKind};
+use super::record::StageRecord;
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::physical_expr::Partitioning;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -42,6 +45,39 @@ pub struct StagePlan {
 }
 
 impl StagePlan {
+    /// The stage as reports and progress displays describe it.
+    pub fn record(&self, job: usize) -> StageRecord {
+        let mut operators = Vec::new();
+        let mut sources = Vec::new();
+        let mut pending = vec![self.plan.clone()];
+        while let Some(node) = pending.pop() {
+            operators.push(node.name().to_string());
+            if let Some(scan) = node.downcast_ref::<DataSourceExec>()
+                && let Some(files) = scan.data_source().downcast_ref::<FileScanConfig>()
+            {
+                for file in files.file_groups.iter().flat_map(|g| g.iter()) {
+                    let path = file.object_meta.location.to_string();
+                    if !sources.contains(&path) {
+                        sources.push(path);
+                    }
+                }
+            }
+            pending.extend(node.children().into_iter().rev().cloned());
+        }
+        StageRecord {
+            job,
+            stage: self.id,
+            tasks: self.tasks,
+            inputs: self.inputs.clone(),
+            output: match self.output {
+                Output::Hash(n) => format!("hash({n})"),
+                Output::Whole => "whole".into(),
+            },
+            operators,
+            sources,
+        }
+    }
+
     /// Buckets each task writes.
     pub fn buckets(&self) -> usize {
         match self.output {

@@ -3,12 +3,12 @@
 //! one at a time with DataFusion held to one partition (the one vCPU of its function).
 
 use super::auth::Secret;
-use super::channels::{Channels, lost_peer};
+use super::channels::{Channels, Compression, lost_peer};
 use super::codec;
 use super::faults::{Faults, Role};
 use super::protocol::{AttemptId, ChannelKind, ToCoordinator, ToWorker, read_frame, receive, send};
 use super::store::open_store;
-use datafusion::arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::Partitioning;
@@ -21,8 +21,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// A task's output kept for direct-channel readers: schema and batches per bucket.
-type Kept = (SchemaRef, Vec<Vec<RecordBatch>>);
+/// A task's output kept for direct-channel readers: each bucket's encoded IPC stream.
+type Kept = Vec<Bytes>;
 
 /// What `flowc worker` needs to start.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct WorkerArgs {
     pub store: String,
     /// The run's prefix in the store.
     pub prefix: String,
+    /// Compression of channel data.
+    pub compression: Compression,
 }
 
 /// Runs a worker until the coordinator says stop or goes away.
@@ -42,7 +44,7 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
         secret: secret.clone(),
         store,
         prefix: args.prefix.clone(),
-        compression: None,
+        compression: args.compression,
     });
     let kept: Arc<Mutex<HashMap<String, Kept>>> = Arc::default();
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -60,8 +62,7 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                 std::thread::spawn(move || {
                     let lookup = |key: &str, bucket: usize| {
                         let map = kept.lock().ok()?;
-                        let (schema, buckets) = map.get(key)?;
-                        Some((schema.clone(), buckets.get(bucket)?.clone()))
+                        map.get(key)?.get(bucket).cloned()
                     };
                     // A refused or broken connection is the peer's problem, not ours.
                     let _ = channels.serve(conn, &lookup);
@@ -157,14 +158,12 @@ async fn run_task(
 ) -> Result<(Vec<u64>, Vec<u64>)> {
     let task_ctx = ctx.task_ctx();
     let plan = codec::decode(bytes, &task_ctx)?;
-    if std::env::var_os("FLOW_VERBOSE").is_some() {
-        eprintln!(
-            "flow worker {}: {}:\n{}",
-            std::process::id(),
-            id.key(),
-            datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
-        );
-    }
+    tracing::debug!(
+        "worker {} runs {}:\n{}",
+        std::process::id(),
+        id.key(),
+        datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
+    );
     let (input, partitioning) = match plan.downcast_ref::<RepartitionExec>() {
         Some(rep) => (rep.input().clone(), Some(rep.partitioning().clone())),
         None => (plan.clone(), None),
@@ -206,29 +205,27 @@ async fn run_task(
         .map(|b| b.iter().map(|x| x.num_rows() as u64).sum())
         .collect();
     let key = id.key();
-    let mut sizes = Vec::with_capacity(n);
+    let mut encoded = Vec::with_capacity(n);
+    for (bucket, batches) in buckets.iter().enumerate() {
+        encoded.push(if rows[bucket] == 0 {
+            Bytes::new()
+        } else {
+            channels.encode(&schema, batches)?
+        });
+    }
+    let sizes = encoded.iter().map(|b| b.len() as u64).collect();
     match channel {
         ChannelKind::Storage => {
-            for (bucket, batches) in buckets.iter().enumerate() {
-                if rows[bucket] == 0 {
-                    sizes.push(0);
-                    continue;
+            for (bucket, bytes) in encoded.into_iter().enumerate() {
+                if rows[bucket] > 0 {
+                    channels.put(&key, bucket, bytes).await?;
                 }
-                sizes.push(channels.put(&key, bucket, &schema, batches).await?);
             }
         }
         ChannelKind::Direct => {
-            for batches in &buckets {
-                sizes.push(
-                    batches
-                        .iter()
-                        .map(|b| b.get_array_memory_size() as u64)
-                        .sum(),
-                );
-            }
             kept.lock()
                 .map_err(|_| DataFusionError::Internal("poisoned output table".into()))?
-                .insert(key, (schema, buckets));
+                .insert(key, encoded);
         }
     }
     Ok((rows, sizes))

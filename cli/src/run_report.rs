@@ -1,0 +1,329 @@
+//! `flowc run --report PATH.json|PATH.html`: what a distributed run did. The JSON holds every
+//! stage and every attempt; the HTML draws them as a timeline (one row per function), with
+//! the bytes each channel moved and, per stage, the planner's predicted time next to the
+//! measured one.
+//!
+//! Runtime stages are cut from DataFusion's physical plan and planner stages from the logical
+//! DAG, so they are not one-to-one: a runtime stage is paired with the planner stage that
+//! shares most of its character (the files it scans, then join, aggregate, sort, union).
+
+use flow_planner::PhysicalPlan;
+use flow_planner::ops::OpKind;
+use flow_planner::units::{bytes, seconds};
+use flow_runtime::distributed::record::RunRecord;
+use flow_runtime::distributed::{StageRecord, TaskRecord};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+/// Version of the JSON form.
+const REPORT_VERSION: u32 = 1;
+
+/// The two forms a report takes, chosen by the file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Json,
+    Html,
+}
+
+impl Kind {
+    pub fn of(path: &Path) -> Option<Kind> {
+        match path.extension()?.to_str()? {
+            "json" => Some(Kind::Json),
+            "html" | "htm" => Some(Kind::Html),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    version: u32,
+    program: String,
+    workers: usize,
+    channel: &'a str,
+    compression: &'a str,
+    store: &'a str,
+    measured_s: f64,
+    predicted_s: Option<f64>,
+    bytes_per_channel: BTreeMap<&'a str, u64>,
+    stages: Vec<StageReport<'a>>,
+    tasks: &'a [TaskRecord],
+}
+
+#[derive(Serialize)]
+struct StageReport<'a> {
+    #[serde(flatten)]
+    stage: &'a StageRecord,
+    label: String,
+    /// First task sent to last task answered, seconds after the run started.
+    start_s: f64,
+    end_s: f64,
+    measured_s: f64,
+    rows: u64,
+    bytes: u64,
+    attempts: usize,
+    failed_attempts: usize,
+    /// The planner stage it is paired with, and that stage's predicted duration.
+    planner_stage: Option<usize>,
+    predicted_s: Option<f64>,
+}
+
+/// The report for `path`'s kind (JSON when the kind is unknown; callers check it first).
+pub fn render(
+    path: &Path,
+    program: &Path,
+    record: &RunRecord,
+    plan: Option<&PhysicalPlan>,
+) -> String {
+    let report = build(program, record, plan);
+    match Kind::of(path) {
+        Some(Kind::Html) => html(&report),
+        _ => serde_json::to_string_pretty(&report)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
+    }
+}
+
+fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>) -> Report<'a> {
+    let mut bytes_per_channel = BTreeMap::new();
+    for t in record.tasks.iter().filter(|t| t.ok()) {
+        *bytes_per_channel.entry(t.channel.name()).or_insert(0) += t.bytes;
+    }
+    let stages = record
+        .stages
+        .iter()
+        .map(|stage| {
+            let tasks: Vec<&TaskRecord> = record
+                .tasks
+                .iter()
+                .filter(|t| t.id.job == stage.job && t.id.stage == stage.stage)
+                .collect();
+            let ok = || tasks.iter().filter(|t| t.ok());
+            let start_s = tasks
+                .iter()
+                .map(|t| t.start_s)
+                .fold(f64::INFINITY, f64::min);
+            let end_s = tasks.iter().map(|t| t.end_s).fold(0.0, f64::max);
+            let start_s = if start_s.is_finite() { start_s } else { 0.0 };
+            let paired = plan.and_then(|p| pair(stage, p));
+            StageReport {
+                stage,
+                label: stage.label(),
+                start_s,
+                end_s,
+                measured_s: (end_s - start_s).max(0.0),
+                rows: ok().map(|t| t.rows).sum(),
+                bytes: ok().map(|t| t.bytes).sum(),
+                attempts: tasks.len(),
+                failed_attempts: tasks.iter().filter(|t| !t.ok()).count(),
+                planner_stage: paired,
+                predicted_s: paired.and_then(|i| {
+                    let s = plan?.stages.get(i)?;
+                    Some(s.finish_s - s.start_s)
+                }),
+            }
+        })
+        .collect();
+    Report {
+        version: REPORT_VERSION,
+        program: program.display().to_string(),
+        workers: record.workers,
+        channel: record.channel.name(),
+        compression: record.compression.name(),
+        store: &record.store,
+        measured_s: record.seconds,
+        predicted_s: plan.map(|p| p.predicted_s),
+        bytes_per_channel,
+        stages,
+        tasks: &record.tasks,
+    }
+}
+
+/// What gives a stage its character, for pairing runtime and planner stages.
+#[derive(Default)]
+struct Character {
+    files: Vec<String>,
+    join: bool,
+    aggregate: bool,
+    sort: bool,
+    union: bool,
+}
+
+impl Character {
+    fn score(&self, other: &Character) -> usize {
+        let shared_file = self.files.iter().any(|f| {
+            other
+                .files
+                .iter()
+                .any(|g| f.ends_with(g.as_str()) || g.ends_with(f.as_str()))
+        });
+        3 * usize::from(shared_file)
+            + usize::from(self.join && other.join)
+            + usize::from(self.aggregate && other.aggregate)
+            + usize::from(self.sort && other.sort)
+            + usize::from(self.union && other.union)
+    }
+}
+
+fn file_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+fn pair(stage: &StageRecord, plan: &PhysicalPlan) -> Option<usize> {
+    let has = |name: &str| stage.operators.iter().any(|o| o.contains(name));
+    let ours = Character {
+        files: stage.sources.iter().map(|s| file_name(s)).collect(),
+        join: has("Join"),
+        aggregate: has("AggregateExec"),
+        sort: has("SortExec"),
+        union: has("UnionExec"),
+    };
+    plan.stages
+        .iter()
+        .map(|s| {
+            let mut theirs = Character::default();
+            for op in s.ops.iter().filter_map(|id| plan.ops.get(*id)) {
+                match &op.op.kind {
+                    OpKind::Scan { source, .. } => {
+                        // A glob or folder names no single file; its stem still pairs.
+                        let name = file_name(source.trim_end_matches('/'));
+                        theirs.files.push(name.replace('*', ""));
+                    }
+                    OpKind::Join { .. } => theirs.join = true,
+                    OpKind::Aggregate { .. } => theirs.aggregate = true,
+                    OpKind::Sort { .. } => theirs.sort = true,
+                    OpKind::Union => theirs.union = true,
+                    _ => {}
+                }
+            }
+            (s.id, ours.score(&theirs))
+        })
+        .filter(|(_, score)| *score > 0)
+        .max_by_key(|(id, score)| (*score, std::cmp::Reverse(*id)))
+        .map(|(id, _)| id)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn hue(job: usize, stage: usize) -> usize {
+    (job * 7 + stage) * 47 % 360
+}
+
+fn html(report: &Report) -> String {
+    let mut out = String::new();
+    let title = format!("flow run of {}", escape(&report.program));
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>\
+body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}\
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
+.failed{{fill:#d33}}svg text{{font:11px system-ui,sans-serif}}</style></head><body>\n<h1>{title}</h1>\n"
+    );
+    let predicted = report.predicted_s.map_or("no plan".to_string(), seconds);
+    let _ = write!(
+        out,
+        "<p>{} workers, {} channel, compression {}, store <code>{}</code>. Measured {}; the planner predicted {}.</p>\n",
+        report.workers,
+        report.channel,
+        report.compression,
+        escape(report.store),
+        seconds(report.measured_s),
+        predicted
+    );
+    out.push_str("<h2>Timeline</h2>\n");
+    timeline(&mut out, report);
+    out.push_str("<h2>Bytes per channel</h2>\n<table><tr><th>channel</th><th>bytes</th></tr>\n");
+    for (channel, n) in &report.bytes_per_channel {
+        let _ = writeln!(
+            out,
+            "<tr><td>{channel}</td><td>{}</td></tr>",
+            bytes(*n as f64)
+        );
+    }
+    out.push_str("</table>\n<h2>Stages</h2>\n<table><tr><th>stage</th><th>tasks</th><th>output</th>\
+<th>rows</th><th>bytes</th><th>attempts</th><th>measured</th><th>planner stage</th><th>predicted</th></tr>\n");
+    for s in &report.stages {
+        let _ = writeln!(
+            out,
+            "<tr><td><span style=\"color:hsl({},60%,40%)\">■</span> {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            hue(s.stage.job, s.stage.stage),
+            escape(&s.label),
+            s.stage.tasks,
+            s.stage.output,
+            s.rows,
+            bytes(s.bytes as f64),
+            s.attempts,
+            if s.failed_attempts > 0 {
+                format!(" ({} failed)", s.failed_attempts)
+            } else {
+                String::new()
+            },
+            seconds(s.measured_s),
+            s.planner_stage.map_or("—".into(), |i| i.to_string()),
+            s.predicted_s.map_or("—".into(), seconds),
+        );
+    }
+    out.push_str("</table>\n</body></html>\n");
+    out
+}
+
+/// One row per worker; one bar per attempt, coloured by stage, red when it failed.
+fn timeline(out: &mut String, report: &Report) {
+    let workers = report.tasks.iter().map(|t| t.worker + 1).max().unwrap_or(0);
+    let end = report
+        .tasks
+        .iter()
+        .map(|t| t.end_s)
+        .fold(report.measured_s, f64::max)
+        .max(1e-3);
+    let (left, width, row) = (90.0, 900.0, 22.0);
+    let height = row * workers as f64 + 30.0;
+    let _ = writeln!(
+        out,
+        "<svg width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"timeline of tasks per worker\">",
+        left + width + 10.0
+    );
+    for w in 0..workers {
+        let y = row * w as f64;
+        let _ = writeln!(
+            out,
+            "<text x=\"0\" y=\"{}\">function {w}</text>",
+            y + row * 0.7
+        );
+    }
+    for t in report.tasks {
+        let x = left + width * t.start_s / end;
+        let w = (width * (t.end_s - t.start_s) / end).max(1.0);
+        let y = row * t.worker as f64 + 2.0;
+        let class = if t.ok() { "" } else { " class=\"failed\"" };
+        let what = match &t.error {
+            None => format!("{} rows, {}", t.rows, bytes(t.bytes as f64)),
+            Some(e) => format!("failed: {}", escape(e)),
+        };
+        let _ = writeln!(
+            out,
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"hsl({},60%,55%)\"{class}><title>job {} stage {} task {} attempt {}: {} – {} ({what})</title></rect>",
+            row - 4.0,
+            hue(t.id.job, t.id.stage),
+            t.id.job,
+            t.id.stage,
+            t.id.task,
+            t.id.attempt,
+            seconds(t.start_s),
+            seconds(t.end_s),
+        );
+    }
+    let axis = row * workers as f64 + 15.0;
+    let _ = writeln!(
+        out,
+        "<text x=\"{left}\" y=\"{axis}\">0 s</text><text x=\"{}\" y=\"{axis}\" text-anchor=\"end\">{}</text>\n</svg>",
+        left + width,
+        seconds(end)
+    );
+}

@@ -1,0 +1,301 @@
+//! What the distributed tests share: running `flowc`, copies of the examples, a million-row
+//! data set with a join/group/sort/union program over it, and outputs in comparable form.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn flowc(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flowc"));
+    c.args(args).env("NO_COLOR", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// The examples (programs and data) in a folder of their own, so their `save`s do not race
+/// with the examples test.
+pub fn examples_copy() -> (tempfile::TempDir, Vec<PathBuf>) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&src, dir.path());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "flow"))
+        .collect();
+    files.sort();
+    (dir, files)
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            if e.file_name() != "out" {
+                copy_dir(&e.path(), &target);
+            }
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Output lines in a canonical order (results are compared order-insensitively; programs
+/// that sort are still checked, as every line must be there).
+pub fn lines(out: &Output) -> Vec<String> {
+    let mut l: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    l.sort();
+    l
+}
+
+pub fn uses_ml(source: &str) -> bool {
+    ["| train ", "| infer ", "| evaluate "]
+        .iter()
+        .any(|s| source.contains(s))
+}
+
+/// A million facts over a thousand keys, and the thousand keys' names.
+pub fn big_data(dir: &Path) {
+    use std::io::Write;
+    let mut facts = std::io::BufWriter::new(std::fs::File::create(dir.join("facts.csv")).unwrap());
+    writeln!(facts, "id,key,value").unwrap();
+    for id in 0..1_000_000u64 {
+        writeln!(facts, "{id},{},{}", (id * 7919) % 1000, (id * 31) % 10007).unwrap();
+    }
+    facts.flush().unwrap();
+    let mut dims = std::fs::File::create(dir.join("dims.csv")).unwrap();
+    writeln!(dims, "key,name").unwrap();
+    for key in 0..1000 {
+        writeln!(dims, "{key},name{}", key % 37).unwrap();
+    }
+}
+
+pub const BIG: &str = r#"
+let facts = load "facts.csv"
+let dims = load "dims.csv"
+
+let joined = facts | join dims on key | group name { n = count(), total = sum(value) }
+save joined to "out/joined.csv"
+
+let top = facts | filter value > 9000 | sort value desc, id | take 1000
+save top to "out/top.csv"
+
+let both = (facts | filter key < 10 | select id, key)
+  | union (facts | filter key >= 990 | select id, key)
+  | group key { n = count(), low = min(id) }
+save both to "out/both.csv"
+"#;
+
+/// A join, group and sort over the million rows: a hash shuffle, a gather and a save.
+pub const SHUFFLE: &str = r#"
+let facts = load "facts.csv"
+let dims = load "dims.csv"
+let joined = facts | join dims on key | group name { n = count(), total = sum(value) } | sort name
+save joined to "out/joined.csv"
+"#;
+
+/// A folder with the million-row data and `program` in it; returns the folder and the
+/// program's path.
+pub fn big_program(program: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    big_data(dir.path());
+    let path = dir.path().join("program.flow");
+    std::fs::write(&path, program).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+/// Runs `flowc` and insists that it succeeds; `what` names the case in failures.
+pub fn run_ok(args: &[&str], env: &[(&str, &str)], what: &str) -> Output {
+    let run = flowc(args, env);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{what}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    run
+}
+
+/// Removes the outputs of the previous run of a program in `dir`.
+pub fn clear_outputs(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir.join("out"));
+}
+
+pub fn saved(dir: &Path, name: &str, sorted: bool) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("out").join(name)).unwrap();
+    let mut l: Vec<String> = text.lines().map(str::to_string).collect();
+    if !sorted {
+        l.sort();
+    }
+    l
+}
+
+/// The three files `BIG` saves; only `top.csv` is sorted by the program.
+pub fn big_outputs(dir: &Path) -> Vec<Vec<String>> {
+    [
+        ("joined.csv", false),
+        ("top.csv", true),
+        ("both.csv", false),
+    ]
+    .iter()
+    .map(|(n, s)| saved(dir, n, *s))
+    .collect()
+}
+
+/// A local S3-compatible server (moto, installed by `scripts/test`) on a free loopback port,
+/// with one empty bucket; stopped when dropped.
+pub struct S3Server {
+    child: std::process::Child,
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+impl S3Server {
+    pub fn start(bucket: &str) -> S3Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start python3 -m moto.server ({e}); scripts/test installs it \
+                     (pip install 'moto[server]')"
+                )
+            });
+        let server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket: bucket.to_string(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Ok(reply) = server.request("PUT", &format!("/{bucket}")) {
+                assert!(
+                    reply.starts_with("HTTP/1.1 200"),
+                    "creating the bucket: {reply}"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto did not answer within a minute; is it installed? scripts/test installs it"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        server
+    }
+
+    /// One plain HTTP request (moto accepts unsigned ones); the whole reply.
+    pub fn request(&self, method: &str, path: &str) -> std::io::Result<String> {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(addr)?;
+        write!(
+            conn,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply)?;
+        Ok(reply)
+    }
+
+    /// Keys of every object in the bucket.
+    pub fn keys(&self) -> Vec<String> {
+        let reply = self
+            .request("GET", &format!("/{}?list-type=2", self.bucket))
+            .unwrap();
+        reply
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The environment `flowc` reads the endpoint and credentials from.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every example without ML steps, run with each of `variants` (extra `flowc run` flags),
+/// prints the same rows as in one process.
+pub fn examples_match(variants: &[Vec<String>], env: &[(&str, &str)]) {
+    let (_dir, files) = examples_copy();
+    for path in files {
+        if uses_ml(&std::fs::read_to_string(&path).unwrap()) {
+            continue;
+        }
+        let p = path.to_str().unwrap();
+        let single = run_ok(&["run", p], &[], p);
+        for flags in variants {
+            let what = format!("{p} with {}", flags.join(" "));
+            let mut args = vec!["run", p];
+            args.extend(flags.iter().map(String::as_str));
+            assert_eq!(lines(&run_ok(&args, env, &what)), lines(&single), "{what}");
+        }
+    }
+}
+
+/// `BIG` on the million rows, run with each of `variants`, saves the same files as in one
+/// process.
+pub fn big_matches(variants: &[Vec<String>], env: &[(&str, &str)]) {
+    let (dir, p) = big_program(BIG);
+    run_ok(&["run", &p], &[], "one process");
+    let expected = big_outputs(dir.path());
+    assert_eq!(expected[1].len(), 1001, "header and 1000 rows");
+    for flags in variants {
+        clear_outputs(dir.path());
+        let what = flags.join(" ");
+        let mut args = vec!["run", p.as_str()];
+        args.extend(flags.iter().map(String::as_str));
+        run_ok(&args, env, &what);
+        assert_eq!(big_outputs(dir.path()), expected, "{what}");
+    }
+}
+
+/// `--workers N` for 1, 2, 4 and 8 workers, each followed by `more`.
+pub fn on_1_2_4_8_workers(more: &[&str]) -> Vec<Vec<String>> {
+    ["1", "2", "4", "8"]
+        .iter()
+        .map(|n| {
+            ["--workers", n]
+                .iter()
+                .chain(more)
+                .map(|s| s.to_string())
+                .collect()
+        })
+        .collect()
+}

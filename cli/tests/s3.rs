@@ -1,0 +1,94 @@
+//! Storage hops through S3: the distributed differential tests again, with the run store in a
+//! bucket of a local S3-compatible server (moto on loopback), endpoint and credentials taken
+//! from the standard AWS variables. A failed run leaves no object behind in the bucket.
+
+mod cluster;
+
+use cluster::{
+    S3Server, SHUFFLE, big_matches, big_program, clear_outputs, examples_copy, examples_match,
+    flowc, on_1_2_4_8_workers, run_ok, saved,
+};
+
+/// The server's variables as `flowc` takes them, plus `more`.
+fn env<'a>(
+    s3: &'a [(&'static str, String)],
+    more: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    s3.iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(more.iter().copied())
+        .collect()
+}
+
+#[test]
+fn examples_and_a_million_rows_match_the_single_process_engine_through_s3() {
+    let s3 = S3Server::start("flow-test");
+    let vars = s3.env();
+    let store = format!("s3://{}/runs", s3.bucket);
+    let variants = on_1_2_4_8_workers(&["--channel", "storage", "--store", &store]);
+    examples_match(&variants, &env(&vars, &[]));
+    big_matches(&variants, &env(&vars, &[]));
+    assert_eq!(
+        s3.keys(),
+        Vec::<String>::new(),
+        "runs leave no objects behind"
+    );
+}
+
+#[test]
+fn a_killed_worker_and_a_permanent_failure_through_s3() {
+    let s3 = S3Server::start("flow-faults");
+    let vars = s3.env();
+    let store = format!("s3://{}/runs", s3.bucket);
+    let (dir, p) = big_program(SHUFFLE);
+    run_ok(&["run", &p], &[], "one process");
+    let expected = saved(dir.path(), "joined.csv", true);
+    clear_outputs(dir.path());
+
+    let args = [
+        "run",
+        &p,
+        "--workers",
+        "2",
+        "--channel",
+        "storage",
+        "--store",
+        &store,
+    ];
+    run_ok(
+        &args,
+        &env(&vars, &[("FLOW_FAULTS", "kill@shuffle")]),
+        "kill@shuffle",
+    );
+    assert_eq!(saved(dir.path(), "joined.csv", true), expected);
+    clear_outputs(dir.path());
+
+    let run = flowc(&args, &env(&vars, &[("FLOW_FAULTS", "fail@shuffle")]));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed 4 times"), "{stderr}");
+    assert!(
+        !dir.path().join("out/joined.csv").exists(),
+        "no partial output"
+    );
+    assert_eq!(
+        s3.keys(),
+        Vec::<String>::new(),
+        "a failed run leaves no objects"
+    );
+}
+
+#[test]
+fn a_store_url_without_a_bucket_or_with_an_unknown_scheme_is_refused() {
+    let (_dir, files) = examples_copy();
+    let p = files[0].to_str().unwrap();
+    for (store, says) in [
+        ("s3://", "names no bucket"),
+        ("ftp://host/x", "a run store is a folder"),
+    ] {
+        let run = flowc(&["run", p, "--workers", "2", "--store", store], &[]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{store}: {stderr}");
+        assert!(stderr.contains(says), "{store}: {stderr}");
+    }
+}
