@@ -5,6 +5,7 @@
 //! extension.
 
 use super::auth::Secret;
+use super::outbox::Outbox;
 use super::protocol::{receive, send};
 use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -16,7 +17,7 @@ use datafusion::error::{DataFusionError, Result};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,10 +54,13 @@ pub fn lost_peer(error: &str) -> Option<String> {
 /// A request for one bucket over a direct channel.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Fetch {
-    /// The attempt key.
+    /// The attempt key, or a collective message's tag.
     pub key: String,
     /// The bucket.
     pub bucket: usize,
+    /// How long the server may wait for the key to be posted (collective messages).
+    #[serde(default)]
+    pub wait_ms: u64,
 }
 
 /// The answer before the data: whether the bucket exists.
@@ -65,9 +69,6 @@ pub struct FetchReply {
     /// An error for people, or none when the IPC stream follows.
     pub error: Option<String>,
 }
-
-/// Finds a kept bucket by attempt key and bucket number: its encoded Arrow IPC stream.
-pub type Lookup<'a> = dyn Fn(&str, usize) -> Option<Bytes> + 'a;
 
 /// How a process reaches the run's channels.
 #[derive(Debug)]
@@ -168,6 +169,38 @@ impl Channels {
         handle: &tokio::runtime::Handle,
         sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
+        let (source, what) = self.open(location, handle, Duration::ZERO)?;
+        let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, source), None)
+            .map_err(|e| DataFusionError::Execution(format!("{what}: {e}")))?;
+        for batch in reader {
+            sink(batch.map_err(|e| DataFusionError::Execution(format!("{what}: {e}")))?)?;
+        }
+        Ok(())
+    }
+
+    /// The bytes at a location, waiting up to `wait` for a direct peer to post them.
+    pub fn fetch(
+        &self,
+        location: &Location,
+        handle: &tokio::runtime::Handle,
+        wait: Duration,
+    ) -> Result<Bytes> {
+        let (mut source, what) = self.open(location, handle, wait)?;
+        let mut bytes = Vec::new();
+        source
+            .read_to_end(&mut bytes)
+            .map_err(|e| DataFusionError::Execution(format!("{what}: {e}")))?;
+        Ok(bytes.into())
+    }
+
+    /// A reader of a location's bytes, and how to name a failure while reading them (a lost
+    /// peer's errors start with [`PEER_LOST`]).
+    fn open(
+        &self,
+        location: &Location,
+        handle: &tokio::runtime::Handle,
+        wait: Duration,
+    ) -> Result<(Box<dyn Read>, String)> {
         match location {
             Location::Storage { path } => {
                 let object = ObjectPath::from(path.as_str());
@@ -177,56 +210,44 @@ impl Channels {
                         got.bytes().await
                     })
                     .map_err(|e| DataFusionError::Execution(format!("cannot read {path}: {e}")))?;
-                for batch in StreamReader::try_new(std::io::Cursor::new(bytes), None)? {
-                    sink(batch?)?;
-                }
-                Ok(())
+                Ok((
+                    Box::new(std::io::Cursor::new(bytes)),
+                    format!("cannot read {path}"),
+                ))
             }
             Location::Direct { addr, key, bucket } => {
-                let lost = |e: std::io::Error| {
-                    DataFusionError::Execution(format!("{PEER_LOST}{addr} lost: {e}"))
-                };
+                let what = format!("{PEER_LOST}{addr} lost");
+                let lost = |e: std::io::Error| DataFusionError::Execution(format!("{what}: {e}"));
                 let mut stream = TcpStream::connect(addr).map_err(lost)?;
                 let _ = stream.set_nodelay(true);
                 self.secret.answer(&mut stream).map_err(lost)?;
-                send(
-                    &mut stream,
-                    &Fetch {
-                        key: key.clone(),
-                        bucket: *bucket,
-                    },
-                )
-                .map_err(lost)?;
+                let fetch = Fetch {
+                    key: key.clone(),
+                    bucket: *bucket,
+                    wait_ms: wait.as_millis() as u64,
+                };
+                send(&mut stream, &fetch).map_err(lost)?;
                 let reply: FetchReply = receive(&mut stream).map_err(lost)?;
                 if let Some(error) = reply.error {
                     return Err(DataFusionError::Execution(format!(
                         "{PEER_LOST}{addr} lost its output {key}: {error}"
                     )));
                 }
-                let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, stream), None)
-                    .map_err(|e| {
-                        DataFusionError::Execution(format!("{PEER_LOST}{addr} lost: {e}"))
-                    })?;
-                for batch in reader {
-                    let batch = batch.map_err(|e| {
-                        DataFusionError::Execution(format!("{PEER_LOST}{addr} lost: {e}"))
-                    })?;
-                    sink(batch)?;
-                }
-                Ok(())
+                Ok((Box::new(stream), what))
             }
         }
     }
 
-    /// Serves one direct-channel connection from `outputs` (the worker's side of
+    /// Serves one direct-channel connection from `outbox` (the worker's side of
     /// [`Channels::read`]). Connections that fail the challenge are dropped unanswered.
-    pub fn serve(&self, mut stream: TcpStream, lookup: &Lookup) -> std::io::Result<()> {
+    pub fn serve(&self, mut stream: TcpStream, outbox: &Outbox) -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
         self.secret.challenge(&mut stream)?;
         let _ = stream.set_read_timeout(None);
         let fetch: Fetch = receive(&mut stream)?;
-        let Some(encoded) = lookup(&fetch.key, fetch.bucket) else {
+        let wait = Duration::from_millis(fetch.wait_ms);
+        let Some(encoded) = outbox.get(&fetch.key, fetch.bucket, wait) else {
             return send(
                 &mut stream,
                 &FetchReply {
@@ -246,7 +267,6 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use std::io::Read;
     use std::net::TcpListener;
 
     fn channels(secret: Secret) -> Channels {
@@ -276,11 +296,9 @@ mod tests {
             let (conn, _) = listener.accept()?;
             let (schema, b) = batch();
             let channels = channels(secret);
-            let encoded = channels.encode(&schema, &[b]).unwrap();
-            let lookup = move |key: &str, bucket: usize| {
-                (key == "k" && bucket == 0).then(|| encoded.clone())
-            };
-            channels.serve(conn, &lookup)
+            let outbox = Outbox::default();
+            outbox.keep("k".into(), vec![channels.encode(&schema, &[b]).unwrap()]);
+            channels.serve(conn, &outbox)
         });
         (addr, handle)
     }
@@ -321,6 +339,7 @@ mod tests {
             &Fetch {
                 key: "k".into(),
                 bucket: 0,
+                wait_ms: 0,
             },
         )
         .unwrap_or(());

@@ -23,6 +23,8 @@ use std::sync::Arc;
 pub enum Output {
     /// Into `n` buckets by the hash of the keys of the [`RepartitionExec`] on top of the plan.
     Hash(usize),
+    /// Into `n` buckets, batches dealt round-robin: the scatter of inference batches.
+    Scatter(usize),
     /// One bucket per task, merged by the consumer (or read by the coordinator for the last
     /// stage).
     Whole,
@@ -71,6 +73,7 @@ impl StagePlan {
             inputs: self.inputs.clone(),
             output: match self.output {
                 Output::Hash(n) => format!("hash({n})"),
+                Output::Scatter(n) => format!("scatter({n})"),
                 Output::Whole => "whole".into(),
             },
             operators,
@@ -81,7 +84,7 @@ impl StagePlan {
     /// Buckets each task writes.
     pub fn buckets(&self) -> usize {
         match self.output {
-            Output::Hash(n) => n,
+            Output::Hash(n) | Output::Scatter(n) => n,
             Output::Whole => 1,
         }
     }
@@ -135,15 +138,19 @@ fn cut_below(
     plan: Arc<dyn ExecutionPlan>,
     stages: &mut Vec<StagePlan>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    if let Some(rep) = plan.downcast_ref::<RepartitionExec>()
-        && let Partitioning::Hash(_, n) = rep.partitioning()
-    {
-        let n = *n;
+    let exchange =
+        plan.downcast_ref::<RepartitionExec>()
+            .and_then(|rep| match rep.partitioning() {
+                Partitioning::Hash(_, n) => Some((rep, Output::Hash(*n), *n)),
+                Partitioning::RoundRobinBatch(n) => Some((rep, Output::Scatter(*n), *n)),
+                _ => None,
+            });
+    if let Some((rep, output, n)) = exchange {
         let input = cut_below(rep.input().clone(), stages)?;
         let tasks = input.output_partitioning().partition_count();
         let schema = input.schema();
         let producer = replace(plan.clone(), vec![input])?;
-        let id = push(stages, producer, tasks, Output::Hash(n));
+        let id = push(stages, producer, tasks, output);
         return Ok(Arc::new(ExchangeReadExec::new(
             id,
             ReadKind::Bucket,
@@ -184,4 +191,45 @@ fn replace(
         children,
         ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::datasource::memory::MemorySourceConfig;
+    use datafusion::physical_expr::expressions::col;
+
+    #[test]
+    fn a_hash_repartition_is_a_shuffle_and_a_round_robin_one_a_scatter() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(0..10))],
+        )
+        .unwrap();
+        let partitions = vec![vec![batch.clone()], vec![batch]];
+        let key = col("x", &schema).unwrap();
+        for (partitioning, output) in [
+            (Partitioning::Hash(vec![key], 3), Output::Hash(3)),
+            (Partitioning::RoundRobinBatch(3), Output::Scatter(3)),
+        ] {
+            let source =
+                MemorySourceConfig::try_new_exec(&partitions, schema.clone(), None).unwrap();
+            let repartition = RepartitionExec::try_new(source, partitioning).unwrap();
+            let plan = Arc::new(CoalescePartitionsExec::new(Arc::new(repartition)));
+            let stages = cut(plan).unwrap();
+            assert_eq!(
+                stages.len(),
+                3,
+                "producers, the buckets' readers, the merge"
+            );
+            assert_eq!((stages[0].tasks, stages[0].output), (2, output));
+            assert_eq!(stages[0].buckets(), 3);
+            assert_eq!((stages[1].tasks, stages[1].inputs.clone()), (3, vec![0]));
+            assert_eq!((stages[2].tasks, stages[2].inputs.clone()), (1, vec![1]));
+        }
+    }
 }

@@ -6,23 +6,20 @@ use super::auth::Secret;
 use super::channels::{Channels, Compression, lost_peer};
 use super::codec;
 use super::faults::{Faults, Role};
+use super::outbox::Outbox;
 use super::protocol::{AttemptId, ChannelKind, ToCoordinator, ToWorker, read_frame, receive, send};
 use super::store::open_store;
 use bytes::Bytes;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::physical_expr::Partitioning;
 use datafusion::physical_plan::metrics::Time;
 use datafusion::physical_plan::repartition::{BatchPartitioner, RepartitionExec};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
-use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
-
-/// A task's output kept for direct-channel readers: each bucket's encoded IPC stream.
-type Kept = Vec<Bytes>;
 
 /// What `flowc worker` needs to start.
 #[derive(Debug, Clone)]
@@ -46,30 +43,13 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
         prefix: args.prefix.clone(),
         compression: args.compression,
     });
-    let kept: Arc<Mutex<HashMap<String, Kept>>> = Arc::default();
+    let outbox = Arc::new(Outbox::default());
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let data_addr = listener
         .local_addr()
         .map_err(|e| e.to_string())?
         .to_string();
-    {
-        let channels = channels.clone();
-        let kept = kept.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let channels = channels.clone();
-                let kept = kept.clone();
-                std::thread::spawn(move || {
-                    let lookup = |key: &str, bucket: usize| {
-                        let map = kept.lock().ok()?;
-                        map.get(key)?.get(bucket).cloned()
-                    };
-                    // A refused or broken connection is the peer's problem, not ours.
-                    let _ = channels.serve(conn, &lookup);
-                });
-            }
-        });
-    }
+    outbox.serve(listener, channels.clone());
     let mut control = TcpStream::connect(&args.connect).map_err(|e| e.to_string())?;
     let _ = control.set_nodelay(true);
     secret.answer(&mut control).map_err(|e| e.to_string())?;
@@ -105,9 +85,7 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
         match message {
             ToWorker::Shutdown => return Ok(()),
             ToWorker::Release { job } => {
-                if let Ok(mut map) = kept.lock() {
-                    map.retain(|key, _| !key.starts_with(&format!("j{job}/")));
-                }
+                outbox.release(&format!("j{job}/"));
             }
             ToWorker::Task { id, channel, last } => {
                 let Ok(plan) = read_frame(&mut control) else {
@@ -117,7 +95,7 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                 let result = runtime.block_on(run_task(
                     &ctx,
                     &channels,
-                    &kept,
+                    &outbox,
                     &faults,
                     (id, last),
                     channel,
@@ -150,7 +128,7 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
 async fn run_task(
     ctx: &SessionContext,
     channels: &Channels,
-    kept: &Mutex<HashMap<String, Kept>>,
+    outbox: &Outbox,
     faults: &Faults,
     (id, last): (AttemptId, bool),
     channel: ChannelKind,
@@ -177,12 +155,12 @@ async fn run_task(
     let schema = input.schema();
     let mut stream = input.execute(id.task, task_ctx)?;
     let n = match &partitioning {
-        Some(Partitioning::Hash(_, n)) => *n,
+        Some(Partitioning::Hash(_, n) | Partitioning::RoundRobinBatch(n)) => *n,
         _ => 1,
     };
     let mut buckets: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
     let mut partitioner = match partitioning {
-        Some(p @ Partitioning::Hash(..)) => {
+        Some(p @ (Partitioning::Hash(..) | Partitioning::RoundRobinBatch(_))) => {
             Some(BatchPartitioner::try_new(p, Time::new(), id.task, 1)?)
         }
         _ => None,
@@ -223,9 +201,7 @@ async fn run_task(
             }
         }
         ChannelKind::Direct => {
-            kept.lock()
-                .map_err(|_| DataFusionError::Internal("poisoned output table".into()))?
-                .insert(key, encoded);
+            outbox.keep(key, encoded);
         }
     }
     Ok((rows, sizes))
