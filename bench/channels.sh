@@ -4,5 +4,6 @@
 # compression and with LZ4 and ZSTD. MB=256 RUNS=5 by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p flow-runtime --example channel_throughput
+# Built together with flowc so both share one feature set (and one build of DataFusion).
+cargo build --release -q -p flow-cli -p flow-runtime --example channel_throughput
 target/release/examples/channel_throughput

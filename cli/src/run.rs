@@ -139,6 +139,10 @@ pub fn run(args: RunArgs) -> u8 {
             0
         }
         Err(d) => {
+            // Torn down by Ctrl-C: the interrupt handler reports and exits.
+            while flow_runtime::interrupt::interrupted() {
+                std::thread::park();
+            }
             report(&loaded, &[d], format);
             USER_ERROR
         }

@@ -26,6 +26,35 @@ fn a_million_rows_join_group_sort_and_union_match_the_single_process_engine() {
     big_matches(&on_each_channel(), &[]);
 }
 
+/// Parquet scans take the dynamic filters of joins, which must not make a task wait for
+/// partitions other processes run.
+#[test]
+fn joins_over_parquet_give_the_same_rows_on_workers() {
+    let (dir, p) = big_program(
+        "let facts = load \"facts.csv\"\nlet dims = load \"dims.csv\"\n\
+         save facts to \"facts.parquet\"\nsave dims to \"dims.parquet\"\n",
+    );
+    run_ok(&["run", &p], &[], "converting to Parquet");
+    let program = dir.path().join("parquet.flow");
+    std::fs::write(
+        &program,
+        SHUFFLE
+            .replace("facts.csv", "facts.parquet")
+            .replace("dims.csv", "dims.parquet"),
+    )
+    .unwrap();
+    let p = program.to_str().unwrap();
+    run_ok(&["run", p], &[], "one process");
+    let expected = saved(dir.path(), "joined.csv", true);
+    for flags in on_each_channel() {
+        clear_outputs(dir.path());
+        let mut args = vec!["run", p];
+        args.extend(flags.iter().map(String::as_str));
+        run_ok(&args, &[], &flags.join(" "));
+        assert_eq!(saved(dir.path(), "joined.csv", true), expected, "{flags:?}");
+    }
+}
+
 #[test]
 fn compressed_channels_give_the_same_rows() {
     let variants: Vec<Vec<String>> = ["lz4", "zstd"]

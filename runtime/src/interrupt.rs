@@ -4,12 +4,19 @@
 //! Normal runs clean up on their own paths and drop their registrations unrun.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 type Undo = Box<dyn FnOnce() + Send>;
 
 static PENDING: Mutex<Vec<(u64, Undo)>> = Mutex::new(Vec::new());
 static NEXT: AtomicU64 = AtomicU64::new(0);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`undo_all`] has begun: the run is being torn down, so nothing should be started
+/// again and its failures are not the user's to read.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// A registration; dropping it forgets the undo action without running it.
 #[derive(Debug)]
@@ -37,6 +44,7 @@ pub fn on_interrupt(undo: impl FnOnce() + Send + 'static) -> Registered {
 /// Runs every registered undo action in the order they were registered: a run's backend is
 /// registered before its store, so its workers stop before their objects are removed.
 pub fn undo_all() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
     let taken = match PENDING.lock() {
         Ok(mut pending) => std::mem::take(&mut *pending),
         Err(_) => return,

@@ -4,7 +4,7 @@
 
 use super::auth::{SECRET_ENV, Secret};
 use super::channels::Compression;
-use crate::interrupt::{Registered, on_interrupt};
+use crate::interrupt::{Registered, interrupted, on_interrupt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -75,6 +75,9 @@ fn kill_all(children: &Mutex<Vec<Child>>) {
 
 impl Backend for LocalBackend {
     fn launch(&mut self, launch: &Launch, secret: &Secret) -> std::io::Result<()> {
+        if interrupted() {
+            return Err(std::io::Error::other("the run was interrupted"));
+        }
         let mut command = Command::new(&self.exe);
         if let Some(filter) = &launch.log {
             command.env("RUST_LOG", filter);

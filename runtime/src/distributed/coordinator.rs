@@ -229,8 +229,8 @@ impl Coordinator {
     }
 
     /// The session configuration physical plans for this cluster are made with: one target
-    /// partition per worker, and no round-robin repartitions (they would make every task read
-    /// every input partition).
+    /// partition per worker, no round-robin repartitions (they would make every task read
+    /// every input partition), and nothing that makes one partition wait for its siblings.
     pub fn session_config(&self) -> SessionConfig {
         let mut config = SessionConfig::new().with_target_partitions(self.want);
         config
@@ -242,6 +242,12 @@ impl Coordinator {
             .options_mut()
             .execution
             .enable_file_stream_work_stealing = false;
+        // A join's dynamic filter waits until every partition of the join has built its side;
+        // a task runs one partition, so it would wait for ever.
+        config
+            .options_mut()
+            .optimizer
+            .enable_join_dynamic_filter_pushdown = false;
         config.with_extension(self.channels.clone())
     }
 
@@ -469,7 +475,9 @@ impl Coordinator {
         let busy = slot.busy.take();
         let pid = slot.pid;
         self.backend.kill(pid);
-        tracing::warn!("worker {pid} was lost; starting another");
+        if !crate::interrupt::interrupted() {
+            tracing::warn!("worker {pid} was lost; starting another");
+        }
         for run in runs.iter_mut() {
             for t in 0..run.committed.len() {
                 if run.committed[t]

@@ -67,8 +67,12 @@ pub fn default_store() -> String {
 pub async fn remove_prefix(store: &dyn ObjectStore, url: &str, prefix: &str) -> Result<(), String> {
     let mut first = None;
     for path in list_prefix(store, prefix).await? {
-        if let Err(e) = store.delete(&ObjectPath::from(path)).await {
-            first.get_or_insert_with(|| e.to_string());
+        match store.delete(&ObjectPath::from(path)).await {
+            // Someone else (an interrupted run's handler) removed it first.
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                first.get_or_insert_with(|| e.to_string());
+            }
         }
     }
     if !url.starts_with("s3://") {
