@@ -10,7 +10,7 @@ if [ ! -f "$data/lineitem.parquet" ]; then
   tpchgen-cli parquet -s 1 --tables lineitem --output-dir "$data"
 fi
 command -v hyperfine >/dev/null || { apt-get install -y -qq hyperfine >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq hyperfine); }
-cargo build --release -q -p flow-cli -p flow-runtime --example datafusion_sql
+cargo build --release -q -p flow-cli -p flow-runtime --bins --example datafusion_sql
 for q in q1 q6; do
   hyperfine --warmup 1 --runs "${RUNS:-10}" --export-markdown "target/tpch-$q.md" \
     -n "flowc $q" "target/release/flowc run bench/tpch/$q.flow" \
