@@ -16,6 +16,11 @@ use flow_runtime::FileSchemaSource;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+// Checking a program builds many small, short-lived values (plans, schemas, expressions);
+// mimalloc serves them at a fraction of the system allocator's cost.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes: 0 ok, 1 the user's program or data is wrong, 2 bad usage.
 const USER_ERROR: u8 = 1;
 const USAGE: u8 = 2;

@@ -76,6 +76,10 @@ pub fn parse(source: &str) -> Parsed {
             diagnostics,
         };
     }
+    // Statement keywords are reserved, so a statement never reaches past the next one: the
+    // chunks between statement starts parse independently, each alone (pest's per-call work
+    // stays proportional to the statement), and large programs on several threads.
+    let mut chunks = Vec::new();
     while offset < source.len() {
         let rest = &source[offset..];
         if leading_trivia(rest) == rest.len() {
@@ -84,58 +88,18 @@ pub fn parse(source: &str) -> Parsed {
         let chunk_end = scan
             .next_statement_after(offset + leading_trivia(rest))
             .unwrap_or(source.len());
-        if let Some(at) = scan.too_deep(Span::new(offset, chunk_end), MAX_NESTING) {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::E0002,
-                    format!("this statement nests more than {MAX_NESTING} levels deep"),
-                    Span::new(at, at + 1),
-                    "too deep from here",
-                )
-                .with_help("split the expression over several `derive` steps or bindings"),
-            );
-            offset = chunk_end;
-            continue;
-        }
-        // Statement keywords are reserved, so a statement never reaches past the next one;
-        // giving pest only this chunk keeps its per-call work proportional to the statement.
-        match Grammar::parse(Rule::statement_entry, &source[offset..chunk_end]) {
-            Ok(mut pairs) => {
-                let entry = pairs
-                    .next()
-                    .expect("statement_entry always yields one pair");
-                let stmt = entry.into_inner().find(|p| p.as_rule() == Rule::statement);
-                if let Some(stmt) = stmt {
-                    let operators = count_operators(&stmt);
-                    if operators > MAX_OPERATORS {
-                        let span = shifted(&stmt, offset);
-                        diagnostics.push(
-                            Diagnostic::error(
-                                Code::E0002,
-                                format!("this statement holds {operators} operators, more than the limit of {MAX_OPERATORS}"),
-                                Span::new(span.start, span.start + 1),
-                                "statement too large",
-                            )
-                            .with_help("split the computation over several `derive` steps or bindings"),
-                        );
-                    } else {
-                        let mut builder = Builder {
-                            offset,
-                            source,
-                            comments: &scan.comments,
-                            diagnostics: &mut diagnostics,
-                        };
-                        statements.push(builder.statement(stmt));
-                    }
-                }
-                offset = chunk_end;
-            }
-            Err(error) => {
-                diagnostics.push(syntax_error(source, offset, &error));
-                // Statement keywords are reserved, so the next one starts the next statement.
-                offset = chunk_end;
-            }
-        }
+        chunks.push(Span::new(offset, chunk_end));
+        offset = chunk_end;
+    }
+    let threads = if chunks.len() < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    let results = parse_chunks(source, &scan, &chunks, threads);
+    for (statement, found) in results {
+        statements.extend(statement);
+        diagnostics.extend(found);
     }
     Parsed {
         program: Program {
@@ -144,6 +108,95 @@ pub fn parse(source: &str) -> Parsed {
         },
         diagnostics,
     }
+}
+
+/// Programs with at least this many statements are parsed on several threads.
+const PARALLEL_FROM: usize = 512;
+
+/// Each chunk's statement (if it parsed) and diagnostics, in order.
+fn parse_chunks(
+    source: &str,
+    scan: &lexical::Scan,
+    chunks: &[Span],
+    threads: usize,
+) -> Vec<(Option<Stmt>, Vec<Diagnostic>)> {
+    if threads < 2 || chunks.is_empty() {
+        return chunks
+            .iter()
+            .map(|c| parse_chunk(source, scan, *c))
+            .collect();
+    }
+    let per_thread = chunks.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = chunks
+            .chunks(per_thread)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|c| parse_chunk(source, scan, *c))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            // A parser panic is a bug; surface it as the panic it is.
+            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Parses the statement in `chunk` of `source`.
+fn parse_chunk(source: &str, scan: &lexical::Scan, chunk: Span) -> (Option<Stmt>, Vec<Diagnostic>) {
+    let (offset, chunk_end) = (chunk.start, chunk.end);
+    let mut diagnostics = Vec::new();
+    if let Some(at) = scan.too_deep(Span::new(offset, chunk_end), MAX_NESTING) {
+        diagnostics.push(
+            Diagnostic::error(
+                Code::E0002,
+                format!("this statement nests more than {MAX_NESTING} levels deep"),
+                Span::new(at, at + 1),
+                "too deep from here",
+            )
+            .with_help("split the expression over several `derive` steps or bindings"),
+        );
+        return (None, diagnostics);
+    }
+    let mut statement = None;
+    match Grammar::parse(Rule::statement_entry, &source[offset..chunk_end]) {
+        Ok(mut pairs) => {
+            let entry = pairs
+                .next()
+                .expect("statement_entry always yields one pair");
+            let stmt = entry.into_inner().find(|p| p.as_rule() == Rule::statement);
+            if let Some(stmt) = stmt {
+                let operators = count_operators(&stmt);
+                if operators > MAX_OPERATORS {
+                    let span = shifted(&stmt, offset);
+                    diagnostics.push(
+                        Diagnostic::error(
+                            Code::E0002,
+                            format!("this statement holds {operators} operators, more than the limit of {MAX_OPERATORS}"),
+                            Span::new(span.start, span.start + 1),
+                            "statement too large",
+                        )
+                        .with_help("split the computation over several `derive` steps or bindings"),
+                    );
+                } else {
+                    let mut builder = Builder {
+                        offset,
+                        source,
+                        comments: &scan.comments,
+                        diagnostics: &mut diagnostics,
+                    };
+                    statement = Some(builder.statement(stmt));
+                }
+            }
+        }
+        // Statement keywords are reserved, so the next one starts the next statement.
+        Err(error) => diagnostics.push(syntax_error(source, offset, &error)),
+    }
+    (statement, diagnostics)
 }
 
 /// Bytes of whitespace and comments at the start of `text`.

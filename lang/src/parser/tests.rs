@@ -123,3 +123,48 @@ fn empty_and_comment_only_programs_parse() {
     assert!(ok("").statements.is_empty());
     assert_eq!(ok("# just a comment\r\n\r\n# another").statements.len(), 0);
 }
+
+#[test]
+fn a_large_program_parses_the_same_on_several_threads_as_on_one() {
+    let mut src = String::from("let t0 = load \"a.csv\"\n");
+    for i in 1..1200 {
+        if i % 97 == 0 {
+            src.push_str(&format!("let t{i} = t{} | filter (\n", i - 1));
+        } else {
+            src.push_str(&format!(
+                "# step {i}\nlet t{i} = t{} | filter x > {i} | derive y = x * {i}\n",
+                i - 1
+            ));
+        }
+    }
+    let scan = lexical::scan(&src);
+    let mut chunks = Vec::new();
+    let mut offset = 0;
+    while let Some(end) = scan.next_statement_after(offset + leading_trivia(&src[offset..])) {
+        chunks.push(Span::new(offset, end));
+        offset = end;
+    }
+    chunks.push(Span::new(offset, src.len()));
+    let one = parse_chunks(&src, &scan, &chunks, 1);
+    for threads in [2, 3, 8] {
+        assert_eq!(
+            parse_chunks(&src, &scan, &chunks, threads),
+            one,
+            "{threads} threads"
+        );
+    }
+    let parsed = parse(&src);
+    assert_eq!(parsed.program.statements.len(), 1200 - 1199 / 97);
+    assert_eq!(
+        parsed.diagnostics.len(),
+        1199 / 97,
+        "one error per broken statement"
+    );
+    assert!(
+        parsed
+            .diagnostics
+            .windows(2)
+            .all(|w| w[0].primary.span.start < w[1].primary.span.start),
+        "diagnostics in source order"
+    );
+}
