@@ -226,9 +226,9 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th
 .failed{{fill:#d33}}svg text{{font:11px system-ui,sans-serif}}</style></head><body>\n<h1>{title}</h1>\n"
     );
     let predicted = report.predicted_s.map_or("no plan".to_string(), seconds);
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p>{} workers, {} channel, compression {}, store <code>{}</code>. Measured {}; the planner predicted {}.</p>\n",
+        "<p>{} workers, {} channel, compression {}, store <code>{}</code>. Measured {}; the planner predicted {}.</p>",
         report.workers,
         report.channel,
         report.compression,
