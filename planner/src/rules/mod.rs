@@ -2,6 +2,7 @@
 //! comment saying what it decides; `flowc plan --verbose` prints the plan after each one.
 
 mod broadcast_join;
+pub use broadcast_join::BROADCAST_MAX_BYTES;
 mod choose_channels;
 mod fuse_narrow;
 mod inference_batches;

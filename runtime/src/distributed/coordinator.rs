@@ -5,6 +5,7 @@
 //! replaced, and direct-channel outputs that died with their worker are computed again.
 
 use super::auth::Secret;
+use flow_planner::rules::BROADCAST_MAX_BYTES;
 use super::backend::{Backend, Launch};
 use super::channels::{Channels, Compression, Location, lost_peer};
 use super::codec;
@@ -45,6 +46,10 @@ pub struct ClusterOptions {
     /// The `RUST_LOG` filter workers log with (none: theirs).
     pub log: Option<String>,
 }
+
+/// Rows of a join side small enough to broadcast (with [`BROADCAST_MAX_BYTES`]): a million
+/// narrow rows are a few tens of MB, what the planner's limit allows.
+const BROADCAST_MAX_ROWS: usize = 1 << 20;
 
 /// Longest wait for any sign of life from the workers before the run gives up.
 const SILENCE: Duration = Duration::from_secs(300);
@@ -248,6 +253,11 @@ impl Coordinator {
             .options_mut()
             .optimizer
             .enable_join_dynamic_filter_pushdown = false;
+        // A join side under the planner's broadcast limit is sent whole to every task of the
+        // other side (a gather under the join's build side) rather than both sides shuffled.
+        let optimizer = &mut config.options_mut().optimizer;
+        optimizer.hash_join_single_partition_threshold = BROADCAST_MAX_BYTES as usize;
+        optimizer.hash_join_single_partition_threshold_rows = BROADCAST_MAX_ROWS;
         config.with_extension(self.channels.clone())
     }
 
