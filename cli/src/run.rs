@@ -9,12 +9,12 @@ use clap::{Args, ValueEnum};
 use flow_compiler::Compiled;
 use flow_lang::diagnostic::has_errors;
 use flow_lang::{Code, Diagnostic, Span};
-use flow_planner::{Channel, PhysicalPlan};
+use flow_planner::PhysicalPlan;
 use flow_runtime::distributed::auth::{SECRET_ENV, Secret};
 use flow_runtime::distributed::channels::Compression;
 use flow_runtime::distributed::store::default_store;
 use flow_runtime::distributed::worker::{WorkerArgs, serve};
-use flow_runtime::distributed::{ChannelKind, ClusterOptions, Watch};
+use flow_runtime::distributed::{ChannelChoice, ChannelKind, ClusterOptions, Watch};
 use flow_runtime::{Cluster, FileStatistics, RunOptions};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -36,9 +36,12 @@ pub struct RunArgs {
     /// Worker processes to run the pipeline on (default: as planned)
     #[arg(long)]
     pub workers: Option<u32>,
-    /// How data moves between workers (default: as planned)
+    /// How data moves between workers (default: each exchange as planned)
     #[arg(long, value_enum)]
     pub channel: Option<ChannelFlag>,
+    /// A profile to plan the run with instead of the `local` one (see `flowc calibrate`)
+    #[arg(long, value_name = "PATH")]
+    pub profile: Option<PathBuf>,
     /// latency or cost: plan the run for this objective
     #[arg(long, value_enum)]
     pub objective: Option<ObjectiveFlag>,
@@ -74,6 +77,7 @@ impl RunArgs {
             || self.store.is_some()
             || self.compression.is_some()
             || self.report.is_some()
+            || self.profile.is_some()
     }
 }
 
@@ -129,7 +133,7 @@ pub fn run(args: RunArgs) -> u8 {
                 let _ = writeln!(out, "saved {rows} rows to {}", file.display());
             }
             if let (Some(path), Some(record)) = (&args.report, &summary.cluster) {
-                let text = run_report::render(path, &args.file, record, plan.as_ref());
+                let text = run_report::render(path, &args.file, record, plan.as_deref());
                 if let Err(e) = std::fs::write(path, text) {
                     eprintln!("error: cannot write the report {}: {e}", path.display());
                     return USER_ERROR;
@@ -187,14 +191,18 @@ fn run_error(message: String, label: &str) -> Diagnostic {
 
 /// Workers and channel for a distributed run: the flags where given, else the plan's choice
 /// under the local profile. Returns the plan too, for the report's predictions.
-fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, PhysicalPlan), Diagnostic> {
+fn cluster(
+    compiled: &Compiled,
+    args: &RunArgs,
+) -> Result<(Cluster, Arc<PhysicalPlan>), Diagnostic> {
     let exe = std::env::current_exe().map_err(|e| {
         run_error(
             format!("cannot find the flowc executable to start workers: {e}"),
             "while starting the run",
         )
     })?;
-    let profile = profile("local", None).map_err(|e| run_error(e, "while planning the run"))?;
+    let profile = profile("local", args.profile.as_deref())
+        .map_err(|e| run_error(e, "while planning the run"))?;
     let options = options_from(
         &compiled.settings,
         args.objective,
@@ -212,17 +220,11 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, PhysicalPlan
             .unwrap_or(1)
             .clamp(1, 64)
     });
+    let plan = Arc::new(plan);
     let channel = match args.channel {
-        Some(ChannelFlag::Direct) => ChannelKind::Direct,
-        Some(ChannelFlag::Storage) => ChannelKind::Storage,
-        None => {
-            let count = |c: Channel| plan.exchanges.iter().filter(|e| e.channel == c).count();
-            if count(Channel::Storage) > count(Channel::Direct) {
-                ChannelKind::Storage
-            } else {
-                ChannelKind::Direct
-            }
-        }
+        Some(ChannelFlag::Direct) => ChannelChoice::All(ChannelKind::Direct),
+        Some(ChannelFlag::Storage) => ChannelChoice::All(ChannelKind::Storage),
+        None => ChannelChoice::Planned(plan.clone()),
     };
     let compression = match args.compression {
         None | Some(CompressionFlag::None) => Compression::None,

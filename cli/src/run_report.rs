@@ -2,14 +2,11 @@
 //! stage and every attempt; the HTML draws them as a timeline (one row per function), with
 //! the bytes each channel moved and, per stage, the planner's predicted time next to the
 //! measured one.
-//!
-//! Runtime stages are cut from DataFusion's physical plan and planner stages from the logical
-//! DAG, so they are not one-to-one: a runtime stage is paired with the planner stage that
-//! shares most of its character (the files it scans, then join, aggregate, sort, union).
+//! Runtime stages are paired with planner stages by `flow_runtime::distributed::pairing`.
 
 use flow_planner::PhysicalPlan;
-use flow_planner::ops::OpKind;
 use flow_planner::units::{bytes, seconds};
+use flow_runtime::distributed::pairing::planner_stage;
 use flow_runtime::distributed::record::RunRecord;
 use flow_runtime::distributed::{StageRecord, TaskRecord};
 use serde::Serialize;
@@ -106,7 +103,7 @@ fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>)
                 .fold(f64::INFINITY, f64::min);
             let end_s = tasks.iter().map(|t| t.end_s).fold(0.0, f64::max);
             let start_s = if start_s.is_finite() { start_s } else { 0.0 };
-            let paired = plan.and_then(|p| pair(stage, p));
+            let paired = plan.and_then(|p| planner_stage(stage, p));
             StageReport {
                 stage,
                 label: stage.label(),
@@ -129,7 +126,7 @@ fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>)
         version: REPORT_VERSION,
         program: program.display().to_string(),
         workers: record.workers,
-        channel: record.channel.name(),
+        channel: &record.channel,
         compression: record.compression.name(),
         store: &record.store,
         measured_s: record.seconds,
@@ -138,70 +135,6 @@ fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>)
         stages,
         tasks: &record.tasks,
     }
-}
-
-/// What gives a stage its character, for pairing runtime and planner stages.
-#[derive(Default)]
-struct Character {
-    files: Vec<String>,
-    join: bool,
-    aggregate: bool,
-    sort: bool,
-    union: bool,
-}
-
-impl Character {
-    fn score(&self, other: &Character) -> usize {
-        let shared_file = self.files.iter().any(|f| {
-            other
-                .files
-                .iter()
-                .any(|g| f.ends_with(g.as_str()) || g.ends_with(f.as_str()))
-        });
-        3 * usize::from(shared_file)
-            + usize::from(self.join && other.join)
-            + usize::from(self.aggregate && other.aggregate)
-            + usize::from(self.sort && other.sort)
-            + usize::from(self.union && other.union)
-    }
-}
-
-fn file_name(path: &str) -> String {
-    path.rsplit('/').next().unwrap_or(path).to_string()
-}
-
-fn pair(stage: &StageRecord, plan: &PhysicalPlan) -> Option<usize> {
-    let has = |name: &str| stage.operators.iter().any(|o| o.contains(name));
-    let ours = Character {
-        files: stage.sources.iter().map(|s| file_name(s)).collect(),
-        join: has("Join"),
-        aggregate: has("AggregateExec"),
-        sort: has("SortExec"),
-        union: has("UnionExec"),
-    };
-    plan.stages
-        .iter()
-        .map(|s| {
-            let mut theirs = Character::default();
-            for op in s.ops.iter().filter_map(|id| plan.ops.get(*id)) {
-                match &op.op.kind {
-                    OpKind::Scan { source, .. } => {
-                        // A glob or folder names no single file; its stem still pairs.
-                        let name = file_name(source.trim_end_matches('/'));
-                        theirs.files.push(name.replace('*', ""));
-                    }
-                    OpKind::Join { .. } => theirs.join = true,
-                    OpKind::Aggregate { .. } => theirs.aggregate = true,
-                    OpKind::Sort { .. } => theirs.sort = true,
-                    OpKind::Union => theirs.union = true,
-                    _ => {}
-                }
-            }
-            (s.id, ours.score(&theirs))
-        })
-        .filter(|(_, score)| *score > 0)
-        .max_by_key(|(id, score)| (*score, std::cmp::Reverse(*id)))
-        .map(|(id, _)| id)
 }
 
 fn escape(text: &str) -> String {

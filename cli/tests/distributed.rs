@@ -145,7 +145,7 @@ fn a_report_shows_every_task_the_bytes_per_channel_and_predictions() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["workers"], 2);
-    assert_eq!(report["channel"], "direct");
+    assert_eq!(report["channel"], "as planned");
     assert!(report["predicted_s"].as_f64().unwrap() > 0.0);
     assert!(report["measured_s"].as_f64().unwrap() > 0.0);
     assert!(report["bytes_per_channel"]["direct"].as_u64().unwrap() > 0);
@@ -270,4 +270,61 @@ fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+/// Without `--channel`, each stage's output moves over the channel the plan chose for it:
+/// with the built-in `local` profile everything goes direct; with a profile whose direct
+/// channel is slow, the exchanges between functions go through storage.
+#[test]
+fn each_exchange_takes_the_channel_the_plan_chose() {
+    let local =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../planner/profiles/local.toml");
+    let text = std::fs::read_to_string(&local).unwrap();
+    let slow: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("bandwidth_by_memory") {
+                "bandwidth_by_memory = [[128, 1.0e3]]".to_string()
+            } else if l.starts_with("flat_fanout_bytes_per_s") {
+                "flat_fanout_bytes_per_s = 1.0e3".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (dir, p) = big_program(SHUFFLE);
+    let slow_direct = dir.path().join("slow-direct.toml");
+    std::fs::write(&slow_direct, slow).unwrap();
+    run_ok(&["run", &p], &[], "one process");
+    let expected = saved(dir.path(), "joined.csv", true);
+    for (profile, storage_expected) in [(local.as_path(), false), (slow_direct.as_path(), true)] {
+        clear_outputs(dir.path());
+        let report = dir.path().join("run.json");
+        let args = [
+            "run",
+            &p,
+            "--workers",
+            "2",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ];
+        run_ok(&args, &[], &profile.display().to_string());
+        assert_eq!(saved(dir.path(), "joined.csv", true), expected);
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(report["channel"], "as planned");
+        let moved = &report["bytes_per_channel"];
+        assert_eq!(
+            moved["storage"].as_u64().unwrap_or(0) > 0,
+            storage_expected,
+            "{report}"
+        );
+        assert!(
+            moved["direct"].as_u64().unwrap_or(0) > 0,
+            "the last stage comes back direct"
+        );
+    }
 }

@@ -5,11 +5,11 @@
 //! replaced, and direct-channel outputs that died with their worker are computed again.
 
 use super::auth::Secret;
-use flow_planner::rules::BROADCAST_MAX_BYTES;
 use super::backend::{Backend, Launch};
 use super::channels::{Channels, Compression, Location, lost_peer};
 use super::codec;
 use super::exchange::{ExchangeReadExec, ReadKind};
+use super::pairing::planned_channel;
 use super::protocol::{
     AttemptId, ChannelKind, ToCoordinator, ToWorker, receive, send, write_frame,
 };
@@ -23,6 +23,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use flow_planner::rules::BROADCAST_MAX_BYTES;
+use flow_planner::{Channel, PhysicalPlan};
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -36,7 +38,7 @@ pub struct ClusterOptions {
     /// Workers (functions) to run.
     pub workers: u32,
     /// How stage outputs move.
-    pub channel: ChannelKind,
+    pub channel: ChannelChoice,
     /// The run store's URL.
     pub store: String,
     /// Attempts a task gets before the run fails.
@@ -45,6 +47,42 @@ pub struct ClusterOptions {
     pub compression: Compression,
     /// The `RUST_LOG` filter workers log with (none: theirs).
     pub log: Option<String>,
+}
+
+/// How stage outputs move.
+#[derive(Clone)]
+pub enum ChannelChoice {
+    /// Every stage's output over this channel (`--channel`).
+    All(ChannelKind),
+    /// Each stage's output over the channel the planner chose for the planner stage it pairs
+    /// with ([`super::pairing`]); direct where the plan says nothing.
+    Planned(Arc<PhysicalPlan>),
+}
+
+impl ChannelChoice {
+    /// The choice as reports name it: `direct`, `storage` or `as planned`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChannelChoice::All(kind) => kind.name(),
+            ChannelChoice::Planned(_) => "as planned",
+        }
+    }
+
+    fn of(&self, stage: &StageRecord) -> ChannelKind {
+        match self {
+            ChannelChoice::All(kind) => *kind,
+            ChannelChoice::Planned(plan) => match planned_channel(stage, plan) {
+                Some(Channel::Storage) => ChannelKind::Storage,
+                _ => ChannelKind::Direct,
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for ChannelChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Rows of a join side small enough to broadcast (with [`BROADCAST_MAX_BYTES`]): a million
@@ -88,11 +126,13 @@ struct StageRun {
     next_attempt: Vec<u32>,
     failures: Vec<u32>,
     last_error: Vec<String>,
+    channel: ChannelKind,
 }
 
 impl StageRun {
-    fn new(tasks: usize) -> StageRun {
+    fn new(tasks: usize, channel: ChannelKind) -> StageRun {
         StageRun {
+            channel,
             committed: vec![None; tasks],
             running: vec![None; tasks],
             next_attempt: vec![0; tasks],
@@ -115,11 +155,11 @@ pub struct Coordinator {
     events: Receiver<Event>,
     slots: Vec<Option<Slot>>,
     want: usize,
-    channel: ChannelKind,
+    channel: ChannelChoice,
     max_attempts: u32,
     next_job: usize,
     clock: Instant,
-    sent: HashMap<AttemptId, f64>,
+    sent: HashMap<AttemptId, (f64, ChannelKind)>,
     record: RunRecord,
     watch: Option<Arc<dyn Watch>>,
     _interrupt: Registered,
@@ -200,14 +240,14 @@ impl Coordinator {
             events: rx,
             slots: Vec::new(),
             want: workers,
-            channel: options.channel,
+            channel: options.channel.clone(),
             max_attempts: options.max_attempts.max(1),
             next_job: 0,
             clock,
             sent: HashMap::new(),
             record: RunRecord {
                 workers,
-                channel: options.channel,
+                channel: options.channel.name().to_string(),
                 compression: options.compression,
                 store: options.store.clone(),
                 seconds: 0.0,
@@ -316,8 +356,12 @@ impl Coordinator {
         if let Some(watch) = &self.watch {
             watch.stages(&records);
         }
+        let mut runs: Vec<StageRun> = stages
+            .iter()
+            .zip(&records)
+            .map(|(s, r)| StageRun::new(s.tasks, self.channel.of(r)))
+            .collect();
         self.record.stages.extend(records);
-        let mut runs: Vec<StageRun> = stages.iter().map(|s| StageRun::new(s.tasks)).collect();
         let result = self.drive(job, &stages, &mut runs);
         if let (Ok(_), Some(watch)) = (&result, &self.watch) {
             watch.job_done(job);
@@ -384,7 +428,7 @@ impl Coordinator {
                             addr,
                             key: id.key(),
                             rows,
-                            channel: self.channel,
+                            channel: run.channel,
                         });
                     }
                 }
@@ -427,12 +471,13 @@ impl Coordinator {
         error: Option<String>,
     ) {
         let pid = self.slot(worker).map_or(0, |s| s.pid);
+        let (start_s, channel) = self.sent.remove(&id).unwrap_or((0.0, ChannelKind::Direct));
         let record = TaskRecord {
             id,
             worker,
             pid,
-            channel: self.channel,
-            start_s: self.sent.remove(&id).unwrap_or_default(),
+            channel,
+            start_s,
             end_s: self.clock.elapsed().as_secs_f64(),
             busy_s,
             rows,
@@ -542,7 +587,7 @@ impl Coordinator {
                     task,
                     attempt,
                 };
-                let channel = self.channel;
+                let channel = runs[stage.id].channel;
                 let Some(slot) = self.slot(w) else { continue };
                 let sent = send(
                     &mut slot.conn,
@@ -555,7 +600,8 @@ impl Coordinator {
                 .and_then(|()| write_frame(&mut slot.conn, bytes.as_deref().unwrap_or_default()));
                 slot.busy = Some(id);
                 runs[stage.id].running[task] = Some((w, attempt));
-                self.sent.insert(id, self.clock.elapsed().as_secs_f64());
+                self.sent
+                    .insert(id, (self.clock.elapsed().as_secs_f64(), channel));
                 if sent.is_err() {
                     self.worker_lost(w, job, runs)?;
                 }

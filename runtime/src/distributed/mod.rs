@@ -13,6 +13,7 @@ pub mod coordinator;
 pub mod exchange;
 pub mod faults;
 pub mod outbox;
+pub mod pairing;
 pub mod protocol;
 pub mod record;
 pub mod stages;
@@ -20,6 +21,6 @@ pub mod store;
 pub mod worker;
 
 pub use backend::{Backend, LocalBackend};
-pub use coordinator::{ClusterOptions, Coordinator};
+pub use coordinator::{ChannelChoice, ClusterOptions, Coordinator};
 pub use protocol::ChannelKind;
 pub use record::{StageRecord, TaskRecord, Watch};

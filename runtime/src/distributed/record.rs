@@ -11,8 +11,9 @@ use serde::Serialize;
 pub struct RunRecord {
     /// Workers (functions) the run started with.
     pub workers: usize,
-    /// How stage outputs moved.
-    pub channel: ChannelKind,
+    /// How stage outputs moved: `direct`, `storage`, or `as planned` (each task's record
+    /// says which).
+    pub channel: String,
     /// Compression of channel data.
     pub compression: Compression,
     /// The run store's URL.
