@@ -89,6 +89,9 @@ impl std::fmt::Debug for ChannelChoice {
 /// narrow rows are a few tens of MB, what the planner's limit allows.
 const BROADCAST_MAX_ROWS: usize = 1 << 20;
 
+/// Longest wait for a started worker to join when none is running.
+const STARTUP: Duration = Duration::from_secs(60);
+
 /// Longest wait for any sign of life from the workers before the run gives up.
 const SILENCE: Duration = Duration::from_secs(300);
 
@@ -159,6 +162,8 @@ pub struct Coordinator {
     max_attempts: u32,
     next_job: usize,
     clock: Instant,
+    /// When the last worker was started.
+    launched: Instant,
     sent: HashMap<AttemptId, (f64, ChannelKind)>,
     record: RunRecord,
     watch: Option<Arc<dyn Watch>>,
@@ -179,8 +184,8 @@ fn error(message: impl Into<String>) -> DataFusionError {
 }
 
 impl Coordinator {
-    /// Starts the workers and waits until they have all joined. `watch` hears of every stage
-    /// and attempt.
+    /// Starts the workers (they join while the caller plans its first job). `watch` hears of
+    /// every stage and attempt.
     pub fn start(
         options: &ClusterOptions,
         mut backend: Box<dyn Backend>,
@@ -227,7 +232,7 @@ impl Coordinator {
                 .launch(&launch, &secret)
                 .map_err(|e| error(format!("cannot start a worker: {e}")))?;
         }
-        let mut c = Coordinator {
+        let c = Coordinator {
             backend,
             secret: secret.clone(),
             launch,
@@ -244,6 +249,7 @@ impl Coordinator {
             max_attempts: options.max_attempts.max(1),
             next_job: 0,
             clock,
+            launched: Instant::now(),
             sent: HashMap::new(),
             record: RunRecord {
                 workers,
@@ -257,19 +263,7 @@ impl Coordinator {
             watch,
             _interrupt: interrupt,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while c.live() < workers {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match c.events.recv_timeout(left) {
-                Ok(event) => c.handle_setup(event),
-                Err(_) => {
-                    return Err(error(format!(
-                        "only {} of {workers} workers started within a minute",
-                        c.live()
-                    )));
-                }
-            }
-        }
+        // Workers join while the first job is planned; tasks go to whichever have joined.
         Ok(c)
     }
 
@@ -393,8 +387,20 @@ impl Coordinator {
                 }
             }
             self.dispatch(job, stages, runs)?;
-            let event = match self.events.recv_timeout(SILENCE) {
+            let starting = self.live() == 0;
+            let wait = if starting {
+                STARTUP.saturating_sub(self.launched.elapsed())
+            } else {
+                SILENCE
+            };
+            let event = match self.events.recv_timeout(wait) {
                 Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) if starting => {
+                    return Err(error(format!(
+                        "no worker joined within {} s of being started",
+                        STARTUP.as_secs()
+                    )));
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     return Err(error("no worker has answered for five minutes"));
                 }
@@ -552,6 +558,7 @@ impl Coordinator {
             self.note(id, w, 0.0, 0, 0, Some(message.clone()));
             self.failed(runs, id, message)?;
         }
+        self.launched = Instant::now();
         self.backend
             .launch(&self.launch, &self.secret)
             .map_err(|e| error(format!("cannot start a replacement worker: {e}")))
