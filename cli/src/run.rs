@@ -29,6 +29,7 @@ pub enum CompressionFlag {
 
 #[derive(Args)]
 pub struct RunArgs {
+    /// The .flow program to run
     pub file: PathBuf,
     /// Where to run: local (this machine) or lambda
     #[arg(long)]

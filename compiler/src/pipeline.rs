@@ -276,6 +276,39 @@ impl Compiler<'_> {
         }
     }
 
+    /// `derive` one assignment at a time, each seeing the columns the ones before it wrote.
+    fn derive_in_sequence(
+        &self,
+        mut plan: LogicalPlan,
+        assigns: &[flow_lang::ast::Assign],
+        err: impl Fn(datafusion::error::DataFusionError) -> Diagnostic,
+    ) -> Result<LogicalPlan, Diagnostic> {
+        for a in assigns {
+            let schema = plan.schema().clone();
+            let new = self.cx(&schema, false).lower(&a.expr)?.alias(&a.name.name);
+            let mut exprs: Vec<Expr> = Vec::new();
+            let mut replaced = false;
+            for (q, f) in schema.iter() {
+                if f.name() == &a.name.name {
+                    if !replaced {
+                        exprs.push(new.clone());
+                        replaced = true;
+                    }
+                } else {
+                    exprs.push(Expr::Column(Column::new(q.cloned(), f.name())));
+                }
+            }
+            if !replaced {
+                exprs.push(new);
+            }
+            plan = LogicalPlanBuilder::from(plan)
+                .project(exprs)
+                .and_then(|b| b.build())
+                .map_err(&err)?;
+        }
+        Ok(plan)
+    }
+
     fn step(&mut self, value: Value, step: &Step) -> Result<Value, Diagnostic> {
         match &step.kind {
             StepKind::Train { kind, args } => return self.train(value, kind, args, step.span),
@@ -322,31 +355,35 @@ impl Compiler<'_> {
                     .map_err(err)?
             }
             StepKind::Derive(assigns) => {
-                let mut plan = plan;
-                for a in assigns {
-                    let schema = plan.schema().clone();
-                    let new = self.cx(&schema, false).lower(&a.expr)?.alias(&a.name.name);
+                // One projection for the whole step unless an assignment reads a column an
+                // earlier one of the same step writes (then each sees the one before it).
+                let independent = assigns.iter().enumerate().all(|(i, a)| {
+                    assigns[..i].iter().all(|earlier| {
+                        earlier.name.name != a.name.name && !a.expr.reads_column(&earlier.name.name)
+                    })
+                });
+                if independent {
+                    let cx = self.cx(&schema, false);
+                    let mut new: Vec<(&str, Expr)> = Vec::new();
+                    for a in assigns {
+                        let name = a.name.name.as_str();
+                        new.push((name, cx.lower(&a.expr)?.alias(name)));
+                    }
                     let mut exprs: Vec<Expr> = Vec::new();
-                    let mut replaced = false;
                     for (q, f) in schema.iter() {
-                        if f.name() == &a.name.name {
-                            if !replaced {
-                                exprs.push(new.clone());
-                                replaced = true;
-                            }
-                        } else {
-                            exprs.push(Expr::Column(Column::new(q.cloned(), f.name())));
+                        match new.iter().position(|(n, _)| n == f.name()) {
+                            Some(at) => exprs.push(new.remove(at).1),
+                            None => exprs.push(Expr::Column(Column::new(q.cloned(), f.name()))),
                         }
                     }
-                    if !replaced {
-                        exprs.push(new);
-                    }
-                    plan = LogicalPlanBuilder::from(plan)
+                    exprs.extend(new.into_iter().map(|(_, e)| e));
+                    builder
                         .project(exprs)
                         .and_then(|b| b.build())
-                        .map_err(err)?;
+                        .map_err(err)?
+                } else {
+                    self.derive_in_sequence(plan, assigns, err)?
                 }
-                plan
             }
             StepKind::Group { keys, aggregates } => {
                 let cx = self.cx(&schema, false);

@@ -378,6 +378,30 @@ pub enum ExprKind {
 }
 
 impl Expr {
+    /// Whether the expression reads a column named `name` anywhere (qualified or not).
+    pub fn reads_column(&self, name: &str) -> bool {
+        match &self.kind {
+            ExprKind::Literal(_) => false,
+            ExprKind::Column(c) => c.name.name == name,
+            ExprKind::Binary { lhs, rhs, .. } => lhs.reads_column(name) || rhs.reads_column(name),
+            ExprKind::Unary { expr, .. }
+            | ExprKind::Cast { expr, .. }
+            | ExprKind::IsNull { expr, .. }
+            | ExprKind::Like { expr, .. }
+            | ExprKind::Paren(expr) => expr.reads_column(name),
+            ExprKind::Call { args, .. } => args.iter().any(|a| a.value.reads_column(name)),
+            ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } => cond.reads_column(name) || then.reads_column(name) || otherwise.reads_column(name),
+            ExprKind::InList { expr, list, .. } => {
+                expr.reads_column(name) || list.iter().any(|e| e.reads_column(name))
+            }
+            ExprKind::List(items) => items.iter().any(|e| e.reads_column(name)),
+        }
+    }
+
     /// The column this expression reads when it is nothing but a column (`x`, `(x)`).
     pub fn as_column(&self) -> Option<&ColumnRef> {
         match &self.kind {

@@ -156,6 +156,14 @@ fn select_and_derive() {
 }
 
 #[test]
+fn derive_reads_what_it_wrote_before() {
+    same_rows(
+        "show facts | select id, x | derive w = x - 1, v = w * 2, x = x + w",
+        "select id, x + (x - 1) as x, x - 1 as w, (x - 1) * 2 as v from facts",
+    );
+}
+
+#[test]
 fn expressions() {
     same_rows(
         "show facts | select id, big = if y > 500 then \"big\" else \"small\", inl = k in [1, 2, 3], lk = note like \"n1%\", nn = note is null, c = y as float64, co = coalesce(note, \"none\"), up = upper(g), ab = abs(x - 50.0)",
