@@ -136,17 +136,20 @@ struct Loaded {
 }
 
 fn load(path: &Path) -> Result<Loaded, u8> {
+    let (name, text) = read_program(path)?;
+    let parsed = flow_lang::parse(&text);
+    Ok(Loaded { name, text, parsed })
+}
+
+/// A program's name and text, or the reported reason it has none.
+fn read_program(path: &Path) -> Result<(String, String), u8> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
         eprintln!("error: cannot read {name}: {e}");
         USER_ERROR
     })?;
     match flow_lang::decode(&bytes) {
-        Ok(text) => Ok(Loaded {
-            name,
-            text: text.to_string(),
-            parsed: flow_lang::parse(text),
-        }),
+        Ok(text) => Ok((name, text.to_string())),
         Err(d) => {
             // Not text: report against an empty source so nothing tries to print the bytes.
             eprint!("{}", render::human(&name, "", &d, render::color()));
@@ -155,14 +158,33 @@ fn load(path: &Path) -> Result<Loaded, u8> {
     }
 }
 
+/// A program loaded and checked, the checking overlapping the parsing: what `load` then
+/// `diagnostics` give, sooner.
+fn load_checked(path: &Path) -> Result<(Loaded, Vec<Diagnostic>, Option<Compiled>), u8> {
+    let (name, text) = read_program(path)?;
+    let (parsed, compiled) =
+        flow_compiler::parse_and_compile(&text, &FileSchemaSource::new(base_dir(path)));
+    let mut all = parsed.diagnostics.clone();
+    let compiled = (!has_errors(&all)).then_some(compiled);
+    if let Some(c) = &compiled {
+        all.extend(c.diagnostics.iter().cloned());
+    }
+    Ok((Loaded { name, text, parsed }, all, compiled))
+}
+
+/// The folder a program's relative paths are resolved against.
+fn base_dir(path: &Path) -> PathBuf {
+    path.parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 fn compile(loaded: &Loaded, path: &Path) -> Compiled {
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base = if base.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        base
-    };
-    flow_compiler::compile(&loaded.parsed.program, &FileSchemaSource::new(base))
+    flow_compiler::compile(
+        &loaded.parsed.program,
+        &FileSchemaSource::new(base_dir(path)),
+    )
 }
 
 /// Every diagnostic of a program: syntax first, then (if it parsed) the checker's.
@@ -195,11 +217,10 @@ fn report(loaded: &Loaded, diagnostics: &[Diagnostic], format: OutputFormat) {
 fn check(files: &[PathBuf], format: OutputFormat) -> u8 {
     let mut failed = false;
     for path in files {
-        let Ok(loaded) = load(path) else {
+        let Ok((loaded, all, _)) = load_checked(path) else {
             failed = true;
             continue;
         };
-        let (all, _) = diagnostics(&loaded, path);
         report(&loaded, &all, format);
         failed |= has_errors(&all);
     }

@@ -4,7 +4,7 @@
 use crate::plan::{ChannelFlag, ObjectiveFlag, diagnostic, options_from, profile};
 use crate::progress::Progress;
 use crate::run_report;
-use crate::{OutputFormat, USAGE, USER_ERROR, diagnostics, load, report};
+use crate::{OutputFormat, USAGE, USER_ERROR, report};
 use clap::{Args, ValueEnum};
 use flow_compiler::Compiled;
 use flow_lang::diagnostic::has_errors;
@@ -17,7 +17,7 @@ use flow_runtime::distributed::worker::{WorkerArgs, serve};
 use flow_runtime::distributed::{ChannelChoice, ChannelKind, ClusterOptions, Watch};
 use flow_runtime::{Cluster, FileStatistics, RunOptions};
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -91,20 +91,14 @@ pub fn run(args: RunArgs) -> u8 {
     }
     crate::logging::init(args.verbose);
     let format = args.format;
-    let Ok(loaded) = load(&args.file) else {
+    let Ok((loaded, all, compiled)) = crate::load_checked(&args.file) else {
         return USER_ERROR;
     };
-    let (all, compiled) = diagnostics(&loaded, &args.file);
     report(&loaded, &all, format);
     let Some(compiled) = compiled.filter(|_| !has_errors(&all)) else {
         return USER_ERROR;
     };
-    let base = args
-        .file
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
+    let base = crate::base_dir(&args.file);
     let (cluster, plan) = if args.distributed() {
         match cluster(&compiled, &args) {
             Ok((c, plan)) => (Some(c), Some(plan)),

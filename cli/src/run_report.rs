@@ -208,7 +208,14 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th
 
 /// One row per worker; one bar per attempt, coloured by stage, red when it failed.
 fn timeline(out: &mut String, report: &Report) {
-    let workers = report.tasks.iter().map(|t| t.worker + 1).max().unwrap_or(0);
+    // Every function started gets a row, busy or not; replacements add rows below.
+    let workers = report
+        .tasks
+        .iter()
+        .map(|t| t.worker + 1)
+        .max()
+        .unwrap_or(0)
+        .max(report.workers);
     let end = report
         .tasks
         .iter()

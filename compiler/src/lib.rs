@@ -27,7 +27,8 @@ pub use source::{CsvOptions, Format, LoadRequest, ResolvedLoad, SchemaSource};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::LogicalPlan;
-use flow_lang::ast::{Program, StmtKind};
+use flow_lang::Parsed;
+use flow_lang::ast::{Program, Stmt, StmtKind};
 use flow_lang::{Code, Diagnostic, Span};
 use std::collections::HashMap;
 
@@ -89,6 +90,42 @@ pub(crate) struct Compiler<'a> {
 
 /// Compiles a parsed program. Never panics; problems come back as diagnostics.
 pub fn compile(program: &Program, source: &dyn SchemaSource) -> Compiled {
+    compile_statements(program.statements.iter(), source, &mut |_| {})
+}
+
+/// Parses and compiles `text` at once: each statement is checked while the ones after it are
+/// still being parsed, on another thread. The answer is the same as [`flow_lang::parse`]
+/// followed by [`compile`]; when the parse has errors, the compiled part covers only the
+/// statements that parsed, and callers report the syntax errors alone, as they would have.
+pub fn parse_and_compile(text: &str, source: &dyn SchemaSource) -> (Parsed, Compiled) {
+    std::thread::scope(|scope| {
+        let (sender, statements) = std::sync::mpsc::channel::<Stmt>();
+        let parser = scope.spawn(move || {
+            flow_lang::parse_each(text, &mut |statement| {
+                // The receiver lives until the parser is joined.
+                let _ = sender.send(statement);
+            })
+        });
+        let mut kept = Vec::new();
+        let compiled = compile_statements(statements.iter(), source, &mut |statement| {
+            kept.push(statement);
+        });
+        // A parser panic is a bug; surface it as the panic it is.
+        let mut parsed = parser
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        parsed.program.statements = kept;
+        (parsed, compiled)
+    })
+}
+
+/// Compiles statements in order, handing each to `done` after it. Never panics; problems
+/// come back as diagnostics.
+fn compile_statements<S: std::borrow::Borrow<Stmt>>(
+    statements: impl IntoIterator<Item = S>,
+    source: &dyn SchemaSource,
+    done: &mut dyn FnMut(S),
+) -> Compiled {
     let mut c = Compiler {
         source,
         state: session_state(),
@@ -100,25 +137,25 @@ pub fn compile(program: &Program, source: &dyn SchemaSource) -> Compiled {
     };
     let mut settings = Settings::default();
     let mut config_span: Option<Span> = None;
-    for stmt in &program.statements {
+    for item in statements {
+        let stmt = item.borrow();
         match &stmt.kind {
-            StmtKind::Config(object) => {
-                if let Some(first) = config_span {
-                    c.diagnostics.push(
-                        Diagnostic::error(
-                            Code::E0015,
-                            "a program may have only one `config` block",
-                            stmt.span,
-                            "second config",
-                        )
-                        .with_secondary(first, "first config")
-                        .with_help("merge the two blocks into one"),
-                    );
-                    continue;
+            StmtKind::Config(object) => match config_span {
+                Some(first) => c.diagnostics.push(
+                    Diagnostic::error(
+                        Code::E0015,
+                        "a program may have only one `config` block",
+                        stmt.span,
+                        "second config",
+                    )
+                    .with_secondary(first, "first config")
+                    .with_help("merge the two blocks into one"),
+                ),
+                None => {
+                    config_span = Some(stmt.span);
+                    settings = settings::config(object, &mut c.diagnostics);
                 }
-                config_span = Some(stmt.span);
-                settings = settings::config(object, &mut c.diagnostics);
-            }
+            },
             StmtKind::Let { name, value } => {
                 if c.check_fresh(name)
                     && let Some(v) = c.pipeline(value, Some(&name.name))
@@ -141,6 +178,7 @@ pub fn compile(program: &Program, source: &dyn SchemaSource) -> Compiled {
             } => c.save(input, target, format.as_ref(), options.as_ref()),
             StmtKind::Show { input, limit } => c.show(input, limit.as_ref()),
         }
+        done(item);
     }
     for name in &c.order {
         let binding = &c.bindings[name];

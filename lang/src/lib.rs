@@ -12,5 +12,5 @@ pub mod parser;
 pub mod span;
 
 pub use diagnostic::{Code, Diagnostic, Label, Severity};
-pub use parser::{Parsed, decode, parse};
+pub use parser::{Parsed, decode, parse, parse_each};
 pub use span::Span;

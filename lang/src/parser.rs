@@ -52,34 +52,84 @@ pub fn decode(bytes: &[u8]) -> Result<&str, Diagnostic> {
 
 /// Parses a whole program, recovering at the next statement after each syntax error.
 pub fn parse(source: &str) -> Parsed {
+    let (scan, chunks) = match prepare(source) {
+        Ok(prepared) => prepared,
+        Err(refused) => return refused,
+    };
+    let threads = if chunks.len() < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    let mut statements = Vec::new();
+    let mut diagnostics = Vec::new();
+    for (statement, found) in parse_chunks(source, &scan, &chunks, threads) {
+        statements.extend(statement);
+        diagnostics.extend(found);
+    }
+    Parsed {
+        program: Program {
+            statements,
+            comments: scan.comments,
+        },
+        diagnostics,
+    }
+}
+
+/// Parses a program statement by statement, in order, handing each to `each` as soon as it
+/// has parsed, so a consumer (the checker) can work while the rest is still being parsed.
+/// The result holds the comments and the diagnostics; its program has no statements (they
+/// went to `each`).
+pub fn parse_each(source: &str, each: &mut dyn FnMut(Stmt)) -> Parsed {
+    let (scan, chunks) = match prepare(source) {
+        Ok(prepared) => prepared,
+        Err(refused) => return refused,
+    };
+    let mut diagnostics = Vec::new();
+    for chunk in chunks {
+        let (statement, found) = parse_chunk(source, &scan, chunk);
+        diagnostics.extend(found);
+        if let Some(statement) = statement {
+            each(statement);
+        }
+    }
+    Parsed {
+        program: Program {
+            statements: Vec::new(),
+            comments: scan.comments,
+        },
+        diagnostics,
+    }
+}
+
+/// The lexical scan and the statement chunks of `source`, or the whole answer when the text
+/// cannot be parsed at all (a NUL byte).
+fn prepare(source: &str) -> Result<(lexical::Scan, Vec<Span>), Parsed> {
     // Bounds the work of one grammar call, so no input makes the parser run away.
     pest::set_call_limit(std::num::NonZeroUsize::new(50_000_000));
     let scan = lexical::scan(source);
-    let mut diagnostics = Vec::new();
-    let mut statements = Vec::new();
-    let mut offset = 0;
     if let Some(at) = source.find('\0') {
-        diagnostics.push(
-            Diagnostic::error(
-                Code::E0026,
-                "the program contains a NUL byte",
-                Span::new(at, at + 1),
-                "NUL byte",
-            )
-            .with_help("flow programs are plain text; remove the NUL bytes"),
-        );
-        return Parsed {
+        return Err(Parsed {
             program: Program {
-                statements,
+                statements: Vec::new(),
                 comments: scan.comments,
             },
-            diagnostics,
-        };
+            diagnostics: vec![
+                Diagnostic::error(
+                    Code::E0026,
+                    "the program contains a NUL byte",
+                    Span::new(at, at + 1),
+                    "NUL byte",
+                )
+                .with_help("flow programs are plain text; remove the NUL bytes"),
+            ],
+        });
     }
     // Statement keywords are reserved, so a statement never reaches past the next one: the
     // chunks between statement starts parse independently, each alone (pest's per-call work
     // stays proportional to the statement), and large programs on several threads.
     let mut chunks = Vec::new();
+    let mut offset = 0;
     while offset < source.len() {
         let rest = &source[offset..];
         if leading_trivia(rest) == rest.len() {
@@ -91,23 +141,7 @@ pub fn parse(source: &str) -> Parsed {
         chunks.push(Span::new(offset, chunk_end));
         offset = chunk_end;
     }
-    let threads = if chunks.len() < PARALLEL_FROM {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-    };
-    let results = parse_chunks(source, &scan, &chunks, threads);
-    for (statement, found) in results {
-        statements.extend(statement);
-        diagnostics.extend(found);
-    }
-    Parsed {
-        program: Program {
-            statements,
-            comments: scan.comments,
-        },
-        diagnostics,
-    }
+    Ok((scan, chunks))
 }
 
 /// Programs with at least this many statements are parsed on several threads.
