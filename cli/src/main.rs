@@ -158,8 +158,8 @@ fn read_program(path: &Path) -> Result<(String, String), u8> {
     }
 }
 
-/// A program loaded and checked, the checking overlapping the parsing: what `load` then
-/// `diagnostics` give, sooner.
+/// A program loaded and checked, the checking overlapping the parsing. Its diagnostics:
+/// syntax first, then (if it parsed) the checker's.
 fn load_checked(path: &Path) -> Result<(Loaded, Vec<Diagnostic>, Option<Compiled>), u8> {
     let (name, text) = read_program(path)?;
     let (parsed, compiled) =
@@ -178,24 +178,6 @@ fn base_dir(path: &Path) -> PathBuf {
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."))
-}
-
-fn compile(loaded: &Loaded, path: &Path) -> Compiled {
-    flow_compiler::compile(
-        &loaded.parsed.program,
-        &FileSchemaSource::new(base_dir(path)),
-    )
-}
-
-/// Every diagnostic of a program: syntax first, then (if it parsed) the checker's.
-fn diagnostics(loaded: &Loaded, path: &Path) -> (Vec<Diagnostic>, Option<Compiled>) {
-    let mut all = loaded.parsed.diagnostics.clone();
-    if has_errors(&all) {
-        return (all, None);
-    }
-    let compiled = compile(loaded, path);
-    all.extend(compiled.diagnostics.iter().cloned());
-    (all, Some(compiled))
 }
 
 fn report(loaded: &Loaded, diagnostics: &[Diagnostic], format: OutputFormat) {
@@ -277,10 +259,9 @@ fn explain(what: &str) -> u8 {
     }
     let path = Path::new(what);
     if what.ends_with(".flow") || path.is_file() {
-        let Ok(loaded) = load(path) else {
+        let Ok((loaded, all, compiled)) = load_checked(path) else {
             return USER_ERROR;
         };
-        let (all, compiled) = diagnostics(&loaded, path);
         report(&loaded, &all, OutputFormat::Human);
         if has_errors(&all) {
             return USER_ERROR;

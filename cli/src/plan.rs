@@ -1,7 +1,7 @@
 //! `flowc plan`: plans a program for a target and prints the physical plan (text, JSON or
 //! DOT), the plan after each rule (`--verbose`), or a sweep's time/cost frontier.
 
-use crate::{OutputFormat, USAGE, USER_ERROR, diagnostics, load, report};
+use crate::{OutputFormat, USAGE, USER_ERROR, load_checked, report};
 use clap::{Args, ValueEnum};
 use flow_lang::diagnostic::has_errors;
 use flow_lang::{Code, Diagnostic};
@@ -101,10 +101,9 @@ pub fn profile(target: &str, file: Option<&Path>) -> Result<Profile, String> {
 }
 
 pub fn plan(args: &PlanArgs) -> u8 {
-    let Ok(loaded) = load(&args.file) else {
+    let Ok((loaded, all, compiled)) = load_checked(&args.file) else {
         return USER_ERROR;
     };
-    let (all, compiled) = diagnostics(&loaded, &args.file);
     report(&loaded, &all, OutputFormat::Human);
     let Some(compiled) = compiled.filter(|_| !has_errors(&all)) else {
         return USER_ERROR;
