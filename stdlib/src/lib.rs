@@ -1,14 +1,20 @@
 //! The standard library catalogue of flow: the model kinds `train` accepts with their
 //! arguments and outputs, the feature functions usable in `features = [...]`, and the metrics
 //! `evaluate` computes. The compiler checks programs against these signatures and
-//! `flowc explain KIND` prints them. It also holds the numeric kernels models are built from
-//! (so far the logistic score and SGD pass that `flowc calibrate` times); the full training,
-//! inference and ONNX kernels are the ML standard library work.
+//! `flowc explain KIND` prints them. It also holds the kernels (`ml`) that train models,
+//! score tables with them, read and write model files and compute the metrics; they work on
+//! Arrow record batches and know nothing of processes or channels.
 
+pub mod error;
 pub mod features;
 pub mod kernels;
 pub mod metrics;
+pub mod ml;
 pub mod models;
+pub mod spec;
+
+pub use error::MlError;
+pub use spec::{ArgValue, Feature, OptimizerKind, SyncMode, TrainSpec};
 
 pub use features::{FEATURE_FUNCTIONS, FeatureFunction};
 pub use metrics::{CLASSIFICATION_METRICS, CLUSTERING_METRICS, REGRESSION_METRICS};

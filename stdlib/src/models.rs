@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 /// What a model predicts, which decides its output columns and the metrics of `evaluate`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Task {
     Regression,
     Classification,
@@ -177,7 +178,7 @@ pub const MODEL_KINDS: &[ModelKind] = &[
     ModelKind {
         name: "kmeans",
         task: Task::Clustering,
-        doc: "k-means clustering; outputs `prediction` (the cluster index)",
+        doc: "k-means clustering of the features as given (not standardised); outputs `prediction` (the cluster index) and `distance` (squared distance to its centre)",
         args: &[
             FEATURES,
             ModelArg {
@@ -191,6 +192,12 @@ pub const MODEL_KINDS: &[ModelKind] = &[
                 ty: ArgType::Int,
                 default: Some("100"),
                 doc: "iterations of Lloyd's algorithm",
+            },
+            ModelArg {
+                name: "n_init",
+                ty: ArgType::Int,
+                default: Some("3"),
+                doc: "runs from different k-means++ starts; the one of lowest inertia is kept",
             },
             SEED,
             SYNC,
