@@ -68,7 +68,10 @@ pub enum NodeKind {
     },
     Train {
         model: ModelSignature,
+        /// The arguments as written, for people.
         args: Vec<(String, String)>,
+        /// What training needs, defaults filled in.
+        spec: flow_stdlib::TrainSpec,
     },
     Infer {
         batch: Option<i64>,
@@ -220,7 +223,7 @@ impl Dag {
                     let _ = writeln!(out, "    {side} side of split {fraction} seed {seed}");
                     write_plan(&mut out, plan);
                 }
-                NodeKind::Train { model, args } => {
+                NodeKind::Train { model, args, .. } => {
                     let args: Vec<String> =
                         args.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                     let _ = writeln!(out, "    {}({})", model.kind, args.join(", "));

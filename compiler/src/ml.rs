@@ -12,7 +12,7 @@ use flow_lang::ast::{self, Arg, ExprKind, Ident, Literal};
 use flow_lang::diagnostic::suggest::did_you_mean;
 use flow_lang::format::expr_text;
 use flow_lang::{Code, Diagnostic, Span};
-use flow_stdlib::{ArgType, Task};
+use flow_stdlib::{ArgType, ArgValue, Feature, Task};
 
 impl Compiler<'_> {
     pub(crate) fn train(
@@ -44,6 +44,7 @@ impl Compiler<'_> {
             .with_help(help));
         };
         let schema = plan.schema().clone();
+        let mut spec = flow_stdlib::TrainSpec::new(model);
         let mut given: Vec<(String, String)> = Vec::new();
         let mut inputs: Vec<(String, DataType)> = Vec::new();
         let mut label = None;
@@ -57,7 +58,7 @@ impl Compiler<'_> {
                 )
                 .with_help("write `name = value`, for example `label = churned`"));
             };
-            let Some(spec) = model.arg(&name.name) else {
+            let Some(arg_spec) = model.arg(&name.name) else {
                 let known = model.args.iter().map(|a| a.name);
                 let help = did_you_mean(&name.name, known.clone()).unwrap_or_else(|| {
                     format!(
@@ -90,10 +91,10 @@ impl Compiler<'_> {
                     format!("expected {expected}"),
                 )
             };
-            match spec.ty {
+            match arg_spec.ty {
                 ArgType::Column => {
                     let Some(c) = arg.value.as_column() else {
-                        return Err(wrong(spec.ty.describe()));
+                        return Err(wrong(arg_spec.ty.describe()));
                     };
                     let column = scope::resolve(&schema, c)?;
                     let ty = schema
@@ -123,42 +124,64 @@ impl Compiler<'_> {
                         ));
                     }
                     label = Some((c.name.name.clone(), ty));
+                    spec.set(&name.name, ArgValue::Column(c.name.name.clone()));
                 }
                 ArgType::Features => {
                     let ExprKind::List(items) = &arg.value.kind else {
-                        return Err(wrong(spec.ty.describe()));
+                        return Err(wrong(arg_spec.ty.describe()));
                     };
                     if items.is_empty() {
                         return Err(wrong("at least one feature".into()));
                     }
+                    let mut features = Vec::new();
                     for item in items {
-                        inputs.push(self.feature(&schema, item)?);
+                        let (name, ty, feature) = self.feature(&schema, item)?;
+                        inputs.push((name, ty));
+                        features.push(feature);
                     }
+                    spec.set(&name.name, ArgValue::Features(features));
                 }
                 ArgType::Int => {
-                    if !matches!(arg.value.kind, ExprKind::Literal(Literal::Int(i)) if i > 0) {
+                    let ExprKind::Literal(Literal::Int(i)) = arg.value.kind else {
+                        return Err(wrong("a positive integer".into()));
+                    };
+                    if i <= 0 {
                         return Err(wrong("a positive integer".into()));
                     }
+                    spec.set(&name.name, ArgValue::Int(i));
                 }
                 ArgType::Float => {
-                    let ok = matches!(arg.value.kind, ExprKind::Literal(Literal::Float(f)) if f >= 0.0)
-                        || matches!(arg.value.kind, ExprKind::Literal(Literal::Int(i)) if i >= 0);
-                    if !ok {
-                        return Err(wrong("a non-negative number".into()));
-                    }
+                    let value = match arg.value.kind {
+                        ExprKind::Literal(Literal::Float(f)) if f >= 0.0 => f,
+                        ExprKind::Literal(Literal::Int(i)) if i >= 0 => i as f64,
+                        _ => return Err(wrong("a non-negative number".into())),
+                    };
+                    spec.set(&name.name, ArgValue::Float(value));
                 }
                 ArgType::IntList => {
-                    let ok = matches!(&arg.value.kind, ExprKind::List(items) if !items.is_empty() && items.iter().all(|i| matches!(i.kind, ExprKind::Literal(Literal::Int(n)) if n > 0)));
-                    if !ok {
+                    let ExprKind::List(items) = &arg.value.kind else {
                         return Err(wrong("a list of positive integers".into()));
+                    };
+                    let sizes: Option<Vec<i64>> = items
+                        .iter()
+                        .map(|i| match i.kind {
+                            ExprKind::Literal(Literal::Int(n)) if n > 0 => Some(n),
+                            _ => None,
+                        })
+                        .collect();
+                    match sizes {
+                        Some(sizes) if !sizes.is_empty() => {
+                            spec.set(&name.name, ArgValue::Ints(sizes));
+                        }
+                        _ => return Err(wrong("a list of positive integers".into())),
                     }
                 }
-                ArgType::Choice(options) => {
-                    let ok = matches!(&arg.value.kind, ExprKind::Literal(Literal::String(s)) if options.contains(&s.as_str()));
-                    if !ok {
-                        return Err(wrong(spec.ty.describe()));
+                ArgType::Choice(options) => match &arg.value.kind {
+                    ExprKind::Literal(Literal::String(s)) if options.contains(&s.as_str()) => {
+                        spec.set(&name.name, ArgValue::Text(s.clone()));
                     }
-                }
+                    _ => return Err(wrong(arg_spec.ty.describe())),
+                },
             }
             given.push((name.name.clone(), expr_text(&arg.value)));
         }
@@ -197,6 +220,7 @@ impl Compiler<'_> {
             kind: NodeKind::Train {
                 model: signature.clone(),
                 args: given,
+                spec,
             },
             label: format!("train {}", model.name),
             span,
@@ -214,7 +238,7 @@ impl Compiler<'_> {
         &self,
         schema: &datafusion::common::DFSchema,
         item: &ast::Expr,
-    ) -> Result<(String, DataType), Diagnostic> {
+    ) -> Result<(String, DataType, Feature), Diagnostic> {
         if let Some(c) = item.as_column() {
             let column = scope::resolve(schema, c)?;
             let ty = schema
@@ -237,7 +261,10 @@ impl Compiler<'_> {
                     c.name.name
                 )));
             }
-            return Ok((c.name.name.clone(), ty));
+            let feature = Feature::Numeric {
+                column: c.name.name.clone(),
+            };
+            return Ok((c.name.name.clone(), ty, feature));
         }
         let ExprKind::Call { name, args } = &item.kind else {
             return Err(Diagnostic::error(
@@ -310,7 +337,30 @@ impl Compiler<'_> {
                 format!("this is {}", display(&ty)),
             ));
         }
-        Ok((c.name.name.clone(), ty))
+        let int_arg = |arg: &str, default: usize| {
+            args[1..]
+                .iter()
+                .find(|a| a.name.as_ref().is_some_and(|n| n.name == arg))
+                .and_then(|a| match a.value.kind {
+                    ExprKind::Literal(Literal::Int(i)) => usize::try_from(i).ok(),
+                    _ => None,
+                })
+                .unwrap_or(default)
+        };
+        let column_name = c.name.name.clone();
+        let feature = if function.name == "bag_of_words" {
+            Feature::BagOfWords {
+                column: column_name,
+                buckets: int_arg("buckets", 4096),
+                ngrams: int_arg("ngrams", 1),
+            }
+        } else {
+            Feature::OneHot {
+                column: column_name,
+                categories: Vec::new(),
+            }
+        };
+        Ok((c.name.name.clone(), ty, feature))
     }
 
     pub(crate) fn infer(
@@ -400,7 +450,7 @@ impl Compiler<'_> {
         let mut fields: Vec<Field> = schema
             .fields()
             .iter()
-            .filter(|f| !matches!(f.name().as_str(), "prediction" | "probability"))
+            .filter(|f| !matches!(f.name().as_str(), "prediction" | "probability" | "distance"))
             .map(|f| f.as_ref().clone())
             .collect();
         let task = signature.as_ref().map(|s| s.task);
@@ -416,8 +466,10 @@ impl Compiler<'_> {
             _ => DataType::Float64,
         };
         fields.push(Field::new("prediction", prediction, true));
-        if task != Some(Task::Regression) && task != Some(Task::Clustering) {
-            fields.push(Field::new("probability", DataType::Float64, true));
+        match task {
+            Some(Task::Regression) => {}
+            Some(Task::Clustering) => fields.push(Field::new("distance", DataType::Float64, true)),
+            _ => fields.push(Field::new("probability", DataType::Float64, true)),
         }
         let plan = self.scan_node(node, "scored", Schema::new(fields), span)?;
         Ok(Value::Table {
@@ -457,6 +509,8 @@ impl Compiler<'_> {
         }
         let metrics = if has("probability") {
             flow_stdlib::CLASSIFICATION_METRICS
+        } else if has("distance") {
+            flow_stdlib::CLUSTERING_METRICS
         } else {
             flow_stdlib::REGRESSION_METRICS
         };
@@ -472,7 +526,7 @@ impl Compiler<'_> {
         self.dag.connect(input, node, Some(schema.clone()));
         let fields: Vec<Field> = metrics
             .iter()
-            .map(|m| Field::new(*m, DataType::Float64, false))
+            .map(|m| Field::new(*m, DataType::Float64, true))
             .collect();
         let plan = self
             .scan_node(node, "metrics", Schema::new(fields), span)

@@ -196,16 +196,21 @@ impl Compiler<'_> {
         let path = &load.path.value;
         let lower = path.to_lowercase();
         if lower.ends_with(".model") || lower.ends_with(".onnx") {
+            let signature = self.source.resolve_model(path).map_err(|message| {
+                Diagnostic::error(
+                    Code::E0020,
+                    format!("cannot use the model `{path}`: {message}"),
+                    load.path.span,
+                    "this model",
+                )
+            })?;
             let node = self.dag.add(Node {
                 kind: NodeKind::ModelSource { path: path.clone() },
                 label: path.clone(),
                 span,
                 hints: Default::default(),
             });
-            return Ok(Value::Model {
-                node,
-                signature: None,
-            });
+            return Ok(Value::Model { node, signature });
         }
         let format = match &load.format {
             Some(f) => Some(Format::from_name(&f.name).ok_or_else(|| {

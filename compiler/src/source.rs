@@ -88,4 +88,12 @@ pub struct ResolvedLoad {
 pub trait SchemaSource {
     /// Resolves a load. The error is a sentence for the user (it becomes an E0020 diagnostic).
     fn resolve(&self, request: &LoadRequest) -> Result<ResolvedLoad, String>;
+
+    /// What a model file (`load "x.model"` or `"x.onnx"`) reads and predicts, so `infer` can be
+    /// checked before anything runs. `Ok(None)`: this source cannot tell, and `infer` of the
+    /// model is checked when it runs. The error is a sentence for the user (E0020).
+    fn resolve_model(&self, path: &str) -> Result<Option<crate::dag::ModelSignature>, String> {
+        let _ = path;
+        Ok(None)
+    }
 }

@@ -481,7 +481,7 @@ impl Lowering<'_> {
                 }
                 root
             }
-            NodeKind::Train { model, args } => {
+            NodeKind::Train { model, args, .. } => {
                 let input = inputs.first().map(|i| self.node(*i));
                 let arg = |name: &str| args.iter().find(|(n, _)| n == name).map(|(_, v)| v);
                 let number = |name: &str, default: u32| {

@@ -3,6 +3,7 @@
 
 use crate::distributed::record::RunRecord;
 use crate::distributed::{ClusterOptions, Coordinator, LocalBackend, Watch};
+use crate::ml::MlResults;
 use crate::save;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -16,7 +17,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::provider_as_source;
+use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
@@ -111,24 +112,52 @@ pub fn collect(
         ));
     };
     let input = dag.inputs(sink)[0];
-    let Some(plan) = dag.node(input).plan() else {
-        return Err(not_available(dag, input));
-    };
-    let plan = substitute(dag, plan.clone())?;
-    let at = dag.node(input).span;
-    let runtime = engine()?;
-    runtime.block_on(async {
+    engine()?.block_on(async {
         let ctx = session(options);
-        let fail = |e: datafusion::error::DataFusionError| {
-            run_error(dag, &plan_sources(dag, input), e, at)
-        };
-        ctx.execute_logical_plan(plan)
-            .await
-            .map_err(fail)?
-            .collect()
-            .await
-            .map_err(fail)
+        let mut ml = MlResults::default();
+        let mut engine = Engine::Local;
+        ensure_ml(dag, input, options, &ctx, &mut engine, &mut ml).await?;
+        rows(dag, input, &ctx, &mut engine, &ml).await
     })
+}
+
+/// Computes the ML nodes `node` depends on.
+async fn ensure_ml(
+    dag: &Dag,
+    node: NodeId,
+    options: &RunOptions,
+    ctx: &SessionContext,
+    engine: &mut Engine,
+    ml: &mut MlResults,
+) -> Result<(), Diagnostic> {
+    ml.ensure(
+        dag,
+        node,
+        &options.base_dir,
+        &mut async |n: NodeId, results: &MlResults| rows(dag, n, ctx, engine, results).await,
+    )
+    .await
+}
+
+/// The whole table of a relational node (its ML inputs already computed).
+async fn rows(
+    dag: &Dag,
+    node: NodeId,
+    ctx: &SessionContext,
+    engine: &mut Engine,
+    ml: &MlResults,
+) -> Result<Vec<RecordBatch>, Diagnostic> {
+    let Some(plan) = dag.node(node).plan() else {
+        return Err(not_available(dag, node));
+    };
+    let plan = substitute(dag, plan.clone(), ml)?;
+    let at = dag.node(node).span;
+    let fail =
+        |e: datafusion::error::DataFusionError| run_error(dag, &plan_sources(dag, node), e, at);
+    let stream = engine.stream(ctx, plan).await.map_err(fail)?;
+    datafusion::physical_plan::common::collect(stream)
+        .await
+        .map_err(fail)
 }
 
 fn engine() -> Result<tokio::runtime::Runtime, Diagnostic> {
@@ -208,14 +237,36 @@ async fn run_sinks(
     let dag = &compiled.dag;
     let mut pending = save::Pending::default();
     let mut summary = RunSummary::default();
+    let mut ml = MlResults::default();
     for sink in dag.sinks() {
         let node = dag.node(sink);
         let NodeKind::Sink(kind) = &node.kind else {
             continue;
         };
         let input = dag.inputs(sink)[0];
+        ensure_ml(dag, input, options, ctx, engine, &mut ml).await?;
+        let target = |path: &str| {
+            let p = Path::new(path);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                options.base_dir.join(p)
+            }
+        };
+        if let Some(model) = ml.model(input) {
+            let SinkKind::Save { path, .. } = kind else {
+                return Err(not_available(dag, input));
+            };
+            let target = target(path);
+            let bytes = flow_stdlib::ml::file::to_bytes(model);
+            pending
+                .write_bytes(&target, &bytes)
+                .map_err(|e| save_error(e, node.span, |e| run_error(dag, &[], e, node.span)))?;
+            summary.saved.push((target, 1));
+            continue;
+        }
         let plan = match dag.node(input).plan() {
-            Some(plan) => substitute(dag, plan.clone())?,
+            Some(plan) => substitute(dag, plan.clone(), &ml)?,
             None => return Err(not_available(dag, input)),
         };
         let at = dag.node(input).span;
@@ -243,36 +294,14 @@ async fn run_sinks(
                 }
             }
             SinkKind::Save {
-                path,
-                format,
-                csv,
-                model,
+                path, format, csv, ..
             } => {
-                if *model {
-                    return Err(not_available(dag, input));
-                }
-                let target = {
-                    let p = Path::new(path);
-                    if p.is_absolute() {
-                        p.to_path_buf()
-                    } else {
-                        options.base_dir.join(p)
-                    }
-                };
+                let target = target(path);
                 let stream = engine.stream(ctx, plan).await.map_err(fail)?;
-                let rows =
-                    pending
-                        .write(&target, *format, csv, stream)
-                        .await
-                        .map_err(|e| match e {
-                            save::SaveError::Engine(e) => fail(e),
-                            save::SaveError::Io(message) => Diagnostic::error(
-                                Code::E0029,
-                                message,
-                                node.span,
-                                "while saving this",
-                            ),
-                        })?;
+                let rows = pending
+                    .write(&target, *format, csv, stream)
+                    .await
+                    .map_err(|e| save_error(e, node.span, fail))?;
                 summary.saved.push((target, rows));
             }
         }
@@ -281,6 +310,19 @@ async fn run_sinks(
         Diagnostic::error(Code::E0029, message, Span::default(), "while saving")
     })?;
     Ok(summary)
+}
+
+fn save_error(
+    e: save::SaveError,
+    at: Span,
+    engine: impl FnOnce(datafusion::error::DataFusionError) -> Diagnostic,
+) -> Diagnostic {
+    match e {
+        save::SaveError::Engine(e) => engine(e),
+        save::SaveError::Io(message) => {
+            Diagnostic::error(Code::E0029, message, at, "while saving this")
+        }
+    }
 }
 
 fn take_rows(batches: &[RecordBatch], limit: usize) -> Vec<RecordBatch> {
@@ -297,8 +339,9 @@ fn take_rows(batches: &[RecordBatch], limit: usize) -> Vec<RecordBatch> {
     out
 }
 
-/// Replaces every placeholder scan with the table it stands for.
-fn substitute(dag: &Dag, plan: LogicalPlan) -> Result<LogicalPlan, Diagnostic> {
+/// Replaces every placeholder scan with the table it stands for: the files of a source, the
+/// computed rows of an ML step.
+fn substitute(dag: &Dag, plan: LogicalPlan, ml: &MlResults) -> Result<LogicalPlan, Diagnostic> {
     let mut missing = None;
     let result = plan.transform_up(|p| {
         let LogicalPlan::TableScan(scan) = &p else {
@@ -307,7 +350,16 @@ fn substitute(dag: &Dag, plan: LogicalPlan) -> Result<LogicalPlan, Diagnostic> {
         let Some(node) = node_of_scan(scan) else {
             return Ok(Transformed::no(p));
         };
-        match source_table(dag, node)? {
+        let computed = ml.table(node, &scan.source.schema()).map(|rows| {
+            let rows = rows.map_err(datafusion::error::DataFusionError::Execution)?;
+            let table = MemTable::try_new(scan.source.schema(), vec![rows])?;
+            Ok::<_, datafusion::error::DataFusionError>(Arc::new(table) as Arc<dyn TableProvider>)
+        });
+        let table = match computed {
+            Some(table) => Some(table?),
+            None => source_table(dag, node)?,
+        };
+        match table {
             Some(table) => {
                 let plan = LogicalPlanBuilder::scan(
                     scan.table_name.clone(),
@@ -363,34 +415,13 @@ fn source_table(
 
 fn not_available(dag: &Dag, node: NodeId) -> Diagnostic {
     let n = dag.node(node);
-    let (what, help) = match &n.kind {
-        NodeKind::Train { .. } => (
-            "`train`",
-            "training is implemented by the ML standard library, which has not landed yet",
-        ),
-        NodeKind::Infer { .. } => (
-            "`infer`",
-            "inference is implemented by the ML standard library, which has not landed yet",
-        ),
-        NodeKind::Evaluate { .. } => (
-            "`evaluate`",
-            "evaluation is implemented by the ML standard library, which has not landed yet",
-        ),
-        NodeKind::ModelSource { .. } => (
-            "loading a model",
-            "model files are read by the ML standard library, which has not landed yet",
-        ),
-        _ => ("this step", "this version of flow cannot run it"),
-    };
     Diagnostic::error(
         Code::E0028,
-        format!("{what} is not available yet in this version of flow"),
+        "this step is not available yet in this version of flow",
         n.span,
         "cannot run this yet",
     )
-    .with_help(format!(
-        "{help}; `flowc check` and `flowc explain` already accept it"
-    ))
+    .with_help("`flowc check` and `flowc explain` already accept it")
 }
 
 /// The source nodes a plan node reads, transitively.

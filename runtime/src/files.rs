@@ -3,7 +3,7 @@
 //! sample of CSV/JSON rows.
 
 use datafusion::arrow::datatypes::Schema;
-use flow_compiler::{Format, LoadRequest, ResolvedLoad, SchemaSource};
+use flow_compiler::{Format, LoadRequest, ModelSignature, ResolvedLoad, SchemaSource};
 use std::fs::File;
 use std::io::{BufReader, Seek};
 use std::path::{Path, PathBuf};
@@ -58,6 +58,10 @@ fn list_folder(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 impl SchemaSource for FileSchemaSource {
+    fn resolve_model(&self, path: &str) -> Result<Option<ModelSignature>, String> {
+        crate::ml::load::signature(&self.resolve_path(path))
+    }
+
     fn resolve(&self, request: &LoadRequest) -> Result<ResolvedLoad, String> {
         if request.path.contains("://") {
             return Err(

@@ -10,6 +10,7 @@ pub mod distributed;
 mod exec;
 pub mod files;
 pub mod interrupt;
+mod ml;
 mod save;
 pub mod stats;
 

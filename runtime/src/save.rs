@@ -44,22 +44,7 @@ impl Pending {
         let io = |e: &dyn std::fmt::Display| {
             SaveError::Io(format!("cannot write {}: {e}", target.display()))
         };
-        if target.is_dir() {
-            return Err(SaveError::Io(format!(
-                "{} is a folder; save to a file path",
-                target.display()
-            )));
-        }
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(&e))?;
-        }
-        let temp = temp_name(target, self.files.len());
-        let file = File::create(&temp).map_err(|e| io(&e))?;
-        // Registered before writing so a failure part-way still removes the temporary file.
-        self.files.push((temp.clone(), target.to_path_buf()));
-        self.interrupt.push(on_interrupt(move || {
-            let _ = std::fs::remove_file(temp);
-        }));
+        let file = self.create(target)?;
         let schema = stream.schema();
         let mut rows = 0;
         let out = BufWriter::new(file);
@@ -97,6 +82,39 @@ impl Pending {
             }
         }
         Ok(rows)
+    }
+
+    /// Writes `bytes` to a temporary file for `target` (a model file).
+    pub fn write_bytes(&mut self, target: &Path, bytes: &[u8]) -> Result<(), SaveError> {
+        use std::io::Write as _;
+        let mut file = self.create(target)?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| SaveError::Io(format!("cannot write {}: {e}", target.display())))
+    }
+
+    /// The temporary file of `target`, registered for removal unless committed.
+    fn create(&mut self, target: &Path) -> Result<File, SaveError> {
+        let io = |e: &dyn std::fmt::Display| {
+            SaveError::Io(format!("cannot write {}: {e}", target.display()))
+        };
+        if target.is_dir() {
+            return Err(SaveError::Io(format!(
+                "{} is a folder; save to a file path",
+                target.display()
+            )));
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(&e))?;
+        }
+        let temp = temp_name(target, self.files.len());
+        let file = File::create(&temp).map_err(|e| io(&e))?;
+        // Registered before writing so a failure part-way still removes the temporary file.
+        self.files.push((temp.clone(), target.to_path_buf()));
+        self.interrupt.push(on_interrupt(move || {
+            let _ = std::fs::remove_file(temp);
+        }));
+        Ok(file)
     }
 
     /// Moves every output into place.

@@ -219,9 +219,9 @@ catalogue! {
     "let t = load \"a.csv\" schema { id: int64 }   # but a row holds \"x\"";
 
     E0028, Error, "step not available yet",
-    "The step checks, but this version of flow cannot execute it yet. `train`, `infer` and \
-     `evaluate` are implemented by the ML standard library, which has not landed.",
-    "save (t | train linear(label = y, features = [x])) to \"m.model\"";
+    "The step checks, but this version of flow cannot execute it yet. The message says which \
+     part is missing.",
+    "let m = load \"model.onnx\"   # before ONNX inference landed";
 
     E0029, Error, "run failed",
     "The engine failed while executing a step: an I/O error while reading or writing, or an \
@@ -248,6 +248,13 @@ catalogue! {
      reads all its rows in one place, memory outside the target's range, a direct channel \
      where producers and consumers cannot be alive at once. Change or remove the hint.",
     "show t | sort x with { workers = 8 }   # a global sort runs in one function";
+
+    E0033, Error, "a model cannot learn from or score this data",
+    "Training or inference met data the model cannot use: a null label or feature value, a \
+     label with a single class (or more than two for `logistic`), a class `evaluate` finds \
+     that the model never saw in training, or a model file that is damaged, is not a model, \
+     or was written by a newer flow. The message names the column and row or the file.",
+    "save (t | train logistic(label = y, features = [x])) to \"m.model\"   # y has a null";
 
     W0001, Warning, "unused binding",
     "A `let` binds a table or model that no `save`, `show` or other binding uses. It is not \

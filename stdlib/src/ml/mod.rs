@@ -2,6 +2,7 @@
 //! and k-means, the optimisers, trained models and their file format.
 
 pub mod encode;
+pub mod evaluate;
 pub mod file;
 pub mod kmeans;
 pub mod matrix;

@@ -112,12 +112,12 @@ impl Model {
                             let (best, p) = if net.head == Head::Sigmoid {
                                 (usize::from(row[0] >= 0.5), row[0])
                             } else {
-                                let (best, p) =
-                                    row.iter()
-                                        .enumerate()
-                                        .fold((0, f64::NEG_INFINITY), |a, (i, &p)| {
-                                            if p > a.1 { (i, p) } else { a }
-                                        });
+                                let (best, p) = row.iter().enumerate().fold(
+                                    (0, f64::NEG_INFINITY),
+                                    |a, (i, &p)| {
+                                        if p > a.1 { (i, p) } else { a }
+                                    },
+                                );
                                 (best, if row.len() == 2 { row[1] } else { p })
                             };
                             predicted.push(classes.get(best).map(String::as_str));

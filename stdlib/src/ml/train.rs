@@ -153,7 +153,7 @@ pub fn prepare(spec: &TrainSpec, batch: &RecordBatch) -> Result<Prepared, MlErro
 
 /// The distinct values of a label in their natural order (numbers by value), as text, and
 /// each row's class index.
-fn classes(array: &arrow::array::ArrayRef) -> Result<(Vec<String>, Vec<usize>), MlError> {
+pub fn classes(array: &arrow::array::ArrayRef) -> Result<(Vec<String>, Vec<usize>), MlError> {
     let text = cast(array, &DataType::Utf8)?;
     let text = text.as_string::<i32>();
     let numeric = array.data_type().is_numeric();

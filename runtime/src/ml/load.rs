@@ -1,0 +1,49 @@
+//! Reading model files: flow's own `.model` files (and, for `infer`, ONNX files), and the
+//! signature the compiler checks `infer` against.
+
+use datafusion::arrow::datatypes::DataType;
+use flow_compiler::ModelSignature;
+use flow_stdlib::ml::Model;
+use flow_stdlib::ml::file;
+use std::path::Path;
+
+/// A native model read from `path`; the error is a sentence about the file.
+pub fn native(path: &Path) -> Result<Model, String> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
+        _ => format!("cannot read {}: {e}", path.display()),
+    })?;
+    file::from_bytes(&bytes).map_err(|e| format!("{} cannot be used: {e}", path.display()))
+}
+
+/// What the model in `path` reads and predicts; `None` for ONNX files, whose inputs are
+/// tensors rather than named columns.
+pub fn signature(path: &Path) -> Result<Option<ModelSignature>, String> {
+    if is_onnx(path) {
+        return Ok(None);
+    }
+    native(path).map(|model| Some(signature_of(&model)))
+}
+
+pub fn is_onnx(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// The compiler's view of a trained model.
+pub fn signature_of(model: &Model) -> ModelSignature {
+    let ty = |name: &str| name.parse::<DataType>().unwrap_or(DataType::Null);
+    ModelSignature {
+        kind: model.kind.clone(),
+        task: model.task,
+        inputs: model
+            .inputs
+            .iter()
+            .map(|i| (i.column.clone(), ty(&i.data_type)))
+            .collect(),
+        label: model
+            .label
+            .as_ref()
+            .map(|l| (l.column.clone(), ty(&l.data_type))),
+    }
+}

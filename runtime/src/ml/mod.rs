@@ -1,0 +1,256 @@
+//! Running the ML steps of a DAG — `train`, `infer`, `evaluate`, model files — with the
+//! standard library's kernels, on tables the engine computes. Results are kept per node, so a
+//! model trained once serves every `infer` and `save` that uses it.
+
+pub mod load;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use flow_compiler::{Dag, NodeId, NodeKind};
+use flow_lang::{Code, Diagnostic, Span};
+use flow_stdlib::MlError;
+use flow_stdlib::ml::{Model, evaluate, train};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The columns `infer` replaces when the table already has them.
+const SCORE_COLUMNS: [&str; 3] = ["prediction", "probability", "distance"];
+
+/// What the ML nodes of a run computed.
+#[derive(Debug, Default)]
+pub(crate) struct MlResults {
+    models: HashMap<NodeId, Arc<Model>>,
+    tables: HashMap<NodeId, Vec<RecordBatch>>,
+}
+
+impl MlResults {
+    pub fn model(&self, node: NodeId) -> Option<&Arc<Model>> {
+        self.models.get(&node)
+    }
+
+    /// The rows of an `infer` or `evaluate` node, shaped as `schema` (the compiler's view).
+    pub fn table(
+        &self,
+        node: NodeId,
+        schema: &SchemaRef,
+    ) -> Option<Result<Vec<RecordBatch>, String>> {
+        let batches = self.tables.get(&node)?;
+        Some(batches.iter().map(|b| conform(b, schema)).collect())
+    }
+
+    /// Computes `node` and every ML node it depends on that is not computed yet. `rows`
+    /// computes the table of a relational node (with these results substituted).
+    pub async fn ensure(
+        &mut self,
+        dag: &Dag,
+        node: NodeId,
+        base_dir: &Path,
+        rows: &mut impl AsyncFnMut(NodeId, &MlResults) -> Result<Vec<RecordBatch>, Diagnostic>,
+    ) -> Result<(), Diagnostic> {
+        let mut upstream = vec![node];
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            for i in dag.inputs(n) {
+                if !upstream.contains(&i) {
+                    upstream.push(i);
+                    stack.push(i);
+                }
+            }
+        }
+        // The compiler adds a node after everything it reads.
+        upstream.sort();
+        for n in upstream {
+            if self.models.contains_key(&n) || self.tables.contains_key(&n) {
+                continue;
+            }
+            let at = dag.node(n).span;
+            match &dag.node(n).kind {
+                NodeKind::ModelSource { path } => {
+                    let full = base_dir.join(path);
+                    if load::is_onnx(&full) {
+                        return Err(Diagnostic::error(
+                            Code::E0028,
+                            "running ONNX models is not available yet in this version of flow",
+                            at,
+                            "this model",
+                        )
+                        .with_help("train the model with `train`, or save it as a flow `.model`"));
+                    }
+                    let model = load::native(&full)
+                        .map_err(|m| Diagnostic::error(Code::E0033, m, at, "this model"))?;
+                    self.models.insert(n, Arc::new(model));
+                }
+                NodeKind::Train { spec, .. } => {
+                    let data = data_input(dag, n);
+                    let batches = rows(data, self).await?;
+                    let model = tokio::task::block_in_place(|| train::fit(spec, &batches))
+                        .map_err(|e| ml_error(e, at, "while training this model"))?;
+                    self.models.insert(n, Arc::new(model));
+                }
+                NodeKind::Infer { batch } => {
+                    let model = self.model_of(dag, n)?;
+                    let data = data_input(dag, n);
+                    let batches = rows(data, self).await?;
+                    let size = batch.and_then(|b| usize::try_from(b).ok());
+                    let scored = tokio::task::block_in_place(|| infer(&model, &batches, size))
+                        .map_err(|e| ml_error(e, at, "while scoring this table"))?;
+                    self.tables.insert(n, scored);
+                }
+                NodeKind::Evaluate { label } => {
+                    let data = data_input(dag, n);
+                    let batches = rows(data, self).await?;
+                    let classes = model_behind(dag, data)
+                        .and_then(|m| self.models.get(&m))
+                        .and_then(|m| m.label.as_ref())
+                        .map(|l| l.classes.clone())
+                        .filter(|c| !c.is_empty());
+                    let table = evaluate_table(&batches, label, classes.as_deref())
+                        .map_err(|e| ml_error(e, at, "while evaluating this table"))?;
+                    self.tables.insert(n, vec![table]);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn model_of(&self, dag: &Dag, node: NodeId) -> Result<Arc<Model>, Diagnostic> {
+        dag.inputs(node)
+            .into_iter()
+            .find_map(|i| self.models.get(&i).cloned())
+            .ok_or_else(|| {
+                Diagnostic::error(
+                    Code::E0029,
+                    "the model of this step was not computed",
+                    dag.node(node).span,
+                    "here",
+                )
+            })
+    }
+}
+
+fn is_model(dag: &Dag, node: NodeId) -> bool {
+    matches!(
+        dag.node(node).kind,
+        NodeKind::Train { .. } | NodeKind::ModelSource { .. }
+    )
+}
+
+/// The table an ML step reads (not its model).
+fn data_input(dag: &Dag, node: NodeId) -> NodeId {
+    let inputs = dag.inputs(node);
+    inputs
+        .iter()
+        .copied()
+        .find(|i| !is_model(dag, *i))
+        .unwrap_or(inputs[0])
+}
+
+/// The model whose `infer` made the table of `node`, if one did.
+fn model_behind(dag: &Dag, node: NodeId) -> Option<NodeId> {
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        if matches!(dag.node(n).kind, NodeKind::Infer { .. }) {
+            return dag.inputs(n).into_iter().find(|i| is_model(dag, *i));
+        }
+        stack.extend(dag.inputs(n));
+    }
+    None
+}
+
+fn ml_error(e: MlError, at: Span, label: &str) -> Diagnostic {
+    Diagnostic::error(Code::E0033, e.to_string(), at, label)
+}
+
+/// Scores `batches`, `batch` rows per call of the model (each input batch at once when
+/// `None`): the input's columns, then the model's.
+pub fn infer(
+    model: &Model,
+    batches: &[RecordBatch],
+    batch: Option<usize>,
+) -> Result<Vec<RecordBatch>, MlError> {
+    let mut out = Vec::new();
+    for input in batches {
+        let size = batch.unwrap_or(input.num_rows()).max(1);
+        let mut start = 0;
+        while start < input.num_rows() {
+            let chunk = input.slice(start, size.min(input.num_rows() - start));
+            start += chunk.num_rows();
+            let scored = model.predict(&chunk)?;
+            let mut fields = Vec::new();
+            let mut columns: Vec<ArrayRef> = Vec::new();
+            for (field, column) in chunk.schema().fields().iter().zip(chunk.columns()) {
+                if !SCORE_COLUMNS.contains(&field.name().as_str()) {
+                    fields.push(field.as_ref().clone());
+                    columns.push(column.clone());
+                }
+            }
+            for (name, column) in scored {
+                fields.push(Field::new(name, column.data_type().clone(), true));
+                columns.push(column);
+            }
+            out.push(RecordBatch::try_new(
+                Arc::new(Schema::new(fields)),
+                columns,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// The one-row table of `evaluate`.
+fn evaluate_table(
+    batches: &[RecordBatch],
+    label: &str,
+    classes: Option<&[String]>,
+) -> Result<RecordBatch, MlError> {
+    let Some(first) = batches.first() else {
+        return Err(MlError::data("`evaluate` got a table with no rows"));
+    };
+    let all = datafusion::arrow::compute::concat_batches(&first.schema(), batches)?;
+    let metrics = evaluate::evaluate(&all, label, classes)?;
+    let fields: Vec<Field> = metrics
+        .iter()
+        .map(|(name, _)| Field::new(*name, datafusion::arrow::datatypes::DataType::Float64, true))
+        .collect();
+    let columns: Vec<ArrayRef> = metrics
+        .iter()
+        .map(|(_, v)| Arc::new(Float64Array::from(vec![*v])) as ArrayRef)
+        .collect();
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// `batch` with `schema`'s names and types, column by column in order.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
+    if batch.num_columns() != schema.fields().len() {
+        return Err(format!(
+            "the step produced {} columns where {} were expected",
+            batch.num_columns(),
+            schema.fields().len()
+        ));
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                cast(c, f.data_type()).map_err(|e| {
+                    format!(
+                        "column `{}` cannot be made {}: {e}",
+                        f.name(),
+                        f.data_type()
+                    )
+                })
+            }
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
