@@ -795,6 +795,15 @@ impl Compiler<'_> {
         let is_model = matches!(value, Value::Model { .. });
         let result = (|| {
             let format = if is_model {
+                if !target.value.to_lowercase().ends_with(".model") {
+                    return Err(Diagnostic::error(
+                        Code::E0021,
+                        "a model is saved as a flow model file",
+                        target.span,
+                        "not a `.model` path",
+                    )
+                    .with_help("end the path with `.model`, for example `save model to \"out/churn.model\"`"));
+                }
                 Format::Parquet
             } else {
                 match format {

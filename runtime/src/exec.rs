@@ -3,7 +3,7 @@
 
 use crate::distributed::record::RunRecord;
 use crate::distributed::{ClusterOptions, Coordinator, LocalBackend, Watch};
-use crate::ml::MlResults;
+use crate::ml::{AnyModel, MlResults};
 use crate::save;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -258,6 +258,15 @@ async fn run_sinks(
                 return Err(not_available(dag, input));
             };
             let target = target(path);
+            let AnyModel::Flow(model) = model.as_ref() else {
+                return Err(Diagnostic::error(
+                    Code::E0033,
+                    "an ONNX model cannot be saved as a flow model",
+                    node.span,
+                    "this save",
+                )
+                .with_help("copy the `.onnx` file instead; flow reads it where it is"));
+            };
             let bytes = flow_stdlib::ml::file::to_bytes(model);
             pending
                 .write_bytes(&target, &bytes)
@@ -413,15 +422,20 @@ fn source_table(
     Ok(Some(Arc::new(ListingTable::try_new(config)?)))
 }
 
+/// A node the engine was asked for rows of but has none: a bug in the compiler or here.
 fn not_available(dag: &Dag, node: NodeId) -> Diagnostic {
     let n = dag.node(node);
     Diagnostic::error(
-        Code::E0028,
-        "this step is not available yet in this version of flow",
+        Code::E0029,
+        format!(
+            "internal error: the {} node `{}` has no rows to compute",
+            n.kind_name(),
+            n.label
+        ),
         n.span,
-        "cannot run this yet",
+        "while running this",
     )
-    .with_help("`flowc check` and `flowc explain` already accept it")
+    .with_help("this is a bug in flow; please report it with the program")
 }
 
 /// The source nodes a plan node reads, transitively.

@@ -218,10 +218,11 @@ catalogue! {
      the row and the column.",
     "let t = load \"a.csv\" schema { id: int64 }   # but a row holds \"x\"";
 
-    E0028, Error, "step not available yet",
-    "The step checks, but this version of flow cannot execute it yet. The message says which \
-     part is missing.",
-    "let m = load \"model.onnx\"   # before ONNX inference landed";
+    E0028, Error, "step not available yet (retired)",
+    "No longer reported: every step that checks can run. Earlier versions reported it for \
+     `train`, `infer`, `evaluate` and model files before the ML standard library landed. The \
+     code stays so it keeps its meaning.",
+    "save (t | train linear(label = y, features = [x])) to \"m.model\"   # before ML landed";
 
     E0029, Error, "run failed",
     "The engine failed while executing a step: an I/O error while reading or writing, or an \

@@ -16,11 +16,23 @@ pub fn native(path: &Path) -> Result<Model, String> {
     file::from_bytes(&bytes).map_err(|e| format!("{} cannot be used: {e}", path.display()))
 }
 
-/// What the model in `path` reads and predicts; `None` for ONNX files, whose inputs are
-/// tensors rather than named columns.
+/// What the model in `path` reads and predicts. An ONNX model that does not name its input
+/// columns has none to check.
 pub fn signature(path: &Path) -> Result<Option<ModelSignature>, String> {
     if is_onnx(path) {
-        return Ok(None);
+        let model = super::onnx::load(path)?;
+        return Ok(Some(ModelSignature {
+            kind: "onnx".into(),
+            task: model.task,
+            inputs: model
+                .inputs
+                .iter()
+                .flatten()
+                .map(|c| (c.clone(), DataType::Float64))
+                .collect(),
+            label: (model.task == flow_stdlib::models::Task::Classification)
+                .then(|| ("label".to_string(), DataType::Int64)),
+        }));
     }
     native(path).map(|model| Some(signature_of(&model)))
 }

@@ -3,6 +3,7 @@
 //! model trained once serves every `infer` and `save` that uses it.
 
 pub mod load;
+pub mod onnx;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -18,15 +19,43 @@ use std::sync::Arc;
 /// The columns `infer` replaces when the table already has them.
 const SCORE_COLUMNS: [&str; 3] = ["prediction", "probability", "distance"];
 
+/// A model a run can score tables with.
+#[derive(Debug)]
+pub(crate) enum AnyModel {
+    Flow(Model),
+    Onnx(onnx::OnnxModel),
+}
+
+impl AnyModel {
+    fn predict(&self, batch: &RecordBatch) -> Result<flow_stdlib::ml::model::Scored, MlError> {
+        match self {
+            AnyModel::Flow(m) => m.predict(batch),
+            AnyModel::Onnx(m) => m.predict(batch),
+        }
+    }
+
+    /// The classes a classifier was trained on, when the model says.
+    fn classes(&self) -> Option<Vec<String>> {
+        match self {
+            AnyModel::Flow(m) => m
+                .label
+                .as_ref()
+                .map(|l| l.classes.clone())
+                .filter(|c| !c.is_empty()),
+            AnyModel::Onnx(_) => None,
+        }
+    }
+}
+
 /// What the ML nodes of a run computed.
 #[derive(Debug, Default)]
 pub(crate) struct MlResults {
-    models: HashMap<NodeId, Arc<Model>>,
+    models: HashMap<NodeId, Arc<AnyModel>>,
     tables: HashMap<NodeId, Vec<RecordBatch>>,
 }
 
 impl MlResults {
-    pub fn model(&self, node: NodeId) -> Option<&Arc<Model>> {
+    pub fn model(&self, node: NodeId) -> Option<&Arc<AnyModel>> {
         self.models.get(&node)
     }
 
@@ -69,17 +98,12 @@ impl MlResults {
             match &dag.node(n).kind {
                 NodeKind::ModelSource { path } => {
                     let full = base_dir.join(path);
-                    if load::is_onnx(&full) {
-                        return Err(Diagnostic::error(
-                            Code::E0028,
-                            "running ONNX models is not available yet in this version of flow",
-                            at,
-                            "this model",
-                        )
-                        .with_help("train the model with `train`, or save it as a flow `.model`"));
+                    let model = if load::is_onnx(&full) {
+                        onnx::load(&full).map(AnyModel::Onnx)
+                    } else {
+                        load::native(&full).map(AnyModel::Flow)
                     }
-                    let model = load::native(&full)
-                        .map_err(|m| Diagnostic::error(Code::E0033, m, at, "this model"))?;
+                    .map_err(|m| Diagnostic::error(Code::E0033, m, at, "this model"))?;
                     self.models.insert(n, Arc::new(model));
                 }
                 NodeKind::Train { spec, .. } => {
@@ -87,7 +111,7 @@ impl MlResults {
                     let batches = rows(data, self).await?;
                     let model = tokio::task::block_in_place(|| train::fit(spec, &batches))
                         .map_err(|e| ml_error(e, at, "while training this model"))?;
-                    self.models.insert(n, Arc::new(model));
+                    self.models.insert(n, Arc::new(AnyModel::Flow(model)));
                 }
                 NodeKind::Infer { batch } => {
                     let model = self.model_of(dag, n)?;
@@ -103,9 +127,7 @@ impl MlResults {
                     let batches = rows(data, self).await?;
                     let classes = model_behind(dag, data)
                         .and_then(|m| self.models.get(&m))
-                        .and_then(|m| m.label.as_ref())
-                        .map(|l| l.classes.clone())
-                        .filter(|c| !c.is_empty());
+                        .and_then(|m| m.classes());
                     let table = evaluate_table(&batches, label, classes.as_deref())
                         .map_err(|e| ml_error(e, at, "while evaluating this table"))?;
                     self.tables.insert(n, vec![table]);
@@ -116,7 +138,7 @@ impl MlResults {
         Ok(())
     }
 
-    fn model_of(&self, dag: &Dag, node: NodeId) -> Result<Arc<Model>, Diagnostic> {
+    fn model_of(&self, dag: &Dag, node: NodeId) -> Result<Arc<AnyModel>, Diagnostic> {
         dag.inputs(node)
             .into_iter()
             .find_map(|i| self.models.get(&i).cloned())
@@ -166,8 +188,8 @@ fn ml_error(e: MlError, at: Span, label: &str) -> Diagnostic {
 
 /// Scores `batches`, `batch` rows per call of the model (each input batch at once when
 /// `None`): the input's columns, then the model's.
-pub fn infer(
-    model: &Model,
+fn infer(
+    model: &AnyModel,
     batches: &[RecordBatch],
     batch: Option<usize>,
 ) -> Result<Vec<RecordBatch>, MlError> {

@@ -2,6 +2,7 @@
 //! quality against scikit-learn (`quality`), and models as values and files (`models`).
 
 mod models;
+mod onnx;
 mod quality;
 
 use flow_lang::Diagnostic;
