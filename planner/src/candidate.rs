@@ -70,8 +70,10 @@ fn requested(p: &Planning, x: &Exchange) -> Option<(Channel, String, Option<flow
     if let Some(c) = hints.channel {
         return Some((c, "the `channel` hint asks".into(), Some(hints.span)));
     }
+    // `--channel` is for the rows; a model that must outlive its functions stays in storage.
     p.options
         .channel
+        .filter(|_| !durable(p, x))
         .map(|c| (c, "--channel asks".to_string(), None))
 }
 

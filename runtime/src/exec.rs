@@ -3,6 +3,7 @@
 
 use crate::distributed::record::RunRecord;
 use crate::distributed::{ClusterOptions, Coordinator, LocalBackend, Watch};
+use crate::ml::scored::ScoredTable;
 use crate::ml::{AnyModel, MlResults};
 use crate::save;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -352,6 +353,7 @@ fn take_rows(batches: &[RecordBatch], limit: usize) -> Vec<RecordBatch> {
 /// computed rows of an ML step.
 fn substitute(dag: &Dag, plan: LogicalPlan, ml: &MlResults) -> Result<LogicalPlan, Diagnostic> {
     let mut missing = None;
+    let mut failed = None;
     let result = plan.transform_up(|p| {
         let LogicalPlan::TableScan(scan) = &p else {
             return Ok(Transformed::no(p));
@@ -359,6 +361,23 @@ fn substitute(dag: &Dag, plan: LogicalPlan, ml: &MlResults) -> Result<LogicalPla
         let Some(node) = node_of_scan(scan) else {
             return Ok(Transformed::no(p));
         };
+        if let NodeKind::Infer { batch } = &dag.node(node).kind {
+            let scored = scored_table(dag, node, *batch, scan.source.schema(), ml);
+            let table = match scored {
+                Ok(table) => table,
+                Err(d) => {
+                    failed = Some(d);
+                    return Ok(Transformed::no(p));
+                }
+            };
+            let plan = LogicalPlanBuilder::scan(
+                scan.table_name.clone(),
+                provider_as_source(Arc::new(table)),
+                scan.projection.clone(),
+            )?
+            .build()?;
+            return Ok(Transformed::yes(plan));
+        }
         let computed = ml.table(node, &scan.source.schema()).map(|rows| {
             let rows = rows.map_err(datafusion::error::DataFusionError::Execution)?;
             let table = MemTable::try_new(scan.source.schema(), vec![rows])?;
@@ -384,12 +403,35 @@ fn substitute(dag: &Dag, plan: LogicalPlan, ml: &MlResults) -> Result<LogicalPla
             }
         }
     });
+    if let Some(d) = failed {
+        return Err(d);
+    }
     if let Some(node) = missing {
         return Err(not_available(dag, node));
     }
     result
         .map(|t| t.data)
         .map_err(|e| Diagnostic::error(Code::E0029, e.to_string(), Span::default(), "here"))
+}
+
+/// The table of an `infer` node: its input, substituted, scored by its model when planned.
+fn scored_table(
+    dag: &Dag,
+    node: NodeId,
+    batch: Option<i64>,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    ml: &MlResults,
+) -> Result<ScoredTable, Diagnostic> {
+    let data = crate::ml::data_input(dag, node);
+    let Some(plan) = dag.node(data).plan() else {
+        return Err(not_available(dag, data));
+    };
+    Ok(ScoredTable {
+        input: substitute(dag, plan.clone(), ml)?,
+        model: ml.model_of(dag, node)?,
+        batch: batch.and_then(|b| usize::try_from(b).ok()),
+        schema,
+    })
 }
 
 /// The listing table of a source node; `None` for nodes this engine cannot compute yet.
@@ -459,6 +501,10 @@ fn run_error(
     at: Span,
 ) -> Diagnostic {
     let message = e.to_string();
+    if let Some(at_marker) = message.find(crate::ml::ML_ERROR) {
+        let text = &message[at_marker + crate::ml::ML_ERROR.len()..];
+        return Diagnostic::error(Code::E0033, text.trim(), at, "while scoring this table");
+    }
     let lower = message.to_lowercase();
     let bad_data = [
         "csv error",

@@ -7,6 +7,13 @@ pub const CLASSIFICATION_METRICS: &[&str] =
 pub const REGRESSION_METRICS: &[&str] = &["rmse", "mae", "r2"];
 pub const CLUSTERING_METRICS: &[&str] = &["inertia"];
 
+/// The sum of `values` in sorted order, so it does not depend on the order rows arrived in.
+pub fn order_free_sum(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    v.sort_by(f64::total_cmp);
+    v.iter().sum()
+}
+
 /// Classification metrics of `predicted` against `actual` (class indices into `classes`).
 /// With two classes precision, recall and F1 are those of the positive (second) class and
 /// `probability` is its probability; with more they are macro averages, and AUC and log loss
@@ -43,15 +50,10 @@ pub fn classification(
     if classes <= 2 {
         let (precision, recall, f1) = per_class(1);
         let positive: Vec<bool> = actual.iter().map(|a| *a == 1).collect();
-        let log_loss = positive
-            .iter()
-            .zip(probability)
-            .map(|(y, p)| {
-                let p = p.clamp(1e-15, 1.0 - 1e-15);
-                -(if *y { p.ln() } else { (1.0 - p).ln() })
-            })
-            .sum::<f64>()
-            / n;
+        let log_loss = order_free_sum(positive.iter().zip(probability).map(|(y, p)| {
+            let p = p.clamp(1e-15, 1.0 - 1e-15);
+            -(if *y { p.ln() } else { (1.0 - p).ln() })
+        })) / n;
         vec![
             Some(accuracy),
             Some(precision),
@@ -119,19 +121,10 @@ pub fn regression(actual: &[f64], predicted: &[f64]) -> Result<Vec<Option<f64>>,
         return Err(MlError::data("`evaluate` got a table with no rows"));
     }
     let n = actual.len() as f64;
-    let mean = actual.iter().sum::<f64>() / n;
-    let sse: f64 = actual
-        .iter()
-        .zip(predicted)
-        .map(|(a, p)| (a - p).powi(2))
-        .sum();
-    let sst: f64 = actual.iter().map(|a| (a - mean).powi(2)).sum();
-    let mae = actual
-        .iter()
-        .zip(predicted)
-        .map(|(a, p)| (a - p).abs())
-        .sum::<f64>()
-        / n;
+    let mean = order_free_sum(actual.iter().copied()) / n;
+    let sse = order_free_sum(actual.iter().zip(predicted).map(|(a, p)| (a - p).powi(2)));
+    let sst = order_free_sum(actual.iter().map(|a| (a - mean).powi(2)));
+    let mae = order_free_sum(actual.iter().zip(predicted).map(|(a, p)| (a - p).abs())) / n;
     let r2 = if sst > 0.0 { 1.0 - sse / sst } else { 0.0 };
     Ok(vec![Some((sse / n).sqrt()), Some(mae), Some(r2)])
 }

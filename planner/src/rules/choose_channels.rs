@@ -6,7 +6,8 @@
 //! functions (a trained model) goes to storage. Among what is feasible the objective decides,
 //! from the cost model's time and dollars of each (see [`crate::cost`]). A `channel` hint or
 //! `--channel` overrides the choice and the reason says so; a direct channel that cannot
-//! exist is an error.
+//! exist is an error. `--channel` leaves a trained model's exchange in storage, where it must
+//! be.
 
 use super::{Planning, Rule};
 use crate::options::PlanError;

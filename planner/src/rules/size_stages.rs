@@ -172,6 +172,15 @@ fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanErr
             break;
         }
         for &m in &memory {
+            // Every exchange forced onto direct channels needs its producers and consumers
+            // alive at once: on one machine, a stage may take at most half of it.
+            if p.options.channel == Some(crate::ops::Channel::Direct)
+                && let Some(total) = c.shared_memory_mb
+                && 2 * u64::from(n) * u64::from(m) > u64::from(total)
+                && m > c.memory_min_mb
+            {
+                continue;
+            }
             considered += 1;
             match candidate::evaluate(p, stage, &work, n, m) {
                 Ok(cand) => {

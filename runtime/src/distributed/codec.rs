@@ -1,8 +1,11 @@
-//! Shipping plans: datafusion-proto serialises the standard operators; this codec adds the
-//! one operator of ours, [`ExchangeReadExec`].
+//! Shipping plans: datafusion-proto serialises the standard operators; this codec adds ours,
+//! [`ExchangeReadExec`] and [`InferExec`] (with its model). Each is one tag byte, then its
+//! wire form: JSON for a reader; for `infer` a JSON header, a newline, and the model file.
 
 use super::channels::Location;
 use super::exchange::{ExchangeReadExec, ReadKind};
+use crate::ml::AnyModel;
+use crate::ml::scored::InferExec;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
@@ -27,6 +30,17 @@ struct ReaderWire {
     schema: Vec<u8>,
 }
 
+const READER: u8 = 0;
+const INFER: u8 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct InferWire {
+    onnx: bool,
+    batch: Option<usize>,
+    /// The scored schema as an empty Arrow IPC stream.
+    schema: Vec<u8>,
+}
+
 fn schema_bytes(schema: &Schema) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut w = StreamWriter::try_new(&mut buf, schema)?;
@@ -43,21 +57,45 @@ impl PhysicalExtensionCodec for FlowCodec {
     fn try_decode(
         &self,
         buf: &[u8],
-        _inputs: &[Arc<dyn ExecutionPlan>],
+        inputs: &[Arc<dyn ExecutionPlan>],
         _ctx: &TaskContext,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let wire: ReaderWire = serde_json::from_slice(buf)
-            .map_err(|e| DataFusionError::Internal(format!("bad exchange reader: {e}")))?;
-        let schema = schema_from(&wire.schema)?;
-        let reader = ExchangeReadExec::new(
-            wire.stage,
-            wire.kind,
-            wire.locations.len(),
-            schema.clone(),
-            EquivalenceProperties::new(schema),
-        );
-        Ok(Arc::new(reader.with_locations(wire.locations)))
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            DataFusionError::Internal(format!("bad {what} in a shipped plan: {e}"))
+        };
+        match buf.split_first() {
+            Some((&READER, rest)) => {
+                let wire: ReaderWire =
+                    serde_json::from_slice(rest).map_err(|e| bad("exchange reader", &e))?;
+                let schema = schema_from(&wire.schema)?;
+                let reader = ExchangeReadExec::new(
+                    wire.stage,
+                    wire.kind,
+                    wire.locations.len(),
+                    schema.clone(),
+                    EquivalenceProperties::new(schema),
+                );
+                Ok(Arc::new(reader.with_locations(wire.locations)))
+            }
+            Some((&INFER, rest)) => {
+                let newline = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+                let wire: InferWire = serde_json::from_slice(&rest[..newline])
+                    .map_err(|e| bad("inference step", &e))?;
+                let model = AnyModel::from_wire(wire.onnx, rest[newline + 1..].to_vec())
+                    .map_err(|e| bad("model", &e))?;
+                let [input] = inputs else {
+                    return Err(bad("inference step", &"it needs exactly one input"));
+                };
+                Ok(Arc::new(InferExec::new(
+                    input.clone(),
+                    Arc::new(model),
+                    wire.batch,
+                    schema_from(&wire.schema)?,
+                )))
+            }
+            _ => Err(bad("operator", &"unknown tag")),
+        }
     }
 
     fn try_encode(
@@ -66,19 +104,34 @@ impl PhysicalExtensionCodec for FlowCodec {
         buf: &mut Vec<u8>,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        let Some(reader) = node.downcast_ref::<ExchangeReadExec>() else {
-            return Err(DataFusionError::NotImplemented(format!(
-                "flow cannot ship the operator {} to a worker",
-                node.name()
-            )));
-        };
-        let wire = ReaderWire {
-            stage: reader.stage,
-            kind: reader.kind,
-            locations: reader.locations.clone(),
-            schema: schema_bytes(&node.schema())?,
-        };
-        serde_json::to_writer(buf, &wire).map_err(|e| DataFusionError::Internal(e.to_string()))
+        let internal = |e: serde_json::Error| DataFusionError::Internal(e.to_string());
+        if let Some(reader) = node.downcast_ref::<ExchangeReadExec>() {
+            let wire = ReaderWire {
+                stage: reader.stage,
+                kind: reader.kind,
+                locations: reader.locations.clone(),
+                schema: schema_bytes(&node.schema())?,
+            };
+            buf.push(READER);
+            return serde_json::to_writer(buf, &wire).map_err(internal);
+        }
+        if let Some(infer) = node.downcast_ref::<InferExec>() {
+            let (onnx, model) = infer.model.to_wire();
+            let wire = InferWire {
+                onnx,
+                batch: infer.batch,
+                schema: schema_bytes(&node.schema())?,
+            };
+            buf.push(INFER);
+            serde_json::to_writer(&mut *buf, &wire).map_err(internal)?;
+            buf.push(b'\n');
+            buf.extend_from_slice(&model);
+            return Ok(());
+        }
+        Err(DataFusionError::NotImplemented(format!(
+            "flow cannot ship the operator {} to a worker",
+            node.name()
+        )))
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod load;
 pub mod onnx;
+pub mod scored;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -16,8 +17,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// The columns `infer` replaces when the table already has them.
-const SCORE_COLUMNS: [&str; 3] = ["prediction", "probability", "distance"];
+/// Marks a scoring error inside a DataFusion error, so the run reports it as E0033.
+pub(crate) const ML_ERROR: &str = "[model] ";
 
 /// A model a run can score tables with.
 #[derive(Debug)]
@@ -27,6 +28,32 @@ pub(crate) enum AnyModel {
 }
 
 impl AnyModel {
+    pub fn kind(&self) -> &str {
+        match self {
+            AnyModel::Flow(m) => &m.kind,
+            AnyModel::Onnx(_) => "onnx",
+        }
+    }
+
+    /// The model as bytes for a worker: whether it is ONNX, and its file.
+    pub fn to_wire(&self) -> (bool, Vec<u8>) {
+        match self {
+            AnyModel::Flow(m) => (false, flow_stdlib::ml::file::to_bytes(m)),
+            AnyModel::Onnx(m) => (true, m.bytes.as_ref().clone()),
+        }
+    }
+
+    /// The model [`AnyModel::to_wire`] shipped.
+    pub fn from_wire(onnx: bool, bytes: Vec<u8>) -> Result<AnyModel, String> {
+        if onnx {
+            onnx::from_bytes(bytes, "the shipped ONNX model").map(AnyModel::Onnx)
+        } else {
+            flow_stdlib::ml::file::from_bytes(&bytes)
+                .map(AnyModel::Flow)
+                .map_err(|e| e.to_string())
+        }
+    }
+
     fn predict(&self, batch: &RecordBatch) -> Result<flow_stdlib::ml::model::Scored, MlError> {
         match self {
             AnyModel::Flow(m) => m.predict(batch),
@@ -113,15 +140,6 @@ impl MlResults {
                         .map_err(|e| ml_error(e, at, "while training this model"))?;
                     self.models.insert(n, Arc::new(AnyModel::Flow(model)));
                 }
-                NodeKind::Infer { batch } => {
-                    let model = self.model_of(dag, n)?;
-                    let data = data_input(dag, n);
-                    let batches = rows(data, self).await?;
-                    let size = batch.and_then(|b| usize::try_from(b).ok());
-                    let scored = tokio::task::block_in_place(|| infer(&model, &batches, size))
-                        .map_err(|e| ml_error(e, at, "while scoring this table"))?;
-                    self.tables.insert(n, scored);
-                }
                 NodeKind::Evaluate { label } => {
                     let data = data_input(dag, n);
                     let batches = rows(data, self).await?;
@@ -138,7 +156,8 @@ impl MlResults {
         Ok(())
     }
 
-    fn model_of(&self, dag: &Dag, node: NodeId) -> Result<Arc<AnyModel>, Diagnostic> {
+    /// The model an `infer` node scores with.
+    pub fn model_of(&self, dag: &Dag, node: NodeId) -> Result<Arc<AnyModel>, Diagnostic> {
         dag.inputs(node)
             .into_iter()
             .find_map(|i| self.models.get(&i).cloned())
@@ -161,7 +180,7 @@ fn is_model(dag: &Dag, node: NodeId) -> bool {
 }
 
 /// The table an ML step reads (not its model).
-fn data_input(dag: &Dag, node: NodeId) -> NodeId {
+pub(crate) fn data_input(dag: &Dag, node: NodeId) -> NodeId {
     let inputs = dag.inputs(node);
     inputs
         .iter()
@@ -184,42 +203,6 @@ fn model_behind(dag: &Dag, node: NodeId) -> Option<NodeId> {
 
 fn ml_error(e: MlError, at: Span, label: &str) -> Diagnostic {
     Diagnostic::error(Code::E0033, e.to_string(), at, label)
-}
-
-/// Scores `batches`, `batch` rows per call of the model (each input batch at once when
-/// `None`): the input's columns, then the model's.
-fn infer(
-    model: &AnyModel,
-    batches: &[RecordBatch],
-    batch: Option<usize>,
-) -> Result<Vec<RecordBatch>, MlError> {
-    let mut out = Vec::new();
-    for input in batches {
-        let size = batch.unwrap_or(input.num_rows()).max(1);
-        let mut start = 0;
-        while start < input.num_rows() {
-            let chunk = input.slice(start, size.min(input.num_rows() - start));
-            start += chunk.num_rows();
-            let scored = model.predict(&chunk)?;
-            let mut fields = Vec::new();
-            let mut columns: Vec<ArrayRef> = Vec::new();
-            for (field, column) in chunk.schema().fields().iter().zip(chunk.columns()) {
-                if !SCORE_COLUMNS.contains(&field.name().as_str()) {
-                    fields.push(field.as_ref().clone());
-                    columns.push(column.clone());
-                }
-            }
-            for (name, column) in scored {
-                fields.push(Field::new(name, column.data_type().clone(), true));
-                columns.push(column);
-            }
-            out.push(RecordBatch::try_new(
-                Arc::new(Schema::new(fields)),
-                columns,
-            )?);
-        }
-    }
-    Ok(out)
 }
 
 /// The one-row table of `evaluate`.

@@ -19,6 +19,8 @@ type Plan = Arc<TypedRunnableModel>;
 
 /// A loaded, optimised ONNX model.
 pub struct OnnxModel {
+    /// The file, to ship the model to workers.
+    pub bytes: Arc<Vec<u8>>,
     plan: Plan,
     /// The columns it reads, when the file names them.
     pub inputs: Option<Vec<String>>,
@@ -54,24 +56,21 @@ fn input_width(proto: &pb::ModelProto) -> Option<usize> {
 
 /// Reads and optimises the model in `path`; the error is a sentence about the file.
 pub fn load(path: &Path) -> Result<OnnxModel, String> {
-    let onnx = tract_onnx::onnx();
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
         _ => format!("cannot read {}: {e}", path.display()),
     })?;
+    from_bytes(bytes, &path.display().to_string())
+}
+
+/// Optimises the ONNX model in `bytes`; `name` names it in errors.
+pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<OnnxModel, String> {
+    let onnx = tract_onnx::onnx();
     let proto = onnx
         .proto_model_for_read(&mut bytes.as_slice())
-        .map_err(|_| {
-            format!(
-                "{} is not an ONNX model (it does not decode as one)",
-                path.display()
-            )
-        })?;
+        .map_err(|_| format!("{} is not an ONNX model (it does not decode as one)", name))?;
     if proto.graph.is_none() {
-        return Err(format!(
-            "{} is not an ONNX model (it has no graph)",
-            path.display()
-        ));
+        return Err(format!("{} is not an ONNX model (it has no graph)", name));
     }
     let inputs: Option<Vec<String>> = proto
         .metadata_props
@@ -84,10 +83,10 @@ pub fn load(path: &Path) -> Result<OnnxModel, String> {
             format!(
                 "{} does not say how many features a row has (its input is not rows × a fixed \
                  width, and it has no `flow.inputs` metadata)",
-                path.display()
+                name
             )
         })?;
-    let fail = |e: TractError| format!("{} cannot be run: {e}", path.display());
+    let fail = |e: TractError| format!("{} cannot be run: {e}", name);
     let mut model = onnx.model_for_proto_model(&proto).map_err(fail)?;
     let rows = model.sym("rows");
     model
@@ -109,7 +108,7 @@ pub fn load(path: &Path) -> Result<OnnxModel, String> {
     let scores = scores.ok_or_else(|| {
         format!(
             "{} has no floating-point output to read predictions or probabilities from",
-            path.display()
+            name
         )
     })?;
     let task = if label.is_some() {
@@ -122,12 +121,13 @@ pub fn load(path: &Path) -> Result<OnnxModel, String> {
     {
         return Err(format!(
             "{} names {} input columns in `flow.inputs` but reads {width} features",
-            path.display(),
+            name,
             inputs.len()
         ));
     }
     let plan = typed.into_runnable().map_err(fail)?;
     Ok(OnnxModel {
+        bytes: Arc::new(bytes),
         plan,
         inputs,
         width,

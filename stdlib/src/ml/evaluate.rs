@@ -26,7 +26,7 @@ pub fn evaluate(
         classification(batch, label, known)?
     } else if has("distance") {
         let distance = numeric(column(batch, "distance", WHAT)?, "distance", WHAT)?;
-        vec![Some(distance.iter().sum())]
+        vec![Some(metrics::order_free_sum(distance))]
     } else {
         let actual = numeric(column(batch, label, WHAT)?, label, WHAT)?;
         let predicted = numeric(column(batch, "prediction", WHAT)?, "prediction", WHAT)?;

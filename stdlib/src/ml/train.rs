@@ -76,13 +76,7 @@ pub fn prepare(spec: &TrainSpec, batch: &RecordBatch) -> Result<Prepared, MlErro
     let mut targets = Vec::new();
     if let Some(name) = &spec.label {
         let array = encode::column(batch, name, WHAT)?;
-        if let Some(row) = (0..array.len()).find(|&i| array.is_null(i)) {
-            return Err(MlError::data(format!(
-                "the label `{name}` is null in row {} of the training data; a model cannot learn \
-                 from a missing answer — drop such rows first (`filter {name} is not null`)",
-                row + 1
-            )));
-        }
+        refuse_null_label(array, name)?;
         let mut label = Label {
             column: name.clone(),
             data_type: array.data_type().to_string(),
@@ -151,6 +145,30 @@ pub fn prepare(spec: &TrainSpec, batch: &RecordBatch) -> Result<Prepared, MlErro
     Ok(Prepared { model, x, targets })
 }
 
+fn refuse_null_label(array: &arrow::array::ArrayRef, name: &str) -> Result<(), MlError> {
+    match (0..array.len()).find(|&i| array.is_null(i)) {
+        Some(row) => Err(MlError::data(format!(
+            "the label `{name}` is null in row {} of the training data; a model cannot learn \
+             from a missing answer — drop such rows first (`filter {name} is not null`)",
+            row + 1
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses nulls in the label and numeric features, naming the row as the table had it.
+fn refuse_nulls(spec: &TrainSpec, batch: &RecordBatch) -> Result<(), MlError> {
+    if let Some(name) = &spec.label {
+        refuse_null_label(encode::column(batch, name, WHAT)?, name)?;
+    }
+    for feature in &spec.features {
+        if let crate::spec::Feature::Numeric { column } = feature {
+            encode::numeric(encode::column(batch, column, WHAT)?, column, WHAT)?;
+        }
+    }
+    Ok(())
+}
+
 /// The distinct values of a label in their natural order (numbers by value), as text, and
 /// each row's class index.
 pub fn classes(array: &arrow::array::ArrayRef) -> Result<(Vec<String>, Vec<usize>), MlError> {
@@ -207,8 +225,29 @@ pub fn fit(spec: &TrainSpec, batches: &[RecordBatch]) -> Result<Model, MlError> 
         )));
     };
     let batch = arrow::compute::concat_batches(&first.schema(), batches)?;
+    refuse_nulls(spec, &batch)?;
+    let batch = canonical_order(spec, &batch)?;
     let prepared = prepare(spec, &batch)?;
     Ok(fit_prepared(spec, prepared))
+}
+
+/// The rows of `batch` sorted by the columns training reads, so the model depends on which
+/// rows the table holds and not on the order they arrived in (which varies with partitions
+/// and workers). Rows equal in those columns are interchangeable.
+pub fn canonical_order(spec: &TrainSpec, batch: &RecordBatch) -> Result<RecordBatch, MlError> {
+    let mut names: Vec<&str> = spec.features.iter().map(|f| f.column()).collect();
+    names.extend(spec.label.as_deref());
+    let columns = names
+        .iter()
+        .map(|n| {
+            Ok(arrow::compute::SortColumn {
+                values: encode::column(batch, n, WHAT)?.clone(),
+                options: None,
+            })
+        })
+        .collect::<Result<Vec<_>, MlError>>()?;
+    let indices = arrow::compute::lexsort_to_indices(&columns, None)?;
+    Ok(arrow::compute::take_record_batch(batch, &indices)?)
 }
 
 /// Trains on prepared data.
