@@ -10,7 +10,7 @@ pub mod distributed;
 mod exec;
 pub mod files;
 pub mod interrupt;
-mod ml;
+pub mod ml;
 mod save;
 pub mod stats;
 

@@ -22,7 +22,7 @@ pub(crate) const ML_ERROR: &str = "[model] ";
 
 /// A model a run can score tables with.
 #[derive(Debug)]
-pub(crate) enum AnyModel {
+pub enum AnyModel {
     Flow(Model),
     Onnx(onnx::OnnxModel),
 }
@@ -54,7 +54,7 @@ impl AnyModel {
         }
     }
 
-    fn predict(&self, batch: &RecordBatch) -> Result<flow_stdlib::ml::model::Scored, MlError> {
+    pub fn predict(&self, batch: &RecordBatch) -> Result<flow_stdlib::ml::model::Scored, MlError> {
         match self {
             AnyModel::Flow(m) => m.predict(batch),
             AnyModel::Onnx(m) => m.predict(batch),
@@ -76,7 +76,7 @@ impl AnyModel {
 
 /// What the ML nodes of a run computed.
 #[derive(Debug, Default)]
-pub(crate) struct MlResults {
+pub struct MlResults {
     models: HashMap<NodeId, Arc<AnyModel>>,
     tables: HashMap<NodeId, Vec<RecordBatch>>,
 }

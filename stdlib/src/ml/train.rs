@@ -6,7 +6,7 @@ use super::encode::{self, Standardizer};
 use super::kmeans;
 use super::matrix::Matrix;
 use super::model::{Body, Input, Label, Model};
-use super::net::{Head, Net};
+use super::net::{Head, Net, Picked};
 use super::optim::Optimizer;
 use crate::error::MlError;
 use crate::models::Task;
@@ -266,20 +266,19 @@ pub fn fit_prepared(spec: &TrainSpec, prepared: Prepared) -> Model {
         }
         Body::Net { net, params } => {
             *params = net.init(&mut rng);
-            let outputs = net.outputs();
             let mut optimizer = Optimizer::new(spec.optimizer, spec.learning_rate, params.len());
             let mut grad = vec![0.0; params.len()];
             let mut order: Vec<usize> = (0..x.rows).collect();
-            let mut batch_targets = Vec::new();
+            let mut scratch = Vec::new();
             for _ in 0..spec.epochs {
                 order.shuffle(&mut rng);
                 for chunk in order.chunks(spec.batch_size.max(1)) {
-                    let xb = x.gather(chunk);
-                    batch_targets.clear();
-                    for &r in chunk {
-                        batch_targets.extend_from_slice(&targets[r * outputs..(r + 1) * outputs]);
-                    }
-                    net.gradient(params, &xb, &batch_targets, spec.l2, &mut grad);
+                    let picked = Picked {
+                        x: &x,
+                        targets: &targets,
+                        rows: chunk,
+                    };
+                    net.gradient_rows(params, picked, spec.l2, &mut grad, &mut scratch);
                     optimizer.step(params, &grad);
                 }
             }

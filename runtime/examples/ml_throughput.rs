@@ -1,0 +1,100 @@
+//! Throughput of flow's ML kernels on data already in memory, for `bench/ml.sh`, which runs
+//! the scikit-learn and onnxruntime side on the same files in the same run:
+//!
+//!     ml_throughput train CSV LABEL EPOCHS     # logistic, plain SGD, one row per step
+//!     ml_throughput onnx MODEL CSV BATCH       # ONNX inference, BATCH rows per call
+//!
+//! Prints rows per second (training: rows × epochs / seconds), the median of 5 runs.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::csv::ReaderBuilder;
+use datafusion::arrow::csv::reader::Format;
+use flow_runtime::ml::AnyModel;
+use flow_runtime::ml::onnx;
+use flow_stdlib::ml::train;
+use flow_stdlib::{ArgValue, Feature, TrainSpec};
+use std::fs::File;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn read(path: &str) -> RecordBatch {
+    let mut file = File::open(path).expect("the CSV file");
+    let (schema, _) = Format::default()
+        .with_header(true)
+        .infer_schema(&mut file, None)
+        .expect("a CSV header");
+    let file = File::open(path).expect("the CSV file");
+    let reader = ReaderBuilder::new(Arc::new(schema))
+        .with_header(true)
+        .with_batch_size(1 << 20)
+        .build(file)
+        .expect("a CSV reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("CSV rows")).collect();
+    datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("rows")
+}
+
+fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["train", csv, label, epochs] => {
+            let batch = read(csv);
+            let epochs: i64 = epochs.parse().expect("epochs");
+            let mut spec = TrainSpec::new(flow_stdlib::models::find("logistic").unwrap());
+            spec.set("label", ArgValue::Column(label.to_string()));
+            let features = batch
+                .schema()
+                .fields()
+                .iter()
+                .filter(|f| f.name() != label)
+                .map(|f| Feature::Numeric {
+                    column: f.name().clone(),
+                })
+                .collect();
+            spec.set("features", ArgValue::Features(features));
+            spec.set("epochs", ArgValue::Int(epochs));
+            spec.set("batch_size", ArgValue::Int(1));
+            spec.set("optimizer", ArgValue::Text("sgd".into()));
+            let runs = (0..5)
+                .map(|_| {
+                    let start = Instant::now();
+                    train::fit(&spec, std::slice::from_ref(&batch)).expect("training");
+                    start.elapsed().as_secs_f64()
+                })
+                .collect();
+            let rows = batch.num_rows() as f64 * epochs as f64;
+            println!("{:.0}", rows / median(runs));
+        }
+        ["onnx", model, csv, size] => {
+            let batch = read(csv);
+            let size: usize = size.parse().expect("batch size");
+            let model = AnyModel::Onnx(onnx::load(std::path::Path::new(model)).expect("model"));
+            let runs = (0..5)
+                .map(|_| {
+                    let start = Instant::now();
+                    let mut at = 0;
+                    while at < batch.num_rows() {
+                        let n = size.min(batch.num_rows() - at);
+                        model.predict(&batch.slice(at, n)).expect("scores");
+                        at += n;
+                    }
+                    start.elapsed().as_secs_f64()
+                })
+                .collect();
+            println!("{:.0}", batch.num_rows() as f64 / median(runs));
+        }
+        _ => {
+            eprintln!("usage: ml_throughput train CSV LABEL EPOCHS | onnx MODEL CSV BATCH");
+            std::process::exit(2);
+        }
+    }
+}
