@@ -2,7 +2,7 @@
 # The planner's predicted time of every example against the measured one, under the `local`
 # profile calibrated on this machine (`flowc calibrate`, kept apart from the user's own in
 # target/bench-config). Each example runs on 2 worker processes with --report; the table
-# prints both times and the error. Examples with ML steps are skipped until they can run.
+# prints both times and the error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p flow-cli
@@ -12,7 +12,6 @@ export XDG_CONFIG_HOME=$PWD/target/bench-config
 echo "| example | predicted | measured | error |"
 echo "| --- | --- | --- | --- |"
 for f in examples/*.flow; do
-  grep -qE '\| *(train|infer|evaluate) ' "$f" && continue
   name=$(basename "$f" .flow)
   "$flowc" run "$f" --workers 2 --report "target/predicted-$name.json" >/dev/null
   python3 - "$name" "target/predicted-$name.json" <<'PY'

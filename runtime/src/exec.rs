@@ -1,10 +1,11 @@
 //! Single-process execution of a compiled DAG through DataFusion: every sink's plan, with the
 //! scan placeholders of the DAG replaced by the real files, run in one session.
 
+use crate::distributed::protocol::TrainHeader;
 use crate::distributed::record::RunRecord;
 use crate::distributed::{ClusterOptions, Coordinator, LocalBackend, Watch};
 use crate::ml::scored::ScoredTable;
-use crate::ml::{AnyModel, MlResults};
+use crate::ml::{AnyModel, MlHost, MlResults};
 use crate::save;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -26,6 +27,9 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flow_compiler::{Compiled, Dag, Format, NodeId, NodeKind, SinkKind, node_of_scan};
 use flow_lang::{Code, Diagnostic, Span};
+use flow_stdlib::TrainSpec;
+use flow_stdlib::ml::train::{self, Prepared};
+use flow_stdlib::ml::{Body, Model};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -131,13 +135,52 @@ async fn ensure_ml(
     engine: &mut Engine,
     ml: &mut MlResults,
 ) -> Result<(), Diagnostic> {
-    ml.ensure(
-        dag,
-        node,
-        &options.base_dir,
-        &mut async |n: NodeId, results: &MlResults| rows(dag, n, ctx, engine, results).await,
-    )
-    .await
+    let mut host = Host { dag, ctx, engine };
+    ml.ensure(dag, node, &options.base_dir, &mut host).await
+}
+
+/// The engine as the ML steps see it.
+struct Host<'a> {
+    dag: &'a Dag,
+    ctx: &'a SessionContext,
+    engine: &'a mut Engine,
+}
+
+impl MlHost for Host<'_> {
+    async fn rows(
+        &mut self,
+        node: NodeId,
+        results: &MlResults,
+    ) -> Result<Vec<RecordBatch>, Diagnostic> {
+        rows(self.dag, node, self.ctx, self.engine, results).await
+    }
+
+    fn train(&mut self, spec: &TrainSpec, prepared: Prepared) -> Result<Model, String> {
+        let Engine::Cluster(coordinator) = &mut *self.engine else {
+            return Ok(train::fit_prepared(spec, prepared));
+        };
+        let Body::Net { net, .. } = &prepared.model.body else {
+            // k-means trains in the coordinator.
+            return Ok(train::fit_prepared(spec, prepared));
+        };
+        if coordinator.workers() < 2 {
+            return Ok(train::fit_prepared(spec, prepared));
+        }
+        let header = TrainHeader {
+            spec: spec.clone(),
+            net: net.clone(),
+            params: train::initial_params(spec, net),
+            inputs: prepared.x.cols,
+        };
+        let params = coordinator
+            .train(&header, &prepared.x, &prepared.targets)
+            .map_err(|e| crate::diagnose::clean(&e.to_string()))?;
+        let mut model = prepared.model;
+        if let Body::Net { params: p, .. } = &mut model.body {
+            *p = params;
+        }
+        Ok(model)
+    }
 }
 
 /// The whole table of a relational node (its ML inputs already computed).

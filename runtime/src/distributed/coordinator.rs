@@ -93,9 +93,9 @@ const BROADCAST_MAX_ROWS: usize = 1 << 20;
 const STARTUP: Duration = Duration::from_secs(60);
 
 /// Longest wait for any sign of life from the workers before the run gives up.
-const SILENCE: Duration = Duration::from_secs(300);
+pub(super) const SILENCE: Duration = Duration::from_secs(300);
 
-enum Event {
+pub(super) enum Event {
     Joined {
         id: usize,
         conn: TcpStream,
@@ -179,7 +179,7 @@ impl std::fmt::Debug for Coordinator {
     }
 }
 
-fn error(message: impl Into<String>) -> DataFusionError {
+pub(super) fn error(message: impl Into<String>) -> DataFusionError {
     DataFusionError::Execution(message.into())
 }
 
@@ -299,7 +299,7 @@ impl Coordinator {
         self.slots.iter().flatten().filter(|s| s.alive).count()
     }
 
-    fn handle_setup(&mut self, event: Event) {
+    pub(super) fn handle_setup(&mut self, event: Event) {
         match event {
             Event::Joined {
                 id,
@@ -360,9 +360,7 @@ impl Coordinator {
         if let (Ok(_), Some(watch)) = (&result, &self.watch) {
             watch.job_done(job);
         }
-        for slot in self.slots.iter_mut().flatten().filter(|s| s.alive) {
-            let _ = send(&mut slot.conn, &ToWorker::Release { job });
-        }
+        self.release(job);
         result
     }
 
@@ -459,7 +457,12 @@ impl Coordinator {
                         None => self.failed(runs, id, message)?,
                     }
                 }
-                Event::Message(_, ToCoordinator::Hello { .. }) => {}
+                Event::Message(
+                    _,
+                    ToCoordinator::Hello { .. }
+                    | ToCoordinator::Trained { .. }
+                    | ToCoordinator::TrainFailed { .. },
+                ) => {}
                 Event::Lost(w) => self.worker_lost(w, job, runs)?,
                 joined @ Event::Joined { .. } => self.handle_setup(joined),
             }
@@ -525,20 +528,34 @@ impl Coordinator {
         }
     }
 
-    fn worker_lost(&mut self, w: usize, job: usize, runs: &mut [StageRun]) -> Result<()> {
-        let Some(slot) = self.slot(w) else {
-            return Ok(());
-        };
+    /// Marks worker `w` dead and kills what is left of it; its process id if it was alive.
+    pub(super) fn retire(&mut self, w: usize) -> Option<u32> {
+        let slot = self.slot(w)?;
         if !slot.alive {
-            return Ok(());
+            return None;
         }
         slot.alive = false;
-        let busy = slot.busy.take();
         let pid = slot.pid;
         self.backend.kill(pid);
         if !crate::interrupt::interrupted() {
             tracing::warn!("worker {pid} was lost; starting another");
         }
+        Some(pid)
+    }
+
+    /// Starts a worker in place of a lost one.
+    pub(super) fn replace(&mut self) -> Result<()> {
+        self.launched = Instant::now();
+        self.backend
+            .launch(&self.launch, &self.secret)
+            .map_err(|e| error(format!("cannot start a replacement worker: {e}")))
+    }
+
+    fn worker_lost(&mut self, w: usize, job: usize, runs: &mut [StageRun]) -> Result<()> {
+        let busy = self.slot(w).and_then(|s| s.busy);
+        let Some(pid) = self.retire(w) else {
+            return Ok(());
+        };
         for run in runs.iter_mut() {
             for t in 0..run.committed.len() {
                 if run.committed[t]
@@ -558,10 +575,100 @@ impl Coordinator {
             self.note(id, w, 0.0, 0, 0, Some(message.clone()));
             self.failed(runs, id, message)?;
         }
-        self.launched = Instant::now();
-        self.backend
-            .launch(&self.launch, &self.secret)
-            .map_err(|e| error(format!("cannot start a replacement worker: {e}")))
+        self.replace()
+    }
+
+    /// Workers the run asked for.
+    pub fn workers(&self) -> usize {
+        self.want
+    }
+
+    pub(super) fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The collective the plan chose for a training stage, if it planned one.
+    pub(super) fn planned_collective(&self) -> Option<flow_planner::physical::Collective> {
+        let ChannelChoice::Planned(plan) = &self.channel else {
+            return None;
+        };
+        plan.stages.iter().find_map(|s| s.collective.clone())
+    }
+
+    /// The channel stage outputs take when the plan says nothing.
+    pub(super) fn default_channel(&self) -> ChannelKind {
+        match &self.channel {
+            ChannelChoice::All(kind) => *kind,
+            ChannelChoice::Planned(_) => ChannelKind::Direct,
+        }
+    }
+
+    /// Waits until as many workers as the run asked for have joined.
+    pub(super) fn wait_for_workers(&mut self) -> Result<()> {
+        while self.live() < self.want {
+            let wait = STARTUP.saturating_sub(self.launched.elapsed());
+            match self.events.recv_timeout(wait) {
+                Ok(Event::Lost(w)) => {
+                    if self.retire(w).is_some() {
+                        self.replace()?;
+                    }
+                }
+                Ok(event) => self.handle_setup(event),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(error(format!(
+                        "only {} of {} workers joined within {} s of being started",
+                        self.live(),
+                        self.want,
+                        STARTUP.as_secs()
+                    )));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(error("the coordinator lost its control port"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn new_job(&mut self) -> usize {
+        self.next_job += 1;
+        self.next_job - 1
+    }
+
+    /// The live workers, in the order they joined.
+    pub(super) fn live_workers(&self) -> Vec<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.alive))
+            .map(|(w, _)| w)
+            .collect()
+    }
+
+    pub(super) fn data_addr(&self, w: usize) -> String {
+        self.slots[w]
+            .as_ref()
+            .map(|s| s.data_addr.clone())
+            .unwrap_or_default()
+    }
+
+    /// The control connection of a live worker.
+    pub(super) fn connection(&mut self, w: usize) -> &mut TcpStream {
+        &mut self.slots[w].as_mut().expect("a live worker").conn
+    }
+
+    pub(super) fn next_event(
+        &self,
+        wait: Duration,
+    ) -> std::result::Result<Event, RecvTimeoutError> {
+        self.events.recv_timeout(wait)
+    }
+
+    /// Tells the workers to forget what a finished job kept.
+    pub(super) fn release(&mut self, job: usize) {
+        for slot in self.slots.iter_mut().flatten().filter(|s| s.alive) {
+            let _ = send(&mut slot.conn, &ToWorker::Release { job });
+        }
     }
 
     fn dispatch(&mut self, job: usize, stages: &[StagePlan], runs: &mut [StageRun]) -> Result<()> {

@@ -5,7 +5,9 @@
 //! - `fail@shuffle`, `fail@gather`, `fail@last`: every attempt of every task of that role
 //!   fails, a permanent failure;
 //! - `stall@shuffle`, `stall@gather`, `stall@last`: like `kill`, but the worker stops working
-//!   instead of dying, a run held open (for the Ctrl-C test).
+//!   instead of dying, a run held open (for the Ctrl-C test);
+//! - `kill@train`: member 1 of the first attempt at a data-parallel training kills itself
+//!   with SIGKILL in its second epoch.
 //!
 //! Unset (as for every user), nothing happens.
 
@@ -70,6 +72,13 @@ impl Faults {
         Ok(())
     }
 
+    /// Called at every step of a data-parallel training: an injected death.
+    pub fn during_training(&self, rank: usize, attempt: u32, epoch: usize) {
+        if rank == 1 && attempt == 0 && epoch == 1 && self.kill.iter().any(|r| r == "train") {
+            die();
+        }
+    }
+
     /// Called after each batch a task computes: an injected death or stall.
     pub fn during_task(&self, id: &AttemptId, role: Role, batches: usize) {
         if batches != 1 || id.task != 0 || id.attempt != 0 {
@@ -79,12 +88,16 @@ impl Faults {
             std::thread::sleep(std::time::Duration::from_secs(600));
         }
         if self.kill.iter().any(|r| r == role.name()) {
-            // SIGKILL, as the operating system or Lambda would: no destructors, no goodbye.
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &std::process::id().to_string()])
-                .status();
-            std::thread::sleep(std::time::Duration::from_secs(60));
-            std::process::exit(137);
+            die();
         }
     }
+}
+
+/// SIGKILL, as the operating system or Lambda would: no destructors, no goodbye.
+fn die() {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &std::process::id().to_string()])
+        .status();
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    std::process::exit(137);
 }

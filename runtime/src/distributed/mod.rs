@@ -18,6 +18,7 @@ pub mod protocol;
 pub mod record;
 pub mod stages;
 pub mod store;
+pub mod training;
 pub mod worker;
 
 pub use backend::{Backend, LocalBackend};

@@ -101,6 +101,23 @@ pub enum ToWorker {
         /// Whether it is a task of the job's last stage (whose output the coordinator reads).
         last: bool,
     },
+    /// Train as one member of a data-parallel group. Three frames follow: the
+    /// [`TrainHeader`] as JSON, then the member's input rows and their targets as
+    /// little-endian `f64`s.
+    Train {
+        /// Names this training attempt; its messages' tags start with it.
+        key: String,
+        /// Which attempt at the training this is, from 0.
+        attempt: u32,
+        /// The member's rank, the group's size, the sync mode and schedule.
+        member: flow_stdlib::ml::parallel::Member,
+        /// Every member's data-server address, by rank.
+        peers: Vec<String>,
+        /// How members reach each other: their data servers, or the run's store.
+        mailbox: ChannelKind,
+        /// How `allreduce` adds: `ring` or `doubling`.
+        algorithm: String,
+    },
     /// Forget the outputs of a finished job.
     Release {
         /// The job.
@@ -108,6 +125,30 @@ pub enum ToWorker {
     },
     /// Exit.
     Shutdown,
+}
+
+/// What every member of a training needs besides its rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainHeader {
+    pub spec: flow_stdlib::TrainSpec,
+    pub net: flow_stdlib::ml::net::Net,
+    /// The starting parameters, the same for every member.
+    pub params: Vec<f64>,
+    /// Columns of the input rows.
+    pub inputs: usize,
+}
+
+/// `values` as little-endian bytes, the form rows travel in.
+pub fn f64_bytes(values: &[f64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The `f64`s [`f64_bytes`] wrote.
+pub fn f64_values(bytes: &[u8]) -> Vec<f64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect()
 }
 
 /// A message from a worker.
@@ -130,6 +171,19 @@ pub enum ToCoordinator {
         bytes: Vec<u64>,
         /// Seconds from receiving the task to outputs ready.
         seconds: f64,
+    },
+    /// A member finished training; every member ends with the same parameters.
+    Trained {
+        key: String,
+        rank: usize,
+        params: Vec<f64>,
+        seconds: f64,
+    },
+    /// A member could not train.
+    TrainFailed {
+        key: String,
+        rank: usize,
+        error: String,
     },
     /// A task failed.
     Failed {

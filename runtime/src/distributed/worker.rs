@@ -5,9 +5,13 @@
 use super::auth::Secret;
 use super::channels::{Channels, Compression, lost_peer};
 use super::codec;
+use super::collective::{DirectMailbox, Group, Mailbox, StoreMailbox};
 use super::faults::{Faults, Role};
 use super::outbox::Outbox;
-use super::protocol::{AttemptId, ChannelKind, ToCoordinator, ToWorker, read_frame, receive, send};
+use super::protocol::{
+    AttemptId, ChannelKind, ToCoordinator, ToWorker, TrainHeader, f64_values, read_frame, receive,
+    send,
+};
 use super::store::open_store;
 use bytes::Bytes;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -16,6 +20,10 @@ use datafusion::physical_expr::Partitioning;
 use datafusion::physical_plan::metrics::Time;
 use datafusion::physical_plan::repartition::{BatchPartitioner, RepartitionExec};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use flow_stdlib::MlError;
+use flow_stdlib::SyncMode;
+use flow_stdlib::ml::Matrix;
+use flow_stdlib::ml::parallel::{self, Combine, Member};
 use futures::StreamExt;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -75,7 +83,7 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
         .enable_file_stream_work_stealing = false;
     *state.config_mut() = config.with_extension(channels.clone());
     let ctx = SessionContext::new_with_state(state);
-    let faults = Faults::from_env();
+    let faults = Arc::new(Faults::from_env());
     loop {
         // The coordinator closing the connection is the normal way a worker learns the run is
         // over (or that the coordinator died): either way, exit.
@@ -86,6 +94,59 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
             ToWorker::Shutdown => return Ok(()),
             ToWorker::Release { job } => {
                 outbox.release(&format!("j{job}/"));
+            }
+            ToWorker::Train {
+                key,
+                attempt,
+                member,
+                peers,
+                mailbox,
+                algorithm,
+            } => {
+                let frames: std::io::Result<Vec<Vec<u8>>> =
+                    (0..3).map(|_| read_frame(&mut control)).collect();
+                let Ok(frames) = frames else {
+                    return Ok(());
+                };
+                let started = Instant::now();
+                let rank = member.rank;
+                let kept = (mailbox == ChannelKind::Direct).then(|| outbox.clone());
+                let mailbox: Box<dyn Mailbox> = match mailbox {
+                    ChannelKind::Direct => Box::new(DirectMailbox {
+                        channels: channels.clone(),
+                        outbox: outbox.clone(),
+                        peers,
+                        handle: runtime.handle().clone(),
+                    }),
+                    ChannelKind::Storage => Box::new(StoreMailbox {
+                        channels: channels.clone(),
+                        rank,
+                        handle: runtime.handle().clone(),
+                    }),
+                };
+                let fault = (faults.clone(), attempt);
+                let name = key.clone();
+                // On a blocking thread while this thread drives the runtime the mailbox's
+                // I/O runs on.
+                let trained = runtime.block_on(async move {
+                    tokio::task::spawn_blocking(move || {
+                        train_member(&name, member, mailbox, &algorithm, &frames, fault, kept)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("training stopped: {e}")))
+                });
+                let reply = match trained {
+                    Ok(params) => ToCoordinator::Trained {
+                        key,
+                        rank,
+                        params,
+                        seconds: started.elapsed().as_secs_f64(),
+                    },
+                    Err(error) => ToCoordinator::TrainFailed { key, rank, error },
+                };
+                if send(&mut control, &reply).is_err() {
+                    return Ok(());
+                }
             }
             ToWorker::Task { id, channel, last } => {
                 let Ok(plan) = read_frame(&mut control) else {
@@ -123,6 +184,95 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
             }
         }
     }
+}
+
+/// Adds vectors across the training group with the runtime's collectives (in `f32`, the
+/// precision gradients travel in).
+struct GroupCombine {
+    group: Group,
+    key: String,
+    allreduce: fn(&Group, &str, &mut [f32]) -> Result<()>,
+    /// Injected faults and the attempt they apply to.
+    fault: (Arc<Faults>, u32),
+    /// Where this member's direct-channel messages wait for its peers, and the tags of the
+    /// last sums: a sum's messages are dropped two sums later, when every peer has read them.
+    outbox: Option<Arc<Outbox>>,
+    recent: std::collections::VecDeque<String>,
+}
+
+impl Combine for GroupCombine {
+    fn sum(&mut self, tag: &str, values: &mut [f64]) -> std::result::Result<(), MlError> {
+        let epoch = tag
+            .strip_prefix('e')
+            .and_then(|t| t.split('s').next())
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0);
+        self.fault
+            .0
+            .during_training(self.group.rank, self.fault.1, epoch);
+        let mut wire: Vec<f32> = values.iter().map(|v| *v as f32).collect();
+        let full = format!("{}/{tag}", self.key);
+        (self.allreduce)(&self.group, &full, &mut wire)
+            .map_err(|e| MlError::data(e.to_string()))?;
+        if let Some(outbox) = &self.outbox {
+            self.recent.push_back(full);
+            if self.recent.len() > 2
+                && let Some(old) = self.recent.pop_front()
+            {
+                outbox.release(&format!("{old}/"));
+            }
+        }
+        for (v, w) in values.iter_mut().zip(&wire) {
+            *v = f64::from(*w);
+        }
+        Ok(())
+    }
+}
+
+/// One member's training, from the frames that came with its message.
+fn train_member(
+    key: &str,
+    member: Member,
+    mailbox: Box<dyn Mailbox>,
+    algorithm: &str,
+    frames: &[Vec<u8>],
+    fault: (Arc<Faults>, u32),
+    outbox: Option<Arc<Outbox>>,
+) -> std::result::Result<Vec<f64>, String> {
+    let header: TrainHeader = serde_json::from_slice(&frames[0]).map_err(|e| e.to_string())?;
+    let data = f64_values(&frames[1]);
+    let targets = f64_values(&frames[2]);
+    let x = Matrix {
+        rows: data.len().checked_div(header.inputs).unwrap_or(0),
+        cols: header.inputs,
+        data,
+    };
+    let group = Group::new(member.rank, member.size, mailbox).map_err(|e| e.to_string())?;
+    let allreduce: fn(&Group, &str, &mut [f32]) -> Result<()> = match (member.sync, algorithm) {
+        (SyncMode::ScatterReduce, _) => Group::scatter_reduce,
+        (_, "doubling") if member.size.is_power_of_two() => Group::allreduce_doubling,
+        _ => Group::allreduce_ring,
+    };
+    let mut combine = GroupCombine {
+        group,
+        key: key.to_string(),
+        allreduce,
+        fault,
+        outbox,
+        recent: Default::default(),
+    };
+    let mut params = header.params.clone();
+    parallel::fit_member(
+        &header.spec,
+        &header.net,
+        &mut params,
+        &x,
+        &targets,
+        &member,
+        &mut combine,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(params)
 }
 
 async fn run_task(

@@ -11,8 +11,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use flow_compiler::{Dag, NodeId, NodeKind};
 use flow_lang::{Code, Diagnostic, Span};
-use flow_stdlib::MlError;
 use flow_stdlib::ml::{Model, evaluate, train};
+use flow_stdlib::{MlError, TrainSpec};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -74,6 +74,19 @@ impl AnyModel {
     }
 }
 
+/// What the ML steps need from the engine that runs the rest of the program.
+pub(crate) trait MlHost {
+    /// The whole table of a relational node, with what `results` computed substituted.
+    async fn rows(
+        &mut self,
+        node: NodeId,
+        results: &MlResults,
+    ) -> Result<Vec<RecordBatch>, Diagnostic>;
+
+    /// Trains a model on prepared data: in this process, or across the run's workers.
+    fn train(&mut self, spec: &TrainSpec, prepared: train::Prepared) -> Result<Model, String>;
+}
+
 /// What the ML nodes of a run computed.
 #[derive(Debug, Default)]
 pub struct MlResults {
@@ -98,12 +111,12 @@ impl MlResults {
 
     /// Computes `node` and every ML node it depends on that is not computed yet. `rows`
     /// computes the table of a relational node (with these results substituted).
-    pub async fn ensure(
+    pub(crate) async fn ensure(
         &mut self,
         dag: &Dag,
         node: NodeId,
         base_dir: &Path,
-        rows: &mut impl AsyncFnMut(NodeId, &MlResults) -> Result<Vec<RecordBatch>, Diagnostic>,
+        host: &mut impl MlHost,
     ) -> Result<(), Diagnostic> {
         let mut upstream = vec![node];
         let mut stack = vec![node];
@@ -135,14 +148,19 @@ impl MlResults {
                 }
                 NodeKind::Train { spec, .. } => {
                     let data = data_input(dag, n);
-                    let batches = rows(data, self).await?;
-                    let model = tokio::task::block_in_place(|| train::fit(spec, &batches))
-                        .map_err(|e| ml_error(e, at, "while training this model"))?;
+                    let batches = host.rows(data, self).await?;
+                    let model = tokio::task::block_in_place(|| {
+                        let prepared = train::prepare_batches(spec, &batches)
+                            .map_err(|e| ml_error(e, at, "while training this model"))?;
+                        host.train(spec, prepared).map_err(|message| {
+                            Diagnostic::error(Code::E0029, message, at, "while training this model")
+                        })
+                    })?;
                     self.models.insert(n, Arc::new(AnyModel::Flow(model)));
                 }
                 NodeKind::Evaluate { label } => {
                     let data = data_input(dag, n);
-                    let batches = rows(data, self).await?;
+                    let batches = host.rows(data, self).await?;
                     let classes = model_behind(dag, data)
                         .and_then(|m| self.models.get(&m))
                         .and_then(|m| m.classes());

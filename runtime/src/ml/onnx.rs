@@ -22,6 +22,8 @@ pub struct OnnxModel {
     /// The file, to ship the model to workers.
     pub bytes: Arc<Vec<u8>>,
     plan: Plan,
+    /// Plans optimised for one batch size, which tract runs faster than the general one.
+    sized: std::sync::Mutex<std::collections::HashMap<usize, Plan>>,
     /// The columns it reads, when the file names them.
     pub inputs: Option<Vec<String>>,
     width: usize,
@@ -129,6 +131,7 @@ pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<OnnxModel, String> {
     Ok(OnnxModel {
         bytes: Arc::new(bytes),
         plan,
+        sized: Default::default(),
         inputs,
         width,
         label,
@@ -174,6 +177,32 @@ impl OnnxModel {
         }
     }
 
+    /// The plan for batches of `rows` rows: one optimised for that size, made the first time
+    /// it is asked for (a few sizes at most: the batch and the remainders); the general plan
+    /// when that fails or too many sizes came.
+    fn plan_for(&self, rows: usize) -> Plan {
+        const SIZES: usize = 8;
+        let Ok(mut sized) = self.sized.lock() else {
+            return self.plan.clone();
+        };
+        if let Some(plan) = sized.get(&rows) {
+            return plan.clone();
+        }
+        if sized.len() >= SIZES {
+            return self.plan.clone();
+        }
+        let made = (|| -> TractResult<Plan> {
+            let onnx = tract_onnx::onnx();
+            let proto = onnx.proto_model_for_read(&mut self.bytes.as_slice())?;
+            let mut model = onnx.model_for_proto_model(&proto)?;
+            model.set_input_fact(0, f32::fact([rows, self.width]).into())?;
+            model.into_optimized()?.into_runnable()
+        })();
+        let plan = made.unwrap_or_else(|_| self.plan.clone());
+        sized.insert(rows, plan.clone());
+        plan
+    }
+
     /// Scores `batch`: `prediction`, and for classifiers `probability` (of the positive class
     /// for two classes, of the predicted class otherwise).
     pub fn predict(&self, batch: &RecordBatch) -> Result<Scored, MlError> {
@@ -197,7 +226,7 @@ impl OnnxModel {
         let tensor = tract_ndarray::Array2::from_shape_vec((rows, self.width), input)
             .map_err(|e| MlError::data(e.to_string()))?;
         let outputs = self
-            .plan
+            .plan_for(rows)
             .run(tvec!(Tensor::from(tensor).into_tvalue()))
             .map_err(|e| MlError::data(format!("the ONNX model failed: {e}")))?;
         let scores = outputs[self.scores]

@@ -9,6 +9,7 @@ pub mod matrix;
 pub mod model;
 pub mod net;
 pub mod optim;
+pub mod parallel;
 pub mod train;
 
 pub use matrix::Matrix;

@@ -231,21 +231,13 @@ impl Net {
         }
         let (inputs, outputs) = (self.sizes[0], self.outputs());
         grad.iter_mut().for_each(|g| *g = 0.0);
-        let (w, b) = params.split_at(inputs * outputs);
+        let w = &params[..inputs * outputs];
         let n = rows.len().max(1) as f64;
         let mut loss = 0.0;
         scratch.resize(outputs, 0.0);
         for &r in rows {
             let a = x.row(r);
-            for (j, o) in scratch.iter_mut().enumerate() {
-                *o = b[j]
-                    + w[j * inputs..(j + 1) * inputs]
-                        .iter()
-                        .zip(a)
-                        .map(|(w, a)| w * a)
-                        .sum::<f64>();
-            }
-            self.activate(scratch);
+            self.head_of(params, a, scratch);
             let t = &targets[r * outputs..(r + 1) * outputs];
             let (gw, gb) = grad.split_at_mut(inputs * outputs);
             for (j, (&o, &t)) in scratch.iter().zip(t).enumerate() {
@@ -274,6 +266,59 @@ impl Net {
             }
         }
         loss
+    }
+}
+
+impl Net {
+    /// The head's outputs for one input row `a` of a model without hidden layers.
+    fn head_of(&self, params: &[f64], a: &[f64], out: &mut [f64]) {
+        let inputs = self.sizes[0];
+        let (w, b) = params.split_at(inputs * self.outputs());
+        for (j, o) in out.iter_mut().enumerate() {
+            let wj = &w[j * inputs..(j + 1) * inputs];
+            *o = b[j] + wj.iter().zip(a).map(|(w, a)| w * a).sum::<f64>();
+        }
+        self.activate(out);
+    }
+
+    /// One plain SGD step on one row (`picked.rows[0]`) of a model without hidden layers:
+    /// what [`Net::gradient_rows`] then a step of `learning_rate` computes, fused.
+    pub fn sgd_row(
+        &self,
+        params: &mut [f64],
+        picked: Picked<'_>,
+        learning_rate: f64,
+        l2: f64,
+        scratch: &mut Vec<f64>,
+    ) {
+        let (inputs, outputs) = (self.sizes[0], self.outputs());
+        let r = picked.rows[0];
+        let a = picked.x.row(r);
+        let t = &picked.targets[r * outputs..(r + 1) * outputs];
+        scratch.resize(outputs, 0.0);
+        self.head_of(params, a, scratch);
+        let (w, b) = params.split_at_mut(inputs * outputs);
+        for (j, (&o, &t)) in scratch.iter().zip(t).enumerate() {
+            let d = o - t;
+            for (w, a) in w[j * inputs..(j + 1) * inputs].iter_mut().zip(a) {
+                let g = if d == 0.0 { 0.0 } else { d * a };
+                *w -= learning_rate * (g + l2 * *w);
+            }
+            b[j] -= learning_rate * d;
+        }
+    }
+
+    /// Adds the L2 penalty's gradient (`l2 · w` for every weight, not the biases) to `grad`.
+    pub fn add_l2(&self, params: &[f64], l2: f64, grad: &mut [f64]) {
+        if l2 <= 0.0 {
+            return;
+        }
+        for (inputs, outputs, at) in self.layers() {
+            let weights = at..at + inputs * outputs;
+            for (g, w) in grad[weights.clone()].iter_mut().zip(&params[weights]) {
+                *g += l2 * w;
+            }
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use super::net::{Head, Net, Picked};
 use super::optim::Optimizer;
 use crate::error::MlError;
 use crate::models::Task;
-use crate::spec::TrainSpec;
+use crate::spec::{OptimizerKind, TrainSpec};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
@@ -218,6 +218,12 @@ pub(crate) fn shorten(classes: &[String]) -> String {
 
 /// Trains a model on `batches` in this process.
 pub fn fit(spec: &TrainSpec, batches: &[RecordBatch]) -> Result<Model, MlError> {
+    Ok(fit_prepared(spec, prepare_batches(spec, batches)?))
+}
+
+/// The training table of `batches` made ready: nulls refused (naming the row as it came),
+/// rows in their canonical order, encoded.
+pub fn prepare_batches(spec: &TrainSpec, batches: &[RecordBatch]) -> Result<Prepared, MlError> {
     let Some(first) = batches.first() else {
         return Err(MlError::data(format!(
             "the training data of `{}` has no rows",
@@ -227,8 +233,12 @@ pub fn fit(spec: &TrainSpec, batches: &[RecordBatch]) -> Result<Model, MlError> 
     let batch = arrow::compute::concat_batches(&first.schema(), batches)?;
     refuse_nulls(spec, &batch)?;
     let batch = canonical_order(spec, &batch)?;
-    let prepared = prepare(spec, &batch)?;
-    Ok(fit_prepared(spec, prepared))
+    prepare(spec, &batch)
+}
+
+/// The starting parameters of `net` for `spec`'s seed (what one process starts from too).
+pub fn initial_params(spec: &TrainSpec, net: &Net) -> Vec<f64> {
+    net.init(&mut ChaCha8Rng::seed_from_u64(spec.seed))
 }
 
 /// The rows of `batch` sorted by the columns training reads, so the model depends on which
@@ -270,6 +280,22 @@ pub fn fit_prepared(spec: &TrainSpec, prepared: Prepared) -> Model {
             let mut grad = vec![0.0; params.len()];
             let mut order: Vec<usize> = (0..x.rows).collect();
             let mut scratch = Vec::new();
+            if spec.batch_size == 1 && spec.optimizer == OptimizerKind::Sgd && net.sizes.len() == 2
+            {
+                // Online SGD: the same arithmetic as below, without the gradient buffer.
+                for _ in 0..spec.epochs {
+                    order.shuffle(&mut rng);
+                    for &r in &order {
+                        let rows = Picked {
+                            x: &x,
+                            targets: &targets,
+                            rows: std::slice::from_ref(&r),
+                        };
+                        net.sgd_row(params, rows, spec.learning_rate, spec.l2, &mut scratch);
+                    }
+                }
+                return model;
+            }
             for _ in 0..spec.epochs {
                 order.shuffle(&mut rng);
                 for chunk in order.chunks(spec.batch_size.max(1)) {

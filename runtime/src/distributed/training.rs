@@ -1,0 +1,199 @@
+//! Data-parallel training on the run's workers: the coordinator gives every worker its shard
+//! of the prepared rows and the group's addresses, the workers train together through the
+//! collectives (`flow_stdlib::ml::parallel` says what is combined, [`super::collective`]
+//! how), and every member ends with the same parameters. A member that fails or dies fails
+//! the attempt; the whole group then starts again, up to the run's attempt limit.
+
+use super::channels::lost_peer;
+use super::coordinator::{Coordinator, Event, error};
+use super::protocol::{
+    ChannelKind, ToCoordinator, ToWorker, TrainHeader, f64_bytes, send, write_frame,
+};
+use datafusion::error::Result;
+use flow_planner::Channel;
+use flow_stdlib::SyncMode;
+use flow_stdlib::ml::Matrix;
+use flow_stdlib::ml::parallel::{self, Member};
+use std::sync::mpsc::RecvTimeoutError;
+
+/// How the group combines updates: the sync mode, the allreduce algorithm, the averaging
+/// period, and whether messages go through the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collective {
+    pub sync: SyncMode,
+    pub algorithm: String,
+    pub every: usize,
+    pub mailbox: ChannelKind,
+}
+
+impl Coordinator {
+    /// Trains `header.params` on every worker, each on its shard of `x` and `targets`; returns
+    /// the trained parameters.
+    pub fn train(&mut self, header: &TrainHeader, x: &Matrix, targets: &[f64]) -> Result<Vec<f64>> {
+        let collective = self.collective(&header.spec);
+        let mut attempt = 1;
+        loop {
+            match self.train_once(header, x, targets, &collective, attempt - 1) {
+                Ok(params) => return Ok(params),
+                Err(e) if attempt < self.max_attempts() && !crate::interrupt::interrupted() => {
+                    tracing::warn!("training attempt {attempt} failed ({e}); starting again");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The program's `sync`, else what the plan chose for its training stage, else the mode
+    /// that suits the run's channel.
+    pub fn collective(&self, spec: &flow_stdlib::TrainSpec) -> Collective {
+        let planned = self.planned_collective();
+        let mailbox_of = |sync: SyncMode, planned: Option<Channel>| match (sync, planned) {
+            (SyncMode::ScatterReduce, _) | (_, Some(Channel::Storage)) => ChannelKind::Storage,
+            _ => self.default_channel(),
+        };
+        if let Some(sync) = spec.sync {
+            return Collective {
+                sync,
+                algorithm: "ring".into(),
+                every: planned.as_ref().map_or(8, |p| p.every as usize),
+                mailbox: mailbox_of(sync, None),
+            };
+        }
+        if let Some(p) = planned
+            && let Some(sync) = SyncMode::parse(&p.sync)
+        {
+            return Collective {
+                sync,
+                algorithm: p.algorithm.clone(),
+                every: p.every.max(1) as usize,
+                mailbox: mailbox_of(sync, Some(p.channel)),
+            };
+        }
+        let sync = match self.default_channel() {
+            ChannelKind::Storage => SyncMode::ScatterReduce,
+            ChannelKind::Direct => SyncMode::Allreduce,
+        };
+        Collective {
+            sync,
+            algorithm: "ring".into(),
+            every: 8,
+            mailbox: mailbox_of(sync, None),
+        }
+    }
+
+    fn train_once(
+        &mut self,
+        header: &TrainHeader,
+        x: &Matrix,
+        targets: &[f64],
+        collective: &Collective,
+        attempt: u32,
+    ) -> Result<Vec<f64>> {
+        self.wait_for_workers()?;
+        let job = self.new_job();
+        let key = format!("j{job}/train");
+        let members = self.live_workers();
+        let size = members.len();
+        let (_, steps) = parallel::schedule(x.rows, size, header.spec.batch_size, collective.sync);
+        let peers: Vec<String> = members.iter().map(|w| self.data_addr(*w)).collect();
+        let head = serde_json::to_vec(header).map_err(|e| error(e.to_string()))?;
+        let outputs = header.net.outputs();
+        tracing::info!(
+            "training on {size} workers: {} with {} ({} steps per epoch)",
+            collective.sync.name(),
+            collective.algorithm,
+            steps
+        );
+        for (rank, &w) in members.iter().enumerate() {
+            let rows = parallel::shard_rows(x.rows, size, rank);
+            let shard = x.gather(&rows);
+            let shard_targets: Vec<f64> = rows
+                .iter()
+                .flat_map(|r| targets[r * outputs..(r + 1) * outputs].iter().copied())
+                .collect();
+            let message = ToWorker::Train {
+                key: key.clone(),
+                attempt,
+                member: Member {
+                    rank,
+                    size,
+                    sync: collective.sync,
+                    every: collective.every,
+                    steps_per_epoch: steps,
+                },
+                peers: peers.clone(),
+                mailbox: collective.mailbox,
+                algorithm: collective.algorithm.clone(),
+            };
+            let conn = self.connection(w);
+            let sent = send(conn, &message)
+                .and_then(|()| write_frame(conn, &head))
+                .and_then(|()| write_frame(conn, &f64_bytes(&shard.data)))
+                .and_then(|()| write_frame(conn, &f64_bytes(&shard_targets)));
+            if let Err(e) = sent {
+                // It died before the coordinator heard: replace it and start again.
+                self.retire(w);
+                self.replace()?;
+                self.release(job);
+                return Err(error(format!("cannot send a worker its training: {e}")));
+            }
+        }
+        let mut params: Vec<Option<Vec<f64>>> = vec![None; size];
+        let result = loop {
+            if let Some(Some(first)) = params.first()
+                && params.iter().all(Option::is_some)
+            {
+                break Ok(first.clone());
+            }
+            let event = match self.next_event(super::coordinator::SILENCE) {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => {
+                    break Err(error("no worker has answered for five minutes"));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    break Err(error("the coordinator lost its control port"));
+                }
+            };
+            match event {
+                Event::Message(
+                    _,
+                    ToCoordinator::Trained {
+                        key: k,
+                        rank,
+                        params: p,
+                        ..
+                    },
+                ) if k == key && rank < size => params[rank] = Some(p),
+                Event::Message(
+                    _,
+                    ToCoordinator::TrainFailed {
+                        key: k,
+                        rank,
+                        error: message,
+                    },
+                ) if k == key => {
+                    // A member that lost a peer names it: that peer is dead.
+                    if let Some(peer) = lost_peer(&message)
+                        && let Some(&dead) = members.iter().find(|w| self.data_addr(**w) == peer)
+                        && self.retire(dead).is_some()
+                    {
+                        self.replace()?;
+                    }
+                    break Err(error(format!("training member {rank} failed: {message}")));
+                }
+                Event::Lost(w) => {
+                    let pid = self.retire(w);
+                    self.replace()?;
+                    if members.contains(&w) {
+                        let pid = pid.map_or(String::new(), |p| format!(" {p}"));
+                        break Err(error(format!("worker{pid} died while training")));
+                    }
+                }
+                other => self.handle_setup(other),
+            }
+        };
+        self.release(job);
+        result
+    }
+}
