@@ -70,8 +70,10 @@ impl Coordinator {
                 mailbox: mailbox_of(sync, Some(p.channel)),
             };
         }
+        // Through storage every exchange costs requests and polling: averaging every few
+        // steps amortises them; over direct channels each step's allreduce is cheap.
         let sync = match self.default_channel() {
-            ChannelKind::Storage => SyncMode::ScatterReduce,
+            ChannelKind::Storage => SyncMode::Average,
             ChannelKind::Direct => SyncMode::Allreduce,
         };
         Collective {
