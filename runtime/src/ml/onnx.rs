@@ -6,7 +6,7 @@
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Float32Type};
 use flow_stdlib::MlError;
 use flow_stdlib::ml::model::Scored;
 use flow_stdlib::models::Task;
@@ -210,17 +210,24 @@ impl OnnxModel {
         let rows = batch.num_rows();
         let mut input = vec![0f32; rows * self.width];
         for (c, column) in columns.iter().enumerate() {
-            let values = cast(column, &DataType::Float64)?;
-            let values = values.as_primitive::<Float64Type>();
-            if let Some(row) = (0..values.len()).find(|&i| values.is_null(i)) {
+            if column.null_count() > 0
+                && let Some(row) = (0..column.len()).find(|&i| column.is_null(i))
+            {
                 return Err(MlError::data(format!(
                     "input column {} of the ONNX model is null in row {}",
                     c + 1,
                     row + 1
                 )));
             }
-            for (r, v) in values.values().iter().enumerate() {
-                input[r * self.width + c] = *v as f32;
+            // Straight to the tensor's type: one conversion per value.
+            let values = cast(column, &DataType::Float32)?;
+            let values = values.as_primitive::<Float32Type>();
+            for (slot, v) in input[c..]
+                .iter_mut()
+                .step_by(self.width)
+                .zip(values.values())
+            {
+                *slot = *v;
             }
         }
         let tensor = tract_ndarray::Array2::from_shape_vec((rows, self.width), input)
