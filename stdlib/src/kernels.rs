@@ -8,15 +8,7 @@ pub fn score(weights: &[f64], row: &[f64]) -> f64 {
     w.iter().zip(row).map(|(w, x)| w * x).sum::<f64>() + bias.first().copied().unwrap_or(0.0)
 }
 
-/// The logistic function, stable for large scores.
-pub fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
-}
+pub use crate::ml::net::sigmoid;
 
 /// One epoch of plain SGD on the logistic loss over `rows` (row-major, `features` wide) and
 /// labels in {0, 1}; `weights` has `features + 1` entries. Returns the mean loss.

@@ -250,15 +250,22 @@ fn evaluate_table(
 
 /// `batch` with `schema`'s names and types, column by column in order.
 fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
-    if batch.num_columns() != schema.fields().len() {
+    conform_columns(batch.columns().to_vec(), schema)
+}
+
+/// `columns` as a batch of `schema`, each cast to its field's type where it differs.
+pub(crate) fn conform_columns(
+    columns: Vec<ArrayRef>,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, String> {
+    if columns.len() != schema.fields().len() {
         return Err(format!(
             "the step produced {} columns where {} were expected",
-            batch.num_columns(),
+            columns.len(),
             schema.fields().len()
         ));
     }
-    let columns = batch
-        .columns()
+    let columns = columns
         .iter()
         .zip(schema.fields())
         .map(|(c, f)| {

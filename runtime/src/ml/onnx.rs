@@ -157,10 +157,7 @@ impl OnnxModel {
                     .zip(batch.columns())
                     .filter(|(f, _)| {
                         f.data_type().is_numeric()
-                            && !matches!(
-                                f.name().as_str(),
-                                "prediction" | "probability" | "distance"
-                            )
+                            && !super::scored::SCORE_COLUMNS.contains(&f.name().as_str())
                     })
                     .map(|(_, c)| c.clone())
                     .collect();

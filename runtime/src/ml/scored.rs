@@ -4,7 +4,6 @@
 
 use super::AnyModel;
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -86,26 +85,9 @@ pub fn score(
             .map(|(_, c)| c.clone())
             .collect();
         columns.extend(scored.into_iter().map(|(_, c)| c));
-        if columns.len() != schema.fields().len() {
-            return Err(DataFusionError::Execution(format!(
-                "{}the model produced {} columns where the program expects {}",
-                super::ML_ERROR,
-                columns.len(),
-                schema.fields().len()
-            )));
-        }
-        let columns = columns
-            .iter()
-            .zip(schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c.clone())
-                } else {
-                    cast(c, f.data_type()).map_err(DataFusionError::from)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        out.push(RecordBatch::try_new(schema.clone(), columns)?);
+        let batch = super::conform_columns(columns, schema)
+            .map_err(|e| DataFusionError::Execution(format!("{}{e}", super::ML_ERROR)))?;
+        out.push(batch);
     }
     Ok(out)
 }
