@@ -1,8 +1,9 @@
-//! `flowc`, the command-line driver of flow: `check`, `fmt`, `explain`, `plan` and `run`. It owns all
+//! `flowc`, the command-line driver of flow: `check`, `fmt`, `explain`, `plan`, `run` and `lsp`. It owns all
 //! process concerns (arguments, files, terminals, exit codes) and calls the pure crates.
 
 mod interrupted;
 mod logging;
+mod lsp;
 mod plan;
 mod progress;
 mod render;
@@ -96,6 +97,11 @@ enum Command {
         after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc run pipeline.flow --workers 4\n  flowc run pipeline.flow --workers 2 --channel storage --store /tmp/flow-store\n  flowc run pipeline.flow --workers 4 --report run.html\n  AWS_ENDPOINT_URL=http://127.0.0.1:9000 flowc run pipeline.flow --channel storage --store s3://bucket/runs\n\nWithout --workers, --channel, --objective, --profile, --store, --compression or --report\nthe pipeline runs in this process. With them it runs on `flowc worker` processes as planned for the\nlocal profile. Ctrl-C stops the workers and removes temporary files (exit code 130)."
     )]
     Run(run::RunArgs),
+    /// Serve the language server over standard input and output (started by editors)
+    #[command(
+        after_help = "Editors start it; see docs/editors.md for VS Code and Neovim.\nIt speaks LSP (JSON-RPC with Content-Length headers) on stdin and stdout."
+    )]
+    Lsp,
     /// Serve as one worker of a distributed run (started by `flowc run`, not by people)
     #[command(hide = true)]
     Worker(run::WorkerFlags),
@@ -124,6 +130,7 @@ fn dispatch(command: Command) -> u8 {
         Command::Plan(args) => plan::plan(&args),
         Command::Calibrate { output, quick } => calibrate(output, quick),
         Command::Run(args) => run::run(args),
+        Command::Lsp => lsp::serve(),
         Command::Worker(flags) => run::worker(flags),
     }
 }
@@ -273,6 +280,10 @@ fn explain(what: &str) -> u8 {
     }
     if let Some(text) = flow_stdlib::explain(what) {
         print!("{text}");
+        return 0;
+    }
+    if let Some(entry) = flow_lang::reference::find(what) {
+        print!("{}", entry.text());
         return 0;
     }
     eprintln!("error: `{what}` is not a diagnostic code, a standard-library name or a .flow file");

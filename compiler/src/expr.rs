@@ -9,7 +9,6 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::expr::Like;
 use datafusion::logical_expr::{Expr, ExprSchemable, Operator, binary_expr, cast, when};
 use flow_lang::ast::{self, BinaryOp, ExprKind, Literal, UnaryOp};
-use flow_lang::diagnostic::suggest::did_you_mean;
 use flow_lang::{Code, Diagnostic, Span};
 
 /// Where an expression is lowered: the columns in scope and whether aggregates are allowed.
@@ -340,17 +339,15 @@ impl ExprCx<'_> {
                         .collect();
                     names.extend(self.state.aggregate_functions().keys().map(String::as_str));
                     names.extend(["date", "interval", "count_distinct"]);
-                    let help =
-                        did_you_mean(&name.name, names.iter().copied()).unwrap_or_else(|| {
-                            "see docs/language.md for the functions flow knows".to_string()
-                        });
                     return Err(Diagnostic::error(
                         Code::E0009,
                         format!("there is no function named `{}`", name.name),
                         name.span,
                         "unknown function",
                     )
-                    .with_help(help));
+                    .suggesting(&name.name, names.iter().copied(), || {
+                        "see docs/language.md for the functions flow knows".to_string()
+                    }));
                 }
             }
         };

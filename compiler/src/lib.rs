@@ -6,6 +6,8 @@
 
 pub mod dag;
 mod expr;
+pub mod facts;
+pub mod functions;
 pub use expr::clean_error;
 mod ml;
 mod pipeline;
@@ -21,6 +23,7 @@ pub use dag::{
 };
 /// The Arrow crate the compiler speaks, for callers that build schemas (tests, fuzzers).
 pub use datafusion::arrow;
+pub use facts::{Facts, Shape};
 pub use settings::Settings;
 pub use source::{CsvOptions, Format, LoadRequest, ResolvedLoad, SchemaSource};
 
@@ -39,6 +42,8 @@ pub struct Compiled {
     pub settings: Settings,
     /// Errors and warnings, in source order.
     pub diagnostics: Vec<Diagnostic>,
+    /// What was learnt about each binding, source and step, for editors.
+    pub facts: Facts,
 }
 
 /// A value a binding holds.
@@ -54,6 +59,16 @@ pub(crate) enum Value {
         node: NodeId,
         signature: Option<ModelSignature>,
     },
+}
+
+impl Value {
+    /// The value as facts record it.
+    pub(crate) fn shape(&self) -> Shape {
+        match self {
+            Value::Table { plan, .. } => Shape::Table(plan.schema().clone()),
+            Value::Model { signature, .. } => Shape::Model(signature.clone()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -86,6 +101,7 @@ pub(crate) struct Compiler<'a> {
     diagnostics: Vec<Diagnostic>,
     /// Hints of the steps lowered since the last node was made; the next node takes them.
     pending_hints: Hints,
+    facts: Facts,
 }
 
 /// Compiles a parsed program. Never panics; problems come back as diagnostics.
@@ -134,6 +150,7 @@ fn compile_statements<S: std::borrow::Borrow<Stmt>>(
         order: Vec::new(),
         diagnostics: Vec::new(),
         pending_hints: Hints::default(),
+        facts: Facts::default(),
     };
     let mut settings = Settings::default();
     let mut config_span: Option<Span> = None;
@@ -202,5 +219,6 @@ fn compile_statements<S: std::borrow::Borrow<Stmt>>(
         dag: c.dag,
         settings,
         diagnostics: c.diagnostics,
+        facts: c.facts,
     }
 }

@@ -9,7 +9,6 @@ use crate::{Compiler, Value};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ExprSchema;
 use flow_lang::ast::{self, Arg, ExprKind, Ident, Literal};
-use flow_lang::diagnostic::suggest::did_you_mean;
 use flow_lang::format::expr_text;
 use flow_lang::{Code, Diagnostic, Span};
 use flow_stdlib::{ArgType, ArgValue, Feature, Task};
@@ -32,16 +31,15 @@ impl Compiler<'_> {
         };
         let Some(model) = flow_stdlib::models::find(&kind.name) else {
             let names = flow_stdlib::MODEL_KINDS.iter().map(|k| k.name);
-            let help = did_you_mean(&kind.name, names.clone()).unwrap_or_else(|| {
-                format!("model kinds: {}", names.collect::<Vec<_>>().join(", "))
-            });
             return Err(Diagnostic::error(
                 Code::E0016,
                 format!("there is no model kind `{}`", kind.name),
                 kind.span,
                 "unknown model kind",
             )
-            .with_help(help));
+            .suggesting(&kind.name, names.clone(), || {
+                format!("model kinds: {}", names.collect::<Vec<_>>().join(", "))
+            }));
         };
         let schema = plan.schema().clone();
         let mut spec = flow_stdlib::TrainSpec::new(model);
@@ -60,20 +58,19 @@ impl Compiler<'_> {
             };
             let Some(arg_spec) = model.arg(&name.name) else {
                 let known = model.args.iter().map(|a| a.name);
-                let help = did_you_mean(&name.name, known.clone()).unwrap_or_else(|| {
-                    format!(
-                        "`{}` takes: {}",
-                        model.name,
-                        known.collect::<Vec<_>>().join(", ")
-                    )
-                });
                 return Err(Diagnostic::error(
                     Code::E0017,
                     format!("`{}` takes no argument `{}`", model.name, name.name),
                     name.span,
                     "unknown argument",
                 )
-                .with_help(help));
+                .suggesting(&name.name, known.clone(), || {
+                    format!(
+                        "`{}` takes: {}",
+                        model.name,
+                        known.collect::<Vec<_>>().join(", ")
+                    )
+                }));
             };
             if given.iter().any(|(n, _)| *n == name.name) {
                 return Err(Diagnostic::error(
@@ -276,18 +273,17 @@ impl Compiler<'_> {
             .with_help("compute it in a `derive` before `train`"));
         };
         let Some(function) = flow_stdlib::features::find(&name.name) else {
-            let help = did_you_mean(
-                &name.name,
-                flow_stdlib::FEATURE_FUNCTIONS.iter().map(|f| f.name),
-            )
-            .unwrap_or_else(|| "feature functions: one_hot, bag_of_words".into());
             return Err(Diagnostic::error(
                 Code::E0009,
                 format!("there is no feature function `{}`", name.name),
                 name.span,
                 "unknown feature function",
             )
-            .with_help(help));
+            .suggesting(
+                &name.name,
+                flow_stdlib::FEATURE_FUNCTIONS.iter().map(|f| f.name),
+                || "feature functions: one_hot, bag_of_words".into(),
+            ));
         };
         let Some(c) = args
             .first()

@@ -2,6 +2,7 @@
 
 use crate::dag::{Node, NodeKind, NodeTable, SinkKind};
 use crate::expr::{ExprCx, clean_error};
+use crate::facts::{BindingFact, PlaceFact, Shape};
 use crate::scope::{self, columns_in_scope};
 use crate::source::{CsvOptions, Format, LoadRequest};
 use crate::types::{arrow_type, comparable, display};
@@ -13,7 +14,6 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 use flow_lang::ast::{
     self, ExprKind, Ident, Literal, Pipeline, Source, SourceKind, Step, StepKind,
 };
-use flow_lang::diagnostic::suggest::did_you_mean;
 use flow_lang::format::expr_text;
 use flow_lang::{Code, Diagnostic, Span};
 use std::sync::Arc;
@@ -49,6 +49,11 @@ impl Compiler<'_> {
             }
             model => model,
         };
+        self.facts.bindings.push(BindingFact {
+            name: name.name.clone(),
+            span: name.span,
+            shape: value.shape(),
+        });
         self.order.push(name.name.clone());
         self.bindings.insert(
             name.name.clone(),
@@ -113,7 +118,17 @@ impl Compiler<'_> {
                 let h = settings::hints(hints, &mut self.diagnostics);
                 settings::merge(&mut self.pending_hints, h);
             }
-            value = match self.step(value, step) {
+            let place = self.facts.places.len();
+            self.facts.places.push(PlaceFact {
+                span: step.span,
+                input: Some(value.shape()),
+                output: None,
+            });
+            let checked = self.step(value, step);
+            if let Ok(v) = &checked {
+                self.facts.places[place].output = Some(v.shape());
+            }
+            value = match checked {
                 Ok(v) => v,
                 Err(d) => {
                     if !d.message.is_empty() {
@@ -148,29 +163,33 @@ impl Compiler<'_> {
             SourceKind::Sql(query) => self.sql(None, query),
             SourceKind::Load(load) => self.load(load, source.span, binding),
         };
+        self.facts.places.push(PlaceFact {
+            span: source.span,
+            input: None,
+            output: result.as_ref().ok().map(Value::shape),
+        });
         result.map_err(|d| self.diagnostics.push(d)).ok()
     }
 
     fn name(&mut self, name: &Ident) -> Result<Value, Diagnostic> {
         let Some(binding) = self.bindings.get_mut(&name.name) else {
-            let help = did_you_mean(&name.name, self.order.iter().map(String::as_str))
-                .unwrap_or_else(|| {
-                    if self.order.is_empty() {
-                        "nothing is bound yet; bind a table first with `let NAME = load \"file\"`"
-                            .to_string()
-                    } else {
-                        format!("bound names: {}", self.order.join(", "))
-                    }
-                });
             return Err(Diagnostic::error(
                 Code::E0003,
                 format!("`{}` is not bound", name.name),
                 name.span,
                 "unknown name",
             )
-            .with_help(help));
+            .suggesting(&name.name, self.order.iter().map(String::as_str), || {
+                if self.order.is_empty() {
+                    "nothing is bound yet; bind a table first with `let NAME = load \"file\"`"
+                        .to_string()
+                } else {
+                    format!("bound names: {}", self.order.join(", "))
+                }
+            }));
         };
         binding.used = true;
+        self.facts.uses.push((name.span, name.name.clone()));
         Ok(match &binding.value {
             Value::Table { plan, deps } => {
                 // Re-qualify the binding's columns with its name, unless that would merge two
@@ -767,6 +786,11 @@ impl Compiler<'_> {
                 hints: Default::default(),
             });
             self.dag.connect(base, node, Some(plan.schema().clone()));
+            self.facts.bindings.push(BindingFact {
+                name: name.name.clone(),
+                span: name.span,
+                shape: Shape::Table(side.schema().clone()),
+            });
             self.order.push(name.name.clone());
             self.bindings.insert(
                 name.name.clone(),
@@ -1003,10 +1027,9 @@ fn csv_options(
                     entry.key.span,
                     "unknown option",
                 )
-                .with_optional_help(
-                    did_you_mean(&entry.key.name, ["header", "delimiter"])
-                        .or(Some("csv takes `header` and `delimiter`".into())),
-                ));
+                .suggesting(&entry.key.name, ["header", "delimiter"], || {
+                    "csv takes `header` and `delimiter`".into()
+                }));
             }
         }
     }

@@ -4,7 +4,7 @@
 use crate::types::display;
 use datafusion::common::{Column, DFSchema};
 use flow_lang::ast::ColumnRef;
-use flow_lang::diagnostic::suggest::did_you_mean;
+use flow_lang::diagnostic::suggest::closest;
 use flow_lang::{Code, Diagnostic};
 
 /// "columns in scope: a (int64), b (string), ..." for help lines.
@@ -51,7 +51,13 @@ pub fn resolve(schema: &DFSchema, column: &ColumnRef) -> Result<Column, Diagnost
             // `x.y` where `x` is not a table: maybe the user meant the plain column.
             let mut unique = qualifiers.clone();
             unique.dedup();
-            let help = did_you_mean(&qualifier.name, unique.iter().copied()).unwrap_or_else(|| {
+            return Err(Diagnostic::error(
+                Code::E0004,
+                format!("no table named `{}` is in scope here", qualifier.name),
+                qualifier.span,
+                "unknown table",
+            )
+            .suggesting(&qualifier.name, unique.iter().copied(), || {
                 format!(
                     "tables in scope: {}",
                     if unique.is_empty() {
@@ -60,59 +66,64 @@ pub fn resolve(schema: &DFSchema, column: &ColumnRef) -> Result<Column, Diagnost
                         unique.join(", ")
                     }
                 )
-            });
-            return Err(Diagnostic::error(
-                Code::E0004,
-                format!("no table named `{}` is in scope here", qualifier.name),
-                qualifier.span,
-                "unknown table",
-            )
-            .with_help(help));
+            }));
         }
         let names: Vec<&str> = schema
             .iter()
             .filter(|(q, _)| q.is_some_and(|q| q.table() == qualifier.name))
             .map(|(_, f)| f.name().as_str())
             .collect();
-        let help =
-            did_you_mean(name, names.iter().copied()).unwrap_or_else(|| columns_in_scope(schema));
-        return Err(Diagnostic::error(
+        let diagnostic = Diagnostic::error(
             Code::E0004,
             format!("table `{}` has no column `{name}`", qualifier.name),
             column.span,
             "unknown column",
-        )
-        .with_help(help));
+        );
+        return Err(match closest(name, names.iter().copied()) {
+            Some(close) => diagnostic
+                .with_help(format!("did you mean `{close}`?"))
+                .with_fix(column.name.span, close),
+            None => diagnostic.with_help(columns_in_scope(schema)),
+        });
     }
     let matches: Vec<_> = schema.iter().filter(|(_, f)| f.name() == name).collect();
     match matches.as_slice() {
         [(q, f)] => Ok(Column::new(q.cloned(), f.name())),
         [] => {
             let names: Vec<&str> = schema.iter().map(|(_, f)| f.name().as_str()).collect();
-            let help = match did_you_mean(name, names.iter().copied()) {
-                Some(d) => format!("{d} {}", columns_in_scope(schema)),
-                None => columns_in_scope(schema),
-            };
-            Err(Diagnostic::error(
+            let diagnostic = Diagnostic::error(
                 Code::E0004,
                 format!("no column named `{name}` here"),
                 column.span,
                 "unknown column",
-            )
-            .with_help(help))
+            );
+            Err(match closest(name, names.iter().copied()) {
+                Some(close) => diagnostic
+                    .with_help(format!(
+                        "did you mean `{close}`? {}",
+                        columns_in_scope(schema)
+                    ))
+                    .with_fix(column.name.span, close),
+                None => diagnostic.with_help(columns_in_scope(schema)),
+            })
         }
         many => {
-            let candidates: Vec<String> = many
+            let qualified: Vec<String> = many
                 .iter()
-                .map(|(q, f)| format!("`{}.{}`", q.map_or("?", |q| q.table()), f.name()))
+                .filter_map(|(q, f)| Some(format!("{}.{}", (*q)?.table(), f.name())))
                 .collect();
-            Err(Diagnostic::error(
+            let candidates: Vec<String> = qualified.iter().map(|c| format!("`{c}`")).collect();
+            let mut diagnostic = Diagnostic::error(
                 Code::E0005,
                 format!("column `{name}` is ambiguous: both sides of the join have it"),
                 column.span,
                 "ambiguous column",
             )
-            .with_help(format!("qualify it: {}", candidates.join(" or "))))
+            .with_help(format!("qualify it: {}", candidates.join(" or ")));
+            for c in qualified {
+                diagnostic = diagnostic.with_fix(column.span, c);
+            }
+            Err(diagnostic)
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::dag::Hints;
 use flow_lang::ast::{Expr, ExprKind, Literal, Object};
-use flow_lang::diagnostic::suggest::did_you_mean;
+use flow_lang::diagnostic::suggest::closest;
 use flow_lang::{Code, Diagnostic};
 
 /// Run settings from the `config` block (CLI flags override them later).
@@ -19,17 +19,76 @@ pub struct Settings {
     pub bucket: Option<String>,
 }
 
-pub const CONFIG_KEYS: &[&str] = &[
-    "target",
-    "objective",
-    "budget_usd",
-    "deadline_s",
-    "workers",
-    "memory_mb",
-    "region",
-    "bucket",
+/// A key of `config { ... }` or of `with { ... }` hints, documented for `flowc explain` and
+/// editors.
+#[derive(Debug)]
+pub struct Key {
+    pub name: &'static str,
+    /// What values it takes.
+    pub values: &'static str,
+    pub doc: &'static str,
+}
+
+pub const CONFIG_KEYS: &[Key] = &[
+    Key {
+        name: "target",
+        values: "\"local\" | \"lambda\"",
+        doc: "where the pipeline runs: worker processes on this machine, or AWS Lambda",
+    },
+    Key {
+        name: "objective",
+        values: "\"latency\" | \"cost\"",
+        doc: "what the planner optimises: the run's time, or its price",
+    },
+    Key {
+        name: "budget_usd",
+        values: "a positive number",
+        doc: "the fastest plan that costs at most this many dollars",
+    },
+    Key {
+        name: "deadline_s",
+        values: "a positive number",
+        doc: "the cheapest plan that finishes within this many seconds",
+    },
+    Key {
+        name: "workers",
+        values: "an integer from 1 to 10000",
+        doc: "the most functions any stage may run on",
+    },
+    Key {
+        name: "memory_mb",
+        values: "an integer from 128 to 10240",
+        doc: "the memory of every function, in MB (the planner chooses when left out)",
+    },
+    Key {
+        name: "region",
+        values: "a string",
+        doc: "the AWS region of a `lambda` run",
+    },
+    Key {
+        name: "bucket",
+        values: "a string",
+        doc: "the S3 bucket a `lambda` run exchanges data through",
+    },
 ];
-pub const HINT_KEYS: &[&str] = &["workers", "memory_mb", "channel"];
+
+pub const HINT_KEYS: &[Key] = &[
+    Key {
+        name: "workers",
+        values: "an integer from 1 to 10000",
+        doc: "how many functions run this step",
+    },
+    Key {
+        name: "memory_mb",
+        values: "an integer from 128 to 10240",
+        doc: "the memory of each function that runs this step, in MB",
+    },
+    Key {
+        name: "channel",
+        values: "\"direct\" | \"storage\"",
+        doc: "how this step's output reaches the next functions: direct TCP, or a storage hop",
+    },
+];
 
 fn as_str(e: &Expr) -> Option<&str> {
     match &e.kind {
@@ -61,13 +120,20 @@ fn choice(e: &Expr, options: &[&str], code: Code, key: &str) -> Result<String, D
         .join(" or ");
     match as_str(e) {
         Some(s) if options.contains(&s) => Ok(s.to_string()),
-        Some(s) => Err(Diagnostic::error(
-            code,
-            format!("`{key}` cannot be \"{s}\""),
-            e.span,
-            format!("expected {list}"),
-        )
-        .with_optional_help(did_you_mean(s, options.iter().copied()))),
+        Some(s) => {
+            let diagnostic = Diagnostic::error(
+                code,
+                format!("`{key}` cannot be \"{s}\""),
+                e.span,
+                format!("expected {list}"),
+            );
+            Err(match closest(s, options.iter().copied()) {
+                Some(close) => diagnostic
+                    .with_help(format!("did you mean `{close}`?"))
+                    .with_fix(e.span, flow_lang::format::quote(close)),
+                None => diagnostic,
+            })
+        }
         None => Err(Diagnostic::error(
             code,
             format!("`{key}` takes a string"),
@@ -101,16 +167,17 @@ fn positive_number(e: &Expr, code: Code, key: &str) -> Result<f64, Diagnostic> {
     }
 }
 
-fn unknown_key(code: Code, what: &str, key: &flow_lang::ast::Ident, known: &[&str]) -> Diagnostic {
-    let help = did_you_mean(&key.name, known.iter().copied())
-        .unwrap_or_else(|| format!("known {what}s: {}", known.join(", ")));
+fn unknown_key(code: Code, what: &str, key: &flow_lang::ast::Ident, known: &[Key]) -> Diagnostic {
+    let names = known.iter().map(|k| k.name);
     Diagnostic::error(
         code,
         format!("unknown {what} `{}`", key.name),
         key.span,
         format!("not a {what}"),
     )
-    .with_help(help)
+    .suggesting(&key.name, names.clone(), || {
+        format!("known {what}s: {}", names.collect::<Vec<_>>().join(", "))
+    })
 }
 
 pub fn config(object: &Object, diagnostics: &mut Vec<Diagnostic>) -> Settings {

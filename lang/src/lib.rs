@@ -9,8 +9,9 @@ pub mod diagnostic;
 pub mod format;
 mod lexical;
 pub mod parser;
+pub mod reference;
 pub mod span;
 
-pub use diagnostic::{Code, Diagnostic, Label, Severity};
+pub use diagnostic::{Code, Diagnostic, Fix, Label, Severity};
 pub use parser::{Parsed, decode, parse, parse_each};
 pub use span::Span;

@@ -1026,5 +1026,11 @@ impl Builder<'_> {
     }
 }
 
+/// Whether `word` is reserved by the grammar and so cannot be a name.
+pub fn is_reserved(word: &str) -> bool {
+    Grammar::parse(Rule::reserved, word)
+        .is_ok_and(|mut pairs| pairs.next().is_some_and(|p| p.as_str().len() == word.len()))
+}
+
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,18 @@ pub struct Diagnostic {
     pub secondary: Vec<Label>,
     /// What the user can do about it.
     pub help: Option<String>,
+    /// Edits that would fix it, which editors offer as quick fixes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<Fix>,
+}
+
+/// Text to write over a span of the source to fix a diagnostic.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fix {
+    /// What the fix does, in a few words ("replace with `spend`").
+    pub title: String,
+    pub span: Span,
+    pub replacement: String,
 }
 
 impl Diagnostic {
@@ -57,6 +69,36 @@ impl Diagnostic {
             },
             secondary: Vec::new(),
             help: None,
+            fixes: Vec::new(),
+        }
+    }
+
+    /// Offers writing `replacement` over `span`.
+    pub fn with_fix(mut self, span: Span, replacement: impl Into<String>) -> Self {
+        let replacement = replacement.into();
+        self.fixes.push(Fix {
+            title: format!("replace with `{replacement}`"),
+            span,
+            replacement,
+        });
+        self
+    }
+
+    /// When a candidate is close to `name` (a likely typo): the help "did you mean `x`?" and a
+    /// fix writing `x` over the primary span. Otherwise `otherwise()` is the help.
+    pub fn suggesting<'a>(
+        self,
+        name: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+        otherwise: impl FnOnce() -> String,
+    ) -> Self {
+        match suggest::closest(name, candidates) {
+            Some(close) => {
+                let span = self.primary.span;
+                self.with_help(format!("did you mean `{close}`?"))
+                    .with_fix(span, close)
+            }
+            None => self.with_help(otherwise()),
         }
     }
 

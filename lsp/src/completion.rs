@@ -1,0 +1,602 @@
+//! Completion. What fits at the cursor is read from the text before it, so it works while the
+//! statement being typed does not parse: keywords and steps after `|`, sources and bound names
+//! where a table is expected, model kinds after `train` and their arguments inside it, config
+//! and hint keys inside `{ }`, file paths inside `load "..."`, and elsewhere in an expression
+//! the columns in scope and the functions. The columns come from the checked program, or — when
+//! the statement does not parse — from checking the text up to the last `|` before the cursor.
+
+use crate::analysis::Analysis;
+use flow_compiler::Shape;
+use flow_compiler::settings::{CONFIG_KEYS, HINT_KEYS, Key};
+use flow_compiler::types::display;
+use flow_lang::reference::{self, Place};
+use lsp_types::{
+    CompletionItem, CompletionItemKind, Documentation, InsertTextFormat, MarkupContent, MarkupKind,
+};
+use std::path::Path;
+
+/// What completion reads besides the document's analysis.
+pub struct Context<'a> {
+    pub text: &'a str,
+    pub offset: usize,
+    pub analysis: &'a Analysis,
+    /// Checks another text (a prefix of the document) the way the document was checked.
+    pub reanalyse: &'a dyn Fn(&str) -> Analysis,
+    /// Lists a folder: names, and whether each is a folder.
+    pub list: &'a dyn Fn(&Path) -> Vec<(String, bool)>,
+    /// The folder the document's relative paths are resolved in.
+    pub base: &'a Path,
+}
+
+const JOIN_KINDS: &[&str] = &["inner", "left", "right", "full", "semi", "anti"];
+const EXPRESSION_KEYWORDS: &[&str] = &[
+    "and", "or", "not", "if", "then", "else", "is", "null", "true", "false", "in", "like", "as",
+];
+const TYPES: &[&str] = &[
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float32",
+    "float64",
+    "decimal",
+    "string",
+    "date",
+    "timestamp",
+];
+
+pub fn complete(cx: &Context<'_>) -> Vec<CompletionItem> {
+    let offset = floor_char(cx.text, cx.offset.min(cx.text.len()));
+    let start = statement_start(cx.text, offset);
+    let before = strip_comments(&cx.text[start..offset]);
+    if let Some(partial) = open_string(&before) {
+        let opened = &before[..before.len() - partial.len() - 1];
+        return if opened.trim_end().ends_with("load") {
+            paths(cx, partial)
+        } else {
+            Vec::new()
+        };
+    }
+    let word_len = before
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+        .map(char::len_utf8)
+        .sum::<usize>();
+    let word = &before[before.len() - word_len..];
+    let head = before[..before.len() - word_len].trim_end();
+    let previous = last_word(head);
+    let last_char = head.chars().last();
+
+    if head.is_empty() {
+        return keywords(Place::Statement);
+    }
+    if last_char == Some('|') {
+        return keywords(Place::Step);
+    }
+    if previous == "train" {
+        return model_kinds();
+    }
+    if previous == "as" {
+        return simple(TYPES, CompletionItemKind::TYPE_PARAMETER, "type");
+    }
+    if previous == "join" {
+        let mut items = simple(JOIN_KINDS, CompletionItemKind::KEYWORD, "join kind");
+        items.extend(sources(cx, false));
+        return items;
+    }
+    if JOIN_KINDS.contains(&previous)
+        && last_word(head[..head.len() - previous.len()].trim_end()) == "join"
+        || previous == "union"
+        || previous == "show"
+        || previous == "save"
+    {
+        return sources(cx, false);
+    }
+    if previous == "infer" {
+        return sources(cx, true);
+    }
+    if last_char == Some('=') && is_let_head(head) {
+        return sources(cx, false);
+    }
+    if let Some((kind, inside)) = open_train(&before) {
+        return train_arguments(cx, offset, kind, inside);
+    }
+    if let Some(opener) = open_brace(&before) {
+        let opened = before[..opener].trim_end();
+        if matches!(last_char, Some('{') | Some(',')) {
+            if opened.ends_with("config") {
+                return keys(CONFIG_KEYS);
+            }
+            if opened.ends_with("with") {
+                return if with_belongs_to_load(&opened[..opened.len() - 4]) {
+                    simple(
+                        &["header", "delimiter"],
+                        CompletionItemKind::PROPERTY,
+                        "csv option",
+                    )
+                } else {
+                    keys(HINT_KEYS)
+                };
+            }
+        }
+        if opened.ends_with("config") || opened.ends_with("with") {
+            return Vec::new();
+        }
+    }
+    if word.contains('.') {
+        let qualifier = word.split('.').next().unwrap_or_default();
+        return columns(cx, offset, Some(qualifier));
+    }
+    let mut items = columns(cx, offset, None);
+    items.extend(functions());
+    items.extend(simple(
+        EXPRESSION_KEYWORDS,
+        CompletionItemKind::KEYWORD,
+        "keyword",
+    ));
+    items
+}
+
+/// Where the statement holding `offset` starts: the last line before it that begins with a
+/// statement keyword.
+fn statement_start(text: &str, offset: usize) -> usize {
+    let mut start = 0;
+    let mut line_start = 0;
+    for line in text[..offset].split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let word: String = trimmed
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let keyword = reference::find(&word).is_some_and(|e| e.places.contains(&Place::Statement));
+        if keyword && (word != "split") {
+            start = line_start + (line.len() - trimmed.len());
+        }
+        line_start += line.len();
+    }
+    start
+}
+
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut in_comment = false;
+    for c in text.chars() {
+        if in_comment {
+            if c == '\n' {
+                in_comment = false;
+                out.push(c);
+            }
+            continue;
+        }
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c == '#' {
+            in_comment = true;
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The text typed so far in a string the cursor is inside.
+fn open_string(text: &str) -> Option<&str> {
+    let mut open = None;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match (open, c) {
+            (Some(_), _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
+            (Some(_), '"') => open = None,
+            (None, '"') => open = Some(i + 1),
+            _ => {}
+        }
+    }
+    open.map(|i| &text[i..])
+}
+
+fn last_word(text: &str) -> &str {
+    let len = text
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .map(char::len_utf8)
+        .sum::<usize>();
+    &text[text.len() - len..]
+}
+
+/// `let NAME =` or `let A, B = split` with nothing after.
+fn is_let_head(head: &str) -> bool {
+    let Some(rest) = head.trim_start().strip_prefix("let") else {
+        return false;
+    };
+    rest.trim_end_matches('=')
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == ',' || c.is_whitespace())
+}
+
+/// Inside an unclosed `train KIND(`: the kind and the text after the parenthesis.
+fn open_train(text: &str) -> Option<(&str, &str)> {
+    let at = text.rfind("train")?;
+    let rest = &text[at + 5..];
+    let kind_len = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .count();
+    let kind_start = rest.len() - rest.trim_start().len();
+    let kind = &rest[kind_start..kind_start + kind_len];
+    let after = rest[kind_start + kind_len..].trim_start();
+    let inside = after.strip_prefix('(')?;
+    (depth(inside, '(', ')') >= 0).then_some((kind, inside))
+}
+
+/// How many more `open` than `close` the text has.
+fn depth(text: &str, open: char, close: char) -> i32 {
+    let mut d = 0;
+    let mut in_string = false;
+    for c in text.chars() {
+        match c {
+            '"' => in_string = !in_string,
+            c if c == open && !in_string => d += 1,
+            c if c == close && !in_string => d -= 1,
+            _ => {}
+        }
+    }
+    d
+}
+
+/// The offset of the `{` the text ends inside of, if any.
+fn open_brace(text: &str) -> Option<usize> {
+    let mut stack = Vec::new();
+    let mut in_string = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => in_string = !in_string,
+            '{' if !in_string => stack.push(i),
+            '}' if !in_string => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    stack.pop()
+}
+
+/// Whether a `with` follows a `load "..."` directly (its options), not a step (hints).
+fn with_belongs_to_load(text: &str) -> bool {
+    let trimmed = text.trim_end();
+    let Some(before_string) = trimmed.strip_suffix('"') else {
+        return trimmed.ends_with('}') && trimmed.contains("schema");
+    };
+    before_string
+        .rfind('"')
+        .is_some_and(|q| before_string[..q].trim_end().ends_with("load"))
+}
+
+fn keywords(place: Place) -> Vec<CompletionItem> {
+    reference::at(place)
+        .map(|entry| CompletionItem {
+            label: entry.keyword.to_string(),
+            kind: Some(CompletionItemKind::KEYWORD),
+            detail: Some(entry.syntax.to_string()),
+            documentation: Some(markdown(entry.doc.to_string())),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn model_kinds() -> Vec<CompletionItem> {
+    flow_stdlib::MODEL_KINDS
+        .iter()
+        .map(|kind| CompletionItem {
+            label: kind.name.to_string(),
+            kind: Some(CompletionItemKind::CLASS),
+            detail: Some(format!("{:?} model", kind.task).to_lowercase()),
+            documentation: Some(markdown(format!("```\n{}```", kind.explain()))),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn train_arguments(
+    cx: &Context<'_>,
+    offset: usize,
+    kind: &str,
+    inside: &str,
+) -> Vec<CompletionItem> {
+    let Some(model) = flow_stdlib::models::find(kind) else {
+        return model_kinds();
+    };
+    let head = inside.trim_end_matches(|c: char| c.is_alphanumeric() || c == '_');
+    let last = head.trim_end().chars().last();
+    if depth(inside, '[', ']') > 0 {
+        let mut items = columns(cx, offset, None);
+        items.extend(
+            flow_stdlib::FEATURE_FUNCTIONS
+                .iter()
+                .map(|f| CompletionItem {
+                    label: f.name.to_string(),
+                    kind: Some(CompletionItemKind::FUNCTION),
+                    detail: Some(f.signature.to_string()),
+                    documentation: Some(markdown(f.doc.to_string())),
+                    ..Default::default()
+                }),
+        );
+        return items;
+    }
+    if matches!(last, Some('(') | Some(',') | None) {
+        return model
+            .args
+            .iter()
+            .filter(|a| {
+                !inside.contains(&format!("{} =", a.name))
+                    && !inside.contains(&format!("{}=", a.name))
+            })
+            .map(|a| CompletionItem {
+                label: a.name.to_string(),
+                kind: Some(CompletionItemKind::PROPERTY),
+                detail: Some(match a.default {
+                    Some(d) => format!("{} (default {d})", a.ty.describe()),
+                    None => format!("{} (required)", a.ty.describe()),
+                }),
+                documentation: Some(markdown(a.doc.to_string())),
+                insert_text: Some(format!("{} = ", a.name)),
+                ..Default::default()
+            })
+            .collect();
+    }
+    let argument = last_word(head.trim_end().trim_end_matches('=').trim_end());
+    match model.arg(argument).map(|a| a.ty) {
+        Some(flow_stdlib::ArgType::Column) => columns(cx, offset, None),
+        Some(flow_stdlib::ArgType::Choice(options)) => options
+            .iter()
+            .map(|o| CompletionItem {
+                label: format!("\"{o}\""),
+                kind: Some(CompletionItemKind::ENUM_MEMBER),
+                ..Default::default()
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn keys(keys: &[Key]) -> Vec<CompletionItem> {
+    keys.iter()
+        .map(|k| CompletionItem {
+            label: k.name.to_string(),
+            kind: Some(CompletionItemKind::PROPERTY),
+            detail: Some(k.values.to_string()),
+            documentation: Some(markdown(k.doc.to_string())),
+            insert_text: Some(format!("{} = ", k.name)),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn simple(words: &[&str], kind: CompletionItemKind, detail: &str) -> Vec<CompletionItem> {
+    words
+        .iter()
+        .map(|w| CompletionItem {
+            label: w.to_string(),
+            kind: Some(kind),
+            detail: Some(detail.to_string()),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// `load`, `sql` and the bound names (models only, or tables only).
+fn sources(cx: &Context<'_>, models: bool) -> Vec<CompletionItem> {
+    let mut items = if models {
+        simple(&["load"], CompletionItemKind::KEYWORD, "a model file")
+    } else {
+        keywords(Place::Source)
+    };
+    items.extend(
+        cx.analysis
+            .facts
+            .bindings
+            .iter()
+            .filter(|b| matches!(b.shape, Shape::Model(_)) == models)
+            .filter(|b| b.span.end <= cx.offset)
+            .map(|b| CompletionItem {
+                label: b.name.clone(),
+                kind: Some(CompletionItemKind::VARIABLE),
+                detail: Some(match &b.shape {
+                    Shape::Table(schema) => format!("table, {} columns", schema.fields().len()),
+                    Shape::Model(_) => "model".to_string(),
+                }),
+                documentation: Some(markdown(crate::convert::shape(&b.shape))),
+                ..Default::default()
+            }),
+    );
+    items
+}
+
+fn functions() -> impl Iterator<Item = CompletionItem> {
+    flow_compiler::functions::functions()
+        .iter()
+        .map(|f| CompletionItem {
+            label: f.name.clone(),
+            kind: Some(CompletionItemKind::FUNCTION),
+            detail: Some(f.syntax.clone()),
+            documentation: (!f.description.is_empty()).then(|| markdown(f.description.clone())),
+            insert_text: Some(format!("{}($1)", f.name)),
+            insert_text_format: Some(InsertTextFormat::SNIPPET),
+            ..Default::default()
+        })
+}
+
+/// The columns in scope at `offset`, all or those of one qualifier.
+fn columns(cx: &Context<'_>, offset: usize, qualifier: Option<&str>) -> Vec<CompletionItem> {
+    let mut scope: Vec<(Option<String>, String, String)> = Vec::new();
+    let mut add = |shape: Option<&Shape>| {
+        if let Some(Shape::Table(schema)) = shape {
+            for (q, f) in schema.iter() {
+                scope.push((
+                    q.map(|q| q.table().to_string()),
+                    f.name().clone(),
+                    display(f.data_type()),
+                ));
+            }
+        }
+    };
+    match in_checked_step(cx.analysis, offset) {
+        Some((input, right)) => {
+            add(input);
+            add(right);
+        }
+        None => {
+            let (input, right) = by_checking_prefix(cx, offset);
+            add(input.as_ref());
+            add(right.as_ref());
+        }
+    }
+    let ambiguous = |name: &str| scope.iter().filter(|(_, n, _)| n == name).count() > 1;
+    let mut items = Vec::new();
+    for (q, name, ty) in &scope {
+        match qualifier {
+            Some(wanted) if q.as_deref() != Some(wanted) => continue,
+            Some(_) => items.push((name.clone(), ty)),
+            None if ambiguous(name) => match q {
+                Some(q) => items.push((format!("{q}.{name}"), ty)),
+                None => items.push((name.clone(), ty)),
+            },
+            None => items.push((name.clone(), ty)),
+        }
+    }
+    items.dedup_by(|a, b| a.0 == b.0);
+    items
+        .into_iter()
+        .map(|(label, ty)| CompletionItem {
+            label,
+            kind: Some(CompletionItemKind::FIELD),
+            detail: Some(ty.clone()),
+            // Columns first: they are what an expression most often needs.
+            sort_text: Some("0".into()),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// The table a checked step consumes at `offset`, and for a join the table it joins.
+fn in_checked_step(analysis: &Analysis, offset: usize) -> Option<(Option<&Shape>, Option<&Shape>)> {
+    let places = &analysis.facts.places;
+    let step = places
+        .iter()
+        .filter(|p| p.input.is_some() && p.span.start < offset && offset <= p.span.end)
+        .min_by_key(|p| p.span.len())?;
+    let right = places
+        .iter()
+        .filter(|p| {
+            p.input.is_none() && p.span.start > step.span.start && p.span.end <= step.span.end
+        })
+        .filter(|_| step_is(analysis, step.span.start, "join"))
+        .find_map(|p| p.output.as_ref());
+    Some((step.input.as_ref(), right))
+}
+
+fn step_is(analysis: &Analysis, start: usize, keyword: &str) -> bool {
+    crate::locate::at(&analysis.program, start).is_some_and(
+        |f| matches!(f, crate::locate::Found::StepKeyword(s) if s.kind.keyword() == keyword),
+    )
+}
+
+/// For a statement that does not parse: checks the document up to the last `|` before the
+/// cursor and takes the table there; after `join NAME`, also NAME's table.
+fn by_checking_prefix(cx: &Context<'_>, offset: usize) -> (Option<Shape>, Option<Shape>) {
+    let start = statement_start(cx.text, offset);
+    let statement = &cx.text[start..offset];
+    let Some(pipe) = last_top_level_pipe(statement) else {
+        return (None, None);
+    };
+    let prefix = cx.text[..start + pipe].trim_end();
+    let analysis = (cx.reanalyse)(prefix);
+    let input = analysis
+        .facts
+        .places
+        .iter()
+        .rev()
+        .find(|p| p.span.end == prefix.len() && p.output.is_some())
+        .and_then(|p| p.output.clone());
+    let after = statement[pipe + 1..].trim_start();
+    let right = after.strip_prefix("join").and_then(|rest| {
+        let mut words = rest.split_whitespace();
+        let mut name = words.next()?;
+        if JOIN_KINDS.contains(&name) {
+            name = words.next()?;
+        }
+        cx.analysis.facts.binding(name).map(|b| b.shape.clone())
+    });
+    (input, right)
+}
+
+/// The byte offset of the last `|` outside strings and brackets.
+fn last_top_level_pipe(text: &str) -> Option<usize> {
+    let mut found = None;
+    let mut level = 0i32;
+    let mut in_string = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => in_string = !in_string,
+            '(' | '[' | '{' if !in_string => level += 1,
+            ')' | ']' | '}' if !in_string => level -= 1,
+            '|' if !in_string && level <= 0 => found = Some(i),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Files and folders for a path typed inside `load "..."`.
+fn paths(cx: &Context<'_>, partial: &str) -> Vec<CompletionItem> {
+    let (folder, _) = partial.rsplit_once('/').unwrap_or(("", partial));
+    let dir = if Path::new(folder).is_absolute() {
+        Path::new(folder).to_path_buf()
+    } else {
+        cx.base.join(folder)
+    };
+    (cx.list)(&dir)
+        .into_iter()
+        .map(|(name, is_dir)| CompletionItem {
+            label: if is_dir { format!("{name}/") } else { name },
+            kind: Some(if is_dir {
+                CompletionItemKind::FOLDER
+            } else {
+                CompletionItemKind::FILE
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn markdown(value: String) -> Documentation {
+    Documentation::MarkupContent(MarkupContent {
+        kind: MarkupKind::Markdown,
+        value,
+    })
+}
+
+fn floor_char(text: &str, mut offset: usize) -> usize {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
