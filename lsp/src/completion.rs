@@ -519,24 +519,29 @@ fn step_is(analysis: &Analysis, start: usize, keyword: &str) -> bool {
     )
 }
 
-/// For a statement that does not parse: checks the document up to the last `|` before the
-/// cursor and takes the table there; after `join NAME`, also NAME's table.
+/// For a statement that does not parse: checks the document up to a `|` before the cursor
+/// and takes the table there — the last `|` whose left side checks, so one broken step does
+/// not hide the columns; after `join NAME`, also NAME's table.
 fn by_checking_prefix(cx: &Context<'_>, offset: usize) -> (Option<Shape>, Option<Shape>) {
     let start = statement_start(cx.text, offset);
     let statement = &cx.text[start..offset];
-    let Some(pipe) = last_top_level_pipe(statement) else {
+    let pipes = top_level_pipes(statement);
+    let Some(&last) = pipes.last() else {
         return (None, None);
     };
-    let prefix = cx.text[..start + pipe].trim_end();
-    let analysis = (cx.reanalyse)(prefix);
-    let input = analysis
-        .facts
-        .places
-        .iter()
-        .rev()
-        .find(|p| p.span.end == prefix.len() && p.output.is_some())
-        .and_then(|p| p.output.clone());
-    let after = statement[pipe + 1..].trim_start();
+    // Each attempt checks the document up to there; a few are enough in practice.
+    let input = pipes.iter().rev().take(3).find_map(|&pipe| {
+        let prefix = cx.text[..start + pipe].trim_end();
+        let analysis = (cx.reanalyse)(prefix);
+        analysis
+            .facts
+            .places
+            .iter()
+            .rev()
+            .find(|p| p.span.end == prefix.len() && p.output.is_some())
+            .and_then(|p| p.output.clone())
+    });
+    let after = statement[last + 1..].trim_start();
     let right = after.strip_prefix("join").and_then(|rest| {
         let mut words = rest.split_whitespace();
         let mut name = words.next()?;
@@ -548,9 +553,9 @@ fn by_checking_prefix(cx: &Context<'_>, offset: usize) -> (Option<Shape>, Option
     (input, right)
 }
 
-/// The byte offset of the last `|` outside strings and brackets.
-fn last_top_level_pipe(text: &str) -> Option<usize> {
-    let mut found = None;
+/// The byte offsets of the `|`s outside strings and brackets.
+fn top_level_pipes(text: &str) -> Vec<usize> {
+    let mut found = Vec::new();
     let mut level = 0i32;
     let mut in_string = false;
     for (i, c) in text.char_indices() {
@@ -558,7 +563,7 @@ fn last_top_level_pipe(text: &str) -> Option<usize> {
             '"' => in_string = !in_string,
             '(' | '[' | '{' if !in_string => level += 1,
             ')' | ']' | '}' if !in_string => level -= 1,
-            '|' if !in_string && level <= 0 => found = Some(i),
+            '|' if !in_string && level <= 0 => found.push(i),
             _ => {}
         }
     }

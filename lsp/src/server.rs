@@ -301,6 +301,8 @@ impl<'e> Server<'e> {
                     return Vec::new();
                 };
                 let uri = p.text_document.uri;
+                // A reopened document may reuse a version number with another text.
+                self.analyses.borrow_mut().remove(&uri);
                 self.documents.insert(
                     uri.clone(),
                     Document::new(p.text_document.text, p.text_document.version),
