@@ -131,3 +131,47 @@ fn every_crate_root_documents_what_it_owns() {
         );
     }
 }
+
+/// Whether a manifest's `[dependencies]` name a crate.
+fn depends_on(manifest: &str, krate: &str) -> bool {
+    let mut in_deps = false;
+    manifest.lines().any(|line| {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+            return false;
+        }
+        in_deps && line.split(['.', ' ', '=']).next() == Some(krate)
+    })
+}
+
+#[test]
+fn only_the_lsp_crate_knows_lsp() {
+    for (krate, _) in ALLOWED {
+        let manifest = std::fs::read_to_string(root().join(krate).join("Cargo.toml")).unwrap();
+        let knows = ["lsp-types", "lsp-server"]
+            .iter()
+            .any(|dep| depends_on(&manifest, dep));
+        let mut files = Vec::new();
+        rust_files(&root().join(krate).join("src"), &mut files);
+        let names_it = files.iter().any(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            text.contains("lsp_types") || text.contains("lsp_server")
+        });
+        if *krate == "lsp" {
+            assert!(
+                knows && names_it,
+                "the lsp crate speaks LSP through lsp-types"
+            );
+        } else {
+            assert!(
+                !knows && !names_it,
+                "crate `{krate}` must not know LSP types; only `lsp` does (ARCHITECTURE.md)"
+            );
+        }
+    }
+    assert!(depends_on(
+        "[dependencies]\nlsp-types.workspace = true\n",
+        "lsp-types"
+    ));
+}

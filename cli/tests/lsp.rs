@@ -65,7 +65,10 @@ impl Client {
         let mut length = None;
         loop {
             let mut line = String::new();
-            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "server closed its output");
+            assert!(
+                self.stdout.read_line(&mut line).unwrap() > 0,
+                "server closed its output"
+            );
             let line = line.trim_end();
             if line.is_empty() {
                 break;
@@ -109,7 +112,10 @@ impl Client {
             }) {
                 return self.notifications.remove(i)["params"]["diagnostics"].clone();
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "no diagnostics");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no diagnostics"
+            );
             let message = self.read();
             self.notifications.push(message);
         }
@@ -261,9 +267,15 @@ fn hover_documents_functions_model_kinds_arguments_keys_and_codes() {
     let program = "config { work$0ers = 4 }\nlet c = load \"data/customers.csv\"\nlet m = c | train logistic(label = churned, features = [tenure], epochs = 3)\nshow c | derive t = abs(tenure)\nsave m to \"out/m.model\"\n";
     let hovers: Vec<String> = [
         program.to_string(),
-        program.replace("work$0ers", "workers").replace("logistic", "logi$0stic"),
-        program.replace("work$0ers", "workers").replace("epochs", "epo$0chs"),
-        program.replace("work$0ers", "workers").replace("abs(", "a$0bs("),
+        program
+            .replace("work$0ers", "workers")
+            .replace("logistic", "logi$0stic"),
+        program
+            .replace("work$0ers", "workers")
+            .replace("epochs", "epo$0chs"),
+        program
+            .replace("work$0ers", "workers")
+            .replace("abs(", "a$0bs("),
         program
             .replace("work$0ers", "workers")
             .replace("abs(tenure)", "abs(tenur$0e_x)"),
@@ -355,7 +367,16 @@ fn completion_offers_config_keys_hints_bound_names_and_paths() {
     let config = labels(&mut client, "lsp_keys.flow", "config { $0 }\n", false);
     assert_eq!(
         config,
-        ["target", "objective", "budget_usd", "deadline_s", "workers", "memory_mb", "region", "bucket"]
+        [
+            "target",
+            "objective",
+            "budget_usd",
+            "deadline_s",
+            "workers",
+            "memory_mb",
+            "region",
+            "bucket"
+        ]
     );
     let hints = labels(
         &mut client,
@@ -410,7 +431,10 @@ fn definition_references_and_rename_of_a_binding() {
         json!({ "textDocument": { "uri": uri("lsp_nav.flow") }, "position": position, "newName": "big" }),
     );
     assert!(
-        taken["error"]["message"].as_str().unwrap().contains("already bound"),
+        taken["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already bound"),
         "{taken}"
     );
     drop(plain);
@@ -435,7 +459,10 @@ fn document_symbols_semantic_tokens_and_formatting() {
     let mut formatting = doc.clone();
     formatting["options"] = json!({ "tabSize": 2, "insertSpaces": true });
     let edits = client.request("textDocument/formatting", formatting);
-    insta::assert_snapshot!("formatting", edits["result"][0]["newText"].as_str().unwrap());
+    insta::assert_snapshot!(
+        "formatting",
+        edits["result"][0]["newText"].as_str().unwrap()
+    );
     client.shutdown();
 }
 
@@ -444,7 +471,8 @@ fn code_actions_apply_suggestions_and_qualify_ambiguous_columns() {
     let mut client = Client::start();
     let typo = "let orders = load \"data/orders.csv\"\nshow orders | filter amout > 1\n";
     client.open("lsp_actions.flow", typo);
-    let range = json!({ "start": { "line": 1, "character": 21 }, "end": { "line": 1, "character": 21 } });
+    let range =
+        json!({ "start": { "line": 1, "character": 21 }, "end": { "line": 1, "character": 21 } });
     let actions = client.request(
         "textDocument/codeAction",
         json!({ "textDocument": { "uri": uri("lsp_actions.flow") }, "range": range,
@@ -454,8 +482,14 @@ fn code_actions_apply_suggestions_and_qualify_ambiguous_columns() {
 
     let ambiguous = "let customers = load \"data/customers.csv\"\nlet orders = load \"data/orders.csv\"\nshow orders | join customers on orders.customer_id == customers.customer_id | select customer_id\n";
     client.open("lsp_actions.flow", ambiguous);
-    let at = ambiguous.lines().nth(2).unwrap().rfind("customer_id").unwrap();
-    let range = json!({ "start": { "line": 2, "character": at }, "end": { "line": 2, "character": at } });
+    let at = ambiguous
+        .lines()
+        .nth(2)
+        .unwrap()
+        .rfind("customer_id")
+        .unwrap();
+    let range =
+        json!({ "start": { "line": 2, "character": at }, "end": { "line": 2, "character": at } });
     let actions = client.request(
         "textDocument/codeAction",
         json!({ "textDocument": { "uri": uri("lsp_actions.flow") }, "range": range,
@@ -490,9 +524,15 @@ fn the_plan_preview_returns_the_physical_plan() {
     assert!(plan.contains("scan data/orders.csv"), "{plan}");
     let broken = QUICKSTART.replace("amount > 100", "nope > 100");
     client.open("lsp_plan.flow", &broken);
-    let answer = client.request("flow/plan", json!({ "textDocument": { "uri": uri("lsp_plan.flow") } }));
+    let answer = client.request(
+        "flow/plan",
+        json!({ "textDocument": { "uri": uri("lsp_plan.flow") } }),
+    );
     assert!(
-        answer["result"]["error"].as_str().unwrap().contains("E0004"),
+        answer["result"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("E0004"),
         "{answer}"
     );
     client.shutdown();
@@ -518,7 +558,8 @@ fn malformed_requests_get_json_rpc_errors_and_the_server_lives_on() {
     assert_eq!(closed["result"], Value::Null);
 
     // Any text: binary noise, deep nesting, positions far outside the document.
-    let noise = "let x = ((((((((((\u{0}\u{7f}é😀 | | | filter \"unterminated\nshow x | select a.b.c.d";
+    let noise =
+        "let x = ((((((((((\u{0}\u{7f}é😀 | | | filter \"unterminated\nshow x | select a.b.c.d";
     client.open("lsp_noise.flow", noise);
     for (line, character) in [(0, 0), (0, 12), (1, 5), (1, 99), (99, 99)] {
         for method in [

@@ -98,6 +98,9 @@ pub(crate) struct Compiler<'a> {
     bindings: HashMap<String, Binding>,
     /// Binding names in order of definition, for "did you mean" and unused warnings.
     order: Vec<String>,
+    /// Names whose `let` or `split` did not check: their uses stay quiet, since the error
+    /// that matters was reported where the binding failed.
+    failed: std::collections::HashSet<String>,
     diagnostics: Vec<Diagnostic>,
     /// Hints of the steps lowered since the last node was made; the next node takes them.
     pending_hints: Hints,
@@ -148,6 +151,7 @@ fn compile_statements<S: std::borrow::Borrow<Stmt>>(
         dag: Dag::default(),
         bindings: HashMap::new(),
         order: Vec::new(),
+        failed: Default::default(),
         diagnostics: Vec::new(),
         pending_hints: Hints::default(),
         facts: Facts::default(),
@@ -174,10 +178,13 @@ fn compile_statements<S: std::borrow::Borrow<Stmt>>(
                 }
             },
             StmtKind::Let { name, value } => {
-                if c.check_fresh(name)
-                    && let Some(v) = c.pipeline(value, Some(&name.name))
-                {
-                    c.bind(name, v, value.span);
+                if c.check_fresh(name) {
+                    match c.pipeline(value, Some(&name.name)) {
+                        Some(v) => c.bind(name, v, value.span),
+                        None => {
+                            c.failed.insert(name.name.clone());
+                        }
+                    }
                 }
             }
             StmtKind::Split {
@@ -186,7 +193,14 @@ fn compile_statements<S: std::borrow::Borrow<Stmt>>(
                 input,
                 fraction,
                 seed,
-            } => c.split(first, second, input, fraction, seed.as_ref()),
+            } => {
+                c.split(first, second, input, fraction, seed.as_ref());
+                for name in [first, second] {
+                    if !c.bindings.contains_key(&name.name) {
+                        c.failed.insert(name.name.clone());
+                    }
+                }
+            }
             StmtKind::Save {
                 input,
                 target,

@@ -168,11 +168,20 @@ impl Compiler<'_> {
             input: None,
             output: result.as_ref().ok().map(Value::shape),
         });
-        result.map_err(|d| self.diagnostics.push(d)).ok()
+        result
+            .map_err(|d| {
+                if !d.message.is_empty() {
+                    self.diagnostics.push(d);
+                }
+            })
+            .ok()
     }
 
     fn name(&mut self, name: &Ident) -> Result<Value, Diagnostic> {
         let Some(binding) = self.bindings.get_mut(&name.name) else {
+            if self.failed.contains(&name.name) {
+                return Err(silent(name.span));
+            }
             return Err(Diagnostic::error(
                 Code::E0003,
                 format!("`{}` is not bound", name.name),

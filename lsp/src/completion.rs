@@ -529,16 +529,18 @@ fn by_checking_prefix(cx: &Context<'_>, offset: usize) -> (Option<Shape>, Option
     let Some(&last) = pipes.last() else {
         return (None, None);
     };
-    // Each attempt checks the document up to there; a few are enough in practice.
+    // Each attempt checks the statements the typed part needs and the part itself; a few
+    // attempts are enough in practice.
     let input = pipes.iter().rev().take(3).find_map(|&pipe| {
-        let prefix = cx.text[..start + pipe].trim_end();
-        let analysis = (cx.reanalyse)(prefix);
+        let typed = cx.text[start..start + pipe].trim_end();
+        let program = format!("{}{typed}", slice(cx, typed));
+        let analysis = (cx.reanalyse)(&program);
         analysis
             .facts
             .places
             .iter()
             .rev()
-            .find(|p| p.span.end == prefix.len() && p.output.is_some())
+            .find(|p| p.span.end == program.len() && p.output.is_some())
             .and_then(|p| p.output.clone())
     });
     let after = statement[last + 1..].trim_start();
@@ -551,6 +553,50 @@ fn by_checking_prefix(cx: &Context<'_>, offset: usize) -> (Option<Shape>, Option
         cx.analysis.facts.binding(name).map(|b| b.shape.clone())
     });
     (input, right)
+}
+
+/// The text of the statements that bind the names `typed` uses, and of the ones those need,
+/// in program order: checking them and `typed` gives the table `typed` makes without
+/// checking the whole document again.
+fn slice(cx: &Context<'_>, typed: &str) -> String {
+    let analysis = cx.analysis;
+    let mut wanted: Vec<String> = typed
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| analysis.facts.binding(w).is_some())
+        .map(str::to_string)
+        .collect();
+    let mut statements: Vec<flow_lang::Span> = Vec::new();
+    while let Some(name) = wanted.pop() {
+        let Some(bound) = analysis.facts.binding(&name) else {
+            continue;
+        };
+        let Some(statement) = analysis
+            .program
+            .statements
+            .iter()
+            .find(|s| s.span.contains(bound.span.start))
+        else {
+            continue;
+        };
+        if statements.contains(&statement.span) {
+            continue;
+        }
+        statements.push(statement.span);
+        wanted.extend(
+            analysis
+                .facts
+                .uses
+                .iter()
+                .filter(|(span, _)| statement.span.contains(span.start))
+                .map(|(_, used)| used.clone()),
+        );
+    }
+    statements.sort_by_key(|s| s.start);
+    statements
+        .iter()
+        .filter_map(|s| cx.text.get(s.start..s.end))
+        .map(|text| format!("{text}\n"))
+        .collect()
 }
 
 /// The byte offsets of the `|`s outside strings and brackets.

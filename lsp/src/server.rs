@@ -90,7 +90,10 @@ impl<'e> Server<'e> {
     pub fn handle(&mut self, message: Message) -> Vec<Message> {
         match message {
             Message::Request(request) => vec![Message::Response(self.request(request))],
-            Message::Notification(notification) => self.notification(notification),
+            Message::Notification(notification) => {
+                let method = notification.method.clone();
+                guarded(&method, || self.notification(notification))
+            }
             Message::Response(_) => Vec::new(),
         }
     }
@@ -350,7 +353,9 @@ impl<'e> Server<'e> {
     /// Publishes the diagnostics of the documents that stopped changing.
     pub fn publish_pending(&mut self) -> Vec<Message> {
         let pending = std::mem::take(&mut self.pending);
-        pending.iter().filter_map(|uri| self.publish(uri)).collect()
+        guarded("publishing diagnostics", || {
+            pending.iter().filter_map(|uri| self.publish(uri)).collect()
+        })
     }
 
     fn publish(&self, uri: &Uri) -> Option<Message> {
@@ -441,6 +446,20 @@ impl<'e> Server<'e> {
             Some(Err(problem)) => Err(error(ErrorCode::RequestFailed, problem)),
         }
     }
+}
+
+/// Runs work no request waits for; a bug in it becomes an error in the client's log, not the
+/// end of the server.
+fn guarded(what: &str, work: impl FnOnce() -> Vec<Message>) -> Vec<Message> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| {
+        vec![Message::Notification(Notification::new(
+            "window/logMessage".into(),
+            LogMessageParams {
+                typ: MessageType::ERROR,
+                message: format!("flow's language server failed handling `{what}`; this is a bug"),
+            },
+        ))]
+    })
 }
 
 fn response(id: RequestId, answer: Answer) -> Response {
