@@ -99,7 +99,7 @@ enum Command {
     Run(run::RunArgs),
     /// Serve the language server over standard input and output (started by editors)
     #[command(
-        after_help = "Editors start it; see docs/editors.md for VS Code and Neovim.\nIt speaks LSP (JSON-RPC with Content-Length headers) on stdin and stdout."
+        after_help = "Examples:\n  flowc lsp    (editors start it; see docs/editors.md for VS Code and Neovim)\n\nIt speaks LSP (JSON-RPC with Content-Length headers) on stdin and stdout and exits\nafter the client's `exit`: 0 after `shutdown`, 1 without."
     )]
     Lsp,
     /// Serve as one worker of a distributed run (started by `flowc run`, not by people)

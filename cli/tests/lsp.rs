@@ -253,6 +253,10 @@ fn hover_shows_the_schema_of_bindings_and_after_steps() {
         "hover_step",
         hover_text(&mut client, "lsp_hover.flow", &on_step)
     );
+    // On a `|`: the table that flows into the next step.
+    let on_pipe = QUICKSTART.replacen("  | derive", "  $0| derive", 1);
+    let at_pipe = hover_text(&mut client, "lsp_hover.flow", &on_pipe);
+    assert!(at_pipe.starts_with("here: table, 5 columns"), "{at_pipe}");
     let on_column = QUICKSTART.replacen("amount > 100", "amo$0unt > 100", 1);
     insta::assert_snapshot!(
         "hover_column",
@@ -295,6 +299,13 @@ fn completion_offers_steps_after_a_pipe_and_columns_in_scope() {
         "completion_steps",
         labels(&mut client, "lsp_complete.flow", after_pipe, false).join("\n")
     );
+    let statement = labels(
+        &mut client,
+        "lsp_complete.flow",
+        "let orders = load \"data/orders.csv\"\n$0\n",
+        false,
+    );
+    assert_eq!(statement, ["config", "let", "save", "show"]);
     let in_filter = "let orders = load \"data/orders.csv\"\nshow orders | filter $0\n";
     let found = labels(&mut client, "lsp_complete.flow", in_filter, false);
     insta::assert_snapshot!("completion_columns", found.join("\n"));

@@ -191,11 +191,13 @@ fn usage_errors_exit_2_and_explain_prints_the_catalogue() {
     assert!(String::from_utf8_lossy(&explain.stdout).starts_with("E0003: unknown name"));
     let kind = flowc(&["explain", "logistic"]);
     assert!(String::from_utf8_lossy(&kind.stdout).contains("learning_rate"));
+    let step = flowc(&["explain", "join"]);
+    assert!(String::from_utf8_lossy(&step.stdout).starts_with("join [inner|left|right"));
     assert_eq!(
         flowc(&["explain", "nothing-like-this"]).status.code(),
         Some(1)
     );
-    for sub in ["check", "fmt", "explain", "run"] {
+    for sub in ["check", "fmt", "explain", "run", "lsp"] {
         let help = flowc(&[sub, "--help"]);
         assert!(
             String::from_utf8_lossy(&help.stdout).contains("Examples:"),

@@ -68,7 +68,7 @@ pub const ENTRIES: &[Entry] = &[
     },
     Entry {
         keyword: "split",
-        places: &[Place::Statement],
+        places: &[Place::Source],
         syntax: "let A, B = split PIPELINE FRACTION [seed INT]",
         doc: "Splits a table in two by a seeded hash of each row's contents, so the split does not depend on partitioning or on the number of workers.",
         example: "let train_set, test_set = split features 0.8 seed 42",

@@ -51,7 +51,7 @@ const TYPES: &[&str] = &[
 ];
 
 pub fn complete(cx: &Context<'_>) -> Vec<CompletionItem> {
-    let offset = floor_char(cx.text, cx.offset.min(cx.text.len()));
+    let offset = crate::document::floor_char(cx.text, cx.offset.min(cx.text.len()));
     let start = statement_start(cx.text, offset);
     let before = strip_comments(&cx.text[start..offset]);
     if let Some(partial) = open_string(&before) {
@@ -73,11 +73,14 @@ pub fn complete(cx: &Context<'_>) -> Vec<CompletionItem> {
     let previous = last_word(head);
     let last_char = head.chars().last();
 
-    if head.is_empty() {
-        return keywords(Place::Statement);
+    // A word at the very start of a line starts a statement (the formatter indents the lines
+    // that continue one).
+    let line = &cx.text[cx.text[..offset].rfind('\n').map_or(0, |n| n + 1)..offset];
+    if head.is_empty() || line.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return keywords(Place::Statement).collect();
     }
     if last_char == Some('|') {
-        return keywords(Place::Step);
+        return keywords(Place::Step).collect();
     }
     if previous == "train" {
         return model_kinds();
@@ -102,7 +105,11 @@ pub fn complete(cx: &Context<'_>) -> Vec<CompletionItem> {
         return sources(cx, true);
     }
     if last_char == Some('=') && is_let_head(head) {
-        return sources(cx, false);
+        let mut items = sources(cx, false);
+        if head.contains(',') {
+            items.extend(keywords(Place::Source).filter(|i| i.label == "split"));
+        }
+        return items;
     }
     if let Some((kind, inside)) = open_train(&before) {
         return train_arguments(cx, offset, kind, inside);
@@ -113,8 +120,8 @@ pub fn complete(cx: &Context<'_>) -> Vec<CompletionItem> {
             if opened.ends_with("config") {
                 return keys(CONFIG_KEYS);
             }
-            if opened.ends_with("with") {
-                return if with_belongs_to_load(&opened[..opened.len() - 4]) {
+            if let Some(before_with) = opened.strip_suffix("with") {
+                return if with_belongs_to_load(before_with) {
                     simple(
                         &["header", "delimiter"],
                         CompletionItemKind::PROPERTY,
@@ -155,7 +162,7 @@ fn statement_start(text: &str, offset: usize) -> usize {
             .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect();
         let keyword = reference::find(&word).is_some_and(|e| e.places.contains(&Place::Statement));
-        if keyword && (word != "split") {
+        if keyword {
             start = line_start + (line.len() - trimmed.len());
         }
         line_start += line.len();
@@ -290,16 +297,14 @@ fn with_belongs_to_load(text: &str) -> bool {
         .is_some_and(|q| before_string[..q].trim_end().ends_with("load"))
 }
 
-fn keywords(place: Place) -> Vec<CompletionItem> {
-    reference::at(place)
-        .map(|entry| CompletionItem {
-            label: entry.keyword.to_string(),
-            kind: Some(CompletionItemKind::KEYWORD),
-            detail: Some(entry.syntax.to_string()),
-            documentation: Some(markdown(entry.doc.to_string())),
-            ..Default::default()
-        })
-        .collect()
+fn keywords(place: Place) -> impl Iterator<Item = CompletionItem> {
+    reference::at(place).map(|entry| CompletionItem {
+        label: entry.keyword.to_string(),
+        kind: Some(CompletionItemKind::KEYWORD),
+        detail: Some(entry.syntax.to_string()),
+        documentation: Some(markdown(entry.doc.to_string())),
+        ..Default::default()
+    })
 }
 
 fn model_kinds() -> Vec<CompletionItem> {
@@ -407,7 +412,10 @@ fn sources(cx: &Context<'_>, models: bool) -> Vec<CompletionItem> {
     let mut items = if models {
         simple(&["load"], CompletionItemKind::KEYWORD, "a model file")
     } else {
+        // `split` makes two tables, so it only follows `let A, B =`.
         keywords(Place::Source)
+            .filter(|i| i.label != "split")
+            .collect()
     };
     items.extend(
         cx.analysis
@@ -643,11 +651,4 @@ fn markdown(value: String) -> Documentation {
         kind: MarkupKind::Markdown,
         value,
     })
-}
-
-fn floor_char(text: &str, mut offset: usize) -> usize {
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    offset
 }

@@ -91,7 +91,7 @@ fn line_starts(text: &str) -> Vec<usize> {
 }
 
 /// The largest char boundary at or before `offset`.
-fn floor_char(text: &str, mut offset: usize) -> usize {
+pub(crate) fn floor_char(text: &str, mut offset: usize) -> usize {
     while !text.is_char_boundary(offset) {
         offset -= 1;
     }

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 const FRESH_FOR: Duration = Duration::from_secs(10);
 
 type Answer<T> = (Instant, Result<T, String>);
+/// Answers by the program's folder and the question asked.
+type Answers<T> = RefCell<HashMap<(PathBuf, String), Answer<T>>>;
 
 #[derive(Default)]
 pub struct SchemaCache {
-    loads: RefCell<HashMap<(PathBuf, String), Answer<ResolvedLoad>>>,
-    models: RefCell<HashMap<(PathBuf, String), Answer<Option<ModelSignature>>>>,
+    loads: Answers<ResolvedLoad>,
+    models: Answers<Option<ModelSignature>>,
 }
 
 impl SchemaCache {
@@ -42,7 +44,7 @@ pub struct Cached<'a> {
 }
 
 fn remembered<T: Clone>(
-    map: &RefCell<HashMap<(PathBuf, String), Answer<T>>>,
+    map: &Answers<T>,
     key: (PathBuf, String),
     read: impl FnOnce() -> Result<T, String>,
 ) -> Result<T, String> {
