@@ -16,7 +16,8 @@ pub struct Analysis {
 }
 
 pub fn analyse(text: &str, schemas: &Cached<'_>) -> Analysis {
-    let (parsed, compiled) = flow_compiler::parse_and_compile(text, schemas);
+    let (parsed, mut compiled) = flow_compiler::parse_and_compile(text, schemas);
+    let facts = std::mem::take(&mut compiled.facts);
     let syntax_errors = !parsed.diagnostics.is_empty();
     let mut diagnostics = parsed.diagnostics;
     diagnostics.extend(
@@ -32,7 +33,7 @@ pub fn analyse(text: &str, schemas: &Cached<'_>) -> Analysis {
     let ok = !flow_lang::diagnostic::has_errors(&diagnostics);
     Analysis {
         program: parsed.program,
-        facts: compiled.facts.clone(),
+        facts,
         compiled: ok.then_some(compiled),
         diagnostics,
     }

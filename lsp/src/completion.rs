@@ -32,24 +32,6 @@ const JOIN_KINDS: &[&str] = &["inner", "left", "right", "full", "semi", "anti"];
 const EXPRESSION_KEYWORDS: &[&str] = &[
     "and", "or", "not", "if", "then", "else", "is", "null", "true", "false", "in", "like", "as",
 ];
-const TYPES: &[&str] = &[
-    "bool",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float32",
-    "float64",
-    "decimal",
-    "string",
-    "date",
-    "timestamp",
-];
-
 pub fn complete(cx: &Context<'_>) -> Vec<CompletionItem> {
     let offset = crate::document::floor_char(cx.text, cx.offset.min(cx.text.len()));
     let start = statement_start(cx.text, offset);
@@ -86,7 +68,11 @@ pub fn complete(cx: &Context<'_>) -> Vec<CompletionItem> {
         return model_kinds();
     }
     if previous == "as" {
-        return simple(TYPES, CompletionItemKind::TYPE_PARAMETER, "type");
+        return simple(
+            flow_compiler::types::TYPE_NAMES,
+            CompletionItemKind::TYPE_PARAMETER,
+            "type",
+        );
     }
     if previous == "join" {
         let mut items = simple(JOIN_KINDS, CompletionItemKind::KEYWORD, "join kind");
