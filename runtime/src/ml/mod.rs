@@ -3,6 +3,7 @@
 //! model trained once serves every `infer` and `save` that uses it.
 
 pub mod load;
+mod model_input;
 pub mod onnx;
 pub mod scored;
 
