@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
 # The planner's predicted time of every example against the measured one, under the `local`
 # profile calibrated on this machine (`flowc calibrate`, kept apart from the user's own in
-# target/bench-config). Each example runs on 2 worker processes with --report; the table
-# prints both times and the error.
+# target/bench-config; delete target/bench-config to calibrate again). Each example runs
+# RUNS times (default 5) on 2 worker processes with --report; the table prints the
+# prediction, the median and range of the measured times, and the error of the median.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+runs=${RUNS:-5}
 cargo build --release -q -p flow-cli
-flowc=target/release/flowc
+flowc=$PWD/target/release/flowc
 export XDG_CONFIG_HOME=$PWD/target/bench-config
 [ -f "$XDG_CONFIG_HOME/flow/local.toml" ] || "$flowc" calibrate
-echo "| example | predicted | measured | error |"
-echo "| --- | --- | --- | --- |"
+out=$PWD/target/predicted
+mkdir -p "$out"
+echo "| example | predicted | measured (median of $runs) | measured range | error |"
+echo "| --- | --- | --- | --- | --- |"
 for f in examples/*.flow; do
   name=$(basename "$f" .flow)
-  "$flowc" run "$f" --workers 2 --report "target/predicted-$name.json" >/dev/null
-  python3 - "$name" "target/predicted-$name.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[2]))
-p, m = r["predicted_s"], r["measured_s"]
-print(f"| {sys.argv[1]} | {p*1000:.0f} ms | {m*1000:.0f} ms | {(p-m)/m*100:+.0f}% |")
+  for i in $(seq "$runs"); do
+    (cd examples && "$flowc" run "$name.flow" --workers 2 --report "$out/$name-$i.json" >/dev/null)
+  done
+  python3 - "$name" "$out" "$runs" <<'PY'
+import json, statistics, sys
+name, out, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+reports = [json.load(open(f"{out}/{name}-{i}.json")) for i in range(1, runs + 1)]
+measured = [r["measured_s"] for r in reports]
+p, m = reports[0]["predicted_s"], statistics.median(measured)
+ms = lambda s: f"{s * 1000:.1f} ms"
+print(f"| {name} | {ms(p)} | {ms(m)} | {ms(min(measured))} – {ms(max(measured))} | {(p - m) / m * 100:+.0f}% |")
 PY
 done

@@ -298,13 +298,18 @@ fn calibrate(output: Option<PathBuf>, quick: bool) -> u8 {
         eprintln!("error: no home folder to write the profile to; give --output PATH");
         return USAGE;
     };
-    eprintln!("measuring this machine (loopback TCP, a local folder, the engine's kernels)…");
+    eprintln!(
+        "measuring this machine (loopback TCP, a local folder, the engine's kernels, a run on \
+         two workers)…"
+    );
     let effort = if quick {
         flow_runtime::calibrate::Effort::Quick
     } else {
         flow_runtime::calibrate::Effort::Full
     };
-    let written = flow_runtime::calibrate::calibrate(effort).and_then(|(profile, report)| {
+    let exe = std::env::current_exe().ok();
+    let measured = flow_runtime::calibrate::calibrate(effort, exe.as_deref());
+    let written = measured.and_then(|(profile, report)| {
         for m in &report {
             println!("{:<46} {}", m.what, m.value);
         }

@@ -18,7 +18,16 @@ fn calibrated_profile_is_read_back_by_plan() {
         "{stdout}{}",
         String::from_utf8_lossy(&calibrate.stderr)
     );
-    for measured in ["direct latency", "storage bandwidth", "hash join", "train"] {
+    for measured in [
+        "direct latency",
+        "storage bandwidth",
+        "hash join",
+        "train",
+        "worker start-up",
+        "task overhead",
+        "job overhead",
+        "teardown",
+    ] {
         assert!(
             stdout.contains(measured),
             "calibrate did not report {measured}: {stdout}"
@@ -26,6 +35,11 @@ fn calibrated_profile_is_read_back_by_plan() {
     }
     let written = config.path().join("flow/local.toml");
     assert!(written.is_file());
+    // The fixed costs come from a real run on worker processes: start-up is never free.
+    let profile =
+        flow_planner::Profile::from_toml(&std::fs::read_to_string(&written).unwrap()).unwrap();
+    assert!(profile.compute.cold_start_s > 0.0, "{profile:?}");
+    assert!(profile.compute.task_overhead_s > 0.0, "{profile:?}");
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart.flow");
     let plan = Command::new(flowc)
         .args(["plan", example])

@@ -239,7 +239,7 @@ pub fn evaluate(
     if let Some(g) = fused_into {
         start = start.max(p.busy_until[g]);
     }
-    let base = work.task_seconds(profile, functions, memory_mb);
+    let base = work.task_seconds(profile, functions, memory_mb) + c.task_overhead_s;
     let mut task_s = base;
     let mut training_usd = 0.0;
     let training = match work.training {

@@ -387,6 +387,8 @@ pub fn model_bytes(params: u64) -> f64 {
 
 /// Classes assumed for a classifier before training has seen its labels.
 pub const ASSUMED_CLASSES: u64 = 10;
+/// Categories a `one_hot` feature is assumed to have before training has seen its column.
+pub const ASSUMED_CATEGORIES: u64 = 8;
 
 /// Builds the operator graph of a compiled program.
 pub fn lower(dag: &Dag, stats: &dyn Statistics) -> OpGraph {
@@ -481,7 +483,7 @@ impl Lowering<'_> {
                 }
                 root
             }
-            NodeKind::Train { model, args, .. } => {
+            NodeKind::Train { model, args, spec } => {
                 let input = inputs.first().map(|i| self.node(*i));
                 let arg = |name: &str| args.iter().find(|(n, _)| n == name).map(|(_, v)| v);
                 let number = |name: &str, default: u32| {
@@ -489,7 +491,23 @@ impl Lowering<'_> {
                         .and_then(|v| v.trim().parse::<u32>().ok())
                         .unwrap_or(default)
                 };
-                let features = model.inputs.len() as u64;
+                // The model's inputs as training sees them: a bag of words is one column but
+                // `buckets` inputs, a one-hot one per category.
+                let features = if spec.features.is_empty() {
+                    model.inputs.len() as u64
+                } else {
+                    spec.features
+                        .iter()
+                        .map(|f| match f {
+                            flow_stdlib::Feature::OneHot { categories, .. }
+                                if categories.is_empty() =>
+                            {
+                                ASSUMED_CATEGORIES
+                            }
+                            f => f.width() as u64,
+                        })
+                        .sum()
+                };
                 let outputs = match model.task {
                     flow_stdlib::Task::Classification if model.kind == "softmax" => ASSUMED_CLASSES,
                     _ => 1,

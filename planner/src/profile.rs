@@ -48,6 +48,18 @@ pub struct Compute {
     pub max_sync_payload_mb: u32,
     /// Seconds from invocation to the first line of the worker running.
     pub cold_start_s: f64,
+    /// Seconds every task spends besides its work: sent, its plan decoded, its sources
+    /// opened, its answer back.
+    #[serde(default)]
+    pub task_overhead_s: f64,
+    /// Seconds each sink's job spends before its first task: the coordinator plans it and
+    /// cuts it into stages (sinks run one after another).
+    #[serde(default)]
+    pub job_overhead_s: f64,
+    /// Seconds from the last task's answer to the run's end: workers stopped, the run's
+    /// temporary objects removed.
+    #[serde(default)]
+    pub teardown_s: f64,
     /// The fewest vCPUs a function gets, whatever its memory.
     pub min_vcpus: f64,
     /// How many functions may run at once (the account's concurrency quota).
@@ -180,6 +192,9 @@ impl Profile {
             c.usd_per_gb_s_arm64,
             c.usd_per_request,
             c.cold_start_s,
+            c.task_overhead_s,
+            c.job_overhead_s,
+            c.teardown_s,
             self.direct.latency_s,
             self.direct.pairing_s,
             self.direct.rendezvous_usd_per_hour,

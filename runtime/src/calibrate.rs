@@ -1,7 +1,10 @@
 //! `flowc calibrate`: measures this machine for the `local` profile — loopback TCP latency
 //! and bandwidth (the direct channel), a local folder's latency and bandwidth (the storage
 //! hop), and the per-row cost of scan, filter, join, aggregate, sort, write, train and infer
-//! on generated data, each on one core — and returns the profile the planner reads back.
+//! on generated data, each on one core — and, given the `flowc` executable, the fixed costs of
+//! a distributed run ([`overheads`]) — and returns the profile the planner reads back.
+
+pub mod overheads;
 
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -30,8 +33,12 @@ pub struct Measurement {
 }
 
 /// Measures the machine. The result is the built-in `local` profile with every measured
-/// figure replaced.
-pub fn calibrate(effort: Effort) -> Result<(Profile, Vec<Measurement>), String> {
+/// figure replaced; the fixed costs of a run only when `exe` (the `flowc` executable the
+/// workers run) is given.
+pub fn calibrate(
+    effort: Effort,
+    exe: Option<&Path>,
+) -> Result<(Profile, Vec<Measurement>), String> {
     let mut profile = Profile::builtin("local").map_err(|e| e.to_string())?;
     let mut report = Vec::new();
     let mut note = |what: &'static str, value: String| report.push(Measurement { what, value });
@@ -77,27 +84,79 @@ pub fn calibrate(effort: Effort) -> Result<(Profile, Vec<Measurement>), String> 
     let k = runtime
         .block_on(kernels(dir.path(), rows))
         .map_err(|e| format!("cannot measure the engine: {e}"))?;
-    profile.kernels.scan_s_per_byte = k.scan;
-    profile.kernels.narrow_s_per_row = k.narrow;
-    profile.kernels.join_s_per_row = k.join;
-    profile.kernels.aggregate_s_per_row = k.aggregate;
-    profile.kernels.sort_s_per_row = k.sort;
-    profile.kernels.write_s_per_byte = k.write;
-    for (what, v) in [
-        ("scan, per byte of Parquet", k.scan),
-        ("filter and project, per row", k.narrow),
-        ("hash join, per input row", k.join),
-        ("hash aggregate, per row", k.aggregate),
-        ("sort, per row and doubling", k.sort),
-        ("write Parquet, per byte", k.write),
+    let (train, infer) = ml_kernels(rows);
+    let kernels = &mut profile.kernels;
+    for (what, v, field) in [
+        (
+            "scan, per byte of Parquet",
+            k.scan,
+            &mut kernels.scan_s_per_byte,
+        ),
+        (
+            "filter and project, per row",
+            k.narrow,
+            &mut kernels.narrow_s_per_row,
+        ),
+        (
+            "hash join, per input row",
+            k.join,
+            &mut kernels.join_s_per_row,
+        ),
+        (
+            "hash aggregate, per row",
+            k.aggregate,
+            &mut kernels.aggregate_s_per_row,
+        ),
+        (
+            "sort, per row and doubling",
+            k.sort,
+            &mut kernels.sort_s_per_row,
+        ),
+        (
+            "write Parquet, per byte",
+            k.write,
+            &mut kernels.write_s_per_byte,
+        ),
+        (
+            "train (logistic SGD), per value",
+            train,
+            &mut kernels.train_s_per_value,
+        ),
+        (
+            "infer (logistic), per value",
+            infer,
+            &mut kernels.infer_s_per_value,
+        ),
     ] {
+        *field = v;
         note(what, seconds(v));
     }
-    let (train, infer) = ml_kernels(rows);
-    profile.kernels.train_s_per_value = train;
-    profile.kernels.infer_s_per_value = infer;
-    note("train (logistic SGD), per value", seconds(train));
-    note("infer (logistic), per value", seconds(infer));
+
+    if let Some(exe) = exe {
+        let o = overheads::measure(exe, dir.path(), 4, scale - 1)?;
+        let compute = &mut profile.compute;
+        for (what, v, field) in [
+            ("worker start-up", o.cold_start_s, &mut compute.cold_start_s),
+            (
+                "task overhead (sent to answered)",
+                o.task_overhead_s,
+                &mut compute.task_overhead_s,
+            ),
+            (
+                "job overhead (between sinks)",
+                o.job_overhead_s,
+                &mut compute.job_overhead_s,
+            ),
+            (
+                "teardown (last answer to end)",
+                o.teardown_s,
+                &mut compute.teardown_s,
+            ),
+        ] {
+            *field = v;
+            note(what, seconds(v));
+        }
+    }
 
     profile.origin = format!("measured by `flowc calibrate` on {}", today());
     Ok((profile, report))
@@ -359,7 +418,7 @@ mod tests {
 
     #[test]
     fn quick_calibration_measures_everything_and_round_trips() {
-        let (profile, report) = calibrate(Effort::Quick).unwrap();
+        let (profile, report) = calibrate(Effort::Quick, None).unwrap();
         assert!(report.len() >= 12, "{report:?}");
         let k = &profile.kernels;
         for v in [

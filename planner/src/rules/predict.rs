@@ -1,12 +1,15 @@
 //! `predict`: the final timeline and bill. Every stage starts when its inputs have arrived
 //! (stages after the first are started early, so only the first pays a cold start on the
-//! critical path) and finishes one task later; the plan takes as long as its last stage. The
-//! cost adds every function's GB-seconds and requests, every exchange, and, when any channel
-//! is direct, the rendezvous host once per job (not per message) for as long as peers are
-//! being introduced, at least a minute.
+//! critical path) and finishes one task later. The runtime runs each sink's job on its own,
+//! one after another — a job computes every stage its sink needs, so what sinks share is
+//! computed again, except a model, trained or loaded once and kept — so the plan takes the
+//! cold start, each job's longest chain of stages and exchanges plus the job's own overhead,
+//! and the teardown. The cost adds every function's GB-seconds and requests, every
+//! exchange, and, when any channel is direct, the rendezvous host once per job (not per
+//! message) for as long as peers are being introduced, at least a minute.
 
 use super::{Planning, Rule};
-use crate::ops::Channel;
+use crate::ops::{Channel, OpKind};
 use crate::options::PlanError;
 
 /// EC2 bills at least a minute per start.
@@ -54,8 +57,112 @@ impl Rule for Predict {
         p.plan.rendezvous_usd = window.map_or(0.0, |(a, b)| {
             p.profile.direct.rendezvous_usd_per_hour * (b - a).max(RENDEZVOUS_MIN_S) / 3600.0
         });
-        p.plan.predicted_s = end;
+        p.plan.predicted_s = jobs_in_turn(p).unwrap_or(end);
         p.plan.predicted_usd = usd + p.plan.rendezvous_usd;
         Ok(())
     }
+}
+
+/// The run's length with the sinks' jobs in program order, one after another, as the
+/// runtime runs them; `None` when the graph has no sink. Before a sink's own job, each model
+/// it needs that is not trained yet costs two: one computing the training table (what the
+/// model's input stages compute again later for other sinks), one training. A sink that shows
+/// an evaluation costs one more, printing the metrics' table.
+fn jobs_in_turn(p: &Planning) -> Option<f64> {
+    let plan = &p.plan;
+    let c = &p.profile.compute;
+    let n = plan.stages.len();
+    let kind_in = |s: usize, f: fn(&OpKind) -> bool| {
+        plan.stages[s]
+            .ops
+            .iter()
+            .any(|id| f(&p.graph.ops[*id].kind))
+    };
+    let sinks: Vec<usize> = p
+        .graph
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| matches!(op.kind, OpKind::Save { .. } | OpKind::Show { .. }))
+        .filter_map(|(id, _)| plan.ops.get(id).map(|o| o.stage))
+        .collect();
+    if sinks.is_empty() {
+        return None;
+    }
+    let trains: Vec<bool> = (0..n)
+        .map(|s| kind_in(s, |k| matches!(k, OpKind::Train { .. })))
+        .collect();
+    let keeps: Vec<bool> = (0..n)
+        .map(|s| {
+            kind_in(s, |k| {
+                matches!(k, OpKind::Train { .. } | OpKind::ModelLoad { .. })
+            })
+        })
+        .collect();
+    let evaluates: Vec<bool> = (0..n)
+        .map(|s| kind_in(s, |k| matches!(k, OpKind::Evaluate)))
+        .collect();
+    // The stages `roots` need, through exchanges, stopping at `kept` ones when asked to.
+    let upstream = |roots: &[usize], kept: &[bool]| {
+        let mut needed = vec![false; n];
+        let mut todo = roots.to_vec();
+        while let Some(s) = todo.pop() {
+            if needed[s] || kept[s] {
+                continue;
+            }
+            needed[s] = true;
+            todo.extend(plan.exchanges.iter().filter(|x| x.to == s).map(|x| x.from));
+        }
+        needed
+    };
+    // One job computing `roots`: its longest chain of stages and exchanges. Stages are listed
+    // producers first, so one pass sees every input before its reader.
+    let job = |roots: &[usize], kept: &mut Vec<bool>| {
+        let needed = upstream(roots, kept);
+        let mut finish = vec![0.0_f64; n];
+        let mut longest: f64 = 0.0;
+        for (s, stage) in plan.stages.iter().enumerate().filter(|(s, _)| needed[*s]) {
+            let start = plan
+                .exchanges
+                .iter()
+                .filter(|x| x.to == s && needed[x.from])
+                .map(|x| finish[x.from] + x.predicted_s)
+                .fold(0.0, f64::max);
+            finish[s] = start + stage.predicted_s;
+            longest = longest.max(finish[s]);
+        }
+        for s in (0..n).filter(|s| needed[*s] && keeps[*s]) {
+            kept[s] = true;
+        }
+        (c.job_overhead_s + longest, needed)
+    };
+    let mut kept = vec![false; n];
+    let mut total = c.cold_start_s + c.teardown_s;
+    for sink in sinks {
+        let reach = upstream(&[sink], &kept);
+        for t in (0..n).filter(|s| reach[*s] && trains[*s]) {
+            if kept[t] {
+                continue;
+            }
+            let inputs: Vec<usize> = plan
+                .exchanges
+                .iter()
+                .filter(|x| x.to == t)
+                .map(|x| x.from)
+                .collect();
+            total += job(&inputs, &mut kept).0;
+            total += c.job_overhead_s + plan.stages[t].predicted_s;
+            kept[t] = true;
+        }
+        if kept[sink] {
+            // A model saved: written from what training kept, no job.
+            continue;
+        }
+        let (seconds, needed) = job(&[sink], &mut kept);
+        total += seconds;
+        if (0..n).any(|s| needed[s] && evaluates[s]) {
+            total += c.job_overhead_s + c.task_overhead_s;
+        }
+    }
+    Some(total)
 }

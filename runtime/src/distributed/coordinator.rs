@@ -595,6 +595,24 @@ impl Coordinator {
         plan.stages.iter().find_map(|s| s.collective.clone())
     }
 
+    /// How many workers train together: all of them when the program names a `sync` mode
+    /// (it asks for data-parallel training), else as many functions as the plan gave its
+    /// training stage — one when the data is too small to be worth dividing — else all.
+    pub(super) fn training_group(&self, spec: &flow_stdlib::TrainSpec) -> usize {
+        let all = self.live_workers().len();
+        let ChannelChoice::Planned(plan) = &self.channel else {
+            return all;
+        };
+        if spec.sync.is_some() {
+            return all;
+        }
+        plan.ops
+            .iter()
+            .find(|o| matches!(o.op.kind, flow_planner::ops::OpKind::Train { .. }))
+            .and_then(|o| plan.stages.get(o.stage))
+            .map_or(all, |s| (s.functions as usize).clamp(1, all.max(1)))
+    }
+
     /// The channel stage outputs take when the plan says nothing.
     pub(super) fn default_channel(&self) -> ChannelKind {
         match &self.channel {

@@ -95,7 +95,8 @@ impl Coordinator {
         self.wait_for_workers()?;
         let job = self.new_job();
         let key = format!("j{job}/train");
-        let members = self.live_workers();
+        let mut members = self.live_workers();
+        members.truncate(self.training_group(&header.spec).max(1));
         let size = members.len();
         let (_, steps) = parallel::schedule(x.rows, size, header.spec.batch_size, collective.sync);
         let peers: Vec<String> = members.iter().map(|w| self.data_addr(*w)).collect();
