@@ -25,6 +25,16 @@ impl Matrix {
         &mut self.data[r * self.cols..(r + 1) * self.cols]
     }
 
+    /// Makes `out` the rows at `indices`, in that order, reusing its buffer.
+    pub fn gather_into(&self, indices: &[usize], out: &mut Matrix) {
+        out.data.clear();
+        for &i in indices {
+            out.data.extend_from_slice(self.row(i));
+        }
+        out.rows = indices.len();
+        out.cols = self.cols;
+    }
+
     /// The rows at `indices`, in that order.
     pub fn gather(&self, indices: &[usize]) -> Matrix {
         let mut data = Vec::with_capacity(indices.len() * self.cols);
