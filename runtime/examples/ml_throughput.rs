@@ -2,9 +2,12 @@
 //! the scikit-learn and onnxruntime side on the same files in the same run:
 //!
 //!     ml_throughput train CSV LABEL EPOCHS     # logistic, plain SGD, one row per step
-//!     ml_throughput onnx MODEL CSV BATCH       # ONNX inference, BATCH rows per call
+//!     ml_throughput onnx MODEL CSV BATCH [f32|as-read]
+//!                                              # ONNX inference, BATCH rows per call
 //!
-//! Prints rows per second (training: rows × epochs / seconds), the median of 5 runs.
+//! Prints rows per second (training: rows × epochs / seconds), the median of 5 runs. ONNX
+//! inference reads the table's columns as `Float32` by default — the values and type
+//! onnxruntime is handed — or `as-read` from the CSV (`Int64` for integers, twice the bytes).
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::csv::ReaderBuilder;
@@ -74,8 +77,13 @@ fn main() {
             let rows = batch.num_rows() as f64 * epochs as f64;
             println!("{:.0}", rows / median(runs));
         }
-        ["onnx", model, csv, size] => {
+        ["onnx", model, csv, size, rest @ ..] => {
             let batch = read(csv);
+            let batch = match rest {
+                [] | ["f32"] => as_f32(&batch),
+                ["as-read"] => batch,
+                _ => usage(),
+            };
             let size: usize = size.parse().expect("batch size");
             let model = AnyModel::Onnx(onnx::load(std::path::Path::new(model)).expect("model"));
             let runs = (0..5)
@@ -92,9 +100,28 @@ fn main() {
                 .collect();
             println!("{:.0}", batch.num_rows() as f64 / median(runs));
         }
-        _ => {
-            eprintln!("usage: ml_throughput train CSV LABEL EPOCHS | onnx MODEL CSV BATCH");
-            std::process::exit(2);
-        }
+        _ => usage(),
     }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: ml_throughput train CSV LABEL EPOCHS | onnx MODEL CSV BATCH [f32|as-read]");
+    std::process::exit(2);
+}
+
+/// `batch` with every column cast to `Float32`.
+fn as_f32(batch: &RecordBatch) -> RecordBatch {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let columns: Vec<_> = batch
+        .columns()
+        .iter()
+        .map(|c| datafusion::arrow::compute::cast(c, &DataType::Float32).expect("numbers"))
+        .collect();
+    let fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| Field::new(f.name(), DataType::Float32, f.is_nullable()))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("the same shape")
 }

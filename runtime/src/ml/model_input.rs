@@ -30,6 +30,21 @@ enum Values<'a> {
 }
 
 impl Values<'_> {
+    /// Converts the first `out.len()` values into `out`.
+    fn copy_into(&self, out: &mut [f32]) {
+        fn convert<T: Copy>(values: &[T], out: &mut [f32], f: impl Fn(T) -> f32) {
+            for (slot, v) in out.iter_mut().zip(values) {
+                *slot = f(*v);
+            }
+        }
+        match self {
+            Values::I64(v) => convert(v, out, |x| x as f32),
+            Values::I32(v) => convert(v, out, |x| x as f32),
+            Values::F64(v) => convert(v, out, |x| x as f32),
+            Values::F32(v) => out.copy_from_slice(&v[..out.len()]),
+        }
+    }
+
     /// Converts the values from `start` on, as many as `out` holds: `out[i * stride]` gets
     /// value `start + i`.
     fn write(&self, start: usize, out: &mut [f32], stride: usize) {
@@ -47,10 +62,17 @@ impl Values<'_> {
     }
 }
 
-/// The `rows × columns.len()` matrix of `columns` in `layout`. The columns have no nulls.
-pub fn matrix(columns: &[ArrayRef], layout: Layout) -> Result<Vec<f32>, ArrowError> {
+/// Writes the matrix of `columns` in `layout` into `out` (`rows × columns.len()` values,
+/// the tensor the model reads, so nothing is copied again). The columns have no nulls.
+pub fn fill(columns: &[ArrayRef], layout: Layout, out: &mut [f32]) -> Result<(), ArrowError> {
     let rows = columns.first().map_or(0, |c| c.len());
     let width = columns.len();
+    if out.len() != rows * width {
+        return Err(ArrowError::InvalidArgumentError(format!(
+            "a {rows} × {width} matrix does not fit {} values",
+            out.len()
+        )));
+    }
     let cast: Vec<Option<ArrayRef>> = columns
         .iter()
         .map(|c| match c.data_type() {
@@ -69,11 +91,11 @@ pub fn matrix(columns: &[ArrayRef], layout: Layout) -> Result<Vec<f32>, ArrowErr
             (None, _) => Values::F32(column.as_primitive::<Float32Type>().values()),
         })
         .collect();
-    let mut out = vec![0f32; rows * width];
     match layout {
+        // Column after column: runs of consecutive values, which the conversions vectorise.
         Layout::ColumnMajor => {
-            for (values, column) in values.iter().zip(out.chunks_mut(rows.max(1))) {
-                values.write(0, column, 1);
+            for (values, column) in values.iter().zip(out.chunks_exact_mut(rows.max(1))) {
+                values.copy_into(column);
             }
         }
         Layout::RowMajor => {
@@ -84,7 +106,7 @@ pub fn matrix(columns: &[ArrayRef], layout: Layout) -> Result<Vec<f32>, ArrowErr
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -92,6 +114,19 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{Float64Array, Int32Array, Int64Array, UInt8Array};
     use std::sync::Arc;
+
+    fn matrix(columns: &[ArrayRef], layout: Layout) -> Result<Vec<f32>, ArrowError> {
+        let rows = columns.first().map_or(0, |c| c.len());
+        let mut out = vec![f32::NAN; rows * columns.len()];
+        fill(columns, layout, &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn a_buffer_of_the_wrong_size_is_refused() {
+        let column: ArrayRef = Arc::new(Int64Array::from_iter_values(0..3));
+        assert!(fill(&[column], Layout::RowMajor, &mut [0.0; 2]).is_err());
+    }
 
     fn columns(rows: usize) -> Vec<ArrayRef> {
         vec![

@@ -33,6 +33,60 @@ struct Plan {
     run: Arc<TypedRunnableModel>,
     layout: Layout,
     tail: Tail,
+    /// Run states kept between calls (one per thread scoring at once): tract keeps its
+    /// buffers in them, which a fresh state would allocate again.
+    states: Arc<std::sync::Mutex<Vec<TypedSimpleState>>>,
+    /// Input tensors kept between calls, for the same reason: each is overwritten whole.
+    inputs: Arc<std::sync::Mutex<Vec<Arc<Tensor>>>>,
+}
+
+impl Plan {
+    fn new(run: Arc<TypedRunnableModel>, layout: Layout, tail: Tail) -> Plan {
+        Plan {
+            run,
+            layout,
+            tail,
+            states: Default::default(),
+            inputs: Default::default(),
+        }
+    }
+
+    /// A tensor of `shape` to write the next input into: a kept one nobody else holds, or a
+    /// new one.
+    fn input(&self, shape: &[usize]) -> TractResult<Arc<Tensor>> {
+        if let Ok(mut kept) = self.inputs.lock()
+            && let Some(at) = kept
+                .iter_mut()
+                .position(|t| t.shape() == shape && Arc::get_mut(t).is_some())
+        {
+            return Ok(kept.swap_remove(at));
+        }
+        Ok(Arc::new(Tensor::zero::<f32>(shape)?))
+    }
+
+    /// Keeps `input` for a later call (a few at most: one per thread scoring at once).
+    fn keep(&self, input: Arc<Tensor>) {
+        if let Ok(mut kept) = self.inputs.lock()
+            && kept.len() < 8
+        {
+            kept.push(input);
+        }
+    }
+
+    /// Runs the plan on `inputs` in a kept state, or a new one when all are in use.
+    fn outputs(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let kept = self.states.lock().ok().and_then(|mut s| s.pop());
+        let mut state = match kept {
+            Some(state) => state,
+            None => self.run.spawn()?,
+        };
+        let outputs = state.run(inputs)?;
+        // A state that failed is dropped: what it holds is not known.
+        if let Ok(mut states) = self.states.lock() {
+            states.push(state);
+        }
+        Ok(outputs)
+    }
 }
 
 /// How the outputs of tract's plan become `prediction` and `probability`.
@@ -60,6 +114,8 @@ pub struct OnnxModel {
     sized: std::sync::Mutex<std::collections::HashMap<usize, Plan>>,
     /// The columns it reads, when the file names them.
     pub inputs: Option<Vec<String>>,
+    /// Where those are in the schema of the batches last scored.
+    found: std::sync::Mutex<Option<(datafusion::arrow::datatypes::SchemaRef, Vec<usize>)>>,
     width: usize,
     label: Option<usize>,
     scores: usize,
@@ -167,6 +223,7 @@ pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<OnnxModel, String> {
         plan,
         sized: Default::default(),
         inputs,
+        found: Default::default(),
         width,
         label,
         scores,
@@ -187,20 +244,21 @@ fn runnable(
     {
         let mut cut = model;
         cut.select_output_outlets(&[logits])?;
-        return Ok(Plan {
-            run: cut.into_compact()?.into_runnable()?,
+        let tail = Tail::Softmax {
+            classes,
+            exp: Func::Softmax2.map_reduce_f32()?,
+        };
+        return Ok(Plan::new(
+            cut.into_compact()?.into_runnable()?,
             layout,
-            tail: Tail::Softmax {
-                classes,
-                exp: Func::Softmax2.map_reduce_f32()?,
-            },
-        });
+            tail,
+        ));
     }
-    Ok(Plan {
-        run: model.into_runnable()?,
+    Ok(Plan::new(
+        model.into_runnable()?,
         layout,
-        tail: Tail::Outputs { label, scores },
-    })
+        Tail::Outputs { label, scores },
+    ))
 }
 
 /// `model`, whose one input is `rows × width`, reading instead the `width × rows` matrix of
@@ -311,36 +369,57 @@ fn softmax_tail(
 /// are `exp(z - max) / sum`, the exponentials from tract's own softmax kernel run over the
 /// whole batch at once; the largest probability is `1 / sum` and the order of the
 /// probabilities is that of the exponentials, so the arg-max is taken over those and only the
-/// probability returned is divided.
+/// probability returned is divided. The logits are first laid out class by class, so that
+/// every step below runs over all the rows at once (in vector registers) instead of over one
+/// row of a few classes at a time.
 fn softmax_scores(
-    mut logits: Vec<f32>,
+    logits: &[f32],
     classes: &[i64],
     exp: &dyn MapReduce<f32, f32>,
 ) -> TractResult<(Vec<i64>, Vec<f64>)> {
     let c = classes.len().max(1);
-    for row in logits.chunks_exact_mut(c) {
-        let max = row
-            .iter()
-            .copied()
-            .fold(row[0], |m, z| if z > m { z } else { m });
-        row.iter_mut().for_each(|z| *z -= max);
-    }
-    exp.run_with_params(&mut logits, 0.0)?;
     let rows = logits.len() / c;
-    let mut labels = Vec::with_capacity(rows);
-    let mut probability = Vec::with_capacity(rows);
-    for row in logits.chunks_exact(c) {
-        let (mut sum, mut best) = (0f32, 0);
-        for (i, e) in row.iter().enumerate() {
-            sum += e;
-            if *e > row[best] {
-                best = i;
-            }
+    let mut by_class = vec![0f32; rows * c];
+    for (r, row) in logits.chunks_exact(c).enumerate() {
+        for (j, z) in row.iter().enumerate() {
+            by_class[j * rows + r] = *z;
         }
-        labels.push(classes[best]);
-        let picked = if c == 2 { row[1] } else { row[best] };
-        probability.push(f64::from(picked / sum));
     }
+    let mut max = by_class[..rows].to_vec();
+    for class in by_class.chunks_exact(rows.max(1)).skip(1) {
+        for (m, z) in max.iter_mut().zip(class) {
+            *m = if *z > *m { *z } else { *m };
+        }
+    }
+    for class in by_class.chunks_exact_mut(rows.max(1)) {
+        for (z, m) in class.iter_mut().zip(&max) {
+            *z -= m;
+        }
+    }
+    exp.run_with_params(&mut by_class, 0.0)?;
+    let mut sum = vec![0f32; rows];
+    let mut best = vec![0u32; rows];
+    let mut best_e = vec![f32::NEG_INFINITY; rows];
+    for (j, class) in by_class.chunks_exact(rows.max(1)).enumerate() {
+        for r in 0..rows {
+            let e = class[r];
+            sum[r] += e;
+            let better = e > best_e[r];
+            best[r] = if better { j as u32 } else { best[r] };
+            best_e[r] = if better { e } else { best_e[r] };
+        }
+    }
+    let picked = if c == 2 {
+        &by_class[rows..]
+    } else {
+        &best_e[..]
+    };
+    let labels = best.iter().map(|b| classes[*b as usize]).collect();
+    let probability = picked
+        .iter()
+        .zip(&sum)
+        .map(|(e, s)| f64::from(e / s))
+        .collect();
     Ok((labels, probability))
 }
 
@@ -349,10 +428,26 @@ impl OnnxModel {
     fn columns(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>, MlError> {
         let what = "table given to `infer`";
         match &self.inputs {
-            Some(names) => names
-                .iter()
-                .map(|n| flow_stdlib::ml::encode::column(batch, n, what).cloned())
-                .collect(),
+            Some(names) => {
+                // Every batch of a scan shares its schema: find the columns once for it.
+                let schema = batch.schema();
+                let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((known, at)) = found.as_ref()
+                    && Arc::ptr_eq(known, &schema)
+                {
+                    return Ok(at.iter().map(|i| batch.column(*i).clone()).collect());
+                }
+                for n in names {
+                    flow_stdlib::ml::encode::column(batch, n, what)?;
+                }
+                let at: Vec<usize> = names
+                    .iter()
+                    .filter_map(|n| schema.index_of(n).ok())
+                    .collect();
+                let columns = at.iter().map(|i| batch.column(*i).clone()).collect();
+                *found = Some((schema, at));
+                Ok(columns)
+            }
             None => {
                 let numeric: Vec<ArrayRef> = batch
                     .schema()
@@ -435,17 +530,25 @@ impl OnnxModel {
             }
         }
         let plan = self.plan_for(rows);
-        let input = model_input::matrix(&columns, plan.layout)?;
         let shape = match plan.layout {
             Layout::RowMajor => [rows, self.width],
             Layout::ColumnMajor => [self.width, rows],
         };
-        let tensor = tract_ndarray::Array2::from_shape_vec(shape, input)
-            .map_err(|e| MlError::data(e.to_string()))?;
+        // Written where tract reads it (a tensor made from a vector would be copied again),
+        // in a tensor kept from an earlier call when one is free.
+        let fail = |e: TractError| MlError::data(e.to_string());
+        let mut input = plan.input(&shape).map_err(fail)?;
+        {
+            let tensor = Arc::get_mut(&mut input)
+                .ok_or_else(|| MlError::data("the model's input is still in use"))?;
+            let mut plain = tensor.try_as_plain_ram_mut().map_err(fail)?;
+            let values = plain.as_slice_mut::<f32>().map_err(fail)?;
+            model_input::fill(&columns, plan.layout, values)?;
+        }
         let outputs = plan
-            .run
-            .run(tvec!(Tensor::from(tensor).into_tvalue()))
+            .outputs(tvec!(TValue::from_const(input.clone())))
             .map_err(|e| MlError::data(format!("the ONNX model failed: {e}")))?;
+        plan.keep(input);
         let floats = |i: usize| -> Result<Vec<f32>, MlError> {
             let values = outputs[i]
                 .cast_to::<f32>()
@@ -460,8 +563,14 @@ impl OnnxModel {
         };
         match &plan.tail {
             Tail::Softmax { classes, exp } => {
-                let (labels, probability) = softmax_scores(floats(0)?, classes, exp.as_ref())
-                    .map_err(|e| MlError::data(format!("the ONNX model failed: {e}")))?;
+                let failed = |e: TractError| MlError::data(format!("the ONNX model failed: {e}"));
+                let logits = outputs[0].cast_to::<f32>().map_err(failed)?;
+                let logits = logits.to_plain_array_view::<f32>().map_err(failed)?;
+                let (labels, probability) = match logits.as_slice() {
+                    Some(slice) => softmax_scores(slice, classes, exp.as_ref()),
+                    None => softmax_scores(&floats(0)?, classes, exp.as_ref()),
+                }
+                .map_err(failed)?;
                 Ok(vec![
                     ("prediction", Arc::new(Int64Array::from(labels)) as ArrayRef),
                     (
@@ -579,7 +688,7 @@ mod tests {
     #[test]
     fn probabilities_are_a_softmax() {
         let (labels, probability) = softmax_scores(
-            vec![1.0, 3.0, 2.0, 0.0, 0.0, 0.0],
+            &[1.0, 3.0, 2.0, 0.0, 0.0, 0.0],
             &[5, 6, 7],
             &*Func::Softmax2.map_reduce_f32().unwrap(),
         )
