@@ -101,6 +101,9 @@ enum Tail {
         classes: Vec<i64>,
         /// tract's kernel for `exp(x - max)` over a slice, the best this CPU runs.
         exp: Box<dyn MapReduce<f32, f32>>,
+        /// Whether the plan gives the logits class by class (`classes × rows`), transposed
+        /// in the graph where tract writes the last product that way, or row by row.
+        by_class: bool,
     },
 }
 
@@ -242,11 +245,27 @@ fn runnable(
     if let Some(label) = label
         && let Some((logits, classes)) = softmax_tail(&model, label, scores)?
     {
+        let exp = Func::Softmax2.map_reduce_f32()?;
+        let transposed = (|| -> TractResult<Arc<TypedRunnableModel>> {
+            let mut cut = model.clone();
+            let moved = cut.wire_node("flow.logits.by_class", AxisOp::Move(1, 0), &[logits])?;
+            cut.select_output_outlets(&moved)?;
+            cut.into_optimized()?.into_runnable()
+        })();
+        if let Ok(run) = transposed {
+            let tail = Tail::Softmax {
+                classes,
+                exp,
+                by_class: true,
+            };
+            return Ok(Plan::new(run, layout, tail));
+        }
         let mut cut = model;
         cut.select_output_outlets(&[logits])?;
         let tail = Tail::Softmax {
             classes,
-            exp: Func::Softmax2.map_reduce_f32()?,
+            exp,
+            by_class: false,
         };
         return Ok(Plan::new(
             cut.into_compact()?.into_runnable()?,
@@ -374,17 +393,23 @@ fn softmax_tail(
 /// row of a few classes at a time.
 fn softmax_scores(
     logits: &[f32],
+    already_by_class: bool,
     classes: &[i64],
     exp: &dyn MapReduce<f32, f32>,
 ) -> TractResult<(Vec<i64>, Vec<f64>)> {
     let c = classes.len().max(1);
     let rows = logits.len() / c;
-    let mut by_class = vec![0f32; rows * c];
-    for (r, row) in logits.chunks_exact(c).enumerate() {
-        for (j, z) in row.iter().enumerate() {
-            by_class[j * rows + r] = *z;
+    let mut by_class = if already_by_class {
+        logits[..rows * c].to_vec()
+    } else {
+        let mut by_class = vec![0f32; rows * c];
+        for (r, row) in logits.chunks_exact(c).enumerate() {
+            for (j, z) in row.iter().enumerate() {
+                by_class[j * rows + r] = *z;
+            }
         }
-    }
+        by_class
+    };
     let mut max = by_class[..rows].to_vec();
     for class in by_class.chunks_exact(rows.max(1)).skip(1) {
         for (m, z) in max.iter_mut().zip(class) {
@@ -562,13 +587,17 @@ impl OnnxModel {
             })
         };
         match &plan.tail {
-            Tail::Softmax { classes, exp } => {
+            Tail::Softmax {
+                classes,
+                exp,
+                by_class,
+            } => {
                 let failed = |e: TractError| MlError::data(format!("the ONNX model failed: {e}"));
                 let logits = outputs[0].cast_to::<f32>().map_err(failed)?;
                 let logits = logits.to_plain_array_view::<f32>().map_err(failed)?;
                 let (labels, probability) = match logits.as_slice() {
-                    Some(slice) => softmax_scores(slice, classes, exp.as_ref()),
-                    None => softmax_scores(&floats(0)?, classes, exp.as_ref()),
+                    Some(slice) => softmax_scores(slice, *by_class, classes, exp.as_ref()),
+                    None => softmax_scores(&floats(0)?, *by_class, classes, exp.as_ref()),
                 }
                 .map_err(failed)?;
                 Ok(vec![
@@ -664,7 +693,7 @@ mod tests {
         );
         let plan = model.plan_for(7);
         assert_eq!(plan.layout, Layout::ColumnMajor);
-        assert!(matches!(plan.tail, Tail::Softmax { .. }));
+        assert!(matches!(plan.tail, Tail::Softmax { by_class: true, .. }));
     }
 
     #[test]
@@ -689,6 +718,7 @@ mod tests {
     fn probabilities_are_a_softmax() {
         let (labels, probability) = softmax_scores(
             &[1.0, 3.0, 2.0, 0.0, 0.0, 0.0],
+            false,
             &[5, 6, 7],
             &*Func::Softmax2.map_reduce_f32().unwrap(),
         )
