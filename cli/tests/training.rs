@@ -1,7 +1,7 @@
 //! Data-parallel training on worker processes: with 2 and 4 workers each `sync` mode reaches
 //! the single-process metrics within one point, on scikit-learn's breast cancer data (binary,
-//! logistic) and digits (ten classes, softmax); and a worker killed while training is
-//! survived.
+//! logistic) and digits (ten classes, softmax); a worker killed while training is
+//! survived; and training divides between as many workers as the plan says.
 
 mod cluster;
 
@@ -83,4 +83,26 @@ fn a_worker_killed_while_training_is_survived() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(accuracy(&out.stdout) >= single - 0.01);
+}
+
+#[test]
+fn training_divides_as_the_plan_says_unless_the_program_names_a_sync_mode() {
+    // Breast cancer's 455 training rows are not worth dividing: the plan gives the training
+    // one function, and the run trains on one worker even with two running. Naming a sync
+    // mode asks for data-parallel training on all of them.
+    let dir = tempfile::tempdir().unwrap();
+    for (sync, expected) in [
+        (None, "training on 1 worker:"),
+        (Some("allreduce"), "training on 2 workers:"),
+    ] {
+        let path = dir.path().join("bc.flow");
+        std::fs::write(&path, program("breast_cancer", "logistic", 30, sync)).unwrap();
+        let out = flowc(
+            &["run", path.to_str().unwrap(), "--workers", "2", "-v"],
+            &[],
+        );
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        assert!(log.contains(expected), "{sync:?}: {log}");
+    }
 }

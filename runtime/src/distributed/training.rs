@@ -103,7 +103,8 @@ impl Coordinator {
         let head = serde_json::to_vec(header).map_err(|e| error(e.to_string()))?;
         let outputs = header.net.outputs();
         tracing::info!(
-            "training on {size} workers: {} with {} ({} steps per epoch)",
+            "training on {size} worker{}: {} with {} ({} steps per epoch)",
+            if size == 1 { "" } else { "s" },
             collective.sync.name(),
             collective.algorithm,
             steps
