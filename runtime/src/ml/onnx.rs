@@ -392,23 +392,24 @@ fn softmax_tail(
 /// every step below runs over all the rows at once (in vector registers) instead of over one
 /// row of a few classes at a time.
 fn softmax_scores(
-    logits: &[f32],
+    logits: &mut [f32],
     already_by_class: bool,
     classes: &[i64],
     exp: &dyn MapReduce<f32, f32>,
 ) -> TractResult<(Vec<i64>, Vec<f64>)> {
     let c = classes.len().max(1);
     let rows = logits.len() / c;
-    let mut by_class = if already_by_class {
-        logits[..rows * c].to_vec()
+    let mut transposed = Vec::new();
+    let by_class: &mut [f32] = if already_by_class {
+        &mut logits[..rows * c]
     } else {
-        let mut by_class = vec![0f32; rows * c];
+        transposed.resize(rows * c, 0f32);
         for (r, row) in logits.chunks_exact(c).enumerate() {
             for (j, z) in row.iter().enumerate() {
-                by_class[j * rows + r] = *z;
+                transposed[j * rows + r] = *z;
             }
         }
-        by_class
+        &mut transposed
     };
     let mut max = by_class[..rows].to_vec();
     for class in by_class.chunks_exact(rows.max(1)).skip(1) {
@@ -421,7 +422,7 @@ fn softmax_scores(
             *z -= m;
         }
     }
-    exp.run_with_params(&mut by_class, 0.0)?;
+    exp.run_with_params(by_class, 0.0)?;
     let mut sum = vec![0f32; rows];
     let mut best = vec![0u32; rows];
     let mut best_e = vec![f32::NEG_INFINITY; rows];
@@ -574,7 +575,7 @@ impl OnnxModel {
             .outputs(tvec!(TValue::from_const(input.clone())))
             .map_err(|e| MlError::data(format!("the ONNX model failed: {e}")))?;
         plan.keep(input);
-        let floats = |i: usize| -> Result<Vec<f32>, MlError> {
+        let floats = |outputs: &[TValue], i: usize| -> Result<Vec<f32>, MlError> {
             let values = outputs[i]
                 .cast_to::<f32>()
                 .map_err(|e| MlError::data(e.to_string()))?;
@@ -593,13 +594,19 @@ impl OnnxModel {
                 by_class,
             } => {
                 let failed = |e: TractError| MlError::data(format!("the ONNX model failed: {e}"));
-                let logits = outputs[0].cast_to::<f32>().map_err(failed)?;
-                let logits = logits.to_plain_array_view::<f32>().map_err(failed)?;
-                let (labels, probability) = match logits.as_slice() {
-                    Some(slice) => softmax_scores(slice, *by_class, classes, exp.as_ref()),
-                    None => softmax_scores(&floats(0)?, *by_class, classes, exp.as_ref()),
+                // The plan's one output, owned: the softmax works in it.
+                let mut logits = outputs
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| MlError::data("the ONNX model gave no logits"))?
+                    .into_tensor();
+                if logits.datum_type() != f32::datum_type() {
+                    logits = logits.cast_to::<f32>().map_err(failed)?.into_owned();
                 }
-                .map_err(failed)?;
+                let mut plain = logits.try_as_plain_ram_mut().map_err(failed)?;
+                let slice = plain.as_slice_mut::<f32>().map_err(failed)?;
+                let (labels, probability) =
+                    softmax_scores(slice, *by_class, classes, exp.as_ref()).map_err(failed)?;
                 Ok(vec![
                     ("prediction", Arc::new(Int64Array::from(labels)) as ArrayRef),
                     (
@@ -612,7 +619,7 @@ impl OnnxModel {
                 label: None,
                 scores,
             } => {
-                let flat = floats(*scores)?;
+                let flat = floats(&outputs, *scores)?;
                 let per_row = flat.len().checked_div(rows).unwrap_or(0).max(1);
                 let values: Vec<f64> = flat.chunks(per_row).map(|r| f64::from(r[0])).collect();
                 Ok(vec![(
@@ -624,7 +631,7 @@ impl OnnxModel {
                 label: Some(label),
                 scores,
             } => {
-                let flat = floats(*scores)?;
+                let flat = floats(&outputs, *scores)?;
                 let per_row = flat.len().checked_div(rows).unwrap_or(0).max(1);
                 let labels = outputs[*label]
                     .cast_to::<i64>()
@@ -717,7 +724,7 @@ mod tests {
     #[test]
     fn probabilities_are_a_softmax() {
         let (labels, probability) = softmax_scores(
-            &[1.0, 3.0, 2.0, 0.0, 0.0, 0.0],
+            &mut [1.0, 3.0, 2.0, 0.0, 0.0, 0.0],
             false,
             &[5, 6, 7],
             &*Func::Softmax2.map_reduce_f32().unwrap(),
