@@ -84,7 +84,7 @@ fn jobs_in_turn(p: &Planning) -> Option<f64> {
         .iter()
         .enumerate()
         .filter(|(_, op)| matches!(op.kind, OpKind::Save { .. } | OpKind::Show { .. }))
-        .filter_map(|(id, _)| plan.ops.get(id).map(|o| o.stage))
+        .map(|(id, _)| plan.stage_of(id))
         .collect();
     if sinks.is_empty() {
         return None;
@@ -111,7 +111,7 @@ fn jobs_in_turn(p: &Planning) -> Option<f64> {
                 continue;
             }
             needed[s] = true;
-            todo.extend(plan.exchanges.iter().filter(|x| x.to == s).map(|x| x.from));
+            todo.extend(plan.inputs_of(s).map(|x| x.from));
         }
         needed
     };
@@ -123,9 +123,8 @@ fn jobs_in_turn(p: &Planning) -> Option<f64> {
         let mut longest: f64 = 0.0;
         for (s, stage) in plan.stages.iter().enumerate().filter(|(s, _)| needed[*s]) {
             let start = plan
-                .exchanges
-                .iter()
-                .filter(|x| x.to == s && needed[x.from])
+                .inputs_of(s)
+                .filter(|x| needed[x.from])
                 .map(|x| finish[x.from] + x.predicted_s)
                 .fold(0.0, f64::max);
             finish[s] = start + stage.predicted_s;
@@ -144,12 +143,7 @@ fn jobs_in_turn(p: &Planning) -> Option<f64> {
             if kept[t] {
                 continue;
             }
-            let inputs: Vec<usize> = plan
-                .exchanges
-                .iter()
-                .filter(|x| x.to == t)
-                .map(|x| x.from)
-                .collect();
+            let inputs: Vec<usize> = plan.inputs_of(t).map(|x| x.from).collect();
             total += job(&inputs, &mut kept).0;
             total += c.job_overhead_s + plan.stages[t].predicted_s;
             kept[t] = true;

@@ -30,27 +30,19 @@ enum Values<'a> {
 }
 
 impl Values<'_> {
-    /// Converts the first `out.len()` values into `out`.
-    fn copy_into(&self, out: &mut [f32]) {
-        fn convert<T: Copy>(values: &[T], out: &mut [f32], f: impl Fn(T) -> f32) {
-            for (slot, v) in out.iter_mut().zip(values) {
-                *slot = f(*v);
-            }
-        }
-        match self {
-            Values::I64(v) => convert(v, out, |x| x as f32),
-            Values::I32(v) => convert(v, out, |x| x as f32),
-            Values::F64(v) => convert(v, out, |x| x as f32),
-            Values::F32(v) => out.copy_from_slice(&v[..out.len()]),
-        }
-    }
-
     /// Converts the values from `start` on, as many as `out` holds: `out[i * stride]` gets
     /// value `start + i`.
     fn write(&self, start: usize, out: &mut [f32], stride: usize) {
         fn write<T: Copy>(values: &[T], out: &mut [f32], stride: usize, f: impl Fn(T) -> f32) {
-            for (slot, v) in out.iter_mut().step_by(stride).zip(values) {
-                *slot = f(*v);
+            if stride == 1 {
+                // A run of consecutive values: a plain zip, which the compiler vectorises.
+                for (slot, v) in out.iter_mut().zip(values) {
+                    *slot = f(*v);
+                }
+            } else {
+                for (slot, v) in out.iter_mut().step_by(stride).zip(values) {
+                    *slot = f(*v);
+                }
             }
         }
         match self {
@@ -95,7 +87,7 @@ pub fn fill(columns: &[ArrayRef], layout: Layout, out: &mut [f32]) -> Result<(),
         // Column after column: runs of consecutive values, which the conversions vectorise.
         Layout::ColumnMajor => {
             for (values, column) in values.iter().zip(out.chunks_exact_mut(rows.max(1))) {
-                values.copy_into(column);
+                values.write(0, column, 1);
             }
         }
         Layout::RowMajor => {

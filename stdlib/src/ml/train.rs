@@ -292,6 +292,8 @@ pub fn fit_prepared(spec: &TrainSpec, prepared: Prepared) -> Model {
             let block_rows = batch * BLOCK_ROWS.div_ceil(batch);
             let mut block = Matrix::default();
             let mut block_targets = Vec::new();
+            // A block's rows, by their place in the block.
+            let local: Vec<usize> = (0..block_rows.min(x.rows)).collect();
             let online = batch == 1 && spec.optimizer == OptimizerKind::Sgd && net.sizes.len() == 2;
             for _ in 0..spec.epochs {
                 order.shuffle(&mut rng);
@@ -301,8 +303,7 @@ pub fn fit_prepared(spec: &TrainSpec, prepared: Prepared) -> Model {
                     for &r in rows {
                         block_targets.extend_from_slice(&targets[r * outputs..(r + 1) * outputs]);
                     }
-                    let local: Vec<usize> = (0..rows.len()).collect();
-                    for chunk in local.chunks(batch) {
+                    for chunk in local[..rows.len()].chunks(batch) {
                         let picked = Picked {
                             x: &block,
                             targets: &block_targets,
