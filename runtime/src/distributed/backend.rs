@@ -66,8 +66,11 @@ impl LocalBackend {
 
 fn kill_all(children: &Mutex<Vec<Child>>) {
     let mut children = children.lock().unwrap_or_else(PoisonError::into_inner);
+    // All signalled before any is waited for: the kernel tears them down side by side.
     for c in children.iter_mut() {
         let _ = c.kill();
+    }
+    for c in children.iter_mut() {
         let _ = c.wait();
     }
     children.clear();

@@ -328,11 +328,17 @@ async fn run_task(
             None => buckets[0].push(batch),
         }
     }
+    let key = id.key();
+    tracing::debug!(
+        "worker {} ran {key}, measured:\n{}",
+        std::process::id(),
+        datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(input.as_ref())
+            .indent(true)
+    );
     let rows: Vec<u64> = buckets
         .iter()
         .map(|b| b.iter().map(|x| x.num_rows() as u64).sum())
         .collect();
-    let key = id.key();
     let mut encoded = Vec::with_capacity(n);
     for (bucket, batches) in buckets.iter().enumerate() {
         encoded.push(if rows[bucket] == 0 {
