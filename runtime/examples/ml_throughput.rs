@@ -9,6 +9,10 @@
 //! inference reads the table's columns as `Float32` by default — the values and type
 //! onnxruntime is handed — or `as-read` from the CSV (`Int64` for integers, twice the bytes).
 
+// The allocator `flowc` runs with, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::csv::ReaderBuilder;
 use datafusion::arrow::csv::reader::Format;
@@ -86,7 +90,7 @@ fn main() {
             };
             let size: usize = size.parse().expect("batch size");
             let model = AnyModel::Onnx(onnx::load(std::path::Path::new(model)).expect("model"));
-            let runs = (0..5)
+            let runs = (0..std::env::var("RUNS").map_or(5, |r| r.parse().unwrap()))
                 .map(|_| {
                     let start = Instant::now();
                     let mut at = 0;

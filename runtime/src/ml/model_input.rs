@@ -46,6 +46,11 @@ impl Values<'_> {
             }
         }
         match self {
+            // Already `f32`, consecutive: a plain copy, which the C library does fastest.
+            Values::F32(v) if stride == 1 => {
+                let n = out.len().min(v.len().saturating_sub(start));
+                out[..n].copy_from_slice(&v[start..start + n]);
+            }
             Values::I64(v) => write(&v[start..], out, stride, |x| x as f32),
             Values::I32(v) => write(&v[start..], out, stride, |x| x as f32),
             Values::F64(v) => write(&v[start..], out, stride, |x| x as f32),

@@ -423,16 +423,24 @@ fn softmax_scores(
         }
     }
     exp.run_with_params(by_class, 0.0)?;
+    // Two passes over the classes, each a loop the compiler runs in vector registers on any
+    // x86-64: the sums and largest exponentials, then, from the last class to the first, the
+    // class that reaches the largest (so the first such wins). The class is kept as an `f32`
+    // (exact below 2^24) because selecting floats by a float comparison vectorises where
+    // mixing integer and float lanes does not.
     let mut sum = vec![0f32; rows];
-    let mut best = vec![0u32; rows];
     let mut best_e = vec![f32::NEG_INFINITY; rows];
-    for (j, class) in by_class.chunks_exact(rows.max(1)).enumerate() {
-        for r in 0..rows {
-            let e = class[r];
-            sum[r] += e;
-            let better = e > best_e[r];
-            best[r] = if better { j as u32 } else { best[r] };
-            best_e[r] = if better { e } else { best_e[r] };
+    for class in by_class.chunks_exact(rows.max(1)) {
+        for ((e, s), be) in class.iter().zip(sum.iter_mut()).zip(best_e.iter_mut()) {
+            *s += *e;
+            *be = if *e > *be { *e } else { *be };
+        }
+    }
+    let mut best = vec![0f32; rows];
+    for (j, class) in by_class.chunks_exact(rows.max(1)).enumerate().rev() {
+        let j = j as f32;
+        for ((e, be), b) in class.iter().zip(&best_e).zip(best.iter_mut()) {
+            *b = if *e == *be { j } else { *b };
         }
     }
     let picked = if c == 2 {
@@ -724,13 +732,14 @@ mod tests {
     #[test]
     fn probabilities_are_a_softmax() {
         let (labels, probability) = softmax_scores(
-            &mut [1.0, 3.0, 2.0, 0.0, 0.0, 0.0],
+            &mut [1.0, 3.0, 2.0, 0.0, 0.0, 0.0, 0.0, 2.0, 2.0],
             false,
             &[5, 6, 7],
             &*Func::Softmax2.map_reduce_f32().unwrap(),
         )
         .unwrap();
-        assert_eq!(labels, [6, 5]);
+        // A tie goes to the first of the tied classes, wherever they are.
+        assert_eq!(labels, [6, 5, 6]);
         let e = [1f64.exp(), 3f64.exp(), 2f64.exp()];
         assert!((probability[0] - e[1] / e.iter().sum::<f64>()).abs() < 1e-6);
         assert!(
