@@ -5,7 +5,7 @@
 //!     ml_throughput onnx MODEL CSV BATCH [f32|as-read]
 //!                                              # ONNX inference, BATCH rows per call
 //!
-//! Prints rows per second (training: rows × epochs / seconds), the median of 5 runs. ONNX
+//! Prints rows per second (training: rows × epochs / seconds), the median of 5 runs (`RUNS`). ONNX
 //! inference reads the table's columns as `Float32` by default — the values and type
 //! onnxruntime is handed — or `as-read` from the CSV (`Int64` for integers, twice the bytes).
 
@@ -40,6 +40,14 @@ fn read(path: &str) -> RecordBatch {
     datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("rows")
 }
 
+/// Timed runs: `RUNS` from the environment (a profiler wants many), 5 by default.
+fn runs() -> usize {
+    std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5)
+}
+
 fn median(mut runs: Vec<f64>) -> f64 {
     runs.sort_by(f64::total_cmp);
     runs[runs.len() / 2]
@@ -71,7 +79,7 @@ fn main() {
             spec.set("epochs", ArgValue::Int(epochs));
             spec.set("batch_size", ArgValue::Int(1));
             spec.set("optimizer", ArgValue::Text("sgd".into()));
-            let runs = (0..5)
+            let runs = (0..runs())
                 .map(|_| {
                     let start = Instant::now();
                     train::fit(&spec, std::slice::from_ref(&batch)).expect("training");
@@ -90,7 +98,7 @@ fn main() {
             };
             let size: usize = size.parse().expect("batch size");
             let model = AnyModel::Onnx(onnx::load(std::path::Path::new(model)).expect("model"));
-            let runs = (0..std::env::var("RUNS").map_or(5, |r| r.parse().unwrap()))
+            let runs = (0..runs())
                 .map(|_| {
                     let start = Instant::now();
                     let mut at = 0;
