@@ -30,8 +30,14 @@ pub trait Backend: Send {
     fn launch(&mut self, launch: &Launch, secret: &Secret) -> std::io::Result<()>;
     /// Stops the worker with this process id (or invocation), if it is still running.
     fn kill(&mut self, pid: u32);
-    /// Stops every worker it started.
+    /// Stops every worker it started and waits until they are gone.
     fn shutdown(&mut self);
+    /// Stops every worker it started without waiting for them to go, at the end of a run whose
+    /// workers are all idle (nothing of theirs can still be written). By default the same as
+    /// [`Backend::shutdown`].
+    fn dismiss(&mut self) {
+        self.shutdown();
+    }
 }
 
 /// Workers as `flowc worker` processes on this machine.
@@ -117,6 +123,20 @@ impl Backend for LocalBackend {
 
     fn shutdown(&mut self) {
         kill_all(&self.children);
+    }
+
+    /// Kills the workers and reaps them on a thread of its own: the kernel takes a few
+    /// milliseconds to tear a process down, which the end of a run need not wait for.
+    fn dismiss(&mut self) {
+        let mut children = std::mem::take(&mut *self.children());
+        for c in children.iter_mut() {
+            let _ = c.kill();
+        }
+        std::thread::spawn(move || {
+            for c in children.iter_mut() {
+                let _ = c.wait();
+            }
+        });
     }
 }
 

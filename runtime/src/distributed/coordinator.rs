@@ -823,7 +823,18 @@ impl Coordinator {
         for slot in self.slots.iter_mut().flatten().filter(|s| s.alive) {
             let _ = send(&mut slot.conn, &ToWorker::Shutdown);
         }
-        self.backend.shutdown();
+        // A worker still running a task (a failed run) may be writing under the run's prefix:
+        // it must be gone before the prefix is removed. Idle ones need not be waited for.
+        if self
+            .slots
+            .iter()
+            .flatten()
+            .any(|s| s.alive && s.busy.is_some())
+        {
+            self.backend.shutdown();
+        } else {
+            self.backend.dismiss();
+        }
         let (store, url, prefix) = (
             self.channels.store.clone(),
             self.launch.store.clone(),
