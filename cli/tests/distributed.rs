@@ -252,6 +252,38 @@ fn ctrl_c_stops_every_worker_and_leaves_nothing_behind() {
     );
 }
 
+#[test]
+fn a_finished_run_leaves_no_worker_running() {
+    // The run does not wait for its idle workers to be torn down; it must still have stopped
+    // them, not left them to wait for a coordinator that is gone.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.csv"), "k,v\n1,2\n1,3\n2,4\n").unwrap();
+    let program = dir.path().join("p.flow");
+    std::fs::write(
+        &program,
+        "show load \"t.csv\" | group k { n = count() } | sort k\n",
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let store_arg = store.to_str().unwrap().to_string();
+    let program = program.to_str().unwrap().to_string();
+    run_ok(
+        &["run", &program, "--workers", "3", "--store", &store_arg],
+        &[],
+        "a small run",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_mentioning(&store_arg).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workers left running: {:?}",
+            processes_mentioning(&store_arg)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(walk(&store), no_files(), "temporary objects left");
+}
+
 fn no_files() -> Vec<std::path::PathBuf> {
     Vec::new()
 }
