@@ -73,13 +73,17 @@ impl LocalBackend {
 fn kill_all(children: &Mutex<Vec<Child>>) {
     let mut children = children.lock().unwrap_or_else(PoisonError::into_inner);
     // All signalled before any is waited for: the kernel tears them down side by side.
-    for c in children.iter_mut() {
-        let _ = c.kill();
-    }
+    signal_all(&mut children);
     for c in children.iter_mut() {
         let _ = c.wait();
     }
     children.clear();
+}
+
+fn signal_all(children: &mut [Child]) {
+    for c in children {
+        let _ = c.kill();
+    }
 }
 
 impl Backend for LocalBackend {
@@ -129,9 +133,7 @@ impl Backend for LocalBackend {
     /// milliseconds to tear a process down, which the end of a run need not wait for.
     fn dismiss(&mut self) {
         let mut children = std::mem::take(&mut *self.children());
-        for c in children.iter_mut() {
-            let _ = c.kill();
-        }
+        signal_all(&mut children);
         std::thread::spawn(move || {
             for c in children.iter_mut() {
                 let _ = c.wait();
