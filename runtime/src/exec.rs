@@ -3,6 +3,7 @@
 
 use crate::distributed::protocol::TrainHeader;
 use crate::distributed::record::RunRecord;
+use crate::distributed::row_groups::RowGroups;
 use crate::distributed::{ClusterOptions, Coordinator, LocalBackend, Watch};
 use crate::ml::scored::ScoredTable;
 use crate::ml::{AnyModel, MlHost, MlResults};
@@ -76,8 +77,10 @@ impl Engine {
                     .with_config(coordinator.session_config())
                     .build();
                 let physical = state.create_physical_plan(&plan).await?;
+                let row_groups = RowGroups::of(&physical, &state).await?;
                 let schema = physical.schema();
-                let batches = tokio::task::block_in_place(|| coordinator.execute(physical))?;
+                let batches =
+                    tokio::task::block_in_place(|| coordinator.execute(physical, &row_groups))?;
                 Ok(Box::pin(MemoryStream::try_new(batches, schema, None)?))
             }
         }

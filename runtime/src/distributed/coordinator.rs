@@ -14,6 +14,7 @@ use super::protocol::{
     AttemptId, ChannelKind, ToCoordinator, ToWorker, receive, send, write_frame,
 };
 use super::record::{RunRecord, StageRecord, TaskRecord, Watch};
+use super::row_groups::RowGroups;
 use super::stages::{StagePlan, cut};
 use super::store::{open_store, remove_prefix};
 use crate::interrupt::{Registered, on_interrupt};
@@ -328,10 +329,15 @@ impl Coordinator {
     }
 
     /// Runs a physical plan across the workers and returns its output, partitions in order.
-    pub fn execute(&mut self, plan: Arc<dyn ExecutionPlan>) -> Result<Vec<RecordBatch>> {
+    /// Its Parquet scans are divided into tasks by `row_groups` (those of the files it scans).
+    pub fn execute(
+        &mut self,
+        plan: Arc<dyn ExecutionPlan>,
+        row_groups: &RowGroups,
+    ) -> Result<Vec<RecordBatch>> {
         let job = self.next_job;
         self.next_job += 1;
-        let stages = cut(plan)?;
+        let stages = cut(plan, &|stage| row_groups.divide(stage))?;
         for s in &stages {
             tracing::info!(
                 "job {job} stage {}: {} tasks, output {:?}, reads stages {:?}",

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod pairing;
 pub mod protocol;
 pub mod record;
+pub mod row_groups;
 pub mod stages;
 pub mod store;
 pub mod training;

@@ -90,10 +90,16 @@ impl StagePlan {
     }
 }
 
+/// What a stage's plan may be rewritten with before its tasks are counted: re-dividing its
+/// scan ([`super::row_groups::RowGroups::divide`]).
+pub type Divide<'a> = &'a dyn Fn(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>>;
+
 /// Cuts a plan into stages, producers before consumers; the last stage computes the result.
-pub fn cut(plan: Arc<dyn ExecutionPlan>) -> Result<Vec<StagePlan>> {
+/// Each stage's plan passes through `divide` before its tasks are counted.
+pub fn cut(plan: Arc<dyn ExecutionPlan>, divide: Divide) -> Result<Vec<StagePlan>> {
     let mut stages = Vec::new();
-    let root = cut_below(plan, &mut stages)?;
+    let root = cut_below(plan, &mut stages, divide)?;
+    let root = divide(root)?;
     push(
         &mut stages,
         root.clone(),
@@ -137,6 +143,7 @@ fn collect_inputs(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<usize>) {
 fn cut_below(
     plan: Arc<dyn ExecutionPlan>,
     stages: &mut Vec<StagePlan>,
+    divide: Divide,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let exchange =
         plan.downcast_ref::<RepartitionExec>()
@@ -146,10 +153,11 @@ fn cut_below(
                 _ => None,
             });
     if let Some((rep, output, n)) = exchange {
-        let input = cut_below(rep.input().clone(), stages)?;
+        let input = cut_below(rep.input().clone(), stages, divide)?;
+        let producer = divide(replace(plan.clone(), vec![input])?)?;
+        let input = producer.children()[0].clone();
         let tasks = input.output_partitioning().partition_count();
         let schema = input.schema();
-        let producer = replace(plan.clone(), vec![input])?;
         let id = push(stages, producer, tasks, output);
         return Ok(Arc::new(ExchangeReadExec::new(
             id,
@@ -163,9 +171,10 @@ fn cut_below(
         || plan.downcast_ref::<SortPreservingMergeExec>().is_some();
     let mut children = Vec::new();
     for child in plan.children() {
-        let child = cut_below(child.clone(), stages)?;
-        let tasks = child.output_partitioning().partition_count();
-        if merges && tasks > 1 {
+        let child = cut_below(child.clone(), stages, divide)?;
+        if merges && child.output_partitioning().partition_count() > 1 {
+            let child = divide(child)?;
+            let tasks = child.output_partitioning().partition_count();
             let eq = child.equivalence_properties().clone();
             let schema = child.schema();
             let id = push(stages, child, tasks, Output::Whole);
@@ -220,7 +229,7 @@ mod tests {
                 MemorySourceConfig::try_new_exec(&partitions, schema.clone(), None).unwrap();
             let repartition = RepartitionExec::try_new(source, partitioning).unwrap();
             let plan = Arc::new(CoalescePartitionsExec::new(Arc::new(repartition)));
-            let stages = cut(plan).unwrap();
+            let stages = cut(plan, &Ok).unwrap();
             assert_eq!(
                 stages.len(),
                 3,
