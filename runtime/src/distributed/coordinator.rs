@@ -337,7 +337,7 @@ impl Coordinator {
     ) -> Result<Vec<RecordBatch>> {
         let job = self.next_job;
         self.next_job += 1;
-        let stages = cut(plan, &|stage| row_groups.divide(stage))?;
+        let stages = cut(plan, row_groups)?;
         for s in &stages {
             tracing::info!(
                 "job {job} stage {}: {} tasks, output {:?}, reads stages {:?}",

@@ -11,6 +11,10 @@
 //! cares which rows each holds: row-wise operators, partial aggregation, a per-partition sort,
 //! the probe side of a join whose build side is broadcast (and which emits nothing from that
 //! side at the end), and the stage's own output repartition.
+//!
+//! The other way round, a small filtered scan that would be gathered (a broadcast join's build
+//! side, say) is read whole by every task that needs it rather than cut into a stage of its own
+//! ([`RowGroups::whole`]).
 
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
@@ -33,7 +37,12 @@ use object_store::path::Path;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::stages::Scans;
 use crate::ml::scored::InferExec;
+
+/// Most rows a scan under a merge may have to be read whole by every task of its consumer
+/// ([`RowGroups::whole`]) — TPC-H's `customer` at scale factor 1 has 150,000.
+const READ_WHOLE_MAX_ROWS: u64 = 250_000;
 
 /// One row group: where its first column chunk starts (the offset DataFusion assigns it to a
 /// range by) and its rows.
@@ -89,12 +98,6 @@ impl RowGroups {
             }
         }
         Ok(RowGroups { files })
-    }
-
-    /// `plan` (one stage's) with its scan divided into as many tasks as before, each of whole
-    /// row groups, or unchanged when it has no scan that may be re-divided.
-    pub fn divide(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(self.rewrite(&plan, true)?.unwrap_or(plan))
     }
 
     fn rewrite(
@@ -181,6 +184,65 @@ impl RowGroups {
     }
 }
 
+impl Scans for RowGroups {
+    /// `plan` (one stage's) with its scan divided into as many tasks as before, each of whole
+    /// row groups, or unchanged when it has no scan that may be re-divided.
+    fn divide(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self.rewrite(&plan, true)?.unwrap_or(plan))
+    }
+
+    /// A filtered, projected Parquet scan of at most [`READ_WHOLE_MAX_ROWS`] rows as one
+    /// partition. A stage of its own would cost a round of tasks — starting them, opening the
+    /// file, waiting for the slowest, sending the rows to every consumer — for a scan that takes
+    /// a millisecond or two; each consumer task reads it itself instead.
+    fn whole(&self, plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        if let Some(config) = parquet_scan(plan) {
+            let mut files: Vec<PartitionedFile> = Vec::new();
+            for file in config.file_groups.iter().flat_map(FileGroup::iter) {
+                if files
+                    .iter()
+                    .all(|f| f.object_meta.location != file.object_meta.location)
+                {
+                    let mut file = file.clone();
+                    file.range = None;
+                    files.push(file);
+                }
+            }
+            let mut rows = 0;
+            for file in &files {
+                let Some(groups) = self.files.get(&file.object_meta.location) else {
+                    return Ok(None);
+                };
+                rows += groups.iter().map(|g| g.rows).sum::<u64>();
+            }
+            if rows > READ_WHOLE_MAX_ROWS || !config.output_ordering.is_empty() {
+                return Ok(None);
+            }
+            let config = FileScanConfigBuilder::from(config.clone())
+                .with_file_groups(vec![FileGroup::new(files)])
+                .build();
+            return Ok(Some(DataSourceExec::from_data_source(config)));
+        }
+        let row_wise = plan.downcast_ref::<FilterExec>().is_some()
+            || plan.downcast_ref::<ProjectionExec>().is_some();
+        let [child] = plan.children()[..] else {
+            return Ok(None);
+        };
+        if !row_wise {
+            return Ok(None);
+        }
+        let Some(child) = self.whole(child)? else {
+            return Ok(None);
+        };
+        plan.clone()
+            .replace_children(
+                vec![child],
+                ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+            )
+            .map(Some)
+    }
+}
+
 /// Which child carries `node`'s partitions, when its partitions are its input's, one for one.
 fn partitions_from(node: &Arc<dyn ExecutionPlan>, root: bool) -> Option<usize> {
     if let Some(join) = node.downcast_ref::<HashJoinExec>() {
@@ -252,31 +314,31 @@ fn shares(weights: &[u64], parts: usize) -> Vec<std::ops::Range<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{RowGroups, shares};
+    use super::{READ_WHOLE_MAX_ROWS, RowGroups, Scans, shares};
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::arrow::record_batch::RecordBatch;
-    use datafusion::physical_plan::{ExecutionPlanProperties, collect_partitioned};
+    use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, collect_partitioned};
     use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::WriterProperties;
     use proptest::prelude::*;
     use std::sync::Arc;
 
-    /// A Parquet file of `groups` row groups of 1,000 rows, the first twice the others' width
-    /// in bytes (so equal byte ranges cut it unevenly).
-    fn parquet_file(dir: &std::path::Path, groups: usize) -> std::path::PathBuf {
-        let path = dir.join("t.parquet");
+    /// A Parquet file of `groups` row groups of `rows` rows, the first wider in bytes than the
+    /// others (so equal byte ranges cut it unevenly).
+    fn parquet_file(dir: &std::path::Path, groups: usize, rows: usize) -> std::path::PathBuf {
+        let path = dir.join(format!("t{groups}x{rows}.parquet"));
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
         let props = WriterProperties::builder()
-            .set_max_row_group_row_count(Some(1000))
+            .set_max_row_group_row_count(Some(rows))
             .set_dictionary_enabled(false)
             .build();
         let file = std::fs::File::create(&path).unwrap();
         let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
         for g in 0..groups as i64 {
             // Values of the first group spread widely and compress worse than the rest.
-            let values = (0..1000).map(|i| if g == 0 { i * 7_919_393 } else { g });
+            let values = (0..rows as i64).map(|i| if g == 0 { i * 7_919_393 } else { g });
             let batch = RecordBatch::try_new(
                 schema.clone(),
                 vec![Arc::new(Int64Array::from_iter_values(values))],
@@ -289,10 +351,11 @@ mod tests {
         path
     }
 
-    #[tokio::test]
-    async fn each_task_of_a_divided_scan_reads_whole_row_groups_of_equal_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = parquet_file(dir.path(), 16);
+    /// The physical plan of `select x from t where x >= 0` over `path` on 2 partitions, with
+    /// the row groups of its file.
+    async fn scan_plan(
+        path: &std::path::Path,
+    ) -> (SessionContext, Arc<dyn ExecutionPlan>, RowGroups) {
         let mut config = SessionConfig::new().with_target_partitions(2);
         config.options_mut().optimizer.repartition_file_min_size = 0;
         config
@@ -310,27 +373,48 @@ mod tests {
             .await
             .unwrap();
         let row_groups = RowGroups::of(&plan, &state).await.unwrap();
+        (ctx, plan, row_groups)
+    }
+
+    async fn rows_per_task(ctx: &SessionContext, plan: Arc<dyn ExecutionPlan>) -> Vec<usize> {
+        collect_partitioned(plan, ctx.task_ctx())
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.iter().map(RecordBatch::num_rows).sum::<usize>())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_task_of_a_divided_scan_reads_whole_row_groups_of_equal_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, plan, row_groups) = scan_plan(&parquet_file(dir.path(), 16, 1000)).await;
         let divided = row_groups.divide(plan.clone()).unwrap();
         assert_eq!(divided.output_partitioning().partition_count(), 2);
-        let rows_per_task = |plan| {
-            let task_ctx = ctx.task_ctx();
-            async move {
-                collect_partitioned(plan, task_ctx)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.iter().map(RecordBatch::num_rows).sum::<usize>())
-                    .collect::<Vec<_>>()
-            }
-        };
-        let before = rows_per_task(plan).await;
+        let before = rows_per_task(&ctx, plan).await;
         assert_ne!(
             before,
             vec![8000, 8000],
             "the file is cut unevenly by bytes"
         );
         assert_eq!(before.iter().sum::<usize>(), 16000);
-        assert_eq!(rows_per_task(divided).await, vec![8000, 8000]);
+        assert_eq!(rows_per_task(&ctx, divided).await, vec![8000, 8000]);
+    }
+
+    #[tokio::test]
+    async fn a_small_scan_is_read_whole_and_a_large_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, plan, row_groups) = scan_plan(&parquet_file(dir.path(), 4, 1000)).await;
+        assert_eq!(plan.output_partitioning().partition_count(), 2);
+        let whole = row_groups
+            .whole(&plan)
+            .unwrap()
+            .expect("4,000 rows are read whole");
+        assert_eq!(rows_per_task(&ctx, whole).await, vec![4000]);
+        let rows = READ_WHOLE_MAX_ROWS as usize / 2 + 1;
+        let (_, plan, row_groups) = scan_plan(&parquet_file(dir.path(), 2, rows)).await;
+        assert_eq!(plan.output_partitioning().partition_count(), 2);
+        assert!(row_groups.whole(&plan).unwrap().is_none());
     }
 
     #[test]

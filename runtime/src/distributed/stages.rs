@@ -90,16 +90,34 @@ impl StagePlan {
     }
 }
 
-/// What a stage's plan may be rewritten with before its tasks are counted: re-dividing its
-/// scan ([`super::row_groups::RowGroups::divide`]).
-pub type Divide<'a> = &'a dyn Fn(Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>>;
+/// How the cutter may reshape the scans of a plan ([`super::row_groups::RowGroups`]; `()`
+/// leaves them as DataFusion made them).
+pub trait Scans {
+    /// A stage's plan with its scan divided into tasks, before they are counted.
+    fn divide(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>>;
+
+    /// The input of a merge as one partition, when every task of the consumer reading it
+    /// whole costs less than a stage of its own; `None` to cut a stage there.
+    fn whole(&self, plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>>;
+}
+
+impl Scans for () {
+    fn divide(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(plan)
+    }
+
+    fn whole(&self, _plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        Ok(None)
+    }
+}
 
 /// Cuts a plan into stages, producers before consumers; the last stage computes the result.
-/// Each stage's plan passes through `divide` before its tasks are counted.
-pub fn cut(plan: Arc<dyn ExecutionPlan>, divide: Divide) -> Result<Vec<StagePlan>> {
+/// `scans` divides each stage's scan into tasks, and may keep a small input of a merge in its
+/// consumer's stage, read whole by every task, rather than cut a stage for it.
+pub fn cut(plan: Arc<dyn ExecutionPlan>, scans: &dyn Scans) -> Result<Vec<StagePlan>> {
     let mut stages = Vec::new();
-    let root = cut_below(plan, &mut stages, divide)?;
-    let root = divide(root)?;
+    let root = cut_below(plan, &mut stages, scans)?;
+    let root = scans.divide(root)?;
     push(
         &mut stages,
         root.clone(),
@@ -143,7 +161,7 @@ fn collect_inputs(plan: &Arc<dyn ExecutionPlan>, out: &mut Vec<usize>) {
 fn cut_below(
     plan: Arc<dyn ExecutionPlan>,
     stages: &mut Vec<StagePlan>,
-    divide: Divide,
+    scans: &dyn Scans,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let exchange =
         plan.downcast_ref::<RepartitionExec>()
@@ -153,8 +171,8 @@ fn cut_below(
                 _ => None,
             });
     if let Some((rep, output, n)) = exchange {
-        let input = cut_below(rep.input().clone(), stages, divide)?;
-        let producer = divide(replace(plan.clone(), vec![input])?)?;
+        let input = cut_below(rep.input().clone(), stages, scans)?;
+        let producer = scans.divide(replace(plan.clone(), vec![input])?)?;
         let input = producer.children()[0].clone();
         let tasks = input.output_partitioning().partition_count();
         let schema = input.schema();
@@ -171,9 +189,13 @@ fn cut_below(
         || plan.downcast_ref::<SortPreservingMergeExec>().is_some();
     let mut children = Vec::new();
     for child in plan.children() {
-        let child = cut_below(child.clone(), stages, divide)?;
+        let child = cut_below(child.clone(), stages, scans)?;
         if merges && child.output_partitioning().partition_count() > 1 {
-            let child = divide(child)?;
+            if let Some(whole) = scans.whole(&child)? {
+                children.push(whole);
+                continue;
+            }
+            let child = scans.divide(child)?;
             let tasks = child.output_partitioning().partition_count();
             let eq = child.equivalence_properties().clone();
             let schema = child.schema();
@@ -229,7 +251,7 @@ mod tests {
                 MemorySourceConfig::try_new_exec(&partitions, schema.clone(), None).unwrap();
             let repartition = RepartitionExec::try_new(source, partitioning).unwrap();
             let plan = Arc::new(CoalescePartitionsExec::new(Arc::new(repartition)));
-            let stages = cut(plan, &Ok).unwrap();
+            let stages = cut(plan, &()).unwrap();
             assert_eq!(
                 stages.len(),
                 3,
