@@ -7,6 +7,7 @@
 use super::auth::Secret;
 use super::backend::{Backend, Launch};
 use super::channels::{Channels, Compression, Location, lost_peer};
+use super::co_located::co_locate;
 use super::codec;
 use super::exchange::{ExchangeReadExec, ReadKind};
 use super::pairing::planned_channel;
@@ -337,7 +338,7 @@ impl Coordinator {
     ) -> Result<Vec<RecordBatch>> {
         let job = self.next_job;
         self.next_job += 1;
-        let stages = cut(plan, row_groups)?;
+        let stages = cut(co_locate(plan, row_groups)?, row_groups)?;
         for s in &stages {
             tracing::info!(
                 "job {job} stage {}: {} tasks, output {:?}, reads stages {:?}",

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod backend;
 pub mod channels;
+pub mod co_located;
 pub mod codec;
 pub mod collective;
 pub mod coordinator;

@@ -34,6 +34,8 @@ use datafusion::physical_plan::{
     ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, ReplaceChildrenOptions,
 };
 use object_store::path::Path;
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::statistics::Statistics;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -47,15 +49,58 @@ const READ_WHOLE_MAX_ROWS: u64 = 250_000;
 /// One row group: where its first column chunk starts (the offset DataFusion assigns it to a
 /// range by) and its rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RowGroup {
-    offset: i64,
-    rows: u64,
+pub(super) struct RowGroup {
+    pub offset: i64,
+    pub rows: u64,
 }
 
 /// The row groups of every Parquet file a plan scans.
 #[derive(Debug, Default)]
 pub struct RowGroups {
-    files: HashMap<Path, Vec<RowGroup>>,
+    files: HashMap<Path, Arc<ParquetMetaData>>,
+}
+
+/// A scan's files, each once and whole, in order, and their row groups in order: the units a
+/// scan is divided into tasks by.
+pub(super) struct Units {
+    pub files: Vec<PartitionedFile>,
+    /// (index in `files`, row group index in its file, the row group).
+    pub groups: Vec<(usize, usize, RowGroup)>,
+}
+
+impl Units {
+    /// One file group per task, task `t` reading the units `tasks[t]` lists (in order): a run of
+    /// consecutive row groups of one file is one range of it.
+    pub fn file_groups(&self, tasks: &[Vec<usize>]) -> Vec<FileGroup> {
+        tasks
+            .iter()
+            .map(|units| {
+                let mut members = Vec::new();
+                let mut run: Option<(usize, usize, usize)> = None; // (file, first, last unit)
+                let close = |run: Option<(usize, usize, usize)>, members: &mut Vec<_>| {
+                    if let Some((file, first, last)) = run {
+                        let (start, end) =
+                            (self.groups[first].2.offset, self.groups[last].2.offset);
+                        members.push(self.files[file].clone().with_range(start, end + 1));
+                    }
+                };
+                for &u in units {
+                    let (file, index, _) = self.groups[u];
+                    run = match run {
+                        Some((f, first, last)) if f == file && self.groups[last].1 + 1 == index => {
+                            Some((f, first, u))
+                        }
+                        other => {
+                            close(other, &mut members);
+                            Some((file, u, u))
+                        }
+                    };
+                }
+                close(run, &mut members);
+                FileGroup::new(members)
+            })
+            .collect()
+    }
 }
 
 impl RowGroups {
@@ -80,21 +125,7 @@ impl RowGroups {
                     .with_file_metadata_cache(Some(cache.clone()))
                     .fetch_metadata()
                     .await?;
-                let groups = metadata
-                    .row_groups()
-                    .iter()
-                    .filter(|g| g.num_columns() > 0)
-                    .map(|g| {
-                        let first = g.column(0);
-                        RowGroup {
-                            offset: first
-                                .dictionary_page_offset()
-                                .unwrap_or_else(|| first.data_page_offset()),
-                            rows: g.num_rows().max(0) as u64,
-                        }
-                    })
-                    .collect();
-                files.insert(location.clone(), groups);
+                files.insert(location.clone(), metadata);
             }
         }
         Ok(RowGroups { files })
@@ -132,6 +163,71 @@ impl RowGroups {
             .map(Some)
     }
 
+    /// The units of a scan, or none when a file's footer is unknown.
+    pub(super) fn units(&self, config: &FileScanConfig) -> Option<Units> {
+        let mut files: Vec<PartitionedFile> = Vec::new();
+        for file in config.file_groups.iter().flat_map(FileGroup::iter) {
+            if files
+                .iter()
+                .all(|f| f.object_meta.location != file.object_meta.location)
+            {
+                let mut file = file.clone();
+                file.range = None;
+                files.push(file);
+            }
+        }
+        let mut groups = Vec::new();
+        for (f, file) in files.iter().enumerate() {
+            let metadata = self.files.get(&file.object_meta.location)?;
+            for (i, g) in metadata.row_groups().iter().enumerate() {
+                // A row group without columns holds no rows.
+                if g.num_columns() == 0 {
+                    continue;
+                }
+                let first = g.column(0);
+                let offset = first
+                    .dictionary_page_offset()
+                    .unwrap_or_else(|| first.data_page_offset());
+                let rows = g.num_rows().max(0) as u64;
+                groups.push((f, i, RowGroup { offset, rows }));
+            }
+        }
+        Some(Units { files, groups })
+    }
+
+    /// Per unit, the least and greatest value of integer column `column` in it (`None` for a
+    /// unit whose values are all null); `None` when a unit has no such statistics.
+    pub(super) fn key_ranges(
+        &self,
+        units: &Units,
+        column: &str,
+    ) -> Option<Vec<Option<(i64, i64)>>> {
+        units
+            .groups
+            .iter()
+            .map(|&(f, i, group)| {
+                let metadata = self.files.get(&units.files[f].object_meta.location)?;
+                let chunk = metadata.row_group(i).columns().iter().find(|c| {
+                    c.column_path().parts().len() == 1 && c.column_path().parts()[0] == column
+                })?;
+                let stats = chunk.statistics()?;
+                let range = match stats {
+                    Statistics::Int32(s) => s
+                        .min_opt()
+                        .zip(s.max_opt())
+                        .map(|(lo, hi)| (i64::from(*lo), i64::from(*hi))),
+                    Statistics::Int64(s) => s.min_opt().copied().zip(s.max_opt().copied()),
+                    _ => return None,
+                };
+                match range {
+                    Some(range) => Some(Some(range)),
+                    // No bounds: fine only when every value is null.
+                    None => (stats.null_count_opt() == Some(group.rows)).then_some(None),
+                }
+            })
+            .collect()
+    }
+
     /// The scan in `tasks` ranges of whole row groups of about equal rows, or none when a
     /// file's row groups are unknown or there are too few to go round.
     fn divide_scan(&self, config: &FileScanConfig, tasks: usize) -> Option<FileScanConfig> {
@@ -139,43 +235,16 @@ impl RowGroups {
         if !config.output_ordering.is_empty() {
             return None;
         }
-        // Each file once, in order: DataFusion's own division lists a file in several groups.
-        let mut files: Vec<&PartitionedFile> = Vec::new();
-        for file in config.file_groups.iter().flat_map(FileGroup::iter) {
-            if files
-                .iter()
-                .all(|f| f.object_meta.location != file.object_meta.location)
-            {
-                files.push(file);
-            }
-        }
-        let mut units: Vec<(usize, RowGroup)> = Vec::new();
-        for (f, file) in files.iter().enumerate() {
-            let groups = self.files.get(&file.object_meta.location)?;
-            units.extend(groups.iter().map(|g| (f, *g)));
-        }
-        if units.len() < tasks {
+        let units = self.units(config)?;
+        if units.groups.len() < tasks {
             return None;
         }
-        let rows: Vec<u64> = units.iter().map(|(_, g)| g.rows).collect();
-        let mut groups = Vec::with_capacity(tasks);
-        for range in shares(&rows, tasks) {
-            let mut members: Vec<_> = Vec::new();
-            let mut at = range.start;
-            while at < range.end {
-                let file = units[at].0;
-                let mut last = at;
-                while last + 1 < range.end && units[last + 1].0 == file {
-                    last += 1;
-                }
-                let part = files[file]
-                    .clone()
-                    .with_range(units[at].1.offset, units[last].1.offset + 1);
-                members.push(part);
-                at = last + 1;
-            }
-            groups.push(FileGroup::new(members));
-        }
+        let rows: Vec<u64> = units.groups.iter().map(|(_, _, g)| g.rows).collect();
+        let tasks: Vec<Vec<usize>> = shares(&rows, tasks)
+            .into_iter()
+            .map(|range| range.collect())
+            .collect();
+        let groups = units.file_groups(&tasks);
         Some(
             FileScanConfigBuilder::from(config.clone())
                 .with_file_groups(groups)
@@ -197,29 +266,15 @@ impl Scans for RowGroups {
     /// a millisecond or two; each consumer task reads it itself instead.
     fn whole(&self, plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         if let Some(config) = parquet_scan(plan) {
-            let mut files: Vec<PartitionedFile> = Vec::new();
-            for file in config.file_groups.iter().flat_map(FileGroup::iter) {
-                if files
-                    .iter()
-                    .all(|f| f.object_meta.location != file.object_meta.location)
-                {
-                    let mut file = file.clone();
-                    file.range = None;
-                    files.push(file);
-                }
-            }
-            let mut rows = 0;
-            for file in &files {
-                let Some(groups) = self.files.get(&file.object_meta.location) else {
-                    return Ok(None);
-                };
-                rows += groups.iter().map(|g| g.rows).sum::<u64>();
-            }
+            let Some(units) = self.units(config) else {
+                return Ok(None);
+            };
+            let rows: u64 = units.groups.iter().map(|(_, _, g)| g.rows).sum();
             if rows > READ_WHOLE_MAX_ROWS || !config.output_ordering.is_empty() {
                 return Ok(None);
             }
             let config = FileScanConfigBuilder::from(config.clone())
-                .with_file_groups(vec![FileGroup::new(files)])
+                .with_file_groups(vec![FileGroup::new(units.files)])
                 .build();
             return Ok(Some(DataSourceExec::from_data_source(config)));
         }
@@ -244,7 +299,7 @@ impl Scans for RowGroups {
 }
 
 /// Which child carries `node`'s partitions, when its partitions are its input's, one for one.
-fn partitions_from(node: &Arc<dyn ExecutionPlan>, root: bool) -> Option<usize> {
+pub(super) fn partitions_from(node: &Arc<dyn ExecutionPlan>, root: bool) -> Option<usize> {
     if let Some(join) = node.downcast_ref::<HashJoinExec>() {
         // The probe side; the join must not emit build rows once every probe has finished,
         // which needs all the probes in one process.
@@ -278,7 +333,7 @@ fn partitions_from(node: &Arc<dyn ExecutionPlan>, root: bool) -> Option<usize> {
     row_wise.then_some(0)
 }
 
-fn parquet_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&FileScanConfig> {
+pub(super) fn parquet_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&FileScanConfig> {
     let scan = node.downcast_ref::<DataSourceExec>()?;
     let config = scan.data_source().downcast_ref::<FileScanConfig>()?;
     (config.file_source().file_type() == "parquet").then_some(config)
@@ -286,7 +341,7 @@ fn parquet_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&FileScanConfig> {
 
 /// Divides a sequence of weights into `parts` non-empty contiguous ranges of about equal sum
 /// (`parts` at most the number of weights).
-fn shares(weights: &[u64], parts: usize) -> Vec<std::ops::Range<usize>> {
+pub(super) fn shares(weights: &[u64], parts: usize) -> Vec<std::ops::Range<usize>> {
     let total: u64 = weights.iter().sum();
     let mut ranges = Vec::with_capacity(parts);
     let mut start = 0;
