@@ -24,6 +24,9 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::limit::GlobalLimitExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flow_planner::rules::BROADCAST_MAX_BYTES;
 use flow_planner::{Channel, PhysicalPlan};
@@ -338,7 +341,16 @@ impl Coordinator {
     ) -> Result<Vec<RecordBatch>> {
         let job = self.next_job;
         self.next_job += 1;
-        let stages = cut(co_locate(plan, row_groups)?, row_groups)?;
+        let mut stages = cut(co_locate(plan, row_groups)?, row_groups)?;
+        // A last stage that only merges what the others computed runs here: sending it to a
+        // worker would cost a round trip and a second copy of the rows for no work.
+        let merge = match stages.last() {
+            Some(last) if stages.len() > 1 && merges_only(&last.plan) => stages.pop(),
+            _ => None,
+        };
+        if let Some(merge) = &merge {
+            tracing::info!("job {job} stage {}: merged by the coordinator", merge.id);
+        }
         for s in &stages {
             tracing::info!(
                 "job {job} stage {}: {} tasks, output {:?}, reads stages {:?}",
@@ -362,8 +374,16 @@ impl Coordinator {
             .zip(&records)
             .map(|(s, r)| StageRun::new(s.tasks, self.channel.of(r)))
             .collect();
+        if let Some(merge) = &merge {
+            // What the coordinator reads comes back the way the plan has the last stage's
+            // output come back.
+            let back = self.channel.of(&merge.record(job));
+            for input in &merge.inputs {
+                runs[*input].channel = back;
+            }
+        }
         self.record.stages.extend(records);
-        let result = self.drive(job, &stages, &mut runs);
+        let result = self.drive(job, &stages, &mut runs, merge.as_ref());
         if let (Ok(_), Some(watch)) = (&result, &self.watch) {
             watch.job_done(job);
         }
@@ -376,10 +396,15 @@ impl Coordinator {
         job: usize,
         stages: &[StagePlan],
         runs: &mut [StageRun],
+        merge: Option<&StagePlan>,
     ) -> Result<Vec<RecordBatch>> {
         loop {
             if runs.iter().all(StageRun::complete) {
-                match self.read_last(stages, runs) {
+                let read = match merge {
+                    Some(merge) => self.run_here(merge, runs),
+                    None => self.read_last(stages, runs),
+                };
+                match read {
                     Ok(batches) => return Ok(batches),
                     Err(e) => {
                         let text = e.to_string();
@@ -801,6 +826,7 @@ impl Coordinator {
         .map(|t| t.data)
     }
 
+    /// The last stage's output, read from wherever its tasks put it.
     fn read_last(&self, stages: &[StagePlan], runs: &[StageRun]) -> Result<Vec<RecordBatch>> {
         let last = &stages[stages.len() - 1];
         let schema = last.plan.schema();
@@ -811,15 +837,30 @@ impl Coordinator {
             schema.clone(),
             EquivalenceProperties::new(schema),
         ));
-        let reader = self.fill(reader, runs)?;
+        self.run_plan(reader, last.tasks, runs)
+    }
+
+    /// Runs a merging stage ([`merges_only`]) in this process.
+    fn run_here(&self, merge: &StagePlan, runs: &[StageRun]) -> Result<Vec<RecordBatch>> {
+        self.run_plan(merge.plan.clone(), merge.tasks, runs)
+    }
+
+    /// Every partition of a plan that reads stage outputs, in order.
+    fn run_plan(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        partitions: usize,
+        runs: &[StageRun],
+    ) -> Result<Vec<RecordBatch>> {
+        let plan = self.fill(plan, runs)?;
         let ctx = SessionContext::new_with_config(
             SessionConfig::new().with_extension(self.channels.clone()),
         );
         let task_ctx = ctx.task_ctx();
         let handle = tokio::runtime::Handle::current();
         let mut out = Vec::new();
-        for p in 0..last.tasks {
-            let stream = reader.execute(p, task_ctx.clone())?;
+        for p in 0..partitions {
+            let stream = plan.execute(p, task_ctx.clone())?;
             out.extend(handle.block_on(datafusion::physical_plan::common::collect(stream))?);
         }
         Ok(out)
@@ -859,6 +900,17 @@ impl Coordinator {
         self.record.seconds = self.clock.elapsed().as_secs_f64();
         std::mem::take(&mut self.record)
     }
+}
+
+/// Whether a plan only merges, limits or gathers the outputs of other stages.
+fn merges_only(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let merging = plan.downcast_ref::<SortPreservingMergeExec>().is_some()
+        || plan.downcast_ref::<CoalescePartitionsExec>().is_some()
+        || plan.downcast_ref::<GlobalLimitExec>().is_some();
+    if plan.downcast_ref::<ExchangeReadExec>().is_some() {
+        return true;
+    }
+    merging && plan.children().into_iter().all(merges_only)
 }
 
 /// Accepts worker connections: each must answer the run's challenge, then say hello; the
