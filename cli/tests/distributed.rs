@@ -5,10 +5,16 @@
 
 mod cluster;
 
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
 use cluster::{
     SHUFFLE, big_matches, big_program, clear_outputs, examples_match, flowc, on_1_2_4_8_workers,
     run_ok, saved,
 };
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use std::sync::Arc;
 
 fn on_each_channel() -> Vec<Vec<String>> {
     let mut variants = on_1_2_4_8_workers(&["--channel", "direct"]);
@@ -55,6 +61,139 @@ fn joins_over_parquet_give_the_same_rows_on_workers() {
     }
 }
 
+/// Writes `columns` (name and values) to a Parquet file in row groups of `group` rows.
+fn write_parquet(path: &std::path::Path, columns: &[(&str, ArrayRef)], group: usize) {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, values)| Field::new(*name, values.data_type().clone(), false))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        columns.iter().map(|(_, values)| values.clone()).collect(),
+    )
+    .unwrap();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(group))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// TPC-H Q3 in small: a filtered dimension joined to `orders`, and `orders` joined to
+/// `lines`, both files written in the order of the join key in many row groups — the shape
+/// the runtime runs as one stage, each task reading its own run of `lines` row groups and the
+/// `orders` row groups whose keys overlap it, with the small dimension read whole.
+#[test]
+fn a_join_of_parquet_files_clustered_on_its_key_matches_on_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = 1000i64;
+    write_parquet(
+        &dir.path().join("segments.parquet"),
+        &[
+            (
+                "seg_id",
+                Arc::new(Int64Array::from_iter_values(0..segments)),
+            ),
+            (
+                "kind",
+                Arc::new(StringArray::from_iter_values(
+                    (0..segments).map(|s| ["gold", "silver", "bronze"][(s % 3) as usize]),
+                )),
+            ),
+        ],
+        segments as usize,
+    );
+    let orders = 100_000i64;
+    write_parquet(
+        &dir.path().join("orders.parquet"),
+        &[
+            ("o_key", Arc::new(Int64Array::from_iter_values(0..orders))),
+            (
+                "o_seg",
+                Arc::new(Int64Array::from_iter_values(
+                    (0..orders).map(|o| (o * 7919) % segments),
+                )),
+            ),
+            (
+                "o_day",
+                Arc::new(Int64Array::from_iter_values(
+                    (0..orders).map(|o| (o * 31) % 1000),
+                )),
+            ),
+        ],
+        4_000,
+    );
+    // Between none and eleven lines per order, some orders without any.
+    let keys: Vec<i64> = (0..orders)
+        .flat_map(|o| std::iter::repeat_n(o, ((o * 13) % 12) as usize))
+        .collect();
+    let n = keys.len() as i64;
+    write_parquet(
+        &dir.path().join("lines.parquet"),
+        &[
+            ("l_key", Arc::new(Int64Array::from(keys))),
+            (
+                "l_price",
+                Arc::new(Int64Array::from_iter_values(
+                    (0..n).map(|i| (i * 37) % 10_007),
+                )),
+            ),
+            (
+                "l_day",
+                Arc::new(Int64Array::from_iter_values(
+                    (0..n).map(|i| (i * 17) % 1000),
+                )),
+            ),
+        ],
+        10_000,
+    );
+    let program = dir.path().join("q3.flow");
+    std::fs::write(
+        &program,
+        r#"let segments = load "segments.parquet"
+let orders = load "orders.parquet"
+let lines = load "lines.parquet"
+
+let revenue = segments
+  | filter kind == "gold"
+  | join orders on segments.seg_id == orders.o_seg
+  | filter o_day < 500
+  | join lines on orders.o_key == lines.l_key
+  | filter l_day > 300
+  | group o_key, o_day { revenue = sum(l_price), n = count() }
+save revenue to "out/revenue.csv"
+"#,
+    )
+    .unwrap();
+    let p = program.to_str().unwrap();
+    run_ok(&["run", p], &[], "one process");
+    let expected = saved(dir.path(), "revenue.csv", false);
+    assert!(expected.len() > 10_000, "{} rows", expected.len());
+    for flags in on_each_channel() {
+        clear_outputs(dir.path());
+        let mut args = vec!["run", p, "-vv"];
+        args.extend(flags.iter().map(String::as_str));
+        let run = run_ok(&args, &[], &flags.join(" "));
+        assert_eq!(
+            saved(dir.path(), "revenue.csv", false),
+            expected,
+            "{flags:?}"
+        );
+        // Where there are tasks to divide among, the join ran where its sides were read.
+        let workers = &flags[flags.iter().position(|f| f == "--workers").unwrap() + 1];
+        let log = String::from_utf8_lossy(&run.stderr);
+        let co_located = format!("co-located in {workers} partitions");
+        assert_eq!(
+            log.contains(&co_located),
+            workers != "1",
+            "{flags:?}: {co_located}"
+        );
+    }
+}
+
 #[test]
 fn compressed_channels_give_the_same_rows() {
     let variants: Vec<Vec<String>> = ["lz4", "zstd"]
@@ -70,18 +209,56 @@ fn compressed_channels_give_the_same_rows() {
     big_matches(&variants, &[]);
 }
 
+/// The million facts' top thousand joined and grouped: the per-task top thousands are
+/// gathered into the stage that joins them (with the merge of [`SHUFFLE`]'s sort run by the
+/// coordinator, it has no stage of that role).
+const GATHER: &str = r#"
+let facts = load "facts.csv"
+let dims = load "dims.csv"
+let joined = facts | sort value desc, id | take 1000 | join dims on key
+  | group name { n = count(), total = sum(value) } | sort name
+save joined to "out/joined.csv"
+"#;
+
 #[test]
 fn a_worker_killed_mid_shuffle_gather_or_save_is_survived() {
-    let (dir, p) = big_program(SHUFFLE);
-    run_ok(&["run", &p], &[], "one process");
-    let expected = saved(dir.path(), "joined.csv", true);
-    for fault in ["kill@shuffle", "kill@gather", "kill@last"] {
+    let (dir, shuffle) = big_program(SHUFFLE);
+    let gather = dir.path().join("gather.flow");
+    std::fs::write(&gather, GATHER).unwrap();
+    let gather = gather.to_str().unwrap();
+    for (fault, p) in [
+        ("kill@shuffle", shuffle.as_str()),
+        ("kill@gather", gather),
+        ("kill@last", shuffle.as_str()),
+    ] {
+        clear_outputs(dir.path());
+        run_ok(&["run", p], &[], "one process");
+        let expected = saved(dir.path(), "joined.csv", true);
         for channel in ["direct", "storage"] {
             clear_outputs(dir.path());
             let what = format!("{fault} over {channel}");
-            let args = ["run", &p, "--workers", "2", "--channel", channel];
+            let report = dir.path().join("faults.json");
+            let args = [
+                "run",
+                p,
+                "--workers",
+                "2",
+                "--channel",
+                channel,
+                "--report",
+                report.to_str().unwrap(),
+            ];
             run_ok(&args, &[("FLOW_FAULTS", fault)], &what);
             assert_eq!(saved(dir.path(), "joined.csv", true), expected, "{what}");
+            // The fault must have struck, or the run proves nothing.
+            let report: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+            let died = report["tasks"].as_array().unwrap().iter().any(|t| {
+                t["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("died while running it"))
+            });
+            assert!(died, "{what}: no worker died: {report}");
         }
     }
 }
