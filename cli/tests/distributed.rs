@@ -226,14 +226,17 @@ fn a_worker_killed_mid_shuffle_gather_or_save_is_survived() {
     let gather = dir.path().join("gather.flow");
     std::fs::write(&gather, GATHER).unwrap();
     let gather = gather.to_str().unwrap();
-    for (fault, p) in [
-        ("kill@shuffle", shuffle.as_str()),
-        ("kill@gather", gather),
-        ("kill@last", shuffle.as_str()),
-    ] {
+    let answer = |p: &str| {
         clear_outputs(dir.path());
         run_ok(&["run", p], &[], "one process");
-        let expected = saved(dir.path(), "joined.csv", true);
+        saved(dir.path(), "joined.csv", true)
+    };
+    let (by_shuffle, by_gather) = (answer(&shuffle), answer(gather));
+    for (fault, p, expected) in [
+        ("kill@shuffle", shuffle.as_str(), &by_shuffle),
+        ("kill@gather", gather, &by_gather),
+        ("kill@last", shuffle.as_str(), &by_shuffle),
+    ] {
         for channel in ["direct", "storage"] {
             clear_outputs(dir.path());
             let what = format!("{fault} over {channel}");
@@ -249,7 +252,7 @@ fn a_worker_killed_mid_shuffle_gather_or_save_is_survived() {
                 report.to_str().unwrap(),
             ];
             run_ok(&args, &[("FLOW_FAULTS", fault)], &what);
-            assert_eq!(saved(dir.path(), "joined.csv", true), expected, "{what}");
+            assert_eq!(&saved(dir.path(), "joined.csv", true), expected, "{what}");
             // The fault must have struck, or the run proves nothing.
             let report: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
