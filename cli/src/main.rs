@@ -18,7 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 // Checking a program builds many small, short-lived values (plans, schemas, expressions);
-// mimalloc serves them at a fraction of the system allocator's cost.
+// mimalloc serves them at a fraction of the system allocator's cost. It is built without
+// transparent huge pages (`no_thp`): a run's worker processes are short-lived and touch most
+// of their memory once, and with huge pages each first touch had the kernel zero (and, on a
+// fragmented machine, compact) 2 MB — a third of a distributed TPC-H run's CPU time, spread
+// unevenly over the workers (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

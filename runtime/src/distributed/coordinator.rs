@@ -312,6 +312,10 @@ impl Coordinator {
                 data_addr,
                 pid,
             } => {
+                tracing::debug!(
+                    "worker {id} (pid {pid}) joined {:.1} ms into the run",
+                    self.clock.elapsed().as_secs_f64() * 1e3
+                );
                 if self.slots.len() <= id {
                     self.slots.resize_with(id + 1, || None);
                 }
@@ -341,6 +345,10 @@ impl Coordinator {
     ) -> Result<Vec<RecordBatch>> {
         let job = self.next_job;
         self.next_job += 1;
+        tracing::debug!(
+            "job {job} planned {:.1} ms into the run",
+            self.clock.elapsed().as_secs_f64() * 1e3
+        );
         let mut stages = cut(co_locate(plan, row_groups)?, row_groups)?;
         // A last stage that only merges what the others computed runs here: sending it to a
         // worker would cost a round trip and a second copy of the rows for no work.
@@ -400,6 +408,10 @@ impl Coordinator {
     ) -> Result<Vec<RecordBatch>> {
         loop {
             if runs.iter().all(StageRun::complete) {
+                tracing::debug!(
+                    "job {job}: every stage done {:.1} ms into the run",
+                    self.clock.elapsed().as_secs_f64() * 1e3
+                );
                 let read = match merge {
                     Some(merge) => self.run_here(merge, runs),
                     None => self.read_last(stages, runs),
@@ -868,6 +880,10 @@ impl Coordinator {
 
     /// Stops the workers, removes the run's temporary objects and returns what happened.
     pub fn finish(mut self) -> RunRecord {
+        tracing::debug!(
+            "the run's jobs ended {:.1} ms into the run",
+            self.clock.elapsed().as_secs_f64() * 1e3
+        );
         for slot in self.slots.iter_mut().flatten().filter(|s| s.alive) {
             let _ = send(&mut slot.conn, &ToWorker::Shutdown);
         }
@@ -898,6 +914,10 @@ impl Coordinator {
             );
         }
         self.record.seconds = self.clock.elapsed().as_secs_f64();
+        tracing::debug!(
+            "workers dismissed {:.1} ms into the run",
+            self.record.seconds * 1e3
+        );
         std::mem::take(&mut self.record)
     }
 }
