@@ -300,6 +300,11 @@ impl Coordinator {
         config.with_extension(self.channels.clone())
     }
 
+    /// Milliseconds since the coordinator started, for the `-vv` lines on the run's phases.
+    fn elapsed_ms(&self) -> f64 {
+        self.clock.elapsed().as_secs_f64() * 1e3
+    }
+
     fn live(&self) -> usize {
         self.slots.iter().flatten().filter(|s| s.alive).count()
     }
@@ -313,8 +318,8 @@ impl Coordinator {
                 pid,
             } => {
                 tracing::debug!(
-                    "worker {id} (pid {pid}) joined {:.1} ms into the run",
-                    self.clock.elapsed().as_secs_f64() * 1e3
+                    "worker {id} (pid {pid}) joined, seen {:.1} ms into the run",
+                    self.elapsed_ms()
                 );
                 if self.slots.len() <= id {
                     self.slots.resize_with(id + 1, || None);
@@ -345,10 +350,7 @@ impl Coordinator {
     ) -> Result<Vec<RecordBatch>> {
         let job = self.next_job;
         self.next_job += 1;
-        tracing::debug!(
-            "job {job} planned {:.1} ms into the run",
-            self.clock.elapsed().as_secs_f64() * 1e3
-        );
+        tracing::debug!("job {job} planned {:.1} ms into the run", self.elapsed_ms());
         let mut stages = cut(co_locate(plan, row_groups)?, row_groups)?;
         // A last stage that only merges what the others computed runs here: sending it to a
         // worker would cost a round trip and a second copy of the rows for no work.
@@ -410,7 +412,7 @@ impl Coordinator {
             if runs.iter().all(StageRun::complete) {
                 tracing::debug!(
                     "job {job}: every stage done {:.1} ms into the run",
-                    self.clock.elapsed().as_secs_f64() * 1e3
+                    self.elapsed_ms()
                 );
                 let read = match merge {
                     Some(merge) => self.run_here(merge, runs),
@@ -882,7 +884,7 @@ impl Coordinator {
     pub fn finish(mut self) -> RunRecord {
         tracing::debug!(
             "the run's jobs ended {:.1} ms into the run",
-            self.clock.elapsed().as_secs_f64() * 1e3
+            self.elapsed_ms()
         );
         for slot in self.slots.iter_mut().flatten().filter(|s| s.alive) {
             let _ = send(&mut slot.conn, &ToWorker::Shutdown);
