@@ -871,13 +871,18 @@ impl Coordinator {
             SessionConfig::new().with_extension(self.channels.clone()),
         );
         let task_ctx = ctx.task_ctx();
-        let handle = tokio::runtime::Handle::current();
-        let mut out = Vec::new();
-        for p in 0..partitions {
-            let stream = plan.execute(p, task_ctx.clone())?;
-            out.extend(handle.block_on(datafusion::physical_plan::common::collect(stream))?);
-        }
-        Ok(out)
+        let streams = (0..partitions)
+            .map(|p| plan.execute(p, task_ctx.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        // Side by side: each partition spends most of its time waiting for other processes'
+        // rows, and what it waits for is ready on every worker at once.
+        let collected =
+            tokio::runtime::Handle::current().block_on(futures::future::try_join_all(
+                streams
+                    .into_iter()
+                    .map(datafusion::physical_plan::common::collect),
+            ))?;
+        Ok(collected.into_iter().flatten().collect())
     }
 
     /// Stops the workers, removes the run's temporary objects and returns what happened.
