@@ -3,8 +3,9 @@
 //! Files are often written in the order of a key — TPC-H's `orders` and `lineitem` by order
 //! key, event logs by time — and their row groups' statistics say so: each row group's least
 //! key is at least the previous one's greatest. When both sides of a join are read that way,
-//! task `t` can read a contiguous run of the probe side's row groups, whose keys lie between
-//! `lo` and `hi`, and just those row groups of the build side whose keys overlap `lo..=hi`.
+//! task `t` can read a contiguous run of the probe side's rows (its row groups, the first and
+//! last perhaps in part), whose keys lie between `lo` and `hi`, and just those row groups of
+//! the build side whose keys overlap `lo..=hi`.
 //! Every probe row is read by exactly one task and meets, there, every build row with its key;
 //! a build row group straddling two tasks' ranges is read by both, and its rows outside a task's
 //! range find no partner there. So the join runs partition by partition — DataFusion's
@@ -16,7 +17,7 @@
 //! integers, with a join type that emits nothing from the build side at the end. Anything else
 //! is left as it is.
 
-use super::row_groups::{RowGroups, parquet_scan, partitions_from, shares};
+use super::row_groups::{Piece, RowGroups, parquet_scan, partitions_from, row_shares};
 use datafusion::common::NullEquality;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
@@ -206,7 +207,8 @@ fn split(
 ) -> Option<(Vec<FileGroup>, Vec<FileGroup>)> {
     let probe_units = row_groups.units(probe)?;
     let build_units = row_groups.units(build)?;
-    if probe_units.groups.len() < tasks {
+    let rows = probe_units.rows();
+    if rows.iter().sum::<u64>() < tasks as u64 {
         return None;
     }
     let probe_keys = row_groups.key_ranges(&probe_units, probe_column)?;
@@ -214,30 +216,58 @@ fn split(
     if !clustered(&probe_keys) {
         return None;
     }
-    let rows: Vec<u64> = probe_units.groups.iter().map(|(_, _, g)| g.rows).collect();
-    let probe_tasks: Vec<Vec<usize>> = shares(&rows, tasks)
-        .into_iter()
-        .map(|range| range.collect())
-        .collect();
-    let build_tasks: Vec<Vec<usize>> = probe_tasks
+    let probe_tasks = row_shares(&rows, tasks);
+    // A probe row group cut between two tasks gives each the keys of the pages its part falls
+    // in (or of the whole row group without a page index): bounds, not the exact keys, but a
+    // build row read by a task no probe row of its key reaches only meets nothing.
+    let build_tasks: Vec<Vec<Piece>> = probe_tasks
         .iter()
-        .map(|units| {
-            let keys = units.iter().filter_map(|&u| probe_keys[u]);
+        .map(|pieces| {
+            let keys = pieces.iter().filter_map(|p| {
+                let whole = probe_keys[p.unit]?;
+                Some(row_groups.piece_keys(&probe_units, p, probe_column, whole))
+            });
             let lo = keys.clone().map(|(lo, _)| lo).min();
             let hi = keys.map(|(_, hi)| hi).max();
             let (Some(lo), Some(hi)) = (lo, hi) else {
                 return Vec::new();
             };
+            // Of a build row group that reaches outside `lo..=hi`, the pages that reach into it.
             (0..build_keys.len())
-                .filter(|&u| build_keys[u].is_some_and(|(min, max)| max >= lo && min <= hi))
+                .filter_map(|u| match build_keys[u] {
+                    Some((min, max)) if min >= lo && max <= hi => Some(build_units.whole(u)),
+                    Some((min, max)) if max >= lo && min <= hi => {
+                        row_groups.rows_with_keys(&build_units, u, build_column, (lo, hi))
+                    }
+                    _ => None,
+                })
                 .collect()
         })
         .collect();
-    // Clustered, a build row group is read by one task, or two where it straddles a boundary.
+    // Clustered, a build row group is read by one task, or by the two either side of a cut:
+    // one straddling the keys where the cut falls between probe row groups, the one or two the
+    // cut probe row group's keys span where it falls inside one. More, and the build side's
+    // ranges overlap too much for this to beat a broadcast.
     let read: usize = build_tasks.iter().map(Vec::len).sum();
-    if read > build_units.groups.len() + tasks {
+    if read > build_units.groups.len() + 2 * (tasks - 1) {
+        tracing::debug!(
+            "join on {build_column} = {probe_column} not co-located: its tasks would read \
+             {read} of the build side's {} row groups",
+            build_units.groups.len()
+        );
         return None;
     }
+    let rows: u64 = build_tasks
+        .iter()
+        .flatten()
+        .map(|p| p.rows.end - p.rows.start)
+        .sum();
+    tracing::debug!(
+        "the tasks of the join on {build_column} = {probe_column} read {read} of the build \
+         side's {} row groups, {rows} of its {} rows",
+        build_units.groups.len(),
+        build_units.file_rows.iter().sum::<u64>()
+    );
     Some((
         build_units.file_groups(&build_tasks),
         probe_units.file_groups(&probe_tasks),
@@ -279,12 +309,14 @@ fn replace_scan(
 
 #[cfg(test)]
 mod tests {
-    use super::{clustered, co_locate};
+    use super::{clustered, co_locate, parquet_scan};
     use crate::distributed::codec;
     use crate::distributed::row_groups::RowGroups;
     use datafusion::arrow::array::{Array, Int64Array};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::datasource::physical_plan::FileGroup;
+    use datafusion::datasource::physical_plan::parquet::ParquetRowSelection;
     use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
     use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
     use datafusion::physical_plan::{ExecutionPlan, collect};
@@ -307,7 +339,7 @@ mod tests {
     }
 
     /// A Parquet file of columns `key` and `value` (named `{prefix}_key`, `{prefix}_value`) in
-    /// row groups of `group` rows.
+    /// row groups of `group` rows and pages of 100, so that tasks cut row groups by pages.
     fn write(path: &Path, prefix: &str, keys: &[i64], group: usize) {
         let schema = Arc::new(Schema::new(vec![
             Field::new(format!("{prefix}_key"), DataType::Int64, false),
@@ -315,6 +347,8 @@ mod tests {
         ]));
         let props = WriterProperties::builder()
             .set_max_row_group_row_count(Some(group))
+            .set_data_page_row_count_limit(100)
+            .set_write_batch_size(100)
             .build();
         let file = std::fs::File::create(path).unwrap();
         let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
@@ -377,6 +411,25 @@ mod tests {
         found
     }
 
+    /// How many files the build side's scan and the probe side's read part of.
+    fn selected_files(plan: &Arc<dyn ExecutionPlan>) -> (usize, usize) {
+        let mut counts = Vec::new();
+        let mut pending = vec![plan.clone()];
+        while let Some(node) = pending.pop() {
+            if let Some(config) = parquet_scan(&node) {
+                let files = config.file_groups.iter().flat_map(FileGroup::iter);
+                counts.push(
+                    files
+                        .filter(|f| f.extensions.contains::<ParquetRowSelection>())
+                        .count(),
+                );
+            }
+            // The build side (the join's left) comes off the stack first.
+            pending.extend(node.children().into_iter().rev().cloned());
+        }
+        (counts[0], counts[1])
+    }
+
     async fn sorted_rows(ctx: &SessionContext, plan: Arc<dyn ExecutionPlan>) -> Vec<(i64, i64)> {
         let mut rows = Vec::new();
         for batch in collect(plan, ctx.task_ctx()).await.unwrap() {
@@ -419,6 +472,9 @@ mod tests {
             joins(&co_located),
             vec![(PartitionMode::Partitioned, false)]
         );
+        // Both sides are cut inside a row group: the probe side where its rows halve, the build
+        // side where the pages of each task's keys end.
+        assert_eq!(selected_files(&co_located), (2, 2));
         let expected = sorted_rows(&ctx, plan).await;
         assert!(expected.len() > 5000);
         assert_eq!(sorted_rows(&ctx, co_located.clone()).await, expected);

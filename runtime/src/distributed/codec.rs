@@ -1,23 +1,31 @@
 //! Shipping plans: datafusion-proto serialises the standard operators; this codec adds ours,
 //! [`ExchangeReadExec`] and [`InferExec`] (with its model). Each is one tag byte, then its
 //! wire form: JSON for a reader; for `infer` a JSON header, a newline, and the model file.
+//!
+//! A shipped plan is the length of a JSON header (4 bytes, little-endian), the header, then
+//! the plan's protobuf bytes. The header holds what datafusion-proto drops: the row selections
+//! of the files a task reads part of ([`super::row_groups`]).
 
 use super::channels::Location;
 use super::exchange::{ExchangeReadExec, ReadKind};
+use super::row_groups::parquet_scan;
 use crate::ml::AnyModel;
 use crate::ml::scored::InferExec;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
-use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder, ParquetSource};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::parquet::{
+    CachedParquetFileReaderFactory, ParquetRowSelection,
+};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -139,38 +147,128 @@ impl PhysicalExtensionCodec for FlowCodec {
     }
 }
 
+/// The row selections of the files a plan's Parquet scans read: per scan (in the order a
+/// traversal of the plan meets them), per file group, per file, the selectors as `(skip,
+/// rows)` pairs, or none for a file read in full. Empty when no file has one.
+type Selections = Vec<Vec<Vec<Option<Vec<(bool, usize)>>>>>;
+
+fn selections(plan: &Arc<dyn ExecutionPlan>) -> Result<Selections> {
+    let mut scans: Selections = Vec::new();
+    let mut any = false;
+    plan.apply(|node| {
+        if let Some(config) = parquet_scan(node) {
+            let groups = config.file_groups.iter().map(|group| {
+                group
+                    .iter()
+                    .map(|file| {
+                        let selection = file.extension::<ParquetRowSelection>()?;
+                        any = true;
+                        Some(
+                            selection
+                                .selection()
+                                .iter()
+                                .map(|s| (s.skip, s.row_count))
+                                .collect(),
+                        )
+                    })
+                    .collect()
+            });
+            scans.push(groups.collect());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(if any { scans } else { Vec::new() })
+}
+
 /// A plan as bytes for a worker.
 pub fn encode(plan: Arc<dyn ExecutionPlan>) -> Result<Vec<u8>> {
-    Ok(
-        datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(plan, &FlowCodec)?
-            .to_vec(),
-    )
+    let header = serde_json::to_vec(&selections(&plan)?)
+        .map_err(|e| DataFusionError::Internal(e.to_string()))?;
+    let proto =
+        datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(plan, &FlowCodec)?;
+    let length = u32::try_from(header.len())
+        .map_err(|_| DataFusionError::Internal("a plan's row selections are too long".into()))?;
+    let mut bytes = Vec::with_capacity(4 + header.len() + proto.len());
+    bytes.extend_from_slice(&length.to_le_bytes());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&proto);
+    Ok(bytes)
 }
 
 /// A plan from [`encode`]'s bytes, its Parquet scans reading footers through `ctx`'s metadata
 /// cache.
 pub fn decode(bytes: &[u8], ctx: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
+    let bad = |e: &dyn std::fmt::Display| {
+        DataFusionError::Internal(format!("bad row selections in a shipped plan: {e}"))
+    };
+    let (length, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| bad(&"the plan is cut short"))?;
+    let length = u32::from_le_bytes(*length) as usize;
+    if rest.len() < length {
+        return Err(bad(&"the plan is cut short"));
+    }
+    let (header, proto) = rest.split_at(length);
+    let selections: Selections = serde_json::from_slice(header).map_err(|e| bad(&e))?;
     let plan = datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec(
-        bytes, ctx, &FlowCodec,
+        proto, ctx, &FlowCodec,
     )?;
-    cached_footers(plan, ctx)
+    prepare_scans(plan, ctx, &selections)
 }
 
 /// The plan with every Parquet scan reading footers (and page indexes) through the process's
-/// metadata cache. DataFusion attaches the cache when it plans a scan, but the reader factory
-/// does not travel with a plan: without this, each task a worker runs over a file would read
-/// and parse the file's footer again (about 1 ms for TPC-H's `lineitem`).
-fn cached_footers(
+/// metadata cache and its files limited to the rows `selections` gives them. DataFusion
+/// attaches the cache when it plans a scan, but the reader factory does not travel with a
+/// plan: without this, each task a worker runs over a file would read and parse the file's
+/// footer again (about 1 ms for TPC-H's `lineitem`).
+fn prepare_scans(
     plan: Arc<dyn ExecutionPlan>,
     ctx: &TaskContext,
+    selections: &Selections,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    plan.transform_up(|node| {
-        let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
+    let mismatch =
+        || DataFusionError::Internal("a shipped plan's row selections do not fit its scans".into());
+    let mut scans = 0;
+    let plan = plan.transform_up(|node| {
+        let Some(config) = parquet_scan(&node) else {
             return Ok(Transformed::no(node));
         };
-        let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() else {
-            return Ok(Transformed::no(node));
-        };
+        let mut config = config.clone();
+        if let Some(groups) = selections.get(scans) {
+            if groups.len() != config.file_groups.len() {
+                return Err(mismatch());
+            }
+            let mut selected = Vec::with_capacity(groups.len());
+            for (group, files) in config.file_groups.iter().zip(groups) {
+                if group.len() != files.len() {
+                    return Err(mismatch());
+                }
+                let members = group
+                    .iter()
+                    .zip(files)
+                    .map(|(file, selectors)| match selectors {
+                        Some(selectors) => {
+                            let selectors: Vec<RowSelector> = selectors
+                                .iter()
+                                .map(|&(skip, rows)| {
+                                    if skip {
+                                        RowSelector::skip(rows)
+                                    } else {
+                                        RowSelector::select(rows)
+                                    }
+                                })
+                                .collect();
+                            file.clone().with_extension(ParquetRowSelection::new(
+                                RowSelection::from(selectors),
+                            ))
+                        }
+                        None => file.clone(),
+                    });
+                selected.push(FileGroup::new(members.collect()));
+            }
+            config.file_groups = selected;
+        }
+        scans += 1;
         let Some(source) = config.file_source().downcast_ref::<ParquetSource>() else {
             return Ok(Transformed::no(node));
         };
@@ -182,12 +280,15 @@ fn cached_footers(
         let source = source
             .clone()
             .with_parquet_file_reader_factory(Arc::new(factory));
-        let config = FileScanConfigBuilder::from(config.clone())
+        let config = FileScanConfigBuilder::from(config)
             .with_source(Arc::new(source))
             .build();
         Ok(Transformed::yes(
             DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
         ))
-    })
-    .map(|t| t.data)
+    })?;
+    if !selections.is_empty() && scans != selections.len() {
+        return Err(mismatch());
+    }
+    Ok(plan.data)
 }

@@ -1,11 +1,14 @@
-//! Dividing a stage's Parquet scan into tasks of whole row groups.
+//! Dividing a stage's Parquet scan into tasks of equal rows.
 //!
 //! DataFusion divides a scan into equal byte ranges, one per target partition, and a row group
 //! belongs to the range its first page starts in — so the 16 equal row groups of TPC-H's
 //! `orders` fall 9 and 7, and the 4 of `customer` 3 and 1: one worker of two works an eighth
 //! longer (or three times as long) while the other waits for it at the end of the stage. Here
-//! a scan keeps its number of tasks but each gets a contiguous run of whole row groups holding
-//! about the same number of rows.
+//! a scan keeps its number of tasks but each gets a contiguous run of rows of the same length:
+//! whole row groups, and where a share ends inside a row group, that row group's rows up to
+//! the cut (a file-level `ParquetRowSelection`, which a worker's reader turns into the pages to
+//! read and the rows to skip). So 53 row groups on two workers are 26½ each rather than 27 and
+//! 26, and a file of one row group still divides.
 //!
 //! A scan is re-divided only where its partitions are the stage's tasks and nothing above it
 //! cares which rows each holds: row-wise operators, partial aggregation, a per-partition sort,
@@ -18,6 +21,7 @@
 
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::datasource::physical_plan::parquet::{ParquetAccessPlan, ParquetRowSelection};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
@@ -34,9 +38,12 @@ use datafusion::physical_plan::{
     ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, ReplaceChildrenOptions,
 };
 use object_store::path::Path;
+use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use parquet::file::metadata::ParquetMetaData;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::stages::Scans;
@@ -47,11 +54,12 @@ use crate::ml::scored::InferExec;
 const READ_WHOLE_MAX_ROWS: u64 = 250_000;
 
 /// One row group: where its first column chunk starts (the offset DataFusion assigns it to a
-/// range by) and its rows.
+/// range by), its rows, and the rows of its file before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct RowGroup {
     pub offset: i64,
     pub rows: u64,
+    pub first_row: u64,
 }
 
 /// The row groups of every Parquet file a plan scans.
@@ -64,42 +72,85 @@ pub struct RowGroups {
 /// scan is divided into tasks by.
 pub(super) struct Units {
     pub files: Vec<PartitionedFile>,
+    /// The rows of each file.
+    pub file_rows: Vec<u64>,
     /// (index in `files`, row group index in its file, the row group).
     pub groups: Vec<(usize, usize, RowGroup)>,
 }
 
+/// What a task reads of one unit: its rows `rows`, counted from the unit's first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Piece {
+    pub unit: usize,
+    pub rows: Range<u64>,
+}
+
 impl Units {
-    /// One file group per task, task `t` reading the units `tasks[t]` lists (in order): a run of
-    /// consecutive row groups of one file is one range of it.
-    pub fn file_groups(&self, tasks: &[Vec<usize>]) -> Vec<FileGroup> {
+    /// All the rows of `unit`.
+    pub fn whole(&self, unit: usize) -> Piece {
+        Piece {
+            unit,
+            rows: 0..self.groups[unit].2.rows,
+        }
+    }
+
+    /// The rows of each unit, in order.
+    pub fn rows(&self) -> Vec<u64> {
+        self.groups.iter().map(|(_, _, g)| g.rows).collect()
+    }
+
+    /// One file group per task, task `t` reading the pieces `tasks[t]` lists (in order): a run
+    /// of pieces of consecutive rows of one file is one range of it, limited by a row selection
+    /// when it starts or ends inside a row group.
+    pub fn file_groups(&self, tasks: &[Vec<Piece>]) -> Vec<FileGroup> {
         tasks
             .iter()
-            .map(|units| {
+            .map(|pieces| {
                 let mut members = Vec::new();
-                let mut run: Option<(usize, usize, usize)> = None; // (file, first, last unit)
-                let close = |run: Option<(usize, usize, usize)>, members: &mut Vec<_>| {
-                    if let Some((file, first, last)) = run {
-                        let (start, end) =
-                            (self.groups[first].2.offset, self.groups[last].2.offset);
-                        members.push(self.files[file].clone().with_range(start, end + 1));
-                    }
-                };
-                for &u in units {
-                    let (file, index, _) = self.groups[u];
+                let mut run: Option<(&Piece, &Piece)> = None; // (first, last)
+                for piece in pieces {
+                    let (file, index, _) = self.groups[piece.unit];
                     run = match run {
-                        Some((f, first, last)) if f == file && self.groups[last].1 + 1 == index => {
-                            Some((f, first, u))
+                        Some((first, last))
+                            if self.groups[last.unit].0 == file
+                                && self.groups[last.unit].1 + 1 == index
+                                && last.rows.end == self.groups[last.unit].2.rows
+                                && piece.rows.start == 0 =>
+                        {
+                            Some((first, piece))
                         }
                         other => {
-                            close(other, &mut members);
-                            Some((file, u, u))
+                            members.extend(other.map(|(first, last)| self.member(first, last)));
+                            Some((piece, piece))
                         }
                     };
                 }
-                close(run, &mut members);
+                members.extend(run.map(|(first, last)| self.member(first, last)));
                 FileGroup::new(members)
             })
             .collect()
+    }
+
+    /// The file of a run of pieces from `first` to `last`, as a range of it.
+    fn member(&self, first: &Piece, last: &Piece) -> PartitionedFile {
+        let (file, _, start_group) = self.groups[first.unit];
+        let end_group = self.groups[last.unit].2;
+        let member = self.files[file]
+            .clone()
+            .with_range(start_group.offset, end_group.offset + 1);
+        let start = start_group.first_row + first.rows.start;
+        let end = end_group.first_row + last.rows.end;
+        if first.rows.start == 0 && last.rows.end == end_group.rows {
+            return member;
+        }
+        let selectors = [
+            RowSelector::skip(start as usize),
+            RowSelector::select((end - start) as usize),
+            RowSelector::skip((self.file_rows[file] - end) as usize),
+        ];
+        let selection: Vec<RowSelector> =
+            selectors.into_iter().filter(|s| s.row_count > 0).collect();
+        member.with_extension(ParquetRowSelection::new(RowSelection::from(selection)))
     }
 }
 
@@ -163,10 +214,16 @@ impl RowGroups {
             .map(Some)
     }
 
-    /// The units of a scan, or none when a file's footer is unknown.
+    /// The units of a scan, or none when a file's footer is unknown or its rows are already
+    /// chosen (a scan divided once is not divided again).
     pub(super) fn units(&self, config: &FileScanConfig) -> Option<Units> {
         let mut files: Vec<PartitionedFile> = Vec::new();
         for file in config.file_groups.iter().flat_map(FileGroup::iter) {
+            if file.extensions.contains::<ParquetRowSelection>()
+                || file.extensions.contains::<ParquetAccessPlan>()
+            {
+                return None;
+            }
             if files
                 .iter()
                 .all(|f| f.object_meta.location != file.object_meta.location)
@@ -177,22 +234,37 @@ impl RowGroups {
             }
         }
         let mut groups = Vec::new();
+        let mut file_rows = Vec::with_capacity(files.len());
         for (f, file) in files.iter().enumerate() {
             let metadata = self.files.get(&file.object_meta.location)?;
+            let mut first_row = 0;
             for (i, g) in metadata.row_groups().iter().enumerate() {
-                // A row group without columns holds no rows.
-                if g.num_columns() == 0 {
-                    continue;
-                }
-                let first = g.column(0);
-                let offset = first
-                    .dictionary_page_offset()
-                    .unwrap_or_else(|| first.data_page_offset());
                 let rows = g.num_rows().max(0) as u64;
-                groups.push((f, i, RowGroup { offset, rows }));
+                // A row group without columns holds no rows.
+                if g.num_columns() > 0 {
+                    let first = g.column(0);
+                    let offset = first
+                        .dictionary_page_offset()
+                        .unwrap_or_else(|| first.data_page_offset());
+                    groups.push((
+                        f,
+                        i,
+                        RowGroup {
+                            offset,
+                            rows,
+                            first_row,
+                        },
+                    ));
+                }
+                first_row += rows;
             }
+            file_rows.push(first_row);
         }
-        Some(Units { files, groups })
+        Some(Units {
+            files,
+            file_rows,
+            groups,
+        })
     }
 
     /// Per unit, the least and greatest value of integer column `column` in it (`None` for a
@@ -207,9 +279,7 @@ impl RowGroups {
             .iter()
             .map(|&(f, i, group)| {
                 let metadata = self.files.get(&units.files[f].object_meta.location)?;
-                let chunk = metadata.row_group(i).columns().iter().find(|c| {
-                    c.column_path().parts().len() == 1 && c.column_path().parts()[0] == column
-                })?;
+                let chunk = metadata.row_group(i).column(chunk_of(metadata, i, column)?);
                 let stats = chunk.statistics()?;
                 let range = match stats {
                     Statistics::Int32(s) => s
@@ -228,23 +298,110 @@ impl RowGroups {
             .collect()
     }
 
-    /// The scan in `tasks` ranges of whole row groups of about equal rows, or none when a
-    /// file's row groups are unknown or there are too few to go round.
+    /// The least and greatest value of integer column `column` in the rows of `piece`, given
+    /// `whole`, those of its row group: for part of a row group, those of the pages the part's
+    /// rows fall in when the file has a page index.
+    pub(super) fn piece_keys(
+        &self,
+        units: &Units,
+        piece: &Piece,
+        column: &str,
+        whole: (i64, i64),
+    ) -> (i64, i64) {
+        if piece.rows == (0..units.groups[piece.unit].2.rows) {
+            return whole;
+        }
+        let Some(pages) = self.pages(units, piece.unit, column) else {
+            return whole;
+        };
+        let mut keys: Option<(i64, i64)> = None;
+        for (rows, bounds) in pages {
+            if rows.end <= piece.rows.start || rows.start >= piece.rows.end {
+                continue;
+            }
+            let Some((lo, hi)) = bounds else {
+                return whole;
+            };
+            keys = Some(keys.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+        keys.unwrap_or(whole)
+    }
+
+    /// The rows of `unit` that may hold a value of integer column `column` between `lo` and
+    /// `hi`: from the first to the last of its pages whose bounds overlap them when the file
+    /// has a page index, else all of them. None when no page does.
+    pub(super) fn rows_with_keys(
+        &self,
+        units: &Units,
+        unit: usize,
+        column: &str,
+        (lo, hi): (i64, i64),
+    ) -> Option<Piece> {
+        let Some(pages) = self.pages(units, unit, column) else {
+            return Some(units.whole(unit));
+        };
+        let mut overlapping = pages.into_iter().filter(|(_, bounds)| match bounds {
+            Some((min, max)) => *max >= lo && *min <= hi,
+            None => true,
+        });
+        let first = overlapping.next()?.0;
+        let last = overlapping.last().map_or(first.clone(), |(rows, _)| rows);
+        Some(Piece {
+            unit,
+            rows: first.start..last.end,
+        })
+    }
+
+    /// The pages of integer column `column` in `unit` from the page index: each page's rows
+    /// (counted from the row group's first) and its least and greatest value (none for a page
+    /// of nulls). None without a page index for the column.
+    #[expect(clippy::type_complexity)]
+    fn pages(
+        &self,
+        units: &Units,
+        unit: usize,
+        column: &str,
+    ) -> Option<Vec<(Range<u64>, Option<(i64, i64)>)>> {
+        let (f, i, group) = units.groups[unit];
+        let metadata = self.files.get(&units.files[f].object_meta.location)?;
+        let c = chunk_of(metadata, i, column)?;
+        let locations = metadata.offset_index()?.get(i)?.get(c)?.page_locations();
+        let index = metadata.column_index()?.get(i)?.get(c)?;
+        let mut pages = Vec::with_capacity(locations.len());
+        for (p, page) in locations.iter().enumerate() {
+            let start = u64::try_from(page.first_row_index).ok()?;
+            let end = match locations.get(p + 1) {
+                Some(next) => u64::try_from(next.first_row_index).ok()?,
+                None => group.rows,
+            };
+            let bounds = match index {
+                ColumnIndexMetaData::INT64(pages) => {
+                    pages.min_value(p).copied().zip(pages.max_value(p).copied())
+                }
+                ColumnIndexMetaData::INT32(pages) => pages
+                    .min_value(p)
+                    .map(|v| i64::from(*v))
+                    .zip(pages.max_value(p).map(|v| i64::from(*v))),
+                _ => return None,
+            };
+            pages.push((start..end, bounds));
+        }
+        Some(pages)
+    }
+
+    /// The scan in `tasks` runs of equal rows, or none when a file's row groups are unknown or
+    /// there are fewer rows than tasks.
     fn divide_scan(&self, config: &FileScanConfig, tasks: usize) -> Option<FileScanConfig> {
         // A scan declared sorted relies on how its files are grouped.
         if !config.output_ordering.is_empty() {
             return None;
         }
         let units = self.units(config)?;
-        if units.groups.len() < tasks {
+        let rows = units.rows();
+        if rows.iter().sum::<u64>() < tasks as u64 {
             return None;
         }
-        let rows: Vec<u64> = units.groups.iter().map(|(_, _, g)| g.rows).collect();
-        let tasks: Vec<Vec<usize>> = shares(&rows, tasks)
-            .into_iter()
-            .map(|range| range.collect())
-            .collect();
-        let groups = units.file_groups(&tasks);
+        let groups = units.file_groups(&row_shares(&rows, tasks));
         Some(
             FileScanConfigBuilder::from(config.clone())
                 .with_file_groups(groups)
@@ -254,8 +411,8 @@ impl RowGroups {
 }
 
 impl Scans for RowGroups {
-    /// `plan` (one stage's) with its scan divided into as many tasks as before, each of whole
-    /// row groups, or unchanged when it has no scan that may be re-divided.
+    /// `plan` (one stage's) with its scan divided into as many tasks as before, each of equal
+    /// rows, or unchanged when it has no scan that may be re-divided.
     fn divide(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self.rewrite(&plan, true)?.unwrap_or(plan))
     }
@@ -333,43 +490,49 @@ pub(super) fn partitions_from(node: &Arc<dyn ExecutionPlan>, root: bool) -> Opti
     row_wise.then_some(0)
 }
 
+/// The index of the chunk of top-level column `column` in row group `group`.
+fn chunk_of(metadata: &ParquetMetaData, group: usize, column: &str) -> Option<usize> {
+    metadata
+        .row_group(group)
+        .columns()
+        .iter()
+        .position(|c| c.column_path().parts().len() == 1 && c.column_path().parts()[0] == column)
+}
+
 pub(super) fn parquet_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&FileScanConfig> {
     let scan = node.downcast_ref::<DataSourceExec>()?;
     let config = scan.data_source().downcast_ref::<FileScanConfig>()?;
     (config.file_source().file_type() == "parquet").then_some(config)
 }
 
-/// Divides a sequence of weights into `parts` non-empty contiguous ranges of about equal sum
-/// (`parts` at most the number of weights).
-pub(super) fn shares(weights: &[u64], parts: usize) -> Vec<std::ops::Range<usize>> {
-    let total: u64 = weights.iter().sum();
-    let mut ranges = Vec::with_capacity(parts);
+/// Divides the rows of a sequence of units (`rows[u]` each) into `parts` contiguous shares
+/// whose sizes differ by at most one row, a unit cut where a share ends inside it. Units with
+/// no rows are in no share; with fewer rows than parts, some shares are empty.
+pub(super) fn row_shares(rows: &[u64], parts: usize) -> Vec<Vec<Piece>> {
+    let total: u64 = rows.iter().sum();
+    let bound = |p: usize| (u128::from(total) * p as u128 / parts.max(1) as u128) as u64;
+    let mut shares = vec![Vec::new(); parts];
     let mut start = 0;
-    let mut sum = 0u64;
-    for part in 1..parts {
-        let target = total as u128 * part as u128 / parts as u128;
-        // At least one weight per range, and enough left for the ranges still to come.
-        let mut end = start + 1;
-        sum += weights[start];
-        while end < weights.len() - (parts - part) {
-            let next = sum + weights[end];
-            // Take the next weight when that lands nearer the target than stopping here.
-            if (next as u128).abs_diff(target) > (sum as u128).abs_diff(target) {
-                break;
+    for (unit, &n) in rows.iter().enumerate() {
+        let end = start + n;
+        for (p, share) in shares.iter_mut().enumerate() {
+            let (lo, hi) = (bound(p).max(start), bound(p + 1).min(end));
+            if lo < hi {
+                share.push(Piece {
+                    unit,
+                    rows: lo - start..hi - start,
+                });
             }
-            sum = next;
-            end += 1;
         }
-        ranges.push(start..end);
         start = end;
     }
-    ranges.push(start..weights.len());
-    ranges
+    shares
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{READ_WHOLE_MAX_ROWS, RowGroups, Scans, shares};
+    use super::{Piece, READ_WHOLE_MAX_ROWS, RowGroups, Scans, row_shares};
+    use crate::distributed::codec;
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::arrow::record_batch::RecordBatch;
@@ -457,6 +620,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn part_of_a_row_group_has_the_keys_of_its_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paged.parquet");
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        // One row group of 1,000 ascending keys in pages of 100 rows.
+        let props = WriterProperties::builder()
+            .set_data_page_row_count_limit(100)
+            .set_write_batch_size(100)
+            .set_dictionary_enabled(false)
+            .build();
+        let file = std::fs::File::create(&path).unwrap();
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Int64Array::from_iter_values(0..1000))],
+        );
+        writer.write(&batch.unwrap()).unwrap();
+        writer.close().unwrap();
+        let (_, plan, row_groups) = scan_plan(&path).await;
+        let mut node = plan;
+        let config = loop {
+            if let Some(config) = super::parquet_scan(&node) {
+                break config.clone();
+            }
+            node = node.children()[0].clone();
+        };
+        let units = row_groups.units(&config).unwrap();
+        let keys = |rows| row_groups.piece_keys(&units, &Piece { unit: 0, rows }, "x", (0, 999));
+        assert_eq!(keys(0..1000), (0, 999));
+        assert_eq!(keys(0..250), (0, 299));
+        assert_eq!(keys(250..500), (200, 499));
+        assert_eq!(keys(950..1000), (900, 999));
+        let rows = |keys| {
+            row_groups
+                .rows_with_keys(&units, 0, "x", keys)
+                .map(|p| p.rows)
+        };
+        assert_eq!(rows((250, 420)), Some(200..500));
+        assert_eq!(rows((-5, 0)), Some(0..100));
+        assert_eq!(rows((2000, 3000)), None);
+    }
+
+    #[tokio::test]
     async fn a_small_scan_is_read_whole_and_a_large_one_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let (ctx, plan, row_groups) = scan_plan(&parquet_file(dir.path(), 4, 1000)).await;
@@ -472,46 +678,99 @@ mod tests {
         assert!(row_groups.whole(&plan).unwrap().is_none());
     }
 
-    #[test]
-    fn sixteen_equal_row_groups_fall_eight_and_eight() {
-        assert_eq!(shares(&[100; 16], 2), vec![0..8, 8..16]);
-        assert_eq!(shares(&[100; 53], 8).iter().map(|r| r.len()).max(), Some(7));
+    #[tokio::test]
+    async fn a_share_ending_inside_a_row_group_reads_its_rows_up_to_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        for groups in [3, 1] {
+            let (ctx, plan, row_groups) = scan_plan(&parquet_file(dir.path(), groups, 1000)).await;
+            let divided = row_groups.divide(plan.clone()).unwrap();
+            assert_eq!(divided.output_partitioning().partition_count(), 2);
+            let half = groups * 1000 / 2;
+            assert_eq!(rows_per_task(&ctx, divided.clone()).await, vec![half, half]);
+            // As a worker gets it: the row selections survive the trip.
+            let shipped = codec::decode(&codec::encode(divided.clone()).unwrap(), &ctx.task_ctx());
+            assert_eq!(
+                rows_per_task(&ctx, shipped.unwrap()).await,
+                vec![half, half]
+            );
+            // The same rows as the undivided scan, each once.
+            let values = |batches: Vec<RecordBatch>| {
+                let mut v: Vec<i64> = batches
+                    .iter()
+                    .flat_map(|b| {
+                        let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                        c.values().to_vec()
+                    })
+                    .collect();
+                v.sort_unstable();
+                v
+            };
+            let whole = datafusion::physical_plan::collect(plan, ctx.task_ctx())
+                .await
+                .unwrap();
+            let parts = datafusion::physical_plan::collect(divided, ctx.task_ctx())
+                .await
+                .unwrap();
+            assert_eq!(values(parts), values(whole));
+        }
     }
 
     #[test]
-    fn a_heavy_row_group_gets_a_task_of_its_own() {
-        assert_eq!(shares(&[10, 10, 100, 10, 10], 3), vec![0..2, 2..3, 3..5]);
+    fn sixteen_equal_row_groups_fall_eight_and_eight() {
+        let shares = row_shares(&[100; 16], 2);
+        assert_eq!(
+            shares[0].iter().map(|p| p.unit).collect::<Vec<_>>(),
+            (0..8).collect::<Vec<_>>()
+        );
+        assert!(shares.iter().flatten().all(|p| p.rows == (0..100)));
+    }
+
+    #[test]
+    fn an_odd_row_group_is_cut_in_half() {
+        let shares = row_shares(&[100; 53], 2);
+        assert_eq!(shares[0].len(), 27);
+        assert_eq!(
+            shares[0][26],
+            Piece {
+                unit: 26,
+                rows: 0..50
+            }
+        );
+        assert_eq!(
+            shares[1][0],
+            Piece {
+                unit: 26,
+                rows: 50..100
+            }
+        );
+        assert_eq!(shares[1].len(), 27);
     }
 
     proptest! {
         #[test]
-        fn ranges_cover_every_weight_once_and_none_is_empty(
-            weights in prop::collection::vec(0u64..1000, 1..60),
+        fn shares_cover_every_row_once_in_order_and_differ_by_at_most_a_row(
+            rows in prop::collection::vec(0u64..1000, 1..60),
             parts in 1usize..12,
         ) {
-            let parts = parts.min(weights.len());
-            let ranges = shares(&weights, parts);
-            prop_assert_eq!(ranges.len(), parts);
-            prop_assert_eq!(ranges[0].start, 0);
-            prop_assert_eq!(ranges[parts - 1].end, weights.len());
-            for pair in ranges.windows(2) {
-                prop_assert_eq!(pair[0].end, pair[1].start);
+            let shares = row_shares(&rows, parts);
+            prop_assert_eq!(shares.len(), parts);
+            // Concatenated, the shares are every unit's rows in order.
+            let mut next = (0usize, 0u64);
+            for piece in shares.iter().flatten() {
+                prop_assert!(!piece.rows.is_empty());
+                while next.0 < rows.len() && next.1 == rows[next.0] {
+                    next = (next.0 + 1, 0);
+                }
+                prop_assert_eq!((piece.unit, piece.rows.start), next);
+                next = (piece.unit, piece.rows.end);
             }
-            prop_assert!(ranges.iter().all(|r| !r.is_empty()));
-        }
-
-        #[test]
-        fn no_range_exceeds_its_share_by_more_than_its_heaviest_weight(
-            weights in prop::collection::vec(1u64..1000, 1..60),
-            parts in 1usize..12,
-        ) {
-            let parts = parts.min(weights.len());
-            let total: u64 = weights.iter().sum();
-            let heaviest = *weights.iter().max().unwrap();
-            for r in shares(&weights, parts) {
-                let sum: u64 = weights[r].iter().sum();
-                prop_assert!(sum * parts as u64 <= total + parts as u64 * heaviest);
-            }
+            prop_assert!(rows[next.0..].iter().sum::<u64>() == next.1);
+            let sizes: Vec<u64> = shares
+                .iter()
+                .map(|s| s.iter().map(|p| p.rows.end - p.rows.start).sum())
+                .collect();
+            let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            prop_assert!(hi - lo <= 1, "{:?}", sizes);
         }
     }
 }
