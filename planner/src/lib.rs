@@ -156,11 +156,66 @@ fn constrained(
     }
 }
 
+/// Plans `graph` by the rules; then, when a consumer could have run in its producer's
+/// function(s) had the producer been sized like it, plans again with those producers pinned
+/// to their consumers' sizes ([`rules::Pin`]) and keeps the better whole plan by `score`.
 fn run(
     graph: OpGraph,
     profile: &Profile,
     options: &Options,
     score: Score,
+) -> Result<(PhysicalPlan, Trace), PlanError> {
+    let first = run_pinned(graph.clone(), profile, options, score, Vec::new())?;
+    let pins = fusion_pins(&first.0);
+    if pins.iter().all(Option::is_none) {
+        return Ok(first);
+    }
+    let key = |p: &PhysicalPlan| (p.predicted_s, p.predicted_usd);
+    match run_pinned(graph, profile, options, score, pins) {
+        Ok(second) if score.better(key(&second.0), key(&first.0)) => Ok(second),
+        _ => Ok(first),
+    }
+}
+
+/// For each stage, its consumer's size when that consumer reads it through an exchange that
+/// would be fused had the two the same size. A consumer runs in one producer's functions at
+/// most, so only its largest such input is pinned, as sizing fuses the largest input.
+fn fusion_pins(plan: &PhysicalPlan) -> Vec<Option<rules::Pin>> {
+    let mut pins = vec![None; plan.stages.len()];
+    let mut claimed = vec![false; plan.stages.len()];
+    let mut exchanges: Vec<&Exchange> = plan.exchanges.iter().collect();
+    exchanges.sort_by(|a, b| b.bytes.total_cmp(&a.bytes).then(a.id.cmp(&b.id)));
+    for x in exchanges {
+        let (from, to) = (&plan.stages[x.from], &plan.stages[x.to]);
+        let consumer = cost::Side {
+            functions: to.functions,
+            memory_mb: to.memory_mb,
+        };
+        let same = from.functions == to.functions && from.memory_mb == to.memory_mb;
+        if x.channel != Channel::Fused
+            && !same
+            && to.runs_in == to.id
+            && cost::can_fuse(x.pattern, consumer, consumer)
+            && pins[x.from].is_none()
+            && !claimed[x.to]
+        {
+            claimed[x.to] = true;
+            pins[x.from] = Some(rules::Pin {
+                functions: to.functions,
+                memory_mb: to.memory_mb,
+                consumer: to.id,
+            });
+        }
+    }
+    pins
+}
+
+fn run_pinned(
+    graph: OpGraph,
+    profile: &Profile,
+    options: &Options,
+    score: Score,
+    pins: Vec<Option<rules::Pin>>,
 ) -> Result<(PhysicalPlan, Trace), PlanError> {
     let sizes = ops::estimate(&graph);
     let cuts = graph
@@ -204,6 +259,7 @@ fn run(
         stage_inputs: Vec::new(),
         busy_until: Vec::new(),
         chosen: Vec::new(),
+        pins,
     };
     let mut trace = Vec::with_capacity(RULES.len());
     for rule in RULES {

@@ -95,6 +95,24 @@ pub struct Planning<'a> {
     /// The configuration `size_stages` chose for each stage, priced; later rules record
     /// its parts rather than pricing it again.
     pub chosen: Vec<crate::candidate::Candidate>,
+    /// Per stage, a size `size_stages` gives it (when feasible) instead of choosing one, so
+    /// that a consumer can run in the same function(s); see [`Pin`].
+    pub pins: Vec<Option<Pin>>,
+}
+
+/// A producing stage sized like its consumer. Sizing stage by stage picks each stage's best
+/// size on its own — the cheapest, say, 128 MB — and a consumer needing 256 MB then cannot
+/// run in the producer's function and pays for a function and a transfer of its own. The
+/// planner plans a second time with such producers pinned to their consumer's size and keeps
+/// whichever whole plan is better.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pin {
+    /// Functions the producer runs on.
+    pub functions: u32,
+    /// Memory of each, MB.
+    pub memory_mb: u32,
+    /// The consuming stage that could then run in them.
+    pub consumer: usize,
 }
 
 impl Planning<'_> {

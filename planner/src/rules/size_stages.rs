@@ -8,7 +8,9 @@
 //! infeasible when a task would need more memory than it has or run longer than a function
 //! may, so a task over a limit is split over more functions. Each candidate is priced with
 //! the best channel for every exchange feeding it; the fastest (or cheapest) wins. Hints
-//! (`workers`, `memory_mb`) and flags fix a choice; one that cannot work is an error.
+//! (`workers`, `memory_mb`) and flags fix a choice; one that cannot work is an error. A
+//! stage pinned to its consumer's size ([`Pin`](super::Pin), the planner's second pass) takes
+//! that size when it is feasible.
 
 use super::{Planning, Rule};
 use crate::candidate::{self, Candidate};
@@ -159,6 +161,19 @@ fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanErr
         || p.options.memory_mb.is_some()
         || p.options.exact_workers;
 
+    // A pin (see `Pin`) replaces the search when the stage has no size of its own to honour.
+    let pin = p.pins.get(stage).copied().flatten().filter(|pin| {
+        hint_workers.is_none()
+            && hint_memory.is_none()
+            && !forced
+            && functions.contains(&pin.functions)
+            && memory.contains(&pin.memory_mb)
+            && candidate::evaluate(p, stage, &work, pin.functions, pin.memory_mb).is_ok()
+    });
+    let (functions, memory) = match pin {
+        Some(pin) => (vec![pin.functions], vec![pin.memory_mb]),
+        None => (functions, memory),
+    };
     let mut best: Option<Candidate> = None;
     let mut first_feasible_n: Option<u32> = None;
     let mut last_error = String::new();
@@ -205,7 +220,13 @@ fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanErr
     let Some(best) = best else {
         return Err(candidate::unplannable(p, stage, &last_error, forced));
     };
-    let reason = if hint_workers.is_some() || hint_memory.is_some() {
+    let reason = if let Some(pin) = pin {
+        format!(
+            "sized like stage {}, so that it runs in the same function{}",
+            pin.consumer,
+            if pin.functions == 1 { "" } else { "s" }
+        )
+    } else if hint_workers.is_some() || hint_memory.is_some() {
         "as the hint on the step asks".to_string()
     } else if forced {
         "as the flags ask".to_string()
