@@ -345,7 +345,9 @@ impl RowGroups {
             None => true,
         });
         let first = overlapping.next()?.0;
-        let last = overlapping.next_back().map_or(first.clone(), |(rows, _)| rows);
+        let last = overlapping
+            .next_back()
+            .map_or(first.clone(), |(rows, _)| rows);
         Some(Piece {
             unit,
             rows: first.start..last.end,
