@@ -246,3 +246,39 @@ proptest! {
         prop_assert!(storage.seconds >= direct.seconds, "{pattern:?}: storage {} s < direct {} s", storage.seconds, direct.seconds);
     }
 }
+
+/// The case the cost-monotonicity law found: sized on its own, the scan takes the cheapest
+/// 128 MB and the 256 MB `evaluate` after it needs a function and a transfer of its own; the
+/// planner's second pass sizes the scan like the `evaluate` so both run in one function.
+#[test]
+fn a_producer_is_sized_so_that_its_consumer_runs_in_its_function() {
+    let specs = [
+        Spec {
+            kind: 0,
+            a: 0.0,
+            b: 0.0,
+            rows: 50_705_834,
+            width: 206.5,
+        },
+        Spec {
+            kind: 10,
+            a: 0.0,
+            b: 0.0,
+            rows: 0,
+            width: 1.0,
+        },
+    ];
+    let profile = Profile::builtin("aws").unwrap();
+    let cost = Options {
+        objective: Objective::Cost,
+        ..Options::default()
+    };
+    let small = flow_planner::plan_graph(build(&specs, 100), &profile, &cost).unwrap();
+    let large = flow_planner::plan_graph(build(&specs, 200), &profile, &cost).unwrap();
+    for plan in [&small, &large] {
+        assert_eq!(plan.stages[1].runs_in, 0, "{}", plan.to_json());
+        assert_eq!(plan.exchanges[0].channel, flow_planner::Channel::Fused);
+    }
+    assert!(small.predicted_usd <= large.predicted_usd);
+    assert!(small.stages[0].reason.starts_with("sized like stage 1"));
+}
