@@ -88,11 +88,11 @@ fn a_worker_killed_while_training_is_survived() {
 #[test]
 fn training_divides_as_the_plan_says_unless_the_program_names_a_sync_mode() {
     // Breast cancer's 455 training rows are not worth dividing: the plan gives the training
-    // one function, and the run trains on one worker even with two running. Naming a sync
-    // mode asks for data-parallel training on all of them.
+    // one function, and the run trains where the rows are, in the coordinator, even with two
+    // workers running. Naming a sync mode asks for data-parallel training on all of them.
     let dir = tempfile::tempdir().unwrap();
     for (sync, expected) in [
-        (None, "training on 1 worker:"),
+        (None, "training in the coordinator"),
         (Some("allreduce"), "training on 2 workers:"),
     ] {
         let path = dir.path().join("bc.flow");

@@ -166,7 +166,11 @@ impl MlHost for Host<'_> {
             // k-means trains in the coordinator.
             return Ok(train::fit_prepared(spec, prepared));
         };
-        if coordinator.workers() < 2 {
+        // One function's worth of training runs where its rows already are: shipping them to
+        // a single worker would add a copy the plan does not have (it fuses training with the
+        // step that computes its table).
+        if coordinator.training_group(spec) < 2 {
+            tracing::info!("training in the coordinator: the plan gives it one function");
             return Ok(train::fit_prepared(spec, prepared));
         }
         let header = TrainHeader {

@@ -644,7 +644,7 @@ impl Coordinator {
     /// How many workers train together: all of them when the program names a `sync` mode
     /// (it asks for data-parallel training), else as many functions as the plan gave its
     /// training stage — one when the data is too small to be worth dividing — else all.
-    pub(super) fn training_group(&self, spec: &flow_stdlib::TrainSpec) -> usize {
+    pub(crate) fn training_group(&self, spec: &flow_stdlib::TrainSpec) -> usize {
         let all = self.live_workers().len();
         let ChannelChoice::Planned(plan) = &self.channel else {
             return all;
