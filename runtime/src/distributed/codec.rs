@@ -8,8 +8,8 @@
 
 use super::channels::Location;
 use super::exchange::{ExchangeReadExec, ReadKind};
+use super::loaded_models;
 use super::row_groups::parquet_scan;
-use crate::ml::AnyModel;
 use crate::ml::scored::InferExec;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
@@ -94,14 +94,14 @@ impl PhysicalExtensionCodec for FlowCodec {
                 let newline = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
                 let wire: InferWire = serde_json::from_slice(&rest[..newline])
                     .map_err(|e| bad("inference step", &e))?;
-                let model = AnyModel::from_wire(wire.onnx, rest[newline + 1..].to_vec())
-                    .map_err(|e| bad("model", &e))?;
+                let bytes = rest.get(newline + 1..).unwrap_or_default();
+                let model = loaded_models::load(wire.onnx, bytes).map_err(|e| bad("model", &e))?;
                 let [input] = inputs else {
                     return Err(bad("inference step", &"it needs exactly one input"));
                 };
                 Ok(Arc::new(InferExec::new(
                     input.clone(),
-                    Arc::new(model),
+                    model,
                     wire.batch,
                     schema_from(&wire.schema)?,
                 )))

@@ -13,6 +13,7 @@ pub mod collective;
 pub mod coordinator;
 pub mod exchange;
 pub mod faults;
+pub mod loaded_models;
 pub mod outbox;
 pub mod pairing;
 pub mod protocol;
