@@ -4,8 +4,9 @@
 //! key, event logs by time — and their row groups' statistics say so: each row group's least
 //! key is at least the previous one's greatest. When both sides of a join are read that way,
 //! task `t` can read a contiguous run of the probe side's rows (its row groups, the first and
-//! last perhaps in part), whose keys lie between `lo` and `hi`, and just those row groups of
-//! the build side whose keys overlap `lo..=hi`.
+//! last perhaps in part), whose keys lie between `lo` and `hi`, and of the build side just
+//! the row groups whose keys overlap `lo..=hi` — of one that reaches outside them, only the
+//! pages that reach in, where the file has a page index.
 //! Every probe row is read by exactly one task and meets, there, every build row with its key;
 //! a build row group straddling two tasks' ranges is read by both, and its rows outside a task's
 //! range find no partner there. So the join runs partition by partition — DataFusion's
