@@ -81,7 +81,7 @@ fn inference(aws: &Profile) {
     let model_bytes = 255_000_000u64;
     let per_row_s = 0.84;
     let mut profile = aws.clone();
-    profile.kernels.infer_s_per_value = per_row_s / (model_bytes as f64 / 8.0);
+    profile.kernels.onnx_infer_s_per_byte = per_row_s / model_bytes as f64;
     let memory = 3008;
     let mut g = OpGraph::default();
     let model = g.push(op(

@@ -251,6 +251,8 @@ pub struct TrainingWork {
     pub rows: f64,
     /// Parameters of the model.
     pub params: u64,
+    /// Inputs of each row once its features are encoded.
+    pub inputs: u64,
     /// Passes over the rows.
     pub epochs: u32,
     /// Rows per gradient step.
@@ -261,7 +263,8 @@ pub struct TrainingWork {
 pub const MAX_AVERAGING_INTERVAL: u32 = 16;
 
 /// Every way `workers` functions of `memory_mb` can train `work`, each with its time (the
-/// whole training) and the cost of its exchanges. With one worker there is nothing to combine.
+/// whole training, from the coordinator preparing the table to the last step) and the cost
+/// of its functions and exchanges. With one worker there is nothing to combine.
 pub fn training_options(
     profile: &Profile,
     work: TrainingWork,
@@ -276,6 +279,8 @@ pub fn training_options(
     let step_s =
         batch.min(work.rows.max(1.0)) * work.params as f64 * profile.kernels.train_s_per_value / v;
     let compute = steps * step_s;
+    // The coordinator encodes and scales the whole table on one core before any step.
+    let prepare = work.rows * work.inputs as f64 * profile.kernels.prepare_s_per_value;
     let m = crate::ops::model_bytes(work.params);
     let alone = |sync: &'static str,
                  algorithm: &'static str,
@@ -284,7 +289,7 @@ pub fn training_options(
                  exchange_s: f64,
                  requests_usd: f64| {
         let exchanges = (steps / f64::from(every)).ceil();
-        let seconds = compute + exchanges * exchange_s;
+        let busy = compute + exchanges * exchange_s;
         Training {
             sync,
             algorithm,
@@ -292,8 +297,8 @@ pub fn training_options(
             every,
             steps: steps as u64,
             exchange_s,
-            seconds,
-            usd: function_usd(profile, workers, memory_mb, seconds) + exchanges * requests_usd,
+            seconds: prepare + busy,
+            usd: function_usd(profile, workers, memory_mb, busy) + exchanges * requests_usd,
         }
     };
     if workers <= 1 {
@@ -483,6 +488,7 @@ mod tests {
         let work = TrainingWork {
             rows: 1e6,
             params: 1_000_000,
+            inputs: 999_999,
             epochs: 5,
             batch_size: 256,
         };

@@ -88,6 +88,9 @@ pub enum OpKind {
         model: String,
         /// Parameters of the model (weights and biases).
         params: u64,
+        /// Inputs the model reads per row once its features are encoded (a bag of words is
+        /// `buckets` of them).
+        inputs: u64,
         /// Passes over the rows.
         epochs: u32,
         /// Rows per gradient step.
@@ -533,6 +536,7 @@ impl Lowering<'_> {
                     kind: OpKind::Train {
                         model: model.kind.clone(),
                         params,
+                        inputs: features,
                         epochs: number("epochs", 10),
                         batch_size: number("batch_size", 256).max(1),
                         sync: arg("sync").map(|s| s.trim_matches('"').to_string()),

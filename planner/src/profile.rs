@@ -133,13 +133,45 @@ pub struct Kernels {
     pub aggregate_s_per_row: f64,
     /// A sort, per row and per doubling of the rows (`n log2 n`).
     pub sort_s_per_row: f64,
-    /// Training, per feature value and epoch (one gradient step's share).
+    /// Training, per row of a gradient step and model parameter.
     pub train_s_per_value: f64,
-    /// Inference, per feature value.
+    /// Making a training table ready for the steps — encoding its features, putting its rows
+    /// in their canonical order, fitting and applying the scaler — per row and model input.
+    #[serde(default = "Kernels::default_prepare")]
+    pub prepare_s_per_value: f64,
+    /// Inference with a model flow trained, per row and model parameter, the encoding of
+    /// the row's features included.
     pub infer_s_per_value: f64,
+    /// Turning an ONNX file into a runnable plan (decoding, optimising), once per function
+    /// that scores with it.
+    #[serde(default = "Kernels::default_onnx_load")]
+    pub onnx_load_s: f64,
+    /// Scoring with an ONNX model, per row and byte of its file (its weights, mostly).
+    #[serde(default = "Kernels::default_onnx_infer")]
+    pub onnx_infer_s_per_byte: f64,
     /// Encoding output (save, exchange), per byte.
     pub write_s_per_byte: f64,
 }
+
+impl Kernels {
+    /// What the development machine measured, for profiles calibrated before the figure
+    /// existed.
+    fn default_prepare() -> f64 {
+        PREPARE_S_PER_VALUE
+    }
+
+    fn default_onnx_load() -> f64 {
+        ONNX_LOAD_S
+    }
+
+    fn default_onnx_infer() -> f64 {
+        ONNX_INFER_S_PER_BYTE
+    }
+}
+
+const PREPARE_S_PER_VALUE: f64 = 8.8e-9;
+const ONNX_LOAD_S: f64 = 4.3e-3;
+const ONNX_INFER_S_PER_BYTE: f64 = 2.4e-11;
 
 /// Why a profile was rejected.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,7 +242,10 @@ impl Profile {
             self.kernels.aggregate_s_per_row,
             self.kernels.sort_s_per_row,
             self.kernels.train_s_per_value,
+            self.kernels.prepare_s_per_value,
             self.kernels.infer_s_per_value,
+            self.kernels.onnx_load_s,
+            self.kernels.onnx_infer_s_per_byte,
             self.kernels.write_s_per_byte,
         ];
         if non_negative.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {

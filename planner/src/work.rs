@@ -108,6 +108,7 @@ pub fn stage_work(
             }
             OpKind::Train {
                 params,
+                inputs,
                 epochs,
                 batch_size,
                 ..
@@ -115,6 +116,7 @@ pub fn stage_work(
                 w.training = Some(TrainingWork {
                     rows: rows_in,
                     params: *params,
+                    inputs: *inputs,
                     epochs: *epochs,
                     batch_size: *batch_size,
                 });
@@ -126,8 +128,15 @@ pub fn stage_work(
             OpKind::Infer { .. } => {
                 let model = input(0).bytes;
                 let table = input(1);
-                let params = model / 8.0;
-                w.cpu_s += table.rows * params * k.infer_s_per_value;
+                let onnx = op.inputs.first().is_some_and(|m| {
+                    matches!(&graph.ops[*m].kind, OpKind::ModelLoad { path, .. } if is_onnx(path))
+                });
+                if onnx {
+                    w.cpu_s += table.rows * model * k.onnx_infer_s_per_byte;
+                    w.cpu_per_task_s += k.onnx_load_s;
+                } else {
+                    w.cpu_s += table.rows * model / 8.0 * k.infer_s_per_value;
+                }
                 w.state_per_task_bytes += 2.0 * model;
                 w.inference = Some((table.rows, graph.ops[id].width));
             }
@@ -142,6 +151,14 @@ pub fn stage_work(
         }
     }
     w
+}
+
+/// Whether a model file is ONNX (which every function loads into tract before scoring);
+/// anything else is a model flow trained.
+fn is_onnx(path: &str) -> bool {
+    std::path::Path::new(path)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
 }
 
 impl StageWork {

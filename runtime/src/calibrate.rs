@@ -1,7 +1,8 @@
 //! `flowc calibrate`: measures this machine for the `local` profile — loopback TCP latency
 //! and bandwidth (the direct channel), a local folder's latency and bandwidth (the storage
-//! hop), and the per-row cost of scan, filter, join, aggregate, sort, write, train and infer
-//! on generated data, each on one core — and, given the `flowc` executable, the fixed costs of
+//! hop), and the per-row cost of scan, filter, join, aggregate, sort, write, preparing a
+//! training table, training and inference on generated data, each on one core, and what
+//! loading an ONNX model costs — and, given the `flowc` executable, the fixed costs of
 //! a distributed run ([`overheads`]) — and returns the profile the planner reads back.
 
 pub mod overheads;
@@ -84,7 +85,7 @@ pub fn calibrate(
     let k = runtime
         .block_on(kernels(dir.path(), rows))
         .map_err(|e| format!("cannot measure the engine: {e}"))?;
-    let (train, infer) = ml_kernels(rows);
+    let ml = ml_kernels(2_500 * scale, 2 + scale / 4)?;
     let kernels = &mut profile.kernels;
     for (what, v, field) in [
         (
@@ -118,14 +119,29 @@ pub fn calibrate(
             &mut kernels.write_s_per_byte,
         ),
         (
-            "train (logistic SGD), per value",
-            train,
+            "prepare training rows, per row and input",
+            ml.prepare,
+            &mut kernels.prepare_s_per_value,
+        ),
+        (
+            "train (logistic, Adam), per row and param",
+            ml.train,
             &mut kernels.train_s_per_value,
         ),
         (
-            "infer (logistic), per value",
-            infer,
+            "infer, encoding included, per row and param",
+            ml.infer,
             &mut kernels.infer_s_per_value,
+        ),
+        (
+            "load an ONNX model, first call included",
+            ml.onnx_load,
+            &mut kernels.onnx_load_s,
+        ),
+        (
+            "infer with ONNX, per row and byte of model",
+            ml.onnx_infer,
+            &mut kernels.onnx_infer_s_per_byte,
         ),
     ] {
         *field = v;
@@ -371,25 +387,137 @@ fn dir_bytes(path: &Path) -> u64 {
     }
 }
 
-/// Seconds per feature value of a logistic SGD pass and of logistic inference.
-fn ml_kernels(rows: usize) -> (f64, f64) {
-    let features = 16;
-    let data: Vec<f64> = (0..rows * features)
-        .map(|i| ((i * 2_654_435_761) % 1000) as f64 / 1000.0 - 0.5)
+/// What the ML steps cost, measured on the paths a run takes.
+struct MlKernels {
+    prepare: f64,
+    train: f64,
+    infer: f64,
+    onnx_load: f64,
+    onnx_infer: f64,
+}
+
+/// The bundled example's ONNX model (a 64 → 32 → 10 digits MLP), the kind of model a
+/// pipeline scores with.
+const ONNX_MODEL: &[u8] = include_bytes!("../../examples/models/digits.onnx");
+
+/// Words a calibration review is made of, and words per review.
+const VOCABULARY: u64 = 5_000;
+const WORDS: usize = 20;
+/// Numeric columns beside the text, and the buckets the text is hashed into.
+const NUMBERS: usize = 16;
+const BUCKETS: usize = 2_048;
+
+/// Times the ML steps a run takes on a generated table of `rows` reviews of 20 words hashed
+/// into 2,048 buckets beside 16 numbers and a two-class label — wide inputs, where these
+/// costs matter: preparing the training table (canonical order, encoding, scaler) per row
+/// and input; logistic regression trained with the catalogue's defaults (Adam, 256 rows per
+/// step) per row and parameter of each step; scoring with the trained model, encoding
+/// included, per row and parameter; and loading the ONNX model with its first call (tract
+/// makes a plan for each batch size it is called with), once, as a fresh worker pays it,
+/// then scoring with it, per row and byte of the file.
+fn ml_kernels(rows: usize, epochs: usize) -> Result<MlKernels, String> {
+    use flow_stdlib::ml::train;
+    let fail = |e: flow_stdlib::MlError| e.to_string();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut fields = vec![
+        Field::new("label", DataType::Boolean, false),
+        Field::new("text", DataType::Utf8, false),
+    ];
+    let texts: Vec<String> = (0..rows)
+        .map(|_| {
+            let words: Vec<String> = (0..WORDS)
+                .map(|_| format!("w{}", next() % VOCABULARY))
+                .collect();
+            words.join(" ")
+        })
         .collect();
-    let labels: Vec<f64> = (0..rows).map(|i| (i % 2) as f64).collect();
-    let mut weights = vec![0.0; features + 1];
-    let values = (rows * features) as f64;
+    let mut columns: Vec<datafusion::arrow::array::ArrayRef> = vec![
+        Arc::new(datafusion::arrow::array::BooleanArray::from_iter(
+            (0..rows).map(|i| Some(i % 3 == 0)),
+        )),
+        Arc::new(StringArray::from(texts)),
+    ];
+    let mut features = vec![flow_stdlib::Feature::BagOfWords {
+        column: "text".into(),
+        buckets: BUCKETS,
+        ngrams: 1,
+    }];
+    for c in 0..NUMBERS {
+        let name = format!("x{c}");
+        fields.push(Field::new(&name, DataType::Float64, false));
+        columns.push(Arc::new(Float64Array::from_iter_values(
+            (0..rows).map(|_| (next() % 1000) as f64 / 1000.0),
+        )));
+        features.push(flow_stdlib::Feature::Numeric { column: name });
+    }
+    let batch =
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| e.to_string())?;
+    let kind = flow_stdlib::models::find("logistic").ok_or("no `logistic` model kind")?;
+    let mut spec = flow_stdlib::TrainSpec::new(kind);
+    spec.label = Some("label".into());
+    spec.features = features;
+    spec.epochs = epochs;
+    let inputs = (BUCKETS + NUMBERS) as f64;
+    let params = inputs + 1.0;
+    let n = rows as f64;
+
     let start = Instant::now();
-    let loss =
-        flow_stdlib::kernels::logistic_sgd_epoch(&data, &labels, features, &mut weights, 0.01);
-    let train = start.elapsed().as_secs_f64() / values;
+    let prepared = train::prepare_batches(&spec, std::slice::from_ref(&batch)).map_err(fail)?;
+    let prepare = start.elapsed().as_secs_f64() / (n * inputs);
     let start = Instant::now();
-    let p = flow_stdlib::kernels::logistic_predict(&data, features, &weights);
-    let infer = start.elapsed().as_secs_f64() / values;
-    // Keep the work observable so it is not optimised away.
-    std::hint::black_box((loss, p));
-    (train, infer)
+    let model = train::fit_prepared(&spec, prepared);
+    let train = start.elapsed().as_secs_f64() / (n * epochs as f64 * params);
+    let start = Instant::now();
+    let scored = model.predict(&batch).map_err(fail)?;
+    let infer = start.elapsed().as_secs_f64() / (n * params);
+    std::hint::black_box(scored);
+
+    let start = Instant::now();
+    let onnx = crate::ml::onnx::from_bytes(ONNX_MODEL.to_vec(), "the calibration model")?;
+    let names = onnx
+        .inputs
+        .clone()
+        .ok_or("the calibration model names no inputs")?;
+    let pixels = RecordBatch::try_new(
+        Arc::new(Schema::new(
+            names
+                .iter()
+                .map(|n| Field::new(n, DataType::Int64, false))
+                .collect::<Vec<_>>(),
+        )),
+        names
+            .iter()
+            .map(|_| {
+                Arc::new(Int64Array::from_iter_values(
+                    (0..100).map(|_| (next() % 17) as i64),
+                )) as datafusion::arrow::array::ArrayRef
+            })
+            .collect(),
+    )
+    .map_err(|e| e.to_string())?;
+    let scored = onnx.predict(&pixels).map_err(fail)?;
+    let onnx_load = start.elapsed().as_secs_f64();
+    std::hint::black_box(scored);
+    let calls = 10 * rows / 100;
+    let start = Instant::now();
+    for _ in 0..calls {
+        std::hint::black_box(onnx.predict(&pixels).map_err(fail)?);
+    }
+    let onnx_infer =
+        start.elapsed().as_secs_f64() / (calls as f64 * 100.0 * ONNX_MODEL.len() as f64);
+    Ok(MlKernels {
+        prepare,
+        train,
+        infer,
+        onnx_load,
+        onnx_infer,
+    })
 }
 
 /// Today's date, `YYYY-MM-DD`, from the system clock (UTC).
@@ -419,7 +547,7 @@ mod tests {
     #[test]
     fn quick_calibration_measures_everything_and_round_trips() {
         let (profile, report) = calibrate(Effort::Quick, None).unwrap();
-        assert!(report.len() >= 12, "{report:?}");
+        assert!(report.len() >= 15, "{report:?}");
         let k = &profile.kernels;
         for v in [
             k.scan_s_per_byte,
@@ -428,11 +556,18 @@ mod tests {
             k.aggregate_s_per_row,
             k.sort_s_per_row,
             k.train_s_per_value,
+            k.prepare_s_per_value,
             k.infer_s_per_value,
+            k.onnx_infer_s_per_byte,
             k.write_s_per_byte,
         ] {
             assert!(v > 0.0 && v < 1e-3, "{v}");
         }
+        assert!(
+            k.onnx_load_s > 0.0 && k.onnx_load_s < 1.0,
+            "{}",
+            k.onnx_load_s
+        );
         assert!(profile.direct.latency_s > 0.0 && profile.direct.latency_s < 0.01);
         let text = to_toml(&profile).unwrap();
         let back = Profile::from_toml(&text).unwrap();

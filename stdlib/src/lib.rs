@@ -7,7 +7,6 @@
 
 pub mod error;
 pub mod features;
-pub mod kernels;
 pub mod metrics;
 pub mod ml;
 pub mod models;
