@@ -291,19 +291,23 @@ struct Kernels {
     write: f64,
 }
 
+/// A seeded xorshift sequence: generated data that is the same on every machine.
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 fn table(rows: usize, keys: usize) -> datafusion::error::Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("k", DataType::Int64, false),
         Field::new("v", DataType::Float64, false),
         Field::new("s", DataType::Utf8, false),
     ]));
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let k: Vec<i64> = (0..rows).map(|_| (next() % keys as u64) as i64).collect();
     let v: Vec<f64> = (0..rows)
         .map(|_| (next() % 1_000_000) as f64 / 1e6)
@@ -418,13 +422,7 @@ const BUCKETS: usize = 2_048;
 fn ml_kernels(rows: usize, epochs: usize) -> Result<MlKernels, String> {
     use flow_stdlib::ml::train;
     let fail = |e: flow_stdlib::MlError| e.to_string();
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let mut fields = vec![
         Field::new("label", DataType::Boolean, false),
         Field::new("text", DataType::Utf8, false),
