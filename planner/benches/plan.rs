@@ -19,6 +19,7 @@ pub fn generated(ops: usize) -> OpGraph {
             inputs,
             width,
             origin: Origin::default(),
+            exprs: 0,
             hints: Default::default(),
         })
     };

@@ -24,6 +24,7 @@ fn main() {
         inputs: vec![],
         width: 64.0,
         origin: Origin::default(),
+        exprs: 0,
         hints: Default::default(),
     });
     let purchases = graph.push(Op {
@@ -31,6 +32,7 @@ fn main() {
         inputs: vec![events],
         width: 64.0,
         origin: Origin::default(),
+        exprs: 0,
         hints: Default::default(),
     });
     let per_customer = graph.push(Op {
@@ -38,6 +40,7 @@ fn main() {
         inputs: vec![purchases],
         width: 24.0,
         origin: Origin::default(),
+        exprs: 0,
         hints: Default::default(),
     });
     graph.push(Op {
@@ -48,6 +51,7 @@ fn main() {
         inputs: vec![per_customer],
         width: 24.0,
         origin: Origin::default(),
+        exprs: 0,
         hints: Default::default(),
     });
 

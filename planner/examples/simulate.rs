@@ -17,6 +17,7 @@ fn op(kind: OpKind, inputs: Vec<usize>, width: f64) -> Op {
         inputs,
         width,
         origin: Origin::default(),
+        exprs: 0,
         hints: Default::default(),
     }
 }

@@ -239,7 +239,14 @@ pub fn evaluate(
     if let Some(g) = fused_into {
         start = start.max(p.busy_until[g]);
     }
-    let base = work.task_seconds(profile, functions, memory_mb) + c.task_overhead_s;
+    // A stage that only gathers what its one function already holds is no task of its own.
+    let goes_on = crate::physical::continues_task(
+        inputs
+            .iter()
+            .map(|(id, choice)| (p.plan.exchanges[*id].pattern, choice.channel)),
+    );
+    let overhead = if goes_on { 0.0 } else { c.task_overhead_s };
+    let base = work.task_seconds(profile, functions, memory_mb) + overhead;
     let mut task_s = base;
     let mut training_usd = 0.0;
     let training = match work.training {

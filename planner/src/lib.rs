@@ -179,7 +179,9 @@ fn run(
 
 /// For each stage, its consumer's size when that consumer reads it through an exchange that
 /// would be fused had the two the same size. A consumer runs in one producer's functions at
-/// most, so only its largest such input is pinned, as sizing fuses the largest input.
+/// most, so only its largest such input is pinned, as sizing fuses the largest input; pins
+/// do not chain (a stage is either pinned or fused into, not both), or the second would
+/// undo the first.
 fn fusion_pins(plan: &PhysicalPlan) -> Vec<Option<rules::Pin>> {
     let mut pins = vec![None; plan.stages.len()];
     let mut claimed = vec![false; plan.stages.len()];
@@ -198,6 +200,10 @@ fn fusion_pins(plan: &PhysicalPlan) -> Vec<Option<rules::Pin>> {
             && cost::can_fuse(x.pattern, consumer, consumer)
             && pins[x.from].is_none()
             && !claimed[x.to]
+            // A stage fusing into its producer keeps its size for that; a stage pinned to
+            // its consumer's size cannot also take in its own producer at another.
+            && !claimed[x.from]
+            && pins[x.to].is_none()
         {
             claimed[x.to] = true;
             pins[x.from] = Some(rules::Pin {

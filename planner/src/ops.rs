@@ -6,6 +6,7 @@
 
 use crate::stats::{self, SourceStats, Statistics};
 use datafusion::common::JoinType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{BinaryExpr, Expr, FetchType, LogicalPlan, Operator};
 use datafusion::scalar::ScalarValue;
 use flow_compiler::{Dag, NodeId, NodeKind, SinkKind, node_of_scan};
@@ -287,6 +288,10 @@ pub struct Op {
     pub width: f64,
     /// Where it comes from.
     pub origin: Origin,
+    /// Nodes of the expressions it evaluates (columns, literals, calls): planning a job
+    /// costs in proportion to its operators and their expressions.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exprs: u32,
     #[serde(default, skip_serializing_if = "OpHints::is_empty")]
     /// Hints of the step it ends.
     pub hints: OpHints,
@@ -458,6 +463,7 @@ impl Lowering<'_> {
                     inputs: Vec::new(),
                     width: stats::row_width(&load.schema),
                     origin,
+                    exprs: 0,
                     hints,
                 };
                 self.push(format!("source #{}", id.index()), op)
@@ -475,6 +481,7 @@ impl Lowering<'_> {
                     inputs: Vec::new(),
                     width: 1.0,
                     origin,
+                    exprs: 0,
                     hints,
                 };
                 self.push(format!("model #{}", id.index()), op)
@@ -544,6 +551,7 @@ impl Lowering<'_> {
                     inputs: input.into_iter().collect(),
                     width: 1.0,
                     origin,
+                    exprs: 0,
                     hints,
                 };
                 self.push(format!("train #{}", id.index()), op)
@@ -574,6 +582,7 @@ impl Lowering<'_> {
                     inputs: ins,
                     width,
                     origin,
+                    exprs: 0,
                     hints,
                 };
                 self.push(format!("infer #{}", id.index()), op)
@@ -596,6 +605,7 @@ impl Lowering<'_> {
                     inputs: ins,
                     width,
                     origin,
+                    exprs: 0,
                     hints,
                 };
                 self.push(format!("node #{}", id.index()), op)
@@ -679,10 +689,41 @@ impl Lowering<'_> {
                 node: node.index(),
                 path: path.clone(),
             },
+            exprs: expression_nodes(plan),
             hints: OpHints::default(),
         };
         self.push(key, op)
     }
+}
+
+/// Nodes of the expressions one plan node evaluates (not its inputs').
+pub fn expression_nodes(plan: &LogicalPlan) -> u32 {
+    let mut n: u32 = 0;
+    for e in plan.expressions() {
+        // Counting cannot fail: the closure never returns an error.
+        let _ = e.apply(|_| {
+            n = n.saturating_add(1);
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+    n
+}
+
+/// Plan nodes and expression nodes of a whole logical plan, counted as the operator graph
+/// counts them (one per operator plus its [`Op::exprs`]).
+pub fn planning_nodes(plan: &LogicalPlan) -> u32 {
+    let mut n: u32 = 0;
+    let _ = plan.apply(|node| {
+        if !matches!(node, LogicalPlan::SubqueryAlias(_)) {
+            n = n.saturating_add(1 + expression_nodes(node));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    n
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn join_name(join: JoinType) -> &'static str {
@@ -718,5 +759,32 @@ fn split_fraction(predicate: &Expr) -> Option<f64> {
         Operator::Lt => Some(*fraction),
         Operator::GtEq => Some(1.0 - fraction),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::logical_expr::{col, lit, table_scan};
+
+    #[test]
+    fn expressions_are_counted_node_by_node_and_aliases_are_not_operators() {
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Int64, false),
+            Field::new("b", DataType::Int64, false),
+        ]);
+        let plan = table_scan(Some("t"), &schema, None)
+            .and_then(|b| b.filter(col("a").gt(lit(1)).and(col("b").lt(lit(2)))))
+            .and_then(|b| b.alias("u"))
+            .and_then(|b| b.build())
+            .unwrap();
+        let LogicalPlan::SubqueryAlias(alias) = &plan else {
+            panic!("{plan}");
+        };
+        // `a > 1 AND b < 2`: the AND, two comparisons, two columns, two literals.
+        assert_eq!(expression_nodes(&alias.input), 7);
+        // The filter (1 + 7) and the scan (1); the alias is not an operator.
+        assert_eq!(planning_nodes(&plan), 9);
     }
 }

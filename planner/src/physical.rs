@@ -266,4 +266,24 @@ impl PhysicalPlan {
     pub fn inputs_of(&self, stage: usize) -> impl Iterator<Item = &Exchange> {
         self.exchanges.iter().filter(move |e| e.to == stage)
     }
+
+    /// Whether `stage` goes on in its producer's task rather than being a task of its own
+    /// (see [`continues_task`]).
+    pub fn continues_task(&self, stage: usize) -> bool {
+        continues_task(self.inputs_of(stage).map(|x| (x.pattern, x.channel)))
+    }
+}
+
+/// Whether a stage fed by `inputs` (pattern and channel of each) only gathers what its one
+/// function already holds: one partition needs no exchange, so the runtime goes on in the
+/// task that produced it, and the stage pays no task overhead of its own.
+pub fn continues_task(inputs: impl IntoIterator<Item = (Pattern, Channel)>) -> bool {
+    let mut any = false;
+    for (pattern, channel) in inputs {
+        if pattern != Pattern::Gather || channel != Channel::Fused {
+            return false;
+        }
+        any = true;
+    }
+    any
 }

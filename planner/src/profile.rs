@@ -52,10 +52,19 @@ pub struct Compute {
     /// opened, its answer back.
     #[serde(default)]
     pub task_overhead_s: f64,
+    /// Seconds more each task of the run's first job takes: every worker runs the stage's
+    /// code paths for the first time (later jobs find them warm).
+    #[serde(default)]
+    pub first_task_s: f64,
     /// Seconds each sink's job spends before its first task: the coordinator plans it and
     /// cuts it into stages (sinks run one after another).
     #[serde(default)]
     pub job_overhead_s: f64,
+    /// Seconds the coordinator spends planning a job per node of its plan (an operator or
+    /// a node of one of its expressions) on top of `job_overhead_s`: planning grows with
+    /// the plan, and every job plans all the operators its sink needs.
+    #[serde(default = "Compute::default_plan_per_node")]
+    pub plan_s_per_node: f64,
     /// Seconds from the last task's answer to the run's end: workers stopped, the run's
     /// temporary objects removed.
     #[serde(default)]
@@ -153,6 +162,16 @@ pub struct Kernels {
     pub write_s_per_byte: f64,
 }
 
+impl Compute {
+    /// What the development machine measured, for profiles calibrated before the figure
+    /// existed.
+    fn default_plan_per_node() -> f64 {
+        PLAN_S_PER_NODE
+    }
+}
+
+const PLAN_S_PER_NODE: f64 = 4.0e-5;
+
 impl Kernels {
     /// What the development machine measured, for profiles calibrated before the figure
     /// existed.
@@ -225,7 +244,9 @@ impl Profile {
             c.usd_per_request,
             c.cold_start_s,
             c.task_overhead_s,
+            c.first_task_s,
             c.job_overhead_s,
+            c.plan_s_per_node,
             c.teardown_s,
             self.direct.latency_s,
             self.direct.pairing_s,

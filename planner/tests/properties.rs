@@ -120,6 +120,7 @@ fn build(specs: &[Spec], scale: u64) -> OpGraph {
             inputs,
             width: s.width,
             origin: Origin::default(),
+            exprs: 0,
             hints: Default::default(),
         });
         if is_model {

@@ -149,10 +149,20 @@ pub fn calibrate(
     }
 
     if let Some(exe) = exe {
-        let o = overheads::measure(exe, dir.path(), 4, scale - 1)?;
+        let o = overheads::measure(exe, dir.path(), 4, scale - 1, k.plan)?;
         let compute = &mut profile.compute;
         for (what, v, field) in [
+            (
+                "planning a job, per node of its plan",
+                k.plan,
+                &mut compute.plan_s_per_node,
+            ),
             ("worker start-up", o.cold_start_s, &mut compute.cold_start_s),
+            (
+                "first task of a stage, more than later ones",
+                o.first_task_s,
+                &mut compute.first_task_s,
+            ),
             (
                 "task overhead (sent to answered)",
                 o.task_overhead_s,
@@ -289,6 +299,7 @@ struct Kernels {
     aggregate: f64,
     sort: f64,
     write: f64,
+    plan: f64,
 }
 
 /// A seeded xorshift sequence: generated data that is the same on every machine.
@@ -370,6 +381,7 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
     )
     .await?;
     let scan = timed(&ctx, "SELECT sum(v), sum(k), max(s) FROM p").await? / file_bytes.max(1.0);
+    let plan = planning(&ctx, 25).await?;
     Ok(Kernels {
         scan,
         narrow,
@@ -377,7 +389,46 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
         aggregate,
         sort,
         write,
+        plan,
     })
+}
+
+/// Seconds of planning per node of a plan (operator or expression node, counted as the
+/// planner counts them): a small query and a large one of the shape pipelines have
+/// (derived columns, a join, a filter, a grouping, a sort), each planned `reps` times, the
+/// difference of their medians over the difference of their nodes.
+async fn planning(ctx: &SessionContext, reps: usize) -> datafusion::error::Result<f64> {
+    let columns: Vec<String> = (0..16)
+        .map(|i| {
+            format!(
+                "CASE WHEN t.v > {} THEN t.v * {i} ELSE coalesce(d.v, 0) + {i} END AS c{i}",
+                f64::from(i) / 16.0
+            )
+        })
+        .collect();
+    let sums: Vec<String> = (0..16).map(|i| format!("sum(c{i}) AS s{i}")).collect();
+    let big = format!(
+        "SELECT k, {}, count(*) AS n FROM (SELECT t.k AS k, {} FROM t JOIN d ON t.k = d.k \
+         WHERE t.v > 0.1 AND t.s <> 'x') GROUP BY k ORDER BY k",
+        sums.join(", "),
+        columns.join(", ")
+    );
+    let state = ctx.state();
+    let measure = async |sql: &str| -> datafusion::error::Result<(f64, f64)> {
+        let plan = ctx.sql(sql).await?.into_unoptimized_plan();
+        let nodes = flow_planner::ops::planning_nodes(&plan);
+        let mut times = Vec::with_capacity(reps);
+        for _ in 0..reps + 2 {
+            let start = Instant::now();
+            state.create_physical_plan(&plan).await?;
+            times.push(start.elapsed().as_secs_f64());
+        }
+        // The first plans warm caches every later job finds warm.
+        Ok((f64::from(nodes), overheads::median(times.split_off(2))))
+    };
+    let (small_nodes, small_s) = measure("SELECT k, v FROM t WHERE v > 0.5").await?;
+    let (big_nodes, big_s) = measure(&big).await?;
+    Ok(((big_s - small_s) / (big_nodes - small_nodes).max(1.0)).max(0.0))
 }
 
 /// Bytes of a file, or of every file in a folder (DataFusion may write either).
@@ -410,6 +461,9 @@ const WORDS: usize = 20;
 /// Numeric columns beside the text, and the buckets the text is hashed into.
 const NUMBERS: usize = 16;
 const BUCKETS: usize = 2_048;
+
+/// Rounds of each ML measurement, of which the median is kept.
+const ROUNDS: usize = 3;
 
 /// Times the ML steps a run takes on a generated table of `rows` reviews of 20 words hashed
 /// into 2,048 buckets beside 16 numbers and a two-class label — wide inputs, where these
@@ -465,16 +519,26 @@ fn ml_kernels(rows: usize, epochs: usize) -> Result<MlKernels, String> {
     let params = inputs + 1.0;
     let n = rows as f64;
 
-    let start = Instant::now();
-    let prepared = train::prepare_batches(&spec, std::slice::from_ref(&batch)).map_err(fail)?;
-    let prepare = start.elapsed().as_secs_f64() / (n * inputs);
-    let start = Instant::now();
-    let model = train::fit_prepared(&spec, prepared);
-    let train = start.elapsed().as_secs_f64() / (n * epochs as f64 * params);
-    let start = Instant::now();
-    let scored = model.predict(&batch).map_err(fail)?;
-    let infer = start.elapsed().as_secs_f64() / (n * params);
-    std::hint::black_box(scored);
+    // Each figure is the median of a few rounds: one slow moment of a shared machine
+    // would otherwise move every prediction that uses it.
+    let (mut prepare, mut train, mut infer) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        let prepared = train::prepare_batches(&spec, std::slice::from_ref(&batch)).map_err(fail)?;
+        prepare.push(start.elapsed().as_secs_f64() / (n * inputs));
+        let start = Instant::now();
+        let model = train::fit_prepared(&spec, prepared);
+        train.push(start.elapsed().as_secs_f64() / (n * epochs as f64 * params));
+        let start = Instant::now();
+        let scored = model.predict(&batch).map_err(fail)?;
+        infer.push(start.elapsed().as_secs_f64() / (n * params));
+        std::hint::black_box(scored);
+    }
+    let (prepare, train, infer) = (
+        overheads::median(prepare),
+        overheads::median(train),
+        overheads::median(infer),
+    );
 
     let start = Instant::now();
     let onnx = crate::ml::onnx::from_bytes(ONNX_MODEL.to_vec(), "the calibration model")?;

@@ -76,7 +76,12 @@ impl Engine {
                 let state = SessionStateBuilder::new_from_existing(ctx.state())
                     .with_config(coordinator.session_config())
                     .build();
+                let started = std::time::Instant::now();
                 let physical = state.create_physical_plan(&plan).await?;
+                tracing::debug!(
+                    "physical plan in {:.1} ms",
+                    started.elapsed().as_secs_f64() * 1e3
+                );
                 let row_groups = RowGroups::of(&physical, &state).await?;
                 let schema = physical.schema();
                 let batches =
@@ -358,10 +363,16 @@ async fn run_sinks(
             } => {
                 let target = target(path);
                 let stream = engine.stream(ctx, plan).await.map_err(fail)?;
+                let started = std::time::Instant::now();
                 let rows = pending
                     .write(&target, *format, csv, stream)
                     .await
                     .map_err(|e| save_error(e, node.span, fail))?;
+                tracing::debug!(
+                    "{rows} rows written beside {} in {:.1} ms",
+                    target.display(),
+                    started.elapsed().as_secs_f64() * 1e3
+                );
                 summary.saved.push((target, rows));
             }
         }

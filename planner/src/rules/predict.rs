@@ -3,13 +3,15 @@
 //! critical path) and finishes one task later. The runtime runs each sink's job on its own,
 //! one after another — a job computes every stage its sink needs, so what sinks share is
 //! computed again, except a model, trained or loaded once and kept — so the plan takes the
-//! cold start, each job's longest chain of stages and exchanges plus the job's own overhead,
-//! and the teardown. The cost adds every function's GB-seconds and requests, every
+//! cold start, each job's longest chain of stages and exchanges plus the job's own overhead
+//! (a fixed part and planning, per node of the operators and expressions it computes), and
+//! the teardown; each task of the first job pays once more for code run for the first time.
+//! A stage that only gathers what its one function holds goes on in that function's task. The cost adds every function's GB-seconds and requests, every
 //! exchange, and, when any channel is direct, the rendezvous host once per job (not per
 //! message) for as long as peers are being introduced, at least a minute.
 
 use super::{Planning, Rule};
-use crate::ops::{Channel, OpKind};
+use crate::ops::{Channel, OpId, OpKind};
 use crate::options::PlanError;
 
 /// EC2 bills at least a minute per start.
@@ -64,10 +66,11 @@ impl Rule for Predict {
 }
 
 /// The run's length with the sinks' jobs in program order, one after another, as the
-/// runtime runs them; `None` when the graph has no sink. Before a sink's own job, each model
-/// it needs that is not trained yet costs two: one computing the training table (what the
-/// model's input stages compute again later for other sinks), one training. A sink that shows
-/// an evaluation costs one more, printing the metrics' table.
+/// runtime runs them; `None` when the graph has no sink. Each job is planned before it
+/// starts, in time growing with the operators it computes and their expressions. Before a
+/// sink's own job, each model it needs that is not trained yet costs two: one computing the
+/// training table (what the model's input stages compute again later for other sinks), one
+/// training. A sink that shows an evaluation costs one more, printing the metrics' table.
 fn jobs_in_turn(p: &Planning) -> Option<f64> {
     let plan = &p.plan;
     let c = &p.profile.compute;
@@ -78,13 +81,13 @@ fn jobs_in_turn(p: &Planning) -> Option<f64> {
             .iter()
             .any(|id| f(&p.graph.ops[*id].kind))
     };
-    let sinks: Vec<usize> = p
+    let sinks: Vec<(usize, OpId)> = p
         .graph
         .ops
         .iter()
         .enumerate()
         .filter(|(_, op)| matches!(op.kind, OpKind::Save { .. } | OpKind::Show { .. }))
-        .map(|(id, _)| plan.stage_of(id))
+        .map(|(id, _)| (plan.stage_of(id), id))
         .collect();
     if sinks.is_empty() {
         return None;
@@ -115,9 +118,30 @@ fn jobs_in_turn(p: &Planning) -> Option<f64> {
         }
         needed
     };
-    // One job computing `roots`: its longest chain of stages and exchanges. Stages are listed
-    // producers first, so one pass sees every input before its reader.
-    let job = |roots: &[usize], kept: &mut Vec<bool>| {
+    // The nodes the coordinator plans for a job computing `ops`: those operators, their
+    // expressions, and everything they read, but for a model kept from an earlier job.
+    let planned_nodes = |ops: &[OpId], kept: &[bool]| {
+        let mut seen = vec![false; p.graph.ops.len()];
+        let mut todo = ops.to_vec();
+        let mut nodes = 0.0;
+        while let Some(id) = todo.pop() {
+            let op = &p.graph.ops[id];
+            if seen[id] || (op.kind.is_model() && kept[plan.stage_of(id)]) {
+                continue;
+            }
+            seen[id] = true;
+            nodes += 1.0 + f64::from(op.exprs);
+            todo.extend(&op.inputs);
+        }
+        nodes
+    };
+    // One job computing `ops`, in stages `roots`: its planning, then its longest chain of
+    // stages and exchanges. Stages are listed producers first, so one pass sees every input
+    // before its reader. The first job's tasks are each worker's first: they pay for
+    // running code paths for the first time.
+    let mut warm = false;
+    let mut job = |roots: &[usize], ops: &[OpId], kept: &mut Vec<bool>| {
+        let planning = planned_nodes(ops, kept) * c.plan_s_per_node;
         let needed = upstream(roots, kept);
         let mut finish = vec![0.0_f64; n];
         let mut longest: f64 = 0.0;
@@ -127,24 +151,36 @@ fn jobs_in_turn(p: &Planning) -> Option<f64> {
                 .filter(|x| needed[x.from])
                 .map(|x| finish[x.from] + x.predicted_s)
                 .fold(0.0, f64::max);
-            finish[s] = start + stage.predicted_s;
+            let first_time = if warm || plan.continues_task(s) {
+                0.0
+            } else {
+                c.first_task_s
+            };
+            finish[s] = start + stage.predicted_s + first_time;
             longest = longest.max(finish[s]);
         }
+        warm = true;
         for s in (0..n).filter(|s| needed[*s] && keeps[*s]) {
             kept[s] = true;
         }
-        (c.job_overhead_s + longest, needed)
+        (c.job_overhead_s + planning + longest, needed)
     };
     let mut kept = vec![false; n];
     let mut total = c.cold_start_s + c.teardown_s;
-    for sink in sinks {
+    for (sink, sink_op) in sinks {
         let reach = upstream(&[sink], &kept);
         for t in (0..n).filter(|s| reach[*s] && trains[*s]) {
             if kept[t] {
                 continue;
             }
             let inputs: Vec<usize> = plan.inputs_of(t).map(|x| x.from).collect();
-            total += job(&inputs, &mut kept).0;
+            let table: Vec<OpId> = plan.stages[t]
+                .ops
+                .iter()
+                .filter(|id| matches!(p.graph.ops[**id].kind, OpKind::Train { .. }))
+                .flat_map(|id| p.graph.ops[*id].inputs.iter().copied())
+                .collect();
+            total += job(&inputs, &table, &mut kept).0;
             total += c.job_overhead_s + plan.stages[t].predicted_s;
             kept[t] = true;
         }
@@ -152,7 +188,7 @@ fn jobs_in_turn(p: &Planning) -> Option<f64> {
             // A model saved: written from what training kept, no job.
             continue;
         }
-        let (seconds, needed) = job(&[sink], &mut kept);
+        let (seconds, needed) = job(&[sink], &[sink_op], &mut kept);
         total += seconds;
         if (0..n).any(|s| needed[s] && evaluates[s]) {
             total += c.job_overhead_s + c.task_overhead_s;
