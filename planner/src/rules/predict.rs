@@ -6,9 +6,10 @@
 //! cold start, each job's longest chain of stages and exchanges plus the job's own overhead
 //! (a fixed part and planning, per node of the operators and expressions it computes), and
 //! the teardown; each task of the first job pays once more for code run for the first time.
-//! A stage that only gathers what its one function holds goes on in that function's task. The cost adds every function's GB-seconds and requests, every
-//! exchange, and, when any channel is direct, the rendezvous host once per job (not per
-//! message) for as long as peers are being introduced, at least a minute.
+//! A stage that only gathers what its one function holds goes on in that function's task.
+//! The cost adds every function's GB-seconds and requests, every exchange, and, when any
+//! channel is direct, the rendezvous host once per job (not per message) for as long as
+//! peers are being introduced, at least a minute.
 
 use super::{Planning, Rule};
 use crate::ops::{Channel, OpId, OpKind};
