@@ -521,23 +521,23 @@ fn ml_kernels(rows: usize, epochs: usize) -> Result<MlKernels, String> {
 
     // Each figure is the median of a few rounds: one slow moment of a shared machine
     // would otherwise move every prediction that uses it.
-    let (mut prepare, mut train, mut infer) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut prepare_s, mut train_s, mut infer_s) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let start = Instant::now();
         let prepared = train::prepare_batches(&spec, std::slice::from_ref(&batch)).map_err(fail)?;
-        prepare.push(start.elapsed().as_secs_f64() / (n * inputs));
+        prepare_s.push(start.elapsed().as_secs_f64() / (n * inputs));
         let start = Instant::now();
         let model = train::fit_prepared(&spec, prepared);
-        train.push(start.elapsed().as_secs_f64() / (n * epochs as f64 * params));
+        train_s.push(start.elapsed().as_secs_f64() / (n * epochs as f64 * params));
         let start = Instant::now();
         let scored = model.predict(&batch).map_err(fail)?;
-        infer.push(start.elapsed().as_secs_f64() / (n * params));
+        infer_s.push(start.elapsed().as_secs_f64() / (n * params));
         std::hint::black_box(scored);
     }
     let (prepare, train, infer) = (
-        overheads::median(prepare),
-        overheads::median(train),
-        overheads::median(infer),
+        overheads::median(prepare_s),
+        overheads::median(train_s),
+        overheads::median(infer_s),
     );
 
     let start = Instant::now();
