@@ -297,6 +297,13 @@ pub struct Op {
     pub hints: OpHints,
 }
 
+impl Op {
+    /// What planning this operator costs, in nodes: itself and its expressions' nodes.
+    pub fn planning_nodes(&self) -> f64 {
+        1.0 + f64::from(self.exprs)
+    }
+}
+
 /// Operators in topological order: every input has a smaller id than its reader.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OpGraph {
@@ -710,7 +717,7 @@ pub fn expression_nodes(plan: &LogicalPlan) -> u32 {
 }
 
 /// Plan nodes and expression nodes of a whole logical plan, counted as the operator graph
-/// counts them (one per operator plus its [`Op::exprs`]).
+/// counts them ([`Op::planning_nodes`]).
 pub fn planning_nodes(plan: &LogicalPlan) -> u32 {
     let mut n: u32 = 0;
     let _ = plan.apply(|node| {

@@ -131,7 +131,7 @@ fn jobs_in_turn(p: &Planning) -> Option<f64> {
                 continue;
             }
             seen[id] = true;
-            nodes += 1.0 + f64::from(op.exprs);
+            nodes += op.planning_nodes();
             todo.extend(&op.inputs);
         }
         nodes

@@ -111,7 +111,7 @@ fn planning_nodes(dir: &Path, program: &str) -> Result<f64, String> {
         ));
     }
     let graph = flow_planner::ops::lower(&compiled.dag, &crate::stats::FileStatistics);
-    Ok(graph.ops.iter().map(|op| 1.0 + f64::from(op.exprs)).sum())
+    Ok(graph.ops.iter().map(flow_planner::Op::planning_nodes).sum())
 }
 
 /// One run's fixed costs.
