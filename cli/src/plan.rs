@@ -2,6 +2,7 @@
 //! DOT), the plan after each rule (`--verbose`), or a sweep's time/cost frontier.
 
 use crate::{OutputFormat, USAGE, USER_ERROR, load_checked, report};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use flow_lang::diagnostic::has_errors;
 use flow_lang::{Code, Diagnostic};
@@ -17,10 +18,11 @@ pub enum PlanFormat {
     Dot,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-pub enum ChannelFlag {
-    Direct,
-    Storage,
+/// `--channel direct|storage`, read into the planner's [`Channel`] (fused is the planner's
+/// choice to make, not a flag's).
+pub fn channel_flag() -> impl TypedValueParser<Value = Channel> {
+    PossibleValuesParser::new([Channel::Direct.name(), Channel::Storage.name()])
+        .try_map(|name: String| Channel::from_name(&name).ok_or("not a channel"))
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -51,8 +53,8 @@ pub struct PlanArgs {
     #[arg(long = "memory-mb")]
     pub memory_mb: Option<u32>,
     /// Channel of every exchange between functions
-    #[arg(long, value_enum)]
-    pub channel: Option<ChannelFlag>,
+    #[arg(long, value_parser = channel_flag())]
+    pub channel: Option<Channel>,
     /// A profile file to plan with instead of the target's
     #[arg(long, value_name = "PATH")]
     pub profile: Option<PathBuf>,
@@ -188,7 +190,8 @@ pub fn plan(args: &PlanArgs) -> u8 {
     }
 
     match flow_planner::plan_traced(graph, &profile, &options) {
-        Ok((plan, trace)) => {
+        Ok((mut plan, trace)) => {
+            plan.program = Some(flow_planner::Fingerprint::of(&compiled.dag));
             if args.verbose {
                 for (rule, stage) in &trace {
                     println!("=== after {rule} ===");
@@ -216,7 +219,7 @@ pub fn options_from(
     objective: Option<ObjectiveFlag>,
     workers: Option<u32>,
     memory_mb: Option<u32>,
-    channel: Option<ChannelFlag>,
+    channel: Option<Channel>,
 ) -> Options {
     let mut options = Options::from_settings(settings);
     if let Some(o) = objective {
@@ -227,10 +230,7 @@ pub fn options_from(
     }
     options.workers = workers.or(options.workers);
     options.memory_mb = memory_mb.or(options.memory_mb);
-    options.channel = channel.map(|c| match c {
-        ChannelFlag::Direct => Channel::Direct,
-        ChannelFlag::Storage => Channel::Storage,
-    });
+    options.channel = channel;
     options
 }
 

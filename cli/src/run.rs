@@ -1,7 +1,7 @@
 //! `flowc run` and `flowc worker`: runs a program in this process, or across worker processes
 //! as the planner (or the flags) decide, with a progress display, a report and logs.
 
-use crate::plan::{ChannelFlag, ObjectiveFlag, diagnostic, options_from, profile};
+use crate::plan::{ObjectiveFlag, channel_flag, diagnostic, options_from, profile};
 use crate::progress::Progress;
 use crate::run_report;
 use crate::{OutputFormat, USAGE, USER_ERROR, report};
@@ -14,7 +14,7 @@ use flow_runtime::distributed::auth::{SECRET_ENV, Secret};
 use flow_runtime::distributed::channels::Compression;
 use flow_runtime::distributed::store::default_store;
 use flow_runtime::distributed::worker::{WorkerArgs, serve};
-use flow_runtime::distributed::{ChannelChoice, ChannelKind, ClusterOptions, Watch};
+use flow_runtime::distributed::{Channel, ChannelChoice, ClusterOptions, Watch};
 use flow_runtime::{Cluster, FileStatistics, RunOptions};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -38,8 +38,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub workers: Option<u32>,
     /// How data moves between workers (default: each exchange as planned)
-    #[arg(long, value_enum)]
-    pub channel: Option<ChannelFlag>,
+    #[arg(long, value_parser = channel_flag())]
+    pub channel: Option<Channel>,
     /// A profile to plan the run with instead of the `local` one (see `flowc calibrate`)
     #[arg(long, value_name = "PATH")]
     pub profile: Option<PathBuf>,
@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// Write a report of a distributed run: PATH.json (data) or PATH.html (a timeline)
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
+    /// Run this saved plan (`flowc plan FILE --format json > PATH`) instead of planning;
+    /// refused when the program or its inputs' schemas changed since it was made
+    #[arg(long, value_name = "PATH")]
+    pub plan: Option<PathBuf>,
     /// Log what the run does (-v: steps, -vv: details, -vvv: everything); RUST_LOG overrides
     #[arg(short, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -79,6 +83,21 @@ impl RunArgs {
             || self.compression.is_some()
             || self.report.is_some()
             || self.profile.is_some()
+            || self.plan.is_some()
+    }
+
+    /// The planning flags given, which a saved plan has already decided.
+    fn planning_flags(&self) -> Vec<&'static str> {
+        [
+            (self.workers.is_some(), "--workers"),
+            (self.channel.is_some(), "--channel"),
+            (self.objective.is_some(), "--objective"),
+            (self.memory_mb.is_some(), "--memory-mb"),
+            (self.profile.is_some(), "--profile"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
     }
 }
 
@@ -168,6 +187,16 @@ fn refuse_usage(args: &RunArgs) -> Option<u8> {
         eprintln!("error: --workers takes a positive number");
         return Some(USAGE);
     }
+    if let Some(path) = &args.plan
+        && let Some(flag) = args.planning_flags().first()
+    {
+        eprintln!(
+            "error: {flag} cannot be given with --plan {}: the saved plan already decides it",
+            path.display()
+        );
+        eprintln!("hint: edit the plan's JSON, or plan again with the flag and save that plan");
+        return Some(USAGE);
+    }
     if let Some(path) = &args.report
         && run_report::Kind::of(path).is_none()
     {
@@ -196,29 +225,27 @@ fn cluster(
             "while starting the run",
         )
     })?;
-    let profile = profile("local", args.profile.as_deref())
-        .map_err(|e| run_error(e, "while planning the run"))?;
-    let options = options_from(
-        &compiled.settings,
-        args.objective,
-        args.workers,
-        args.memory_mb,
-        args.channel,
-    );
-    let graph = flow_planner::ops::lower(&compiled.dag, &FileStatistics);
-    let plan = flow_planner::plan_graph(graph, &profile, &options).map_err(|e| diagnostic(&e))?;
-    let workers = args.workers.unwrap_or_else(|| {
-        plan.stages
-            .iter()
-            .map(|s| s.functions)
-            .max()
-            .unwrap_or(1)
-            .clamp(1, 64)
-    });
+    let plan = match &args.plan {
+        Some(path) => saved_plan(path, compiled)?,
+        None => {
+            let profile = profile("local", args.profile.as_deref())
+                .map_err(|e| run_error(e, "while planning the run"))?;
+            let options = options_from(
+                &compiled.settings,
+                args.objective,
+                args.workers,
+                args.memory_mb,
+                args.channel,
+            );
+            flow_planner::plan(&compiled.dag, &FileStatistics, &profile, &options)
+                .map_err(|e| diagnostic(&e))?
+        }
+    };
+    let most = plan.stages.iter().map(|s| s.functions).max().unwrap_or(1);
+    let workers = capped_workers(args.workers.unwrap_or(most), args)?;
     let plan = Arc::new(plan);
     let channel = match args.channel {
-        Some(ChannelFlag::Direct) => ChannelChoice::All(ChannelKind::Direct),
-        Some(ChannelFlag::Storage) => ChannelChoice::All(ChannelKind::Storage),
+        Some(channel) => ChannelChoice::All(channel),
         None => ChannelChoice::Planned(plan.clone()),
     };
     let compression = match args.compression {
@@ -238,6 +265,61 @@ fn cluster(
         exe,
     };
     Ok((cluster, plan))
+}
+
+/// Worker processes for a run: what was asked, at most what the `local` profile (or
+/// `--profile`) runs at once, with a warning when that cuts the request.
+fn capped_workers(asked: u32, args: &RunArgs) -> Result<u32, Diagnostic> {
+    let profile = profile("local", args.profile.as_deref())
+        .map_err(|e| run_error(e, "while planning the run"))?;
+    let most = profile.compute.max_concurrency.max(1);
+    if asked > most {
+        eprintln!(
+            "warning: {asked} workers is more than the {most} functions the `{}` profile runs at once; running {most}",
+            profile.name
+        );
+    }
+    Ok(asked.clamp(1, most))
+}
+
+/// A plan saved by `flowc plan --format json`, when it belongs to the program as compiled now
+/// (same version, same program, same inputs' schemas); E0034 says what differs otherwise.
+fn saved_plan(path: &std::path::Path, compiled: &Compiled) -> Result<PhysicalPlan, Diagnostic> {
+    let stale = |why: String, at: Span, label: &str| {
+        Diagnostic::error(
+            Code::E0034,
+            format!("the plan {} cannot run this program: {why}", path.display()),
+            at,
+            label,
+        )
+        .with_help(format!(
+            "make the plan again: `flowc plan FILE --format json > {}`",
+            path.display()
+        ))
+    };
+    let whole = |why: String| stale(why, Span::default(), "the program as it is now");
+    let text =
+        std::fs::read_to_string(path).map_err(|e| whole(format!("it cannot be read ({e})")))?;
+    let plan = PhysicalPlan::from_json(&text).map_err(whole)?;
+    let Some(made_for) = &plan.program else {
+        return Err(whole(
+            "it does not say which program it was made for".into(),
+        ));
+    };
+    let Some(difference) = made_for.differs(&flow_planner::Fingerprint::of(&compiled.dag)) else {
+        return Ok(plan);
+    };
+    let load = difference.source.as_deref().and_then(|source| {
+        let dag = &compiled.dag;
+        dag.graph
+            .node_indices()
+            .map(|n| dag.node(n))
+            .find(|n| n.label == source && matches!(n.kind, flow_compiler::NodeKind::Source { .. }))
+    });
+    Err(match load {
+        Some(node) => stale(difference.message, node.span, "this input changed"),
+        None => whole(difference.message),
+    })
 }
 
 /// What `flowc worker` is started with.

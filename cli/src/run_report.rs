@@ -44,6 +44,8 @@ struct Report<'a> {
     store: &'a str,
     measured_s: f64,
     predicted_s: Option<f64>,
+    /// SHA-256 of the plan's JSON (`flowc plan --format json`): which plan the run followed.
+    plan_sha256: Option<String>,
     bytes_per_channel: BTreeMap<&'a str, u64>,
     stages: Vec<StageReport<'a>>,
     tasks: &'a [TaskRecord],
@@ -131,6 +133,7 @@ fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>)
         store: &record.store,
         measured_s: record.seconds,
         predicted_s: plan.map(|p| p.predicted_s),
+        plan_sha256: plan.map(PhysicalPlan::hash),
         bytes_per_channel,
         stages,
         tasks: &record.tasks,

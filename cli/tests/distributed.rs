@@ -293,6 +293,12 @@ fn a_permanent_failure_is_a_clear_error_and_leaves_no_output() {
 
 #[test]
 fn a_worker_without_the_run_secret_is_refused() {
+    use flow_runtime::distributed::auth::{SECRET_ENV, Secret};
+    use flow_runtime::distributed::channels::{Fetch, FetchReply};
+    use flow_runtime::distributed::protocol::{ToCoordinator, receive, send};
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    // Without a secret, `flowc worker` does not start.
     let run = flowc(
         &[
             "worker",
@@ -307,6 +313,66 @@ fn a_worker_without_the_run_secret_is_refused() {
     );
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("FLOW_RUN_SECRET"));
+
+    // A real worker, with this test as its coordinator: its data port serves members of the
+    // run and gives a stranger nothing but the nonce.
+    let secret = Secret::generate().unwrap();
+    let control = TcpListener::bind("127.0.0.1:0").unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .args(["worker", "--connect"])
+        .arg(control.local_addr().unwrap().to_string())
+        .args(["--store", store.path().to_str().unwrap(), "--prefix", "x"])
+        .env(SECRET_ENV, secret.to_hex())
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = control.accept().unwrap();
+    secret
+        .challenge(&mut conn)
+        .expect("the worker proves it belongs to the run");
+    let ToCoordinator::Hello { data_addr, .. } = receive(&mut conn).unwrap() else {
+        panic!("the worker did not say hello")
+    };
+    let fetch = || Fetch {
+        key: "j0/s0/t0/a0".into(),
+        bucket: 0,
+        wait_ms: 0,
+    };
+    let mut member = TcpStream::connect(&data_addr).unwrap();
+    secret.answer(&mut member).unwrap();
+    send(&mut member, &fetch()).unwrap();
+    let reply: FetchReply = receive(&mut member).unwrap();
+    assert!(
+        reply.error.unwrap().contains("no output"),
+        "a member is answered"
+    );
+
+    let mut stranger = TcpStream::connect(&data_addr).unwrap();
+    stranger
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    Secret::generate().unwrap().answer(&mut stranger).unwrap();
+    let _ = send(&mut stranger, &fetch());
+    let mut rest = Vec::new();
+    let read = stranger.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty(),
+        "a stranger received {} bytes ({read:?})",
+        rest.len()
+    );
+    assert!(
+        read.is_ok()
+            || read.as_ref().is_err_and(|e| !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )),
+        "the worker held a stranger's connection open: {read:?}"
+    );
+    drop(conn);
+    assert!(
+        worker.wait().unwrap().success(),
+        "the worker ends with its run"
+    );
 }
 
 #[test]

@@ -106,3 +106,82 @@ fn training_divides_as_the_plan_says_unless_the_program_names_a_sync_mode() {
         assert!(log.contains(expected), "{sync:?}: {log}");
     }
 }
+
+/// Two `train` steps in one program, of different kinds and sync modes, the second an `mlp`
+/// without `hidden` (the catalogue's `[64]` applies).
+fn two_models() -> String {
+    let features: Vec<String> = (0..30).map(|i| format!("f{i}")).collect();
+    let features = features.join(", ");
+    let train = data("breast_cancer-train.csv");
+    let test = data("breast_cancer-test.csv");
+    format!(
+        "let rows = load \"{train}\"\n\
+         let linear = rows | train logistic(label = label, features = [{features}], epochs = 5, batch_size = 32, sync = \"average\")\n\
+         let deep = rows | train mlp(label = label, features = [{features}], epochs = 5, batch_size = 64, sync = \"allreduce\")\n\
+         show load \"{test}\" | infer linear | evaluate label\n\
+         show load \"{test}\" | infer deep | evaluate label\n"
+    )
+}
+
+#[test]
+fn two_train_steps_each_train_with_their_own_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.flow");
+    std::fs::write(&path, two_models()).unwrap();
+    let out = flowc(
+        &["run", path.to_str().unwrap(), "--workers", "2", "-v"],
+        &[],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let trainings: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once("training on 2 workers: ").map(|(_, t)| t))
+        .collect();
+    assert_eq!(trainings.len(), 2, "{log}");
+    assert!(trainings[0].starts_with("average with "), "{trainings:?}");
+    assert!(trainings[1].starts_with("allreduce with "), "{trainings:?}");
+}
+
+#[test]
+fn an_mlp_without_hidden_is_priced_with_the_layer_it_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.flow");
+    std::fs::write(&path, two_models()).unwrap();
+    let out = flowc(&["plan", path.to_str().unwrap(), "--format", "json"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let trains: Vec<(String, u64, String)> = plan["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| &op["kind"])
+        .filter(|kind| kind["op"] == "train")
+        .map(|kind| {
+            (
+                kind["model"].as_str().unwrap().to_string(),
+                kind["params"].as_u64().unwrap(),
+                kind["sync"].as_str().unwrap_or("none").to_string(),
+            )
+        })
+        .collect();
+    // 30 inputs: logistic has 30 weights and a bias; the mlp 30 → 64 → 1.
+    assert_eq!(
+        trainings_of(&trains),
+        [
+            ("logistic", 31, "average"),
+            ("mlp", 31 * 64 + 65, "allreduce")
+        ]
+    );
+}
+
+fn trainings_of(t: &[(String, u64, String)]) -> Vec<(&str, u64, &str)> {
+    t.iter()
+        .map(|(m, p, s)| (m.as_str(), *p, s.as_str()))
+        .collect()
+}

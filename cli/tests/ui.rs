@@ -70,6 +70,8 @@ fn every_code_has_a_ui_test() {
     seen.insert("E0026".into());
     // E0028 is retired: every step that checks can run.
     seen.insert("E0028".into());
+    // E0034 needs a saved plan beside its program: `a_stale_plan_is_refused_and_writes_nothing`.
+    seen.insert("E0034".into());
     let all: BTreeSet<String> = flow_lang::diagnostic::CODES
         .iter()
         .map(|c| c.as_str().to_string())
@@ -204,4 +206,103 @@ fn usage_errors_exit_2_and_explain_prints_the_catalogue() {
             "{sub} --help has no examples"
         );
     }
+}
+
+/// A program, its data and the plan `flowc plan --format json` saved for it, in a folder of
+/// their own; returns the folder.
+fn planned_program() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("orders.csv"),
+        "id,store,amount\n1,north,10.5\n2,south,3.0\n3,north,7.25\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.flow"),
+        "let orders = load \"orders.csv\"\n\
+         save orders | group store { total = sum(amount) } | sort store to \"out/totals.csv\"\n",
+    )
+    .unwrap();
+    let plan = flowc(&[
+        "plan",
+        dir.path().join("p.flow").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(plan.status.code(), Some(0));
+    std::fs::write(dir.path().join("plan.json"), &plan.stdout).unwrap();
+    dir
+}
+
+fn run_with_plan(dir: &Path, extra: &[&str]) -> Output {
+    let program = dir.join("p.flow");
+    let plan = dir.join("plan.json");
+    let mut args = vec![
+        "run",
+        program.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    flowc(&args)
+}
+
+#[test]
+fn a_saved_plan_runs_and_the_report_names_it() {
+    let dir = planned_program();
+    let report = dir.path().join("r.json");
+    let out = run_with_plan(dir.path(), &["--report", report.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = std::fs::read_to_string(dir.path().join("out/totals.csv")).unwrap();
+    assert_eq!(saved, "store,total\nnorth,17.75\nsouth,3.0\n");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let hash = report["plan_sha256"].as_str().unwrap();
+    assert!(hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()));
+    // Flags that plan cannot be given with a plan that is already made.
+    let both = run_with_plan(dir.path(), &["--workers", "2"]);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&both.stderr).contains("already decides"));
+}
+
+#[test]
+fn a_stale_plan_is_refused_and_writes_nothing() {
+    let stale = |dir: &Path, case: &str| {
+        let out = run_with_plan(dir, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr).replace(dir.to_str().unwrap(), "DIR");
+        assert_eq!(out.status.code(), Some(1), "{case}: {stderr}");
+        assert!(stderr.contains("E0034"), "{case}: {stderr}");
+        assert!(
+            !dir.join("out").exists(),
+            "{case}: a refused plan wrote output"
+        );
+        stderr
+    };
+    // The program changed.
+    let dir = planned_program();
+    let program = dir.path().join("p.flow");
+    let text = std::fs::read_to_string(&program).unwrap();
+    std::fs::write(&program, text.replace("sum(amount)", "max(amount)")).unwrap();
+    insta::assert_snapshot!("stale_plan__program", stale(dir.path(), "program"));
+    // An input's schema changed.
+    let dir = planned_program();
+    std::fs::write(
+        dir.path().join("orders.csv"),
+        "id,store,amount\n1,north,10\n",
+    )
+    .unwrap();
+    insta::assert_snapshot!("stale_plan__schema", stale(dir.path(), "schema"));
+    // A plan of another version.
+    let dir = planned_program();
+    let plan = dir.path().join("plan.json");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let version = format!("\"version\": {}", flow_planner::PLAN_VERSION);
+    assert!(text.contains(&version));
+    std::fs::write(&plan, text.replacen(&version, "\"version\": 999", 1)).unwrap();
+    assert!(stale(dir.path(), "version").contains("version 999"));
 }

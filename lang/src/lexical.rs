@@ -5,9 +5,6 @@
 use crate::ast::Comment;
 use crate::span::Span;
 
-/// Words that can only begin a statement; the parser resynchronises on them.
-const STATEMENT_KEYWORDS: [&str; 4] = ["let", "save", "show", "config"];
-
 /// What the pre-scan learned about a source.
 pub struct Scan {
     pub comments: Vec<Comment>,
@@ -90,7 +87,7 @@ pub fn scan(source: &str) -> Scan {
                 }
                 let word = &source[start..i];
                 let after_dot = start > 0 && bytes[start - 1] == b'.';
-                if !after_dot && STATEMENT_KEYWORDS.contains(&word) {
+                if !after_dot && crate::keywords::STATEMENT.contains(&word) {
                     statement_starts.push(start);
                     ifs = 0;
                 }

@@ -7,6 +7,7 @@
 pub mod ast;
 pub mod diagnostic;
 pub mod format;
+pub mod keywords;
 mod lexical;
 pub mod parser;
 pub mod reference;

@@ -1026,8 +1026,10 @@ impl Builder<'_> {
     }
 }
 
-/// Whether `word` is reserved by the grammar and so cannot be a name.
-pub fn is_reserved(word: &str) -> bool {
+/// Whether the grammar's `reserved` rule takes all of `word`; [`crate::keywords::RESERVED`]
+/// is checked against it.
+#[cfg(test)]
+pub(crate) fn grammar_reserves(word: &str) -> bool {
     Grammar::parse(Rule::reserved, word)
         .is_ok_and(|mut pairs| pairs.next().is_some_and(|p| p.as_str().len() == word.len()))
 }

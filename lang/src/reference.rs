@@ -192,11 +192,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_step_of_the_syntax_tree_is_documented() {
-        for step in [
-            "filter", "select", "derive", "join", "group", "sort", "take", "distinct", "union",
-            "sql", "train", "infer", "evaluate",
-        ] {
+    fn every_step_and_statement_is_documented() {
+        for step in crate::keywords::STEPS
+            .iter()
+            .chain(crate::keywords::STATEMENT)
+        {
             assert!(find(step).is_some(), "{step} has no reference entry");
         }
     }

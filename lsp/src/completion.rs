@@ -9,6 +9,7 @@ use crate::analysis::Analysis;
 use flow_compiler::Shape;
 use flow_compiler::settings::{CONFIG_KEYS, HINT_KEYS, Key};
 use flow_compiler::types::display;
+use flow_lang::keywords;
 use flow_lang::reference::{self, Place};
 use lsp_types::{
     CompletionItem, CompletionItemKind, Documentation, InsertTextFormat, MarkupContent, MarkupKind,
@@ -28,10 +29,6 @@ pub struct Context<'a> {
     pub base: &'a Path,
 }
 
-const JOIN_KINDS: &[&str] = &["inner", "left", "right", "full", "semi", "anti"];
-const EXPRESSION_KEYWORDS: &[&str] = &[
-    "and", "or", "not", "if", "then", "else", "is", "null", "true", "false", "in", "like", "as",
-];
 pub fn complete(cx: &Context<'_>) -> Vec<CompletionItem> {
     let offset = crate::document::floor_char(cx.text, cx.offset.min(cx.text.len()));
     let start = statement_start(cx.text, offset);
@@ -64,31 +61,8 @@ pub fn complete(cx: &Context<'_>) -> Vec<CompletionItem> {
     if last_char == Some('|') {
         return keywords(Place::Step).collect();
     }
-    if previous == "train" {
-        return model_kinds();
-    }
-    if previous == "as" {
-        return simple(
-            flow_compiler::types::TYPE_NAMES,
-            CompletionItemKind::TYPE_PARAMETER,
-            "type",
-        );
-    }
-    if previous == "join" {
-        let mut items = simple(JOIN_KINDS, CompletionItemKind::KEYWORD, "join kind");
-        items.extend(sources(cx, false));
+    if let Some(items) = after_word(cx, previous, head) {
         return items;
-    }
-    if JOIN_KINDS.contains(&previous)
-        && last_word(head[..head.len() - previous.len()].trim_end()) == "join"
-        || previous == "union"
-        || previous == "show"
-        || previous == "save"
-    {
-        return sources(cx, false);
-    }
-    if previous == "infer" {
-        return sources(cx, true);
     }
     if last_char == Some('=') && is_let_head(head) {
         let mut items = sources(cx, false);
@@ -100,27 +74,8 @@ pub fn complete(cx: &Context<'_>) -> Vec<CompletionItem> {
     if let Some((kind, inside)) = open_train(&before) {
         return train_arguments(cx, offset, kind, inside);
     }
-    if let Some(opener) = open_brace(&before) {
-        let opened = before[..opener].trim_end();
-        if matches!(last_char, Some('{') | Some(',')) {
-            if opened.ends_with("config") {
-                return keys(CONFIG_KEYS);
-            }
-            if let Some(before_with) = opened.strip_suffix("with") {
-                return if with_belongs_to_load(before_with) {
-                    simple(
-                        &["header", "delimiter"],
-                        CompletionItemKind::PROPERTY,
-                        "csv option",
-                    )
-                } else {
-                    keys(HINT_KEYS)
-                };
-            }
-        }
-        if opened.ends_with("config") || opened.ends_with("with") {
-            return Vec::new();
-        }
+    if let Some(items) = inside_braces(&before, last_char) {
+        return items;
     }
     if word.contains('.') {
         let qualifier = word.split('.').next().unwrap_or_default();
@@ -129,11 +84,63 @@ pub fn complete(cx: &Context<'_>) -> Vec<CompletionItem> {
     let mut items = columns(cx, offset, None);
     items.extend(functions());
     items.extend(simple(
-        EXPRESSION_KEYWORDS,
+        keywords::EXPRESSION,
         CompletionItemKind::KEYWORD,
         "keyword",
     ));
     items
+}
+
+/// What follows a word that decides it: a model kind after `train`, a type after `as`, a
+/// join kind or a source after `join`, a source after `union`, `show`, `save`, `infer`.
+fn after_word(cx: &Context<'_>, previous: &str, head: &str) -> Option<Vec<CompletionItem>> {
+    let after_join_kind = keywords::JOIN_KINDS.contains(&previous)
+        && last_word(head[..head.len() - previous.len()].trim_end()) == "join";
+    Some(match previous {
+        "train" => model_kinds(),
+        "as" => simple(
+            flow_compiler::types::TYPE_NAMES,
+            CompletionItemKind::TYPE_PARAMETER,
+            "type",
+        ),
+        "join" => {
+            let mut items = simple(
+                keywords::JOIN_KINDS,
+                CompletionItemKind::KEYWORD,
+                "join kind",
+            );
+            items.extend(sources(cx, false));
+            items
+        }
+        "union" | "show" | "save" => sources(cx, false),
+        "infer" => sources(cx, true),
+        _ if after_join_kind => sources(cx, false),
+        _ => return None,
+    })
+}
+
+/// Keys inside `config { ... }` and `with { ... }` (a load's CSV options, or a step's
+/// hints); nothing else belongs there.
+fn inside_braces(before: &str, last_char: Option<char>) -> Option<Vec<CompletionItem>> {
+    let opener = open_brace(before)?;
+    let opened = before[..opener].trim_end();
+    if matches!(last_char, Some('{') | Some(',')) {
+        if opened.ends_with("config") {
+            return Some(keys(CONFIG_KEYS));
+        }
+        if let Some(before_with) = opened.strip_suffix("with") {
+            return Some(if with_belongs_to_load(before_with) {
+                simple(
+                    &["header", "delimiter"],
+                    CompletionItemKind::PROPERTY,
+                    "csv option",
+                )
+            } else {
+                keys(HINT_KEYS)
+            });
+        }
+    }
+    (opened.ends_with("config") || opened.ends_with("with")).then(Vec::new)
 }
 
 /// Where the statement holding `offset` starts: the last line before it that begins with a
@@ -541,7 +548,7 @@ fn by_checking_prefix(cx: &Context<'_>, offset: usize) -> (Option<Shape>, Option
     let right = after.strip_prefix("join").and_then(|rest| {
         let mut words = rest.split_whitespace();
         let mut name = words.next()?;
-        if JOIN_KINDS.contains(&name) {
+        if keywords::JOIN_KINDS.contains(&name) {
             name = words.next()?;
         }
         cx.analysis.facts.binding(name).map(|b| b.shape.clone())

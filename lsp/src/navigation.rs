@@ -49,7 +49,7 @@ pub fn rename_problem(analysis: &Analysis, old: &str, new_name: &str) -> Option<
             "`{new_name}` is not a name: names start with a letter or `_` and hold letters, digits and `_`"
         ));
     }
-    if flow_lang::parser::is_reserved(new_name) {
+    if flow_lang::keywords::is_reserved(new_name) {
         return Some(format!("`{new_name}` is a keyword of the language"));
     }
     if new_name != old && analysis.facts.binding(new_name).is_some() {

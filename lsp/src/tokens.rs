@@ -3,6 +3,7 @@
 
 use crate::analysis::Analysis;
 use crate::document::Document;
+use flow_lang::keywords;
 use lsp_types::{SemanticToken, SemanticTokenModifier, SemanticTokenType, SemanticTokensLegend};
 
 pub const TYPES: &[SemanticTokenType] = &[
@@ -29,12 +30,6 @@ const OPERATOR: u32 = 8;
 const CLASS: u32 = 9;
 
 const DECLARATION: u32 = 1;
-
-/// Words that are keywords only in one position and stay usable as column names.
-const CONTEXTUAL: &[&str] = &[
-    "to", "limit", "seed", "batch", "on", "asc", "desc", "inner", "left", "right", "full", "semi",
-    "anti", "schema",
-];
 
 pub fn legend() -> SemanticTokensLegend {
     SemanticTokensLegend {
@@ -78,7 +73,7 @@ fn classify(text: &str, analysis: &Analysis) -> Vec<(usize, usize, u32, u32)> {
             let word = &text[start..i];
             let next = text[i..].trim_start().chars().next();
             let facts = &analysis.facts;
-            let kind = if flow_lang::parser::is_reserved(word) || CONTEXTUAL.contains(&word) {
+            let kind = if keywords::is_reserved(word) || keywords::CONTEXTUAL.contains(&word) {
                 (KEYWORD, 0)
             } else if facts.bindings.iter().any(|b| b.span.start == start) {
                 (VARIABLE, DECLARATION)
@@ -143,4 +138,22 @@ pub fn tokens(document: &Document, analysis: &Analysis) -> Vec<SemanticToken> {
         column = from.character;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use flow_lang::keywords;
+
+    /// The VS Code grammar highlights every word the language server does: both read
+    /// `flow_lang::keywords`, the extension through this check.
+    #[test]
+    fn the_vscode_grammar_knows_every_keyword() {
+        let grammar = include_str!("../editors/vscode/syntaxes/flow.tmLanguage.json");
+        let words: Vec<&str> = grammar
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        for word in keywords::RESERVED.iter().chain(keywords::CONTEXTUAL) {
+            assert!(words.contains(word), "the VS Code grammar misses `{word}`");
+        }
+    }
 }

@@ -61,7 +61,15 @@ pub fn generated(ops: usize) -> OpGraph {
             ),
             None => push(&mut g, OpKind::Project, vec![j], 100.0),
         };
-        let agg = push(&mut g, OpKind::Aggregate { keys: 2 }, vec![j], 32.0);
+        let agg = push(
+            &mut g,
+            OpKind::Aggregate {
+                keys: 2,
+                groups: None,
+            },
+            vec![j],
+            32.0,
+        );
         let out = push(&mut g, OpKind::Project, vec![agg], 32.0);
         push(
             &mut g,

@@ -36,7 +36,10 @@ fn main() {
         hints: Default::default(),
     });
     let per_customer = graph.push(Op {
-        kind: OpKind::Aggregate { keys: 1 },
+        kind: OpKind::Aggregate {
+            keys: 1,
+            groups: None,
+        },
         inputs: vec![purchases],
         width: 24.0,
         origin: Origin::default(),

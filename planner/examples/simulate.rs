@@ -187,7 +187,14 @@ fn shuffle_join(aws: &Profile) {
         vec![lines, orders],
         250.0,
     ));
-    let grouped = g.push(op(OpKind::Aggregate { keys: 1 }, vec![joined], 24.0));
+    let grouped = g.push(op(
+        OpKind::Aggregate {
+            keys: 1,
+            groups: None,
+        },
+        vec![joined],
+        24.0,
+    ));
     g.push(op(
         OpKind::Save {
             path: "by_customer.parquet".into(),

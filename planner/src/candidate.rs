@@ -13,7 +13,7 @@ use crate::work::StageWork;
 
 /// The channel picked for one exchange.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ChannelChoice {
+pub struct PricedChannel {
     pub channel: Channel,
     pub bytes: f64,
     pub transfer: Transfer,
@@ -39,7 +39,7 @@ pub struct Candidate {
     pub runs_in: usize,
     pub needs_mb: f64,
     /// One per exchange feeding the stage, in exchange order.
-    pub inputs: Vec<(usize, ChannelChoice)>,
+    pub inputs: Vec<(usize, PricedChannel)>,
     pub training: Option<(Training, bool)>,
 }
 
@@ -85,7 +85,7 @@ pub fn choose_channel(
     to: Side,
     overlap_s: f64,
     allow_fuse: bool,
-) -> Result<ChannelChoice, String> {
+) -> Result<PricedChannel, String> {
     let profile = p.profile;
     let bytes = moved_bytes(p, x, from.functions);
     let price = |c| cost::transfer(profile, x.pattern, c, bytes, from, to, overlap_s);
@@ -114,7 +114,7 @@ pub fn choose_channel(
             ),
             None => format!("{} because {why}", channel.name()),
         };
-        return Ok(ChannelChoice {
+        return Ok(PricedChannel {
             channel,
             bytes,
             transfer: t,
@@ -124,7 +124,7 @@ pub fn choose_channel(
         });
     }
     if fusable {
-        return Ok(ChannelChoice {
+        return Ok(PricedChannel {
             channel: Channel::Fused,
             bytes,
             transfer: Transfer::default(),
@@ -135,7 +135,7 @@ pub fn choose_channel(
     }
     let storage = price(Channel::Storage);
     if let Some(gate) = gate {
-        return Ok(ChannelChoice {
+        return Ok(PricedChannel {
             channel: Channel::Storage,
             bytes,
             transfer: storage,
@@ -165,7 +165,7 @@ pub fn choose_channel(
         units::usd(a.usd),
         other.name()
     );
-    Ok(ChannelChoice {
+    Ok(PricedChannel {
         channel,
         bytes,
         transfer: t,
@@ -307,7 +307,7 @@ fn choose_training(
         .ops
         .iter()
         .find_map(|id| match &p.graph.ops[*id].kind {
-            OpKind::Train { sync, .. } => sync.clone(),
+            OpKind::Train { sync, .. } => *sync,
             _ => None,
         });
     if let Some(sync) = sync
@@ -315,10 +315,10 @@ fn choose_training(
     {
         return options
             .into_iter()
-            .find(|o| o.sync == sync)
+            .find(|o| o.sync == Some(sync))
             .map(|o| (o, true))
             .ok_or_else(|| {
-                format!("`sync = \"{sync}\"` needs direct channels between all {functions} workers, which this target cannot open")
+                format!("`sync = \"{}\"` needs direct channels between all {functions} workers, which this target cannot open", sync.name())
             });
     }
     let mut best: Option<Training> = None;

@@ -12,8 +12,9 @@
 //! introduced (see the `predict` rule).
 
 use crate::ops::Channel;
-use crate::physical::Pattern;
+use crate::physical::{Algorithm, Pattern};
 use crate::profile::Profile;
+use flow_stdlib::SyncMode;
 
 /// Bytes in a megabyte of function memory (Lambda counts memory in MiB).
 pub const MB: f64 = 1_048_576.0;
@@ -226,10 +227,10 @@ pub fn point_to_point(profile: &Profile, channel: Channel, bytes: f64, memory_mb
 /// The way a training stage combines its workers' updates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Training {
-    /// The language's `sync` value: `allreduce`, `scatter_reduce` or `average`.
-    pub sync: &'static str,
-    /// `ring`, `recursive-doubling` or `storage`.
-    pub algorithm: &'static str,
+    /// The language's `sync` mode; `None` for one worker.
+    pub sync: Option<SyncMode>,
+    /// How the model moves.
+    pub algorithm: Algorithm,
     /// The channel the updates move over.
     pub channel: Channel,
     /// Exchange every this many steps.
@@ -282,8 +283,8 @@ pub fn training_options(
     // The coordinator encodes and scales the whole table on one core before any step.
     let prepare = work.rows * work.inputs as f64 * profile.kernels.prepare_s_per_value;
     let m = crate::ops::model_bytes(work.params);
-    let alone = |sync: &'static str,
-                 algorithm: &'static str,
+    let alone = |sync: Option<SyncMode>,
+                 algorithm: Algorithm,
                  channel,
                  every,
                  exchange_s: f64,
@@ -302,16 +303,23 @@ pub fn training_options(
         }
     };
     if workers <= 1 {
-        return vec![alone("none", "single worker", Channel::Fused, 1, 0.0, 0.0)];
+        return vec![alone(
+            None,
+            Algorithm::SingleWorker,
+            Channel::Fused,
+            1,
+            0.0,
+            0.0,
+        )];
     }
     let d = &profile.direct;
     let bw = profile.direct_bandwidth(memory_mb);
     let ring = 2.0 * (n - 1.0) * d.latency_s + 2.0 * (n - 1.0) / n * m / bw;
     let doubling = log2_ceil(n) * (d.latency_s + m / bw);
     let (direct_s, direct_name) = if ring <= doubling {
-        (ring, "ring")
+        (ring, Algorithm::Ring)
     } else {
-        (doubling, "recursive-doubling")
+        (doubling, Algorithm::RecursiveDoubling)
     };
     let s = &profile.storage;
     let sbw = profile.storage_bandwidth(memory_mb);
@@ -340,7 +348,7 @@ pub fn training_options(
     .is_none();
     if direct_ok {
         options.push(alone(
-            "allreduce",
+            Some(SyncMode::Allreduce),
             direct_name,
             Channel::Direct,
             1,
@@ -349,8 +357,8 @@ pub fn training_options(
         ));
     }
     options.push(alone(
-        "scatter_reduce",
-        "storage",
+        Some(SyncMode::ScatterReduce),
+        Algorithm::Storage,
         Channel::Storage,
         1,
         storage_s,
@@ -361,11 +369,16 @@ pub fn training_options(
     let (avg_s, avg_channel, avg_name, avg_requests) = if direct_ok {
         (direct_s, Channel::Direct, direct_name, 0.0)
     } else {
-        (storage_s, Channel::Storage, "storage", storage_requests)
+        (
+            storage_s,
+            Channel::Storage,
+            Algorithm::Storage,
+            storage_requests,
+        )
     };
     let every = ((avg_s / step_s.max(1e-12)).ceil() as u32).clamp(2, MAX_AVERAGING_INTERVAL);
     options.push(alone(
-        "average",
+        Some(SyncMode::Average),
         avg_name,
         avg_channel,
         every,
@@ -493,14 +506,21 @@ mod tests {
             batch_size: 256,
         };
         let options = training_options(&p, work, 8, 3008);
-        let names: Vec<_> = options.iter().map(|o| o.sync).collect();
-        assert_eq!(names, ["allreduce", "scatter_reduce", "average"]);
+        let modes: Vec<_> = options.iter().map(|o| o.sync).collect();
+        assert_eq!(
+            modes,
+            [
+                Some(SyncMode::Allreduce),
+                Some(SyncMode::ScatterReduce),
+                Some(SyncMode::Average)
+            ]
+        );
         let avg = &options[2];
         assert!(avg.every >= 2 && avg.every <= MAX_AVERAGING_INTERVAL);
         assert!(
             options[0].seconds < options[1].seconds,
             "direct allreduce beats storage"
         );
-        assert_eq!(training_options(&p, work, 1, 3008)[0].sync, "none");
+        assert_eq!(training_options(&p, work, 1, 3008)[0].sync, None);
     }
 }

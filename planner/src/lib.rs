@@ -23,6 +23,7 @@
 
 mod candidate;
 pub mod cost;
+pub mod fingerprint;
 pub mod ops;
 mod options;
 pub mod physical;
@@ -34,6 +35,7 @@ pub mod sweep;
 pub mod units;
 pub mod work;
 
+pub use fingerprint::Fingerprint;
 pub use ops::{Channel, Op, OpGraph, OpHints, OpId, OpKind, Origin, Size};
 pub use options::{Options, PlanError, Unmet};
 pub use physical::{Exchange, Objective, PLAN_VERSION, Pattern, PhysicalPlan, Stage};
@@ -44,14 +46,16 @@ use flow_compiler::Dag;
 use physical::PlannedOp;
 use rules::{Planning, RULES, Score};
 
-/// Plans a compiled program.
+/// Plans a compiled program; the plan carries the program's [`Fingerprint`].
 pub fn plan(
     dag: &Dag,
     stats: &dyn Statistics,
     profile: &Profile,
     options: &Options,
 ) -> Result<PhysicalPlan, PlanError> {
-    plan_graph(ops::lower(dag, stats), profile, options)
+    let mut plan = plan_graph(ops::lower(dag, stats), profile, options)?;
+    plan.program = Some(Fingerprint::of(dag));
+    Ok(plan)
 }
 
 /// Plans an operator graph (for callers that build one without the compiler).
@@ -253,6 +257,7 @@ fn run_pinned(
         stages: Vec::new(),
         exchanges: Vec::new(),
         notes: Vec::new(),
+        program: None,
     };
     let mut planning = Planning {
         profile,

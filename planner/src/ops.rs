@@ -9,7 +9,8 @@ use datafusion::common::JoinType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{BinaryExpr, Expr, FetchType, LogicalPlan, Operator};
 use datafusion::scalar::ScalarValue;
-use flow_compiler::{Dag, NodeId, NodeKind, SinkKind, node_of_scan};
+use flow_compiler::{Dag, ModelSignature, NodeId, NodeKind, SinkKind, node_of_scan};
+use flow_stdlib::{Feature, TrainSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -59,6 +60,11 @@ pub enum OpKind {
     Aggregate {
         /// Grouping columns.
         keys: u32,
+        /// Distinct combinations of the keys, estimated from the data of the sources the
+        /// keys come from (the product of each key's distinct values); `None` when a key
+        /// is computed or its source could not be sampled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        groups: Option<u64>,
     },
     /// A global sort.
     Sort {
@@ -96,8 +102,8 @@ pub enum OpKind {
         epochs: u32,
         /// Rows per gradient step.
         batch_size: u32,
-        /// `sync` as written, when the program chose it.
-        sync: Option<String>,
+        /// The program's `sync`, when it chose one.
+        sync: Option<flow_stdlib::SyncMode>,
     },
     /// Applies the model of its first input to the table of its second.
     Infer {
@@ -151,7 +157,7 @@ impl OpKind {
             self,
             OpKind::Values { .. }
                 | OpKind::ModelLoad { .. }
-                | OpKind::Aggregate { keys: 0 }
+                | OpKind::Aggregate { keys: 0, .. }
                 | OpKind::Sort { .. }
                 | OpKind::Limit { .. }
                 | OpKind::Save { .. }
@@ -196,8 +202,8 @@ impl fmt::Display for OpKind {
                 write!(f, "split (keeps {})", (fraction * 1e6).round() / 1e6)
             }
             OpKind::Join { join, keys } => write!(f, "join {join} on {keys} key(s)"),
-            OpKind::Aggregate { keys: 0 } => f.write_str("aggregate (one row)"),
-            OpKind::Aggregate { keys } => write!(f, "aggregate by {keys} key(s)"),
+            OpKind::Aggregate { keys: 0, .. } => f.write_str("aggregate (one row)"),
+            OpKind::Aggregate { keys, .. } => write!(f, "aggregate by {keys} key(s)"),
             OpKind::Sort { fetch: Some(n) } => write!(f, "sort (top {n})"),
             OpKind::Limit { fetch } => write!(f, "limit {fetch}"),
             OpKind::Values { rows } => write!(f, "values ({rows} rows)"),
@@ -376,7 +382,11 @@ pub fn estimate(graph: &OpGraph) -> Vec<Size> {
                 "LeftSemi" | "LeftAnti" | "LeftMark" => input(0),
                 _ => input(0).max(input(1)),
             },
-            OpKind::Aggregate { keys: 0 } => 1.0,
+            OpKind::Aggregate { keys: 0, .. } => 1.0,
+            OpKind::Aggregate {
+                groups: Some(groups),
+                ..
+            } => (*groups as f64).max(1.0).min(input(0)),
             OpKind::Aggregate { .. } => (input(0) * stats::GROUPS_PER_ROW).max(1.0).min(input(0)),
             OpKind::Sort { fetch: Some(n) } | OpKind::Limit { fetch: n } => input(0).min(*n as f64),
             OpKind::Sort { fetch: None } => input(0),
@@ -405,6 +415,39 @@ pub const ASSUMED_CLASSES: u64 = 10;
 /// Categories a `one_hot` feature is assumed to have before training has seen its column.
 pub const ASSUMED_CATEGORIES: u64 = 8;
 
+/// The model's inputs as training sees them: a bag of words is one column but `buckets`
+/// inputs, a one-hot one per category (not known before training: assumed).
+fn train_inputs(model: &ModelSignature, spec: &TrainSpec) -> u64 {
+    if spec.features.is_empty() {
+        return model.inputs.len() as u64;
+    }
+    spec.features
+        .iter()
+        .map(|f| match f {
+            Feature::OneHot { categories, .. } if categories.is_empty() => ASSUMED_CATEGORIES,
+            f => f.width() as u64,
+        })
+        .sum()
+}
+
+/// Parameters the trained model has: the layers of the network the spec describes (its
+/// `hidden` layers with the catalogue's defaults applied by the compiler), or `k` centres.
+fn train_params(model: &ModelSignature, spec: &TrainSpec, inputs: u64) -> u64 {
+    if model.kind == "kmeans" {
+        return spec.k as u64 * inputs.max(1);
+    }
+    let outputs = match model.task {
+        flow_stdlib::Task::Classification if model.kind == "softmax" => ASSUMED_CLASSES,
+        _ => 1,
+    };
+    let mut layers = vec![inputs];
+    if model.kind == "mlp" {
+        layers.extend(spec.hidden.iter().map(|h| *h as u64));
+    }
+    layers.push(outputs);
+    layers.windows(2).map(|w| (w[0] + 1) * w[1]).sum()
+}
+
 /// Builds the operator graph of a compiled program.
 pub fn lower(dag: &Dag, stats: &dyn Statistics) -> OpGraph {
     let mut lowering = Lowering {
@@ -430,7 +473,7 @@ struct Lowering<'a> {
     same: HashMap<(String, Vec<OpId>), OpId>,
 }
 
-impl Lowering<'_> {
+impl<'a> Lowering<'a> {
     fn push(&mut self, key: String, op: Op) -> OpId {
         let key = (key, op.inputs.clone());
         if let Some(id) = self.same.get(&key) {
@@ -500,60 +543,17 @@ impl Lowering<'_> {
                 }
                 root
             }
-            NodeKind::Train { model, args, spec } => {
+            NodeKind::Train { model, spec, .. } => {
                 let input = inputs.first().map(|i| self.node(*i));
-                let arg = |name: &str| args.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-                let number = |name: &str, default: u32| {
-                    arg(name)
-                        .and_then(|v| v.trim().parse::<u32>().ok())
-                        .unwrap_or(default)
-                };
-                // The model's inputs as training sees them: a bag of words is one column but
-                // `buckets` inputs, a one-hot one per category.
-                let features = if spec.features.is_empty() {
-                    model.inputs.len() as u64
-                } else {
-                    spec.features
-                        .iter()
-                        .map(|f| match f {
-                            flow_stdlib::Feature::OneHot { categories, .. }
-                                if categories.is_empty() =>
-                            {
-                                ASSUMED_CATEGORIES
-                            }
-                            f => f.width() as u64,
-                        })
-                        .sum()
-                };
-                let outputs = match model.task {
-                    flow_stdlib::Task::Classification if model.kind == "softmax" => ASSUMED_CLASSES,
-                    _ => 1,
-                };
-                let hidden: Vec<u64> = arg("hidden")
-                    .map(|v| {
-                        v.trim_matches(|c| c == '[' || c == ']')
-                            .split(',')
-                            .filter_map(|x| x.trim().parse().ok())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let params = match model.kind.as_str() {
-                    "kmeans" => u64::from(number("k", 8)) * features.max(1),
-                    _ => {
-                        let mut layers = vec![features];
-                        layers.extend(hidden);
-                        layers.push(outputs);
-                        layers.windows(2).map(|w| (w[0] + 1) * w[1]).sum()
-                    }
-                };
+                let features = train_inputs(model, spec);
                 let op = Op {
                     kind: OpKind::Train {
                         model: model.kind.clone(),
-                        params,
+                        params: train_params(model, spec, features),
                         inputs: features,
-                        epochs: number("epochs", 10),
-                        batch_size: number("batch_size", 256).max(1),
-                        sync: arg("sync").map(|s| s.trim_matches('"').to_string()),
+                        epochs: u32::try_from(spec.epochs).unwrap_or(u32::MAX),
+                        batch_size: u32::try_from(spec.batch_size).unwrap_or(u32::MAX).max(1),
+                        sync: spec.sync,
                     },
                     inputs: input.into_iter().collect(),
                     width: 1.0,
@@ -622,6 +622,45 @@ impl Lowering<'_> {
         op
     }
 
+    /// Distinct combinations of grouping `keys` over `input`: each key that is a column is
+    /// traced to the source that has it, whose distinct values the statistics estimate.
+    fn groups(&self, input: &LogicalPlan, keys: &[Expr]) -> Option<u64> {
+        let mut product: u64 = 1;
+        for key in keys {
+            let Expr::Column(column) = key else {
+                return None;
+            };
+            let (load, csv) = self.source_with(input, &column.name)?;
+            product = product.saturating_mul(self.stats.distinct(load, csv, &column.name)?.max(1));
+        }
+        Some(product)
+    }
+
+    /// The source, read somewhere below `plan`, that has a column named `name`.
+    fn source_with(
+        &self,
+        plan: &LogicalPlan,
+        name: &str,
+    ) -> Option<(
+        &'a flow_compiler::ResolvedLoad,
+        &'a flow_compiler::CsvOptions,
+    )> {
+        if let LogicalPlan::TableScan(scan) = plan
+            && let Some(read) = node_of_scan(scan)
+        {
+            let dag: &'a Dag = self.dag;
+            return match &dag.node(read).kind {
+                NodeKind::Source { load, csv, .. } if load.schema.index_of(name).is_ok() => {
+                    Some((load, csv))
+                }
+                _ => None,
+            };
+        }
+        plan.inputs()
+            .into_iter()
+            .find_map(|child| self.source_with(child, name))
+    }
+
     fn plan(&mut self, plan: &LogicalPlan, node: NodeId, path: &mut Vec<usize>) -> OpId {
         if let LogicalPlan::TableScan(scan) = plan
             && let Some(read) = node_of_scan(scan)
@@ -653,10 +692,20 @@ impl Lowering<'_> {
             },
             LogicalPlan::Aggregate(a) => OpKind::Aggregate {
                 keys: u32::try_from(a.group_expr.len()).unwrap_or(u32::MAX),
+                groups: self.groups(&a.input, &a.group_expr),
             },
-            LogicalPlan::Distinct(_) => OpKind::Aggregate {
-                keys: u32::try_from(plan.schema().fields().len()).unwrap_or(u32::MAX),
-            },
+            LogicalPlan::Distinct(d) => {
+                let columns: Vec<Expr> = plan
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
+                OpKind::Aggregate {
+                    keys: u32::try_from(columns.len()).unwrap_or(u32::MAX),
+                    groups: self.groups(d.input(), &columns),
+                }
+            }
             LogicalPlan::Sort(s) => OpKind::Sort {
                 fetch: s.fetch.map(|n| n as u64),
             },

@@ -14,7 +14,8 @@ pub struct Options {
     pub objective: Objective,
     /// Upper bound of functions per stage (`workers`).
     pub workers: Option<u32>,
-    /// Use exactly `workers` functions in every stage that can be split (for sweeps).
+    /// Use exactly `workers` functions in every stage that can be split (for simulations
+    /// that fix every choice; `flowc plan --workers` and sweeps give an upper bound).
     pub exact_workers: bool,
     /// Memory of every function (`memory_mb`).
     pub memory_mb: Option<u32>,

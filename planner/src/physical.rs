@@ -3,11 +3,13 @@
 //! with their pattern and channel, and for every part its predicted time, its predicted cost
 //! and the reason it was chosen. Serialised as versioned JSON ([`PLAN_VERSION`]).
 
+use crate::fingerprint::Fingerprint;
 use crate::ops::{Channel, Op, OpId, Size};
+use flow_stdlib::SyncMode;
 use serde::{Deserialize, Serialize};
 
 /// Version of the JSON form; bumped when a field changes meaning or disappears.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
 
 /// How rows move between two stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -68,13 +70,44 @@ impl Objective {
     }
 }
 
+/// How a collective moves the model between training workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// Around a ring of direct channels (bandwidth-optimal for large models).
+    Ring,
+    /// Pairs at doubling distances over direct channels (fewer rounds for small models).
+    RecursiveDoubling,
+    /// Objects in storage, each worker reducing one shard.
+    Storage,
+    /// One worker: nothing moves.
+    SingleWorker,
+}
+
+impl Algorithm {
+    /// The name plans print.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Ring => "ring",
+            Algorithm::RecursiveDoubling => "recursive-doubling",
+            Algorithm::Storage => "storage",
+            Algorithm::SingleWorker => "single worker",
+        }
+    }
+}
+
+/// The name of a sync mode as plans print it; `none` when one worker has nothing to combine.
+pub fn sync_name(sync: Option<SyncMode>) -> &'static str {
+    sync.map_or("none", SyncMode::name)
+}
+
 /// How data-parallel training workers combine their updates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Collective {
-    /// `allreduce`, `scatter_reduce` or `average` (the language's `sync` values).
-    pub sync: String,
-    /// `ring`, `recursive-doubling` or `storage`.
-    pub algorithm: String,
+    /// The language's `sync` mode; `None` when one worker has nothing to combine.
+    pub sync: Option<SyncMode>,
+    /// How the model moves.
+    pub algorithm: Algorithm,
     /// The channel the updates move over.
     pub channel: Channel,
     /// Exchange every this many steps (1 except for model averaging).
@@ -229,6 +262,9 @@ pub struct PhysicalPlan {
     pub exchanges: Vec<Exchange>,
     /// Decisions the planner wants a person to know about (overrides, assumptions).
     pub notes: Vec<String>,
+    /// The program and inputs the plan was made for; a saved plan runs only with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<Fingerprint>,
 }
 
 impl PhysicalPlan {
@@ -237,16 +273,27 @@ impl PhysicalPlan {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
-    /// Reads a plan written by [`PhysicalPlan::to_json`] of the same version.
+    /// Reads a plan written by [`PhysicalPlan::to_json`] of the same version. The version is
+    /// read first, so a plan of another version is named as such rather than as bad JSON.
     pub fn from_json(text: &str) -> Result<PhysicalPlan, String> {
-        let plan: PhysicalPlan = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if plan.version != PLAN_VERSION {
-            return Err(format!(
-                "plan version {} is not {PLAN_VERSION}, the version this planner reads",
-                plan.version
-            ));
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("it is not JSON: {e}"))?;
+        match value.get("version").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(PLAN_VERSION) => {}
+            Some(v) => {
+                return Err(format!(
+                    "it is a plan of version {v}, and this flowc reads version {PLAN_VERSION}"
+                ));
+            }
+            None => return Err("it has no `version`: it is not a plan flowc wrote".into()),
         }
-        Ok(plan)
+        serde_json::from_value(value).map_err(|e| format!("it is not a plan flowc wrote: {e}"))
+    }
+
+    /// SHA-256 of the plan's JSON: names the plan a run followed.
+    pub fn hash(&self) -> String {
+        use sha2::Digest;
+        crate::fingerprint::hex(&sha2::Sha256::digest(self.to_json().as_bytes()))
     }
 
     /// The stage an operator runs in.

@@ -138,8 +138,8 @@ fn stage_text(out: &mut String, plan: &PhysicalPlan, stage: &Stage) {
         let _ = writeln!(
             out,
             "  sync: {} ({}, {}){every}, {} steps",
-            c.sync,
-            c.algorithm,
+            crate::physical::sync_name(c.sync),
+            c.algorithm.name(),
             c.channel.name(),
             c.steps
         );

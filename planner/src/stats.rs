@@ -3,7 +3,7 @@
 //! planner stays pure and the language server can answer from the same numbers; everything
 //! downstream of a source is estimated here from the defaults below.
 
-use flow_compiler::ResolvedLoad;
+use flow_compiler::{CsvOptions, ResolvedLoad};
 use serde::{Deserialize, Serialize};
 
 /// What is known about the files of one `load`.
@@ -25,6 +25,14 @@ pub trait Statistics {
 
     /// Size in bytes of a model file, if it can be measured.
     fn model_bytes(&self, path: &str) -> Option<u64>;
+
+    /// Distinct values of one column of a load's files, estimated from a sample of its rows;
+    /// `None` when unknown (the planner then assumes [`GROUPS_PER_ROW`] of a grouping's
+    /// input).
+    fn distinct(&self, load: &ResolvedLoad, csv: &CsvOptions, column: &str) -> Option<u64> {
+        let _ = (load, csv, column);
+        None
+    }
 }
 
 /// Knows nothing: every source is [`UNKNOWN_SOURCE`]. For tests and for tools without files.
@@ -54,7 +62,8 @@ pub const UNKNOWN_MODEL_BYTES: u64 = 1_000_000;
 /// Fraction of rows a filter keeps: DataFusion's default (`default_filter_selectivity` = 20%).
 pub const FILTER_SELECTIVITY: f64 = 0.2;
 
-/// Groups an aggregation with keys produces, as a fraction of its input rows.
+/// Groups an aggregation with keys produces, as a fraction of its input rows, when the data
+/// cannot tell ([`Statistics::distinct`]).
 pub const GROUPS_PER_ROW: f64 = 0.1;
 
 /// Width assumed for a string or binary value, in bytes (Arrow offsets included).

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 /// The knob a sweep turns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Axis {
-    /// Functions in every stage that can be split.
+    /// At most this many functions per stage, as `--workers` means.
     Workers,
     /// Memory of every function.
     MemoryMb,
@@ -114,10 +114,8 @@ pub fn run(graph: &OpGraph, profile: &Profile, options: &Options, sweep: &Sweep)
         .map(|&value| {
             let mut o = options.clone();
             match sweep.axis {
-                Axis::Workers => {
-                    o.workers = Some(value);
-                    o.exact_workers = true;
-                }
+                // What `--workers N` means to `flowc plan`: at most N functions per stage.
+                Axis::Workers => o.workers = Some(value),
                 Axis::MemoryMb => o.memory_mb = Some(value),
             }
             let outcome = crate::plan_graph(graph.clone(), profile, &o)

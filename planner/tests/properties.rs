@@ -78,6 +78,7 @@ fn build(specs: &[Spec], scale: u64) -> OpGraph {
                 5 => (
                     OpKind::Aggregate {
                         keys: (s.b * 3.0) as u32,
+                        groups: (s.a > 0.5).then_some(s.rows % 1000),
                     },
                     vec![t],
                 ),
@@ -224,6 +225,27 @@ proptest! {
         let large = flow_planner::plan_graph(build(&specs, 100 * factor), &profile, &cost);
         if let (Ok(small), Ok(large)) = (small, large) {
             prop_assert!(large.predicted_usd >= small.predicted_usd * 0.97, "{} < {}", large.predicted_usd, small.predicted_usd);
+        }
+    }
+
+    #[test]
+    fn a_sweep_row_is_the_plan_the_workers_flag_gives(
+        specs in prop::collection::vec(spec(), 1..12),
+        values in prop::collection::vec(1u32..80, 1..4),
+        aws in any::<bool>(),
+    ) {
+        let profile = Profile::builtin(if aws { "aws" } else { "local" }).unwrap();
+        let graph = build(&specs, 100);
+        let mut values = values;
+        values.sort_unstable();
+        values.dedup();
+        let sweep = flow_planner::sweep::Sweep { axis: flow_planner::sweep::Axis::Workers, values };
+        for point in flow_planner::sweep::run(&graph, &profile, &Options::default(), &sweep) {
+            let flag = Options { workers: Some(point.value), ..Options::default() };
+            let planned = flow_planner::plan_graph(graph.clone(), &profile, &flag)
+                .map(|p| (p.predicted_s, p.predicted_usd))
+                .map_err(|e| e.message);
+            prop_assert_eq!(point.outcome, planned, "workers = {}", point.value);
         }
     }
 

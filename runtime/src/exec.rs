@@ -163,7 +163,12 @@ impl MlHost for Host<'_> {
         rows(self.dag, node, self.ctx, self.engine, results).await
     }
 
-    fn train(&mut self, spec: &TrainSpec, prepared: Prepared) -> Result<Model, String> {
+    fn train(
+        &mut self,
+        node: NodeId,
+        spec: &TrainSpec,
+        prepared: Prepared,
+    ) -> Result<Model, String> {
         let Engine::Cluster(coordinator) = &mut *self.engine else {
             return Ok(train::fit_prepared(spec, prepared));
         };
@@ -174,7 +179,8 @@ impl MlHost for Host<'_> {
         // One function's worth of training runs where its rows already are: shipping them to
         // a single worker would add a copy the plan does not have (it fuses training with the
         // step that computes its table).
-        if coordinator.training_group(spec) < 2 {
+        let training = coordinator.training(node.index(), spec);
+        if training.group < 2 {
             tracing::info!("training in the coordinator: the plan gives it one function");
             return Ok(train::fit_prepared(spec, prepared));
         }
@@ -185,7 +191,7 @@ impl MlHost for Host<'_> {
             inputs: prepared.x.cols,
         };
         let params = coordinator
-            .train(&header, &prepared.x, &prepared.targets)
+            .train(&header, &training, &prepared.x, &prepared.targets)
             .map_err(|e| crate::diagnose::clean(&e.to_string()))?;
         let mut model = prepared.model;
         if let Body::Net { params: p, .. } = &mut model.body {

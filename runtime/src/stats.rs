@@ -1,8 +1,14 @@
 //! The file-system [`Statistics`]: sizes of the files a `load` reads, exact row counts from
-//! Parquet footers, and row estimates for text formats from a sample of their first bytes.
+//! Parquet footers, row estimates for text formats from a sample of their first bytes, and
+//! distinct values of a column from a sample of its first rows.
 
-use flow_compiler::{Format, ResolvedLoad};
+use datafusion::arrow;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::{RowConverter, SortField};
+use flow_compiler::{CsvOptions, Format, ResolvedLoad};
 use flow_planner::{SourceStats, Statistics};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -42,6 +48,102 @@ impl Statistics for FileStatistics {
     fn model_bytes(&self, path: &str) -> Option<u64> {
         std::fs::metadata(path).ok().map(|m| m.len())
     }
+
+    fn distinct(&self, load: &ResolvedLoad, csv: &CsvOptions, column: &str) -> Option<u64> {
+        let index = load.schema.index_of(column).ok()?;
+        let field = load.schema.field(index).clone();
+        let mut counts: HashMap<Box<[u8]>, u32> = HashMap::new();
+        let converter = RowConverter::new(vec![SortField::new(field.data_type().clone())]).ok()?;
+        let mut sampled = 0usize;
+        for file in &load.files {
+            for batch in sample(load, csv, Path::new(file), SAMPLE_ROWS - sampled)? {
+                let rows = converter
+                    .convert_columns(&[batch.column(index).clone()])
+                    .ok()?;
+                for row in rows.iter() {
+                    *counts.entry(row.as_ref().into()).or_insert(0) += 1;
+                }
+                sampled += batch.num_rows();
+            }
+            if sampled >= SAMPLE_ROWS {
+                break;
+            }
+        }
+        let total = self.source(load).map_or(sampled as u64, |s| s.rows);
+        Some(distinct_estimate(&counts, sampled as u64, total))
+    }
+}
+
+/// Rows sampled to estimate a column's distinct values.
+const SAMPLE_ROWS: usize = 50_000;
+
+/// Distinct values of a column of `total` rows from the value counts of a sample of `sampled`
+/// of them: exact when the sample is everything, else the GEE estimator (Charikar et al.,
+/// 2000): values seen once stand for `sqrt(total / sampled)` values each, values seen more
+/// often for themselves, so a column of a few repeated values stays a few; a sample without
+/// repeats is a key. The sample is the files' first rows: a file sorted by the column shows
+/// fewer values than it has.
+fn distinct_estimate(counts: &HashMap<Box<[u8]>, u32>, sampled: u64, total: u64) -> u64 {
+    let seen = counts.len() as u64;
+    if sampled >= total || sampled == 0 {
+        return seen;
+    }
+    let once = counts.values().filter(|c| **c == 1).count() as f64;
+    if once == seen as f64 {
+        // Nothing repeated in the sample: a key column.
+        return total;
+    }
+    let scale = (total as f64 / sampled as f64).sqrt();
+    let estimate = scale * once + (seen as f64 - once);
+    (estimate.round() as u64).clamp(seen, total)
+}
+
+/// The first `limit` rows of one file of a load, read with its schema.
+fn sample(
+    load: &ResolvedLoad,
+    csv: &CsvOptions,
+    path: &Path,
+    limit: usize,
+) -> Option<Vec<RecordBatch>> {
+    if limit == 0 {
+        return Some(Vec::new());
+    }
+    let file = File::open(path).ok()?;
+    let schema = load.schema.clone();
+    let batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>> = match load.format {
+        Format::Csv => Box::new(
+            arrow::csv::ReaderBuilder::new(schema)
+                .with_header(csv.header)
+                .with_delimiter(csv.delimiter)
+                .build(file)
+                .ok()?,
+        ),
+        Format::Json => Box::new(
+            arrow::json::ReaderBuilder::new(schema)
+                .build(std::io::BufReader::new(file))
+                .ok()?,
+        ),
+        Format::Arrow => Box::new(arrow::ipc::reader::FileReader::try_new(file, None).ok()?),
+        Format::Parquet => Box::new(
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .ok()?
+                .with_limit(limit)
+                .build()
+                .ok()?,
+        ),
+    };
+    let mut out = Vec::new();
+    let mut rows = 0;
+    for batch in batches {
+        let batch = batch.ok()?;
+        let take = (limit - rows).min(batch.num_rows());
+        rows += take;
+        out.push(batch.slice(0, take));
+        if rows >= limit {
+            break;
+        }
+    }
+    Some(out)
 }
 
 fn parquet_rows(path: &Path) -> Option<u64> {
@@ -86,6 +188,34 @@ mod tests {
         let (rows, exact) = text_rows(&big, (line.len() * 40_000) as u64).unwrap();
         assert!(!exact);
         assert!((rows as i64 - 40_000).abs() < 100, "{rows}");
+    }
+
+    #[test]
+    fn distinct_values_come_from_a_sample() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut text = String::from("id,store\n");
+        for i in 0..200_000 {
+            text.push_str(&format!("{i},s{}\n", i % 5));
+        }
+        std::fs::write(&path, text).unwrap();
+        let load = ResolvedLoad {
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, true),
+                Field::new("store", DataType::Utf8, true),
+            ])),
+            format: Format::Csv,
+            files: vec![path.display().to_string()],
+        };
+        let csv = CsvOptions::default();
+        // Five stores in 200,000 rows stay five; unique ids scale to the file's rows.
+        assert_eq!(FileStatistics.distinct(&load, &csv, "store"), Some(5));
+        // A sample without repeats is a key: as many values as the file has rows (estimated
+        // from its first bytes, for a CSV file this size).
+        let rows = FileStatistics.source(&load).unwrap().rows;
+        assert!((180_000..=240_000).contains(&rows), "{rows}");
+        assert_eq!(FileStatistics.distinct(&load, &csv, "id"), Some(rows));
+        assert_eq!(FileStatistics.distinct(&load, &csv, "nothing"), None);
     }
 
     #[test]

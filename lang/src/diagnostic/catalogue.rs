@@ -257,6 +257,16 @@ catalogue! {
      or was written by a newer flow. The message names the column and row or the file.",
     "save (t | train logistic(label = y, features = [x])) to \"m.model\"   # y has a null";
 
+    E0034, Error, "saved plan does not belong to the program",
+    "`flowc run FILE --plan PLAN.json` runs a plan saved by `flowc plan FILE --format json` \
+     only with the program and data it was made for. The plan records a fingerprint of the \
+     compiled program and the schema of every input; when the program changed, an input's \
+     columns or types changed, an input was added or removed, or the plan was written by a \
+     flowc with another plan format, the run is refused before anything is read or written, \
+     and the message says what differs. Make the plan again. Editing a plan's functions, \
+     memory or channels is fine: those are what a saved plan is for.",
+    "flowc run pipeline.flow --plan plan.json   # pipeline.flow was edited after the plan";
+
     W0001, Warning, "unused binding",
     "A `let` binds a table or model that no `save`, `show` or other binding uses. It is not \
      computed. Remove it, or prefix the name with `_` to keep it quietly.",

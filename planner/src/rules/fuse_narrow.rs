@@ -99,7 +99,7 @@ impl Rule for FuseNarrow {
                 let input = p.graph.ops[id].inputs[k];
                 let keys = match (&p.graph.ops[id].kind, pattern) {
                     (
-                        OpKind::Join { keys, .. } | OpKind::Aggregate { keys },
+                        OpKind::Join { keys, .. } | OpKind::Aggregate { keys, .. },
                         Pattern::HashShuffle,
                     ) => Some(*keys),
                     _ => None,

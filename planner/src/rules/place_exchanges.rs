@@ -39,7 +39,7 @@ impl Rule for PlaceExchanges {
                     }
                     match &op.kind {
                         OpKind::Join { .. } => Some(Pattern::HashShuffle),
-                        OpKind::Aggregate { keys: 0 } => gather(single[*input]),
+                        OpKind::Aggregate { keys: 0, .. } => gather(single[*input]),
                         OpKind::Aggregate { .. } => Some(Pattern::HashShuffle),
                         OpKind::Sort { .. }
                         | OpKind::Limit { .. }

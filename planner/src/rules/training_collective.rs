@@ -13,7 +13,7 @@
 use super::{Planning, Rule};
 use crate::ops::OpKind;
 use crate::options::PlanError;
-use crate::physical::Collective;
+use crate::physical::{Collective, sync_name};
 use crate::units;
 
 pub struct TrainingCollective;
@@ -32,7 +32,7 @@ impl Rule for TrainingCollective {
             let reason = if s.functions <= 1 {
                 "one worker: nothing to combine".to_string()
             } else if forced {
-                format!("`sync = \"{}\"` as the program asks", t.sync)
+                format!("`sync = \"{}\"` as the program asks", sync_name(t.sync))
             } else {
                 let per = match t.every {
                     1 => "every step".to_string(),
@@ -52,8 +52,8 @@ impl Rule for TrainingCollective {
                 )
             };
             p.plan.stages[stage].collective = Some(Collective {
-                sync: t.sync.to_string(),
-                algorithm: t.algorithm.to_string(),
+                sync: t.sync,
+                algorithm: t.algorithm,
                 channel: t.channel,
                 every: t.every,
                 steps: t.steps,

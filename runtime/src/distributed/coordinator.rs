@@ -11,9 +11,7 @@ use super::co_located::co_locate;
 use super::codec;
 use super::exchange::{ExchangeReadExec, ReadKind};
 use super::pairing::planned_channel;
-use super::protocol::{
-    AttemptId, ChannelKind, ToCoordinator, ToWorker, receive, send, write_frame,
-};
+use super::protocol::{AttemptId, ToCoordinator, ToWorker, receive, send, write_frame};
 use super::record::{RunRecord, StageRecord, TaskRecord, Watch};
 use super::row_groups::RowGroups;
 use super::stages::{StagePlan, cut};
@@ -58,7 +56,7 @@ pub struct ClusterOptions {
 #[derive(Clone)]
 pub enum ChannelChoice {
     /// Every stage's output over this channel (`--channel`).
-    All(ChannelKind),
+    All(Channel),
     /// Each stage's output over the channel the planner chose for the planner stage it pairs
     /// with ([`super::pairing`]); direct where the plan says nothing.
     Planned(Arc<PhysicalPlan>),
@@ -73,12 +71,12 @@ impl ChannelChoice {
         }
     }
 
-    fn of(&self, stage: &StageRecord) -> ChannelKind {
+    fn of(&self, stage: &StageRecord) -> Channel {
         match self {
             ChannelChoice::All(kind) => *kind,
             ChannelChoice::Planned(plan) => match planned_channel(stage, plan) {
-                Some(Channel::Storage) => ChannelKind::Storage,
-                _ => ChannelKind::Direct,
+                Some(Channel::Storage) => Channel::Storage,
+                _ => Channel::Direct,
             },
         }
     }
@@ -125,7 +123,7 @@ struct Output {
     addr: String,
     key: String,
     rows: Vec<u64>,
-    channel: ChannelKind,
+    channel: Channel,
 }
 
 struct StageRun {
@@ -134,11 +132,11 @@ struct StageRun {
     next_attempt: Vec<u32>,
     failures: Vec<u32>,
     last_error: Vec<String>,
-    channel: ChannelKind,
+    channel: Channel,
 }
 
 impl StageRun {
-    fn new(tasks: usize, channel: ChannelKind) -> StageRun {
+    fn new(tasks: usize, channel: Channel) -> StageRun {
         StageRun {
             channel,
             committed: vec![None; tasks],
@@ -169,7 +167,7 @@ pub struct Coordinator {
     clock: Instant,
     /// When the last worker was started.
     launched: Instant,
-    sent: HashMap<AttemptId, (f64, ChannelKind)>,
+    sent: HashMap<AttemptId, (f64, Channel)>,
     record: RunRecord,
     watch: Option<Arc<dyn Watch>>,
     _interrupt: Registered,
@@ -526,7 +524,7 @@ impl Coordinator {
         error: Option<String>,
     ) {
         let pid = self.slot(worker).map_or(0, |s| s.pid);
-        let (start_s, channel) = self.sent.remove(&id).unwrap_or((0.0, ChannelKind::Direct));
+        let (start_s, channel) = self.sent.remove(&id).unwrap_or((0.0, Channel::Direct));
         let record = TaskRecord {
             id,
             worker,
@@ -606,7 +604,7 @@ impl Coordinator {
             for t in 0..run.committed.len() {
                 if run.committed[t]
                     .as_ref()
-                    .is_some_and(|o| o.worker == w && o.channel == ChannelKind::Direct)
+                    .is_some_and(|o| o.worker == w && o.channel != Channel::Storage)
                 {
                     run.committed[t] = None;
                 }
@@ -633,37 +631,26 @@ impl Coordinator {
         self.max_attempts
     }
 
-    /// The collective the plan chose for a training stage, if it planned one.
-    pub(super) fn planned_collective(&self) -> Option<flow_planner::physical::Collective> {
+    /// The planned stage that trains the model of DAG node `node`, when the run follows a
+    /// plan: found through the operator the planner made of that node, never by kind.
+    pub(super) fn planned_training_stage(&self, node: usize) -> Option<&flow_planner::Stage> {
         let ChannelChoice::Planned(plan) = &self.channel else {
             return None;
         };
-        plan.stages.iter().find_map(|s| s.collective.clone())
-    }
-
-    /// How many workers train together: all of them when the program names a `sync` mode
-    /// (it asks for data-parallel training), else as many functions as the plan gave its
-    /// training stage — one when the data is too small to be worth dividing — else all.
-    pub(crate) fn training_group(&self, spec: &flow_stdlib::TrainSpec) -> usize {
-        let all = self.live_workers().len();
-        let ChannelChoice::Planned(plan) = &self.channel else {
-            return all;
-        };
-        if spec.sync.is_some() {
-            return all;
-        }
         plan.ops
             .iter()
-            .find(|o| matches!(o.op.kind, flow_planner::ops::OpKind::Train { .. }))
+            .find(|o| {
+                o.op.origin.node == node
+                    && matches!(o.op.kind, flow_planner::ops::OpKind::Train { .. })
+            })
             .and_then(|o| plan.stages.get(o.stage))
-            .map_or(all, |s| (s.functions as usize).clamp(1, all.max(1)))
     }
 
     /// The channel stage outputs take when the plan says nothing.
-    pub(super) fn default_channel(&self) -> ChannelKind {
+    pub(super) fn default_channel(&self) -> Channel {
         match &self.channel {
             ChannelChoice::All(kind) => *kind,
-            ChannelChoice::Planned(_) => ChannelKind::Direct,
+            ChannelChoice::Planned(_) => Channel::Direct,
         }
     }
 
@@ -790,12 +777,12 @@ impl Coordinator {
 
     fn location(&self, output: &Output, bucket: usize) -> Location {
         match output.channel {
-            ChannelKind::Direct => Location::Direct {
+            Channel::Direct | Channel::Fused => Location::Direct {
                 addr: output.addr.clone(),
                 key: output.key.clone(),
                 bucket,
             },
-            ChannelKind::Storage => Location::Storage {
+            Channel::Storage => Location::Storage {
                 path: self.channels.object_path(&output.key, bucket),
             },
         }

@@ -26,5 +26,5 @@ pub mod worker;
 
 pub use backend::{Backend, LocalBackend};
 pub use coordinator::{ChannelChoice, ClusterOptions, Coordinator};
-pub use protocol::ChannelKind;
+pub use flow_planner::Channel;
 pub use record::{StageRecord, TaskRecord, Watch};

@@ -1,6 +1,7 @@
 //! What the coordinator and its workers say to each other over the control connection: one
 //! length-prefixed JSON message per frame, a task's serialised plan in the frame after it.
 
+use flow_planner::Channel;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
@@ -68,27 +69,6 @@ impl AttemptId {
     }
 }
 
-/// How a task's output leaves it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelKind {
-    /// Kept in the worker and served to consumers over TCP.
-    #[default]
-    Direct,
-    /// Written to the run's object store.
-    Storage,
-}
-
-impl ChannelKind {
-    /// The name flags and reports use.
-    pub fn name(self) -> &'static str {
-        match self {
-            ChannelKind::Direct => "direct",
-            ChannelKind::Storage => "storage",
-        }
-    }
-}
-
 /// A message from the coordinator.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToWorker {
@@ -97,7 +77,7 @@ pub enum ToWorker {
         /// Which attempt this is.
         id: AttemptId,
         /// Where its output goes.
-        channel: ChannelKind,
+        channel: Channel,
         /// Whether it is a task of the job's last stage (whose output the coordinator reads).
         last: bool,
     },
@@ -114,9 +94,9 @@ pub enum ToWorker {
         /// Every member's data-server address, by rank.
         peers: Vec<String>,
         /// How members reach each other: their data servers, or the run's store.
-        mailbox: ChannelKind,
-        /// How `allreduce` adds: `ring` or `doubling`.
-        algorithm: String,
+        mailbox: Channel,
+        /// How `allreduce` adds: around a ring, or by recursive doubling.
+        algorithm: flow_planner::physical::Algorithm,
     },
     /// Forget the outputs of a finished job.
     Release {

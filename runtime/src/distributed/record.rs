@@ -3,7 +3,8 @@
 //! [`Watch`] (the CLI's progress display) and keeps them for the run's report.
 
 use super::channels::Compression;
-use super::protocol::{AttemptId, ChannelKind};
+use super::protocol::AttemptId;
+use flow_planner::Channel;
 use serde::Serialize;
 
 /// A whole distributed run.
@@ -98,7 +99,7 @@ pub struct TaskRecord {
     /// The worker's process id.
     pub pid: u32,
     /// How its output moved.
-    pub channel: ChannelKind,
+    pub channel: Channel,
     /// When it was sent, seconds after the run started.
     pub start_s: f64,
     /// When its answer came back.

@@ -6,11 +6,10 @@
 
 use super::channels::lost_peer;
 use super::coordinator::{Coordinator, Event, error};
-use super::protocol::{
-    ChannelKind, ToCoordinator, ToWorker, TrainHeader, f64_bytes, send, write_frame,
-};
+use super::protocol::{ToCoordinator, ToWorker, TrainHeader, f64_bytes, send, write_frame};
 use datafusion::error::Result;
 use flow_planner::Channel;
+use flow_planner::physical::Algorithm;
 use flow_stdlib::SyncMode;
 use flow_stdlib::ml::Matrix;
 use flow_stdlib::ml::parallel::{self, Member};
@@ -21,19 +20,32 @@ use std::sync::mpsc::RecvTimeoutError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Collective {
     pub sync: SyncMode,
-    pub algorithm: String,
+    pub algorithm: Algorithm,
     pub every: usize,
-    pub mailbox: ChannelKind,
+    pub mailbox: Channel,
+}
+
+/// How one `train` step trains on the run's workers: how many of them, and how they combine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Training {
+    /// Workers training together (1: the coordinator trains alone).
+    pub group: usize,
+    pub collective: Collective,
 }
 
 impl Coordinator {
-    /// Trains `header.params` on every worker, each on its shard of `x` and `targets`; returns
-    /// the trained parameters.
-    pub fn train(&mut self, header: &TrainHeader, x: &Matrix, targets: &[f64]) -> Result<Vec<f64>> {
-        let collective = self.collective(&header.spec);
+    /// Trains `header.params` on `training.group` workers, each on its shard of `x` and
+    /// `targets`; returns the trained parameters.
+    pub fn train(
+        &mut self,
+        header: &TrainHeader,
+        training: &Training,
+        x: &Matrix,
+        targets: &[f64],
+    ) -> Result<Vec<f64>> {
         let mut attempt = 1;
         loop {
-            match self.train_once(header, x, targets, &collective, attempt - 1) {
+            match self.train_once(header, training, x, targets, attempt - 1) {
                 Ok(params) => return Ok(params),
                 Err(e) if attempt < self.max_attempts() && !crate::interrupt::interrupted() => {
                     tracing::warn!("training attempt {attempt} failed ({e}); starting again");
@@ -44,28 +56,48 @@ impl Coordinator {
         }
     }
 
-    /// The program's `sync`, else what the plan chose for its training stage, else the mode
-    /// that suits the run's channel.
-    pub fn collective(&self, spec: &flow_stdlib::TrainSpec) -> Collective {
-        let planned = self.planned_collective();
+    /// How the `train` step of DAG node `node` trains: the group is all the workers when the
+    /// program names a `sync` mode (it asks for data-parallel training), else as many as the
+    /// plan gave that step's training stage — one when the data is too small to be worth
+    /// dividing; the collective is the program's `sync`, else what the plan chose for that
+    /// stage, else the mode that suits the run's channel.
+    pub fn training(&self, node: usize, spec: &flow_stdlib::TrainSpec) -> Training {
+        let all = self.live_workers().len().max(1);
+        let stage = self.planned_training_stage(node);
+        let group = match stage {
+            _ if spec.sync.is_some() => all,
+            Some(s) => (s.functions as usize).clamp(1, all),
+            None => all,
+        };
+        Training {
+            group,
+            collective: self.collective(spec, stage.and_then(|s| s.collective.as_ref())),
+        }
+    }
+
+    fn collective(
+        &self,
+        spec: &flow_stdlib::TrainSpec,
+        planned: Option<&flow_planner::physical::Collective>,
+    ) -> Collective {
         let mailbox_of = |sync: SyncMode, planned: Option<Channel>| match (sync, planned) {
-            (SyncMode::ScatterReduce, _) | (_, Some(Channel::Storage)) => ChannelKind::Storage,
+            (SyncMode::ScatterReduce, _) | (_, Some(Channel::Storage)) => Channel::Storage,
             _ => self.default_channel(),
         };
         if let Some(sync) = spec.sync {
             return Collective {
                 sync,
-                algorithm: "ring".into(),
-                every: planned.as_ref().map_or(8, |p| p.every as usize),
+                algorithm: Algorithm::Ring,
+                every: planned.map_or(8, |p| p.every as usize),
                 mailbox: mailbox_of(sync, None),
             };
         }
         if let Some(p) = planned
-            && let Some(sync) = SyncMode::parse(&p.sync)
+            && let Some(sync) = p.sync
         {
             return Collective {
                 sync,
-                algorithm: p.algorithm.clone(),
+                algorithm: p.algorithm,
                 every: p.every.max(1) as usize,
                 mailbox: mailbox_of(sync, Some(p.channel)),
             };
@@ -73,12 +105,12 @@ impl Coordinator {
         // Through storage every exchange costs requests and polling: averaging every few
         // steps amortises them; over direct channels each step's allreduce is cheap.
         let sync = match self.default_channel() {
-            ChannelKind::Storage => SyncMode::Average,
-            ChannelKind::Direct => SyncMode::Allreduce,
+            Channel::Storage => SyncMode::Average,
+            Channel::Direct | Channel::Fused => SyncMode::Allreduce,
         };
         Collective {
             sync,
-            algorithm: "ring".into(),
+            algorithm: Algorithm::Ring,
             every: 8,
             mailbox: mailbox_of(sync, None),
         }
@@ -87,16 +119,17 @@ impl Coordinator {
     fn train_once(
         &mut self,
         header: &TrainHeader,
+        training: &Training,
         x: &Matrix,
         targets: &[f64],
-        collective: &Collective,
         attempt: u32,
     ) -> Result<Vec<f64>> {
+        let collective = &training.collective;
         self.wait_for_workers()?;
         let job = self.new_job();
         let key = format!("j{job}/train");
         let mut members = self.live_workers();
-        members.truncate(self.training_group(&header.spec).max(1));
+        members.truncate(training.group.max(1));
         let size = members.len();
         let (_, steps) = parallel::schedule(x.rows, size, header.spec.batch_size, collective.sync);
         let peers: Vec<String> = members.iter().map(|w| self.data_addr(*w)).collect();
@@ -106,7 +139,7 @@ impl Coordinator {
             "training on {size} worker{}: {} with {} ({} steps per epoch)",
             if size == 1 { "" } else { "s" },
             collective.sync.name(),
-            collective.algorithm,
+            collective.algorithm.name(),
             steps
         );
         for (rank, &w) in members.iter().enumerate() {
@@ -128,7 +161,7 @@ impl Coordinator {
                 },
                 peers: peers.clone(),
                 mailbox: collective.mailbox,
-                algorithm: collective.algorithm.clone(),
+                algorithm: collective.algorithm,
             };
             let conn = self.connection(w);
             let sent = send(conn, &message)

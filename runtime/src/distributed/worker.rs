@@ -9,8 +9,7 @@ use super::collective::{DirectMailbox, Group, Mailbox, StoreMailbox};
 use super::faults::{Faults, Role};
 use super::outbox::Outbox;
 use super::protocol::{
-    AttemptId, ChannelKind, ToCoordinator, ToWorker, TrainHeader, f64_values, read_frame, receive,
-    send,
+    AttemptId, ToCoordinator, ToWorker, TrainHeader, f64_values, read_frame, receive, send,
 };
 use super::store::open_store;
 use bytes::Bytes;
@@ -20,6 +19,8 @@ use datafusion::physical_expr::Partitioning;
 use datafusion::physical_plan::metrics::Time;
 use datafusion::physical_plan::repartition::{BatchPartitioner, RepartitionExec};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use flow_planner::Channel;
+use flow_planner::physical::Algorithm;
 use flow_stdlib::MlError;
 use flow_stdlib::SyncMode;
 use flow_stdlib::ml::Matrix;
@@ -110,15 +111,15 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                 };
                 let started = Instant::now();
                 let rank = member.rank;
-                let kept = (mailbox == ChannelKind::Direct).then(|| outbox.clone());
+                let kept = (mailbox != Channel::Storage).then(|| outbox.clone());
                 let mailbox: Box<dyn Mailbox> = match mailbox {
-                    ChannelKind::Direct => Box::new(DirectMailbox {
+                    Channel::Direct | Channel::Fused => Box::new(DirectMailbox {
                         channels: channels.clone(),
                         outbox: outbox.clone(),
                         peers,
                         handle: runtime.handle().clone(),
                     }),
-                    ChannelKind::Storage => Box::new(StoreMailbox {
+                    Channel::Storage => Box::new(StoreMailbox {
                         channels: channels.clone(),
                         rank,
                         handle: runtime.handle().clone(),
@@ -130,7 +131,7 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                 // I/O runs on.
                 let trained = runtime.block_on(async move {
                     tokio::task::spawn_blocking(move || {
-                        train_member(&name, member, mailbox, &algorithm, &frames, fault, kept)
+                        train_member(&name, member, mailbox, algorithm, &frames, fault, kept)
                     })
                     .await
                     .unwrap_or_else(|e| Err(format!("training stopped: {e}")))
@@ -234,7 +235,7 @@ fn train_member(
     key: &str,
     member: Member,
     mailbox: Box<dyn Mailbox>,
-    algorithm: &str,
+    algorithm: Algorithm,
     frames: &[Vec<u8>],
     fault: (Arc<Faults>, u32),
     outbox: Option<Arc<Outbox>>,
@@ -250,7 +251,9 @@ fn train_member(
     let group = Group::new(member.rank, member.size, mailbox).map_err(|e| e.to_string())?;
     let allreduce: fn(&Group, &str, &mut [f32]) -> Result<()> = match (member.sync, algorithm) {
         (SyncMode::ScatterReduce, _) => Group::scatter_reduce,
-        (_, "doubling") if member.size.is_power_of_two() => Group::allreduce_doubling,
+        (_, Algorithm::RecursiveDoubling) if member.size.is_power_of_two() => {
+            Group::allreduce_doubling
+        }
         _ => Group::allreduce_ring,
     };
     let mut combine = GroupCombine {
@@ -281,7 +284,7 @@ async fn run_task(
     outbox: &Outbox,
     faults: &Faults,
     (id, last): (AttemptId, bool),
-    channel: ChannelKind,
+    channel: Channel,
     bytes: &[u8],
 ) -> Result<(Vec<u64>, Vec<u64>)> {
     let task_ctx = ctx.task_ctx();
@@ -349,14 +352,14 @@ async fn run_task(
     }
     let sizes = encoded.iter().map(|b| b.len() as u64).collect();
     match channel {
-        ChannelKind::Storage => {
+        Channel::Storage => {
             for (bucket, bytes) in encoded.into_iter().enumerate() {
                 if rows[bucket] > 0 {
                     channels.put(&key, bucket, bytes).await?;
                 }
             }
         }
-        ChannelKind::Direct => {
+        Channel::Direct | Channel::Fused => {
             outbox.keep(key, encoded);
         }
     }

@@ -84,8 +84,14 @@ pub(crate) trait MlHost {
         results: &MlResults,
     ) -> Result<Vec<RecordBatch>, Diagnostic>;
 
-    /// Trains a model on prepared data: in this process, or across the run's workers.
-    fn train(&mut self, spec: &TrainSpec, prepared: train::Prepared) -> Result<Model, String>;
+    /// Trains the model of DAG node `node` on prepared data: in this process, or across the
+    /// run's workers as the plan gives that node's training stage.
+    fn train(
+        &mut self,
+        node: NodeId,
+        spec: &TrainSpec,
+        prepared: train::Prepared,
+    ) -> Result<Model, String>;
 }
 
 /// What the ML nodes of a run computed.
@@ -153,7 +159,7 @@ impl MlResults {
                     let model = tokio::task::block_in_place(|| {
                         let prepared = train::prepare_batches(spec, &batches)
                             .map_err(|e| ml_error(e, at, "while training this model"))?;
-                        host.train(spec, prepared).map_err(|message| {
+                        host.train(n, spec, prepared).map_err(|message| {
                             Diagnostic::error(Code::E0029, message, at, "while training this model")
                         })
                     })?;
