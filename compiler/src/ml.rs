@@ -11,7 +11,7 @@ use datafusion::common::ExprSchema;
 use flow_lang::ast::{self, Arg, ExprKind, Ident, Literal};
 use flow_lang::format::expr_text;
 use flow_lang::{Code, Diagnostic, Span};
-use flow_stdlib::{ArgType, ArgValue, Feature, Task};
+use flow_stdlib::{ArgType, ArgValue, Feature, ModelKind, Task};
 
 impl Compiler<'_> {
     pub(crate) fn train(
@@ -41,183 +41,28 @@ impl Compiler<'_> {
                 format!("model kinds: {}", names.collect::<Vec<_>>().join(", "))
             }));
         };
-        let schema = plan.schema().clone();
-        let mut spec = flow_stdlib::TrainSpec::new(model);
-        let mut given: Vec<(String, String)> = Vec::new();
-        let mut inputs: Vec<(String, DataType)> = Vec::new();
-        let mut label = None;
+        let mut train = TrainArgs {
+            spec: flow_stdlib::TrainSpec::new(model),
+            given: Vec::new(),
+            inputs: Vec::new(),
+            label: None,
+        };
         for arg in args {
-            let Some(name) = &arg.name else {
-                return Err(Diagnostic::error(
-                    Code::E0017,
-                    "model arguments are named",
-                    arg.span,
-                    "unnamed argument",
-                )
-                .with_help("write `name = value`, for example `label = churned`"));
-            };
-            let Some(arg_spec) = model.arg(&name.name) else {
-                let known = model.args.iter().map(|a| a.name);
-                return Err(Diagnostic::error(
-                    Code::E0017,
-                    format!("`{}` takes no argument `{}`", model.name, name.name),
-                    name.span,
-                    "unknown argument",
-                )
-                .suggesting(&name.name, known.clone(), || {
-                    format!(
-                        "`{}` takes: {}",
-                        model.name,
-                        known.collect::<Vec<_>>().join(", ")
-                    )
-                }));
-            };
-            if given.iter().any(|(n, _)| *n == name.name) {
-                return Err(Diagnostic::error(
-                    Code::E0017,
-                    format!("`{}` is given twice", name.name),
-                    name.span,
-                    "second one",
-                ));
-            }
-            let wrong = |expected: String| {
-                Diagnostic::error(
-                    Code::E0017,
-                    format!("`{}` takes {expected}", name.name),
-                    arg.value.span,
-                    format!("expected {expected}"),
-                )
-            };
-            match arg_spec.ty {
-                ArgType::Column => {
-                    let Some(c) = arg.value.as_column() else {
-                        return Err(wrong(arg_spec.ty.describe()));
-                    };
-                    let column = scope::resolve(&schema, c)?;
-                    let ty = schema
-                        .field_from_column(&column)
-                        .map(|f| f.data_type().clone())
-                        .unwrap_or(DataType::Null);
-                    let ok = match model.task {
-                        Task::Regression => family(&ty) == Family::Numeric,
-                        _ => matches!(family(&ty), Family::Numeric | Family::Text | Family::Bool),
-                    };
-                    if !ok {
-                        let need = if model.task == Task::Regression {
-                            "a numeric label"
-                        } else {
-                            "a label of numbers, strings or booleans"
-                        };
-                        return Err(Diagnostic::error(
-                            Code::E0017,
-                            format!(
-                                "`{}` needs {need}, but `{}` is {}",
-                                model.name,
-                                c.name.name,
-                                display(&ty)
-                            ),
-                            c.span,
-                            format!("this is {}", display(&ty)),
-                        ));
-                    }
-                    label = Some((c.name.name.clone(), ty));
-                    spec.set(&name.name, ArgValue::Column(c.name.name.clone()));
-                }
-                ArgType::Features => {
-                    let ExprKind::List(items) = &arg.value.kind else {
-                        return Err(wrong(arg_spec.ty.describe()));
-                    };
-                    if items.is_empty() {
-                        return Err(wrong("at least one feature".into()));
-                    }
-                    let mut features = Vec::new();
-                    for item in items {
-                        let (name, ty, feature) = self.feature(&schema, item)?;
-                        inputs.push((name, ty));
-                        features.push(feature);
-                    }
-                    spec.set(&name.name, ArgValue::Features(features));
-                }
-                ArgType::Int => {
-                    let ExprKind::Literal(Literal::Int(i)) = arg.value.kind else {
-                        return Err(wrong("a positive integer".into()));
-                    };
-                    if i <= 0 {
-                        return Err(wrong("a positive integer".into()));
-                    }
-                    spec.set(&name.name, ArgValue::Int(i));
-                }
-                ArgType::Float => {
-                    let value = match arg.value.kind {
-                        ExprKind::Literal(Literal::Float(f)) if f >= 0.0 => f,
-                        ExprKind::Literal(Literal::Int(i)) if i >= 0 => i as f64,
-                        _ => return Err(wrong("a non-negative number".into())),
-                    };
-                    spec.set(&name.name, ArgValue::Float(value));
-                }
-                ArgType::IntList => {
-                    let ExprKind::List(items) = &arg.value.kind else {
-                        return Err(wrong("a list of positive integers".into()));
-                    };
-                    let sizes: Option<Vec<i64>> = items
-                        .iter()
-                        .map(|i| match i.kind {
-                            ExprKind::Literal(Literal::Int(n)) if n > 0 => Some(n),
-                            _ => None,
-                        })
-                        .collect();
-                    match sizes {
-                        Some(sizes) if !sizes.is_empty() => {
-                            spec.set(&name.name, ArgValue::Ints(sizes));
-                        }
-                        _ => return Err(wrong("a list of positive integers".into())),
-                    }
-                }
-                ArgType::Choice(options) => match &arg.value.kind {
-                    ExprKind::Literal(Literal::String(s)) if options.contains(&s.as_str()) => {
-                        spec.set(&name.name, ArgValue::Text(s.clone()));
-                    }
-                    _ => return Err(wrong(arg_spec.ty.describe())),
-                },
-            }
-            given.push((name.name.clone(), expr_text(&arg.value)));
+            self.train_arg(model, plan.schema(), arg, &mut train)?;
         }
-        for spec in model.args.iter().filter(|a| a.default.is_none()) {
-            if !given.iter().any(|(n, _)| n == spec.name) {
-                return Err(Diagnostic::error(
-                    Code::E0017,
-                    format!("`{}` needs the argument `{}`", model.name, spec.name),
-                    kind.span,
-                    format!("`{}` missing", spec.name),
-                )
-                .with_help(format!("add `{} = ...`: {}", spec.name, spec.doc)));
-            }
-        }
-        if let Some((name, _)) = &label
-            && inputs.iter().any(|(i, _)| i == name)
-        {
-            return Err(Diagnostic::error(
-                Code::E0017,
-                format!("the label `{name}` is also a feature"),
-                span,
-                "label among the features",
-            )
-            .with_help(
-                "a model cannot see the answer it is asked to predict; remove it from `features`",
-            ));
-        }
+        train.complete(model, kind, span)?;
         let input = self.materialize(&plan, &deps, "training data", span);
         let signature = ModelSignature {
             kind: model.name.to_string(),
             task: model.task,
-            inputs,
-            label,
+            inputs: train.inputs,
+            label: train.label,
         };
         let node = self.dag.add(Node {
             kind: NodeKind::Train {
                 model: signature.clone(),
-                args: given,
-                spec,
+                args: train.given,
+                spec: train.spec,
             },
             label: format!("train {}", model.name),
             span,
@@ -228,6 +73,87 @@ impl Compiler<'_> {
             node,
             signature: Some(signature),
         })
+    }
+
+    /// Checks one named argument of `train` against the model's catalogue entry and sets it
+    /// on the spec.
+    fn train_arg(
+        &self,
+        model: &ModelKind,
+        schema: &datafusion::common::DFSchema,
+        arg: &Arg,
+        train: &mut TrainArgs,
+    ) -> Result<(), Diagnostic> {
+        let Some(name) = &arg.name else {
+            return Err(Diagnostic::error(
+                Code::E0017,
+                "model arguments are named",
+                arg.span,
+                "unnamed argument",
+            )
+            .with_help("write `name = value`, for example `label = churned`"));
+        };
+        let Some(arg_spec) = model.arg(&name.name) else {
+            let known = model.args.iter().map(|a| a.name);
+            return Err(Diagnostic::error(
+                Code::E0017,
+                format!("`{}` takes no argument `{}`", model.name, name.name),
+                name.span,
+                "unknown argument",
+            )
+            .suggesting(&name.name, known.clone(), || {
+                format!(
+                    "`{}` takes: {}",
+                    model.name,
+                    known.collect::<Vec<_>>().join(", ")
+                )
+            }));
+        };
+        if train.given.iter().any(|(n, _)| *n == name.name) {
+            return Err(Diagnostic::error(
+                Code::E0017,
+                format!("`{}` is given twice", name.name),
+                name.span,
+                "second one",
+            ));
+        }
+        let wrong = |expected: String| {
+            Diagnostic::error(
+                Code::E0017,
+                format!("`{}` takes {expected}", name.name),
+                arg.value.span,
+                format!("expected {expected}"),
+            )
+        };
+        let value = match arg_spec.ty {
+            ArgType::Column => {
+                let Some(c) = arg.value.as_column() else {
+                    return Err(wrong(arg_spec.ty.describe()));
+                };
+                let ty = label_type(model, schema, c)?;
+                train.label = Some((c.name.name.clone(), ty));
+                ArgValue::Column(c.name.name.clone())
+            }
+            ArgType::Features => {
+                let ExprKind::List(items) = &arg.value.kind else {
+                    return Err(wrong(arg_spec.ty.describe()));
+                };
+                if items.is_empty() {
+                    return Err(wrong("at least one feature".into()));
+                }
+                let mut features = Vec::new();
+                for item in items {
+                    let (name, ty, feature) = self.feature(schema, item)?;
+                    train.inputs.push((name, ty));
+                    features.push(feature);
+                }
+                ArgValue::Features(features)
+            }
+            ty => literal_arg(ty, &arg.value).map_err(wrong)?,
+        };
+        train.spec.set(&name.name, value);
+        train.given.push((name.name.clone(), expr_text(&arg.value)));
+        Ok(())
     }
 
     /// One entry of `features = [...]`: a column or a feature function of a column.
@@ -534,5 +460,122 @@ impl Compiler<'_> {
             plan,
             deps: vec![node],
         })
+    }
+}
+
+/// What the arguments of a `train` step set, as they are checked.
+struct TrainArgs {
+    spec: flow_stdlib::TrainSpec,
+    /// The arguments as written, for people.
+    given: Vec<(String, String)>,
+    /// The features' columns and types.
+    inputs: Vec<(String, DataType)>,
+    label: Option<(String, DataType)>,
+}
+
+impl TrainArgs {
+    /// Checks what only the whole argument list shows: every required argument given, and
+    /// the label not among the features.
+    fn complete(&self, model: &ModelKind, kind: &Ident, span: Span) -> Result<(), Diagnostic> {
+        for spec in model.args.iter().filter(|a| a.default.is_none()) {
+            if !self.given.iter().any(|(n, _)| n == spec.name) {
+                return Err(Diagnostic::error(
+                    Code::E0017,
+                    format!("`{}` needs the argument `{}`", model.name, spec.name),
+                    kind.span,
+                    format!("`{}` missing", spec.name),
+                )
+                .with_help(format!("add `{} = ...`: {}", spec.name, spec.doc)));
+            }
+        }
+        if let Some((name, _)) = &self.label
+            && self.inputs.iter().any(|(i, _)| i == name)
+        {
+            return Err(Diagnostic::error(
+                Code::E0017,
+                format!("the label `{name}` is also a feature"),
+                span,
+                "label among the features",
+            )
+            .with_help(
+                "a model cannot see the answer it is asked to predict; remove it from `features`",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The type of a label column, when the model can learn it.
+fn label_type(
+    model: &ModelKind,
+    schema: &datafusion::common::DFSchema,
+    c: &ast::ColumnRef,
+) -> Result<DataType, Diagnostic> {
+    let column = scope::resolve(schema, c)?;
+    let ty = schema
+        .field_from_column(&column)
+        .map(|f| f.data_type().clone())
+        .unwrap_or(DataType::Null);
+    let ok = match model.task {
+        Task::Regression => family(&ty) == Family::Numeric,
+        _ => matches!(family(&ty), Family::Numeric | Family::Text | Family::Bool),
+    };
+    if ok {
+        return Ok(ty);
+    }
+    let need = if model.task == Task::Regression {
+        "a numeric label"
+    } else {
+        "a label of numbers, strings or booleans"
+    };
+    Err(Diagnostic::error(
+        Code::E0017,
+        format!(
+            "`{}` needs {need}, but `{}` is {}",
+            model.name,
+            c.name.name,
+            display(&ty)
+        ),
+        c.span,
+        format!("this is {}", display(&ty)),
+    ))
+}
+
+/// The value of an argument written as a literal (a number, a list of numbers, a choice);
+/// `Err` says what the argument takes.
+fn literal_arg(ty: ArgType, value: &ast::Expr) -> Result<ArgValue, String> {
+    match ty {
+        ArgType::Int => match value.kind {
+            ExprKind::Literal(Literal::Int(i)) if i > 0 => Ok(ArgValue::Int(i)),
+            _ => Err("a positive integer".into()),
+        },
+        ArgType::Float => match value.kind {
+            ExprKind::Literal(Literal::Float(f)) if f >= 0.0 => Ok(ArgValue::Float(f)),
+            ExprKind::Literal(Literal::Int(i)) if i >= 0 => Ok(ArgValue::Float(i as f64)),
+            _ => Err("a non-negative number".into()),
+        },
+        ArgType::IntList => {
+            let ExprKind::List(items) = &value.kind else {
+                return Err("a list of positive integers".into());
+            };
+            let sizes: Option<Vec<i64>> = items
+                .iter()
+                .map(|i| match i.kind {
+                    ExprKind::Literal(Literal::Int(n)) if n > 0 => Some(n),
+                    _ => None,
+                })
+                .collect();
+            match sizes {
+                Some(sizes) if !sizes.is_empty() => Ok(ArgValue::Ints(sizes)),
+                _ => Err("a list of positive integers".into()),
+            }
+        }
+        ArgType::Choice(options) => match &value.kind {
+            ExprKind::Literal(Literal::String(s)) if options.contains(&s.as_str()) => {
+                Ok(ArgValue::Text(s.clone()))
+            }
+            _ => Err(ty.describe()),
+        },
+        ArgType::Column | ArgType::Features => Err(ty.describe()),
     }
 }

@@ -354,14 +354,7 @@ impl Compiler<'_> {
         let what = format!("`{}`", step.kind.keyword());
         let (plan, mut deps) = self.table(value, step.span, &what)?;
         let schema = plan.schema().clone();
-        let err = |e: datafusion::error::DataFusionError| {
-            Diagnostic::error(
-                Code::E0006,
-                clean_error(&e.to_string()),
-                step.span,
-                "this step does not plan",
-            )
-        };
+        let err = does_not_plan(step.span);
         let builder = LogicalPlanBuilder::from(plan.clone());
         let plan = match &step.kind {
             StepKind::Filter(e) => {
@@ -373,108 +366,12 @@ impl Compiler<'_> {
                     .and_then(|b| b.build())
                     .map_err(err)?
             }
-            StepKind::Select(items) => {
-                let cx = self.cx(&schema, false);
-                let mut exprs = Vec::new();
-                let mut names: Vec<(String, Span)> = Vec::new();
-                for item in items {
-                    let (name, expr) = select_item(&cx, item)?;
-                    check_unique(&mut names, name, item.span)?;
-                    exprs.push(expr);
-                }
-                builder
-                    .project(exprs)
-                    .and_then(|b| b.build())
-                    .map_err(err)?
-            }
-            StepKind::Derive(assigns) => {
-                // One projection for the whole step unless an assignment reads a column an
-                // earlier one of the same step writes (then each sees the one before it).
-                let independent = assigns.iter().enumerate().all(|(i, a)| {
-                    assigns[..i].iter().all(|earlier| {
-                        earlier.name.name != a.name.name && !a.expr.reads_column(&earlier.name.name)
-                    })
-                });
-                if independent {
-                    let cx = self.cx(&schema, false);
-                    let mut new: Vec<(&str, Expr)> = Vec::new();
-                    for a in assigns {
-                        let name = a.name.name.as_str();
-                        new.push((name, cx.lower(&a.expr)?.alias(name)));
-                    }
-                    let mut exprs: Vec<Expr> = Vec::new();
-                    for (q, f) in schema.iter() {
-                        match new.iter().position(|(n, _)| n == f.name()) {
-                            Some(at) => exprs.push(new.remove(at).1),
-                            None => exprs.push(Expr::Column(Column::new(q.cloned(), f.name()))),
-                        }
-                    }
-                    exprs.extend(new.into_iter().map(|(_, e)| e));
-                    builder
-                        .project(exprs)
-                        .and_then(|b| b.build())
-                        .map_err(err)?
-                } else {
-                    self.derive_in_sequence(plan, assigns, err)?
-                }
-            }
+            StepKind::Select(items) => self.select_step(builder, &schema, items, step.span)?,
+            StepKind::Derive(assigns) => self.derive_step(plan, &schema, assigns, step.span)?,
             StepKind::Group { keys, aggregates } => {
-                let cx = self.cx(&schema, false);
-                let mut names: Vec<(String, Span)> = Vec::new();
-                let mut group = Vec::new();
-                for key in keys {
-                    let (name, expr) = select_item(&cx, key)?;
-                    check_unique(&mut names, name, key.span)?;
-                    group.push(expr);
-                }
-                let acx = self.cx(&schema, true);
-                let mut aggs = Vec::new();
-                for a in aggregates {
-                    let lowered = acx.lower(&a.expr)?.unalias();
-                    if !matches!(lowered, Expr::AggregateFunction(_)) {
-                        return Err(Diagnostic::error(
-                            Code::E0011,
-                            format!(
-                                "`{}` must be one aggregate, such as `sum(x)` or `count()`",
-                                a.name.name
-                            ),
-                            a.expr.span,
-                            "not an aggregate",
-                        )
-                        .with_help(
-                            "compute expressions of aggregates in a `derive` after the `group`",
-                        ));
-                    }
-                    check_unique(&mut names, a.name.name.clone(), a.span)?;
-                    aggs.push(lowered.alias(&a.name.name));
-                }
-                builder
-                    .aggregate(group, aggs)
-                    .and_then(|b| b.build())
-                    .map_err(err)?
+                self.group_step(builder, &schema, keys, aggregates, step.span)?
             }
-            StepKind::Sort(keys) => {
-                let cx = self.cx(&schema, false);
-                let mut sorts = Vec::new();
-                for k in keys {
-                    let e = cx.lower(&k.expr)?;
-                    let ty = cx.type_of(&e, k.expr.span)?;
-                    if matches!(
-                        ty,
-                        datafusion::arrow::datatypes::DataType::List(_)
-                            | datafusion::arrow::datatypes::DataType::Struct(_)
-                    ) {
-                        return Err(Diagnostic::error(
-                            Code::E0006,
-                            format!("cannot sort by a {}", display(&ty)),
-                            k.expr.span,
-                            "not orderable",
-                        ));
-                    }
-                    sorts.push(e.sort(!k.descending, false));
-                }
-                builder.sort(sorts).and_then(|b| b.build()).map_err(err)?
-            }
+            StepKind::Sort(keys) => self.sort_step(builder, &schema, keys, step.span)?,
             StepKind::Take(n) => builder
                 .limit(0, Some(n.value.max(0) as usize))
                 .and_then(|b| b.build())
@@ -482,20 +379,7 @@ impl Compiler<'_> {
             StepKind::Distinct(cols) if cols.is_empty() => {
                 builder.distinct().and_then(|b| b.build()).map_err(err)?
             }
-            StepKind::Distinct(cols) => {
-                let mut on = Vec::new();
-                for c in cols {
-                    on.push(Expr::Column(scope::resolve(&schema, c)?));
-                }
-                let all: Vec<Expr> = schema
-                    .iter()
-                    .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
-                    .collect();
-                builder
-                    .distinct_on(on, all, None)
-                    .and_then(|b| b.build())
-                    .map_err(err)?
-            }
+            StepKind::Distinct(cols) => distinct_on(builder, &schema, cols, step.span)?,
             StepKind::Union(source) => {
                 let right = self.source(source, None).ok_or_else(|| silent(step.span))?;
                 let (right, right_deps) = self.table(right, source.span, "`union`")?;
@@ -527,6 +411,137 @@ impl Compiler<'_> {
         Ok(Value::Table { plan, deps })
     }
 
+    fn select_step(
+        &self,
+        builder: LogicalPlanBuilder,
+        schema: &DFSchema,
+        items: &[ast::SelectItem],
+        span: Span,
+    ) -> Result<LogicalPlan, Diagnostic> {
+        let cx = self.cx(schema, false);
+        let mut exprs = Vec::new();
+        let mut names: Vec<(String, Span)> = Vec::new();
+        for item in items {
+            let (name, expr) = select_item(&cx, item)?;
+            check_unique(&mut names, name, item.span)?;
+            exprs.push(expr);
+        }
+        builder
+            .project(exprs)
+            .and_then(|b| b.build())
+            .map_err(does_not_plan(span))
+    }
+
+    fn derive_step(
+        &self,
+        plan: LogicalPlan,
+        schema: &DFSchema,
+        assigns: &[ast::Assign],
+        span: Span,
+    ) -> Result<LogicalPlan, Diagnostic> {
+        // One projection for the whole step unless an assignment reads a column an earlier
+        // one of the same step writes (then each sees the one before it).
+        let independent = assigns.iter().enumerate().all(|(i, a)| {
+            assigns[..i].iter().all(|earlier| {
+                earlier.name.name != a.name.name && !a.expr.reads_column(&earlier.name.name)
+            })
+        });
+        if !independent {
+            return self.derive_in_sequence(plan, assigns, does_not_plan(span));
+        }
+        let cx = self.cx(schema, false);
+        let mut new: Vec<(&str, Expr)> = Vec::new();
+        for a in assigns {
+            let name = a.name.name.as_str();
+            new.push((name, cx.lower(&a.expr)?.alias(name)));
+        }
+        let mut exprs: Vec<Expr> = Vec::new();
+        for (q, f) in schema.iter() {
+            match new.iter().position(|(n, _)| n == f.name()) {
+                Some(at) => exprs.push(new.remove(at).1),
+                None => exprs.push(Expr::Column(Column::new(q.cloned(), f.name()))),
+            }
+        }
+        exprs.extend(new.into_iter().map(|(_, e)| e));
+        LogicalPlanBuilder::from(plan)
+            .project(exprs)
+            .and_then(|b| b.build())
+            .map_err(does_not_plan(span))
+    }
+
+    fn group_step(
+        &self,
+        builder: LogicalPlanBuilder,
+        schema: &DFSchema,
+        keys: &[ast::SelectItem],
+        aggregates: &[ast::Assign],
+        span: Span,
+    ) -> Result<LogicalPlan, Diagnostic> {
+        let cx = self.cx(schema, false);
+        let mut names: Vec<(String, Span)> = Vec::new();
+        let mut group = Vec::new();
+        for key in keys {
+            let (name, expr) = select_item(&cx, key)?;
+            check_unique(&mut names, name, key.span)?;
+            group.push(expr);
+        }
+        let acx = self.cx(schema, true);
+        let mut aggs = Vec::new();
+        for a in aggregates {
+            let lowered = acx.lower(&a.expr)?.unalias();
+            if !matches!(lowered, Expr::AggregateFunction(_)) {
+                return Err(Diagnostic::error(
+                    Code::E0011,
+                    format!(
+                        "`{}` must be one aggregate, such as `sum(x)` or `count()`",
+                        a.name.name
+                    ),
+                    a.expr.span,
+                    "not an aggregate",
+                )
+                .with_help("compute expressions of aggregates in a `derive` after the `group`"));
+            }
+            check_unique(&mut names, a.name.name.clone(), a.span)?;
+            aggs.push(lowered.alias(&a.name.name));
+        }
+        builder
+            .aggregate(group, aggs)
+            .and_then(|b| b.build())
+            .map_err(does_not_plan(span))
+    }
+
+    fn sort_step(
+        &self,
+        builder: LogicalPlanBuilder,
+        schema: &DFSchema,
+        keys: &[ast::SortKey],
+        span: Span,
+    ) -> Result<LogicalPlan, Diagnostic> {
+        let cx = self.cx(schema, false);
+        let mut sorts = Vec::new();
+        for k in keys {
+            let e = cx.lower(&k.expr)?;
+            let ty = cx.type_of(&e, k.expr.span)?;
+            if matches!(
+                ty,
+                datafusion::arrow::datatypes::DataType::List(_)
+                    | datafusion::arrow::datatypes::DataType::Struct(_)
+            ) {
+                return Err(Diagnostic::error(
+                    Code::E0006,
+                    format!("cannot sort by a {}", display(&ty)),
+                    k.expr.span,
+                    "not orderable",
+                ));
+            }
+            sorts.push(e.sort(!k.descending, false));
+        }
+        builder
+            .sort(sorts)
+            .and_then(|b| b.build())
+            .map_err(does_not_plan(span))
+    }
+
     fn sql(
         &mut self,
         input: Option<LogicalPlan>,
@@ -553,110 +568,16 @@ impl Compiler<'_> {
             ast::JoinKind::Semi => JoinType::LeftSemi,
             ast::JoinKind::Anti => JoinType::LeftAnti,
         };
-        let side_error = |c: &ast::ColumnRef, side: &str, schema: &DFSchema| {
-            Diagnostic::error(
-                Code::E0013,
-                format!(
-                    "join key `{}` is not a column of the {side} side",
-                    c.name.name
-                ),
-                c.span,
-                format!("missing on the {side}"),
-            )
-            .with_help(columns_in_scope(schema))
-        };
         let using = on
             .iter()
             .all(|e| e.as_column().is_some_and(|c| c.qualifier.is_none()));
-        let mut pairs: Vec<(Column, Column, Span)> = Vec::new();
-        if using {
-            for e in on {
-                let c = e.as_column().expect("checked above");
-                let l = scope::resolve(&ls, c).map_err(|_| side_error(c, "left", &ls))?;
-                let r = scope::resolve(&rs, c).map_err(|_| side_error(c, "right", &rs))?;
-                pairs.push((l, r, e.span));
-            }
+        let pairs = if using {
+            using_pairs(on, &ls, &rs)?
         } else {
-            let [cond] = on else {
-                return Err(Diagnostic::error(
-                    Code::E0013,
-                    "a join condition is either a list of key columns or one expression of equalities",
-                    on[1].span,
-                    "unexpected second condition",
-                )
-                .with_help("join equalities with `and`: `on a.x == b.x and a.y == b.y`"));
-            };
-            let mut conjuncts = Vec::new();
-            split_and(cond, &mut conjuncts);
-            for c in conjuncts {
-                let bad = || {
-                    Diagnostic::error(
-                        Code::E0013,
-                        "a join condition must compare a column of each side with `==`",
-                        c.span,
-                        "not an equality of columns",
-                    )
-                    .with_help("write `on left.key == right.key`, joining several with `and`")
-                };
-                let ExprKind::Binary {
-                    op: ast::BinaryOp::Eq,
-                    lhs,
-                    rhs,
-                } = &c.kind
-                else {
-                    return Err(bad());
-                };
-                let (Some(a), Some(b)) = (lhs.as_column(), rhs.as_column()) else {
-                    return Err(bad());
-                };
-                let pair = match (scope::resolve(&ls, a), scope::resolve(&rs, b)) {
-                    (Ok(l), Ok(r)) => (l, r),
-                    _ => match (scope::resolve(&ls, b), scope::resolve(&rs, a)) {
-                        (Ok(l), Ok(r)) => (l, r),
-                        _ => {
-                            let (side, col, schema) = match scope::resolve(&ls, a) {
-                                Ok(_) => ("right", b, &rs),
-                                Err(_) => ("left", a, &ls),
-                            };
-                            return Err(side_error(col, side, schema));
-                        }
-                    },
-                };
-                pairs.push((pair.0, pair.1, c.span));
-            }
-        }
-        for (l, r, span) in &pairs {
-            let lt = ls.field_from_column(l).map(|f| f.data_type().clone());
-            let rt = rs.field_from_column(r).map(|f| f.data_type().clone());
-            if let (Ok(lt), Ok(rt)) = (lt, rt)
-                && !comparable(&lt, &rt)
-            {
-                return Err(Diagnostic::error(
-                    Code::E0013,
-                    format!(
-                        "join keys have incomparable types: {} and {}",
-                        display(&lt),
-                        display(&rt)
-                    ),
-                    *span,
-                    format!("{} vs {}", display(&lt), display(&rt)),
-                )
-                .with_help("convert one side in a `derive` before the join"));
-            }
-        }
-        let overlap = ls
-            .iter()
-            .filter_map(|(q, _)| q)
-            .find(|q| rs.iter().any(|(rq, _)| rq == Some(*q)));
-        if let Some(q) = overlap {
-            return Err(Diagnostic::error(
-                Code::E0013,
-                format!("both sides of the join are called `{}`", q.table()),
-                span,
-                "self-join",
-            )
-            .with_help("bind one side to a new name first: `let other = ...`"));
-        }
+            condition_pairs(on, &ls, &rs)?
+        };
+        check_key_types(&pairs, &ls, &rs)?;
+        check_not_self_join(&ls, &rs, span)?;
         let left_keys: Vec<Column> = pairs.iter().map(|p| p.0.clone()).collect();
         let right_keys: Vec<Column> = pairs.iter().map(|p| p.1.clone()).collect();
         let joined = LogicalPlanBuilder::from(left)
@@ -679,41 +600,7 @@ impl Compiler<'_> {
                 Diagnostic::error(Code::E0013, clean_error(&e.to_string()), span, "here")
             });
         }
-        // `on a, b` keeps one copy of each key.
-        let joined_schema = joined.schema().clone();
-        let mut exprs = Vec::new();
-        for (q, f) in joined_schema.iter() {
-            let column = Column::new(q.cloned(), f.name());
-            let li = left_keys.iter().position(|k| *k == column);
-            let ri = right_keys.iter().position(|k| *k == column);
-            match (join_type, li, ri) {
-                (JoinType::Full, Some(i), _) => exprs.push(
-                    datafusion::functions::core::expr_fn::coalesce(vec![
-                        Expr::Column(left_keys[i].clone()),
-                        Expr::Column(right_keys[i].clone()),
-                    ])
-                    .alias(f.name()),
-                ),
-                (JoinType::Right, Some(_), _)
-                | (JoinType::Inner | JoinType::Left | JoinType::Full, _, Some(_)) => {}
-                _ => exprs.push(Expr::Column(column)),
-            }
-        }
-        if join_type == JoinType::Right {
-            // Keep the right key, but where the left one stood.
-            exprs.clear();
-            for (q, f) in joined_schema.iter() {
-                let column = Column::new(q.cloned(), f.name());
-                if left_keys.contains(&column) {
-                    continue;
-                }
-                exprs.push(Expr::Column(column));
-            }
-        }
-        joined
-            .project(exprs)
-            .and_then(|b| b.build())
-            .map_err(|e| Diagnostic::error(Code::E0013, clean_error(&e.to_string()), span, "here"))
+        keep_one_copy_of_keys(joined, join_type, &left_keys, &right_keys, span)
     }
 
     pub(crate) fn split(
@@ -1066,4 +953,214 @@ fn file_stem(path: &str) -> String {
     } else {
         clean
     }
+}
+
+/// A step DataFusion cannot plan, as E0006 at the step.
+fn does_not_plan(span: Span) -> impl Fn(datafusion::error::DataFusionError) -> Diagnostic {
+    move |e| {
+        Diagnostic::error(
+            Code::E0006,
+            clean_error(&e.to_string()),
+            span,
+            "this step does not plan",
+        )
+    }
+}
+
+/// `distinct a, b`: the first row of each combination of the columns.
+fn distinct_on(
+    builder: LogicalPlanBuilder,
+    schema: &DFSchema,
+    cols: &[ast::ColumnRef],
+    span: Span,
+) -> Result<LogicalPlan, Diagnostic> {
+    let mut on = Vec::new();
+    for c in cols {
+        on.push(Expr::Column(scope::resolve(schema, c)?));
+    }
+    let all: Vec<Expr> = schema
+        .iter()
+        .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+        .collect();
+    builder
+        .distinct_on(on, all, None)
+        .and_then(|b| b.build())
+        .map_err(does_not_plan(span))
+}
+
+/// A join key missing on one side, with that side's columns as help.
+fn side_error(c: &ast::ColumnRef, side: &str, schema: &DFSchema) -> Diagnostic {
+    Diagnostic::error(
+        Code::E0013,
+        format!(
+            "join key `{}` is not a column of the {side} side",
+            c.name.name
+        ),
+        c.span,
+        format!("missing on the {side}"),
+    )
+    .with_help(columns_in_scope(schema))
+}
+
+/// The key pairs of `on a, b`: each name resolved on both sides.
+fn using_pairs(
+    on: &[ast::Expr],
+    ls: &DFSchema,
+    rs: &DFSchema,
+) -> Result<Vec<(Column, Column, Span)>, Diagnostic> {
+    let mut pairs = Vec::new();
+    for e in on {
+        let Some(c) = e.as_column() else { continue };
+        let l = scope::resolve(ls, c).map_err(|_| side_error(c, "left", ls))?;
+        let r = scope::resolve(rs, c).map_err(|_| side_error(c, "right", rs))?;
+        pairs.push((l, r, e.span));
+    }
+    Ok(pairs)
+}
+
+/// The key pairs of `on a.x == b.x and ...`: each equality's columns, whichever side each
+/// is written on.
+fn condition_pairs(
+    on: &[ast::Expr],
+    ls: &DFSchema,
+    rs: &DFSchema,
+) -> Result<Vec<(Column, Column, Span)>, Diagnostic> {
+    let [cond] = on else {
+        return Err(Diagnostic::error(
+            Code::E0013,
+            "a join condition is either a list of key columns or one expression of equalities",
+            on[1].span,
+            "unexpected second condition",
+        )
+        .with_help("join equalities with `and`: `on a.x == b.x and a.y == b.y`"));
+    };
+    let mut conjuncts = Vec::new();
+    split_and(cond, &mut conjuncts);
+    let mut pairs = Vec::new();
+    for c in conjuncts {
+        let bad = || {
+            Diagnostic::error(
+                Code::E0013,
+                "a join condition must compare a column of each side with `==`",
+                c.span,
+                "not an equality of columns",
+            )
+            .with_help("write `on left.key == right.key`, joining several with `and`")
+        };
+        let ExprKind::Binary {
+            op: ast::BinaryOp::Eq,
+            lhs,
+            rhs,
+        } = &c.kind
+        else {
+            return Err(bad());
+        };
+        let (Some(a), Some(b)) = (lhs.as_column(), rhs.as_column()) else {
+            return Err(bad());
+        };
+        let pair = match (scope::resolve(ls, a), scope::resolve(rs, b)) {
+            (Ok(l), Ok(r)) => (l, r),
+            _ => match (scope::resolve(ls, b), scope::resolve(rs, a)) {
+                (Ok(l), Ok(r)) => (l, r),
+                _ => {
+                    let (side, col, schema) = match scope::resolve(ls, a) {
+                        Ok(_) => ("right", b, rs),
+                        Err(_) => ("left", a, ls),
+                    };
+                    return Err(side_error(col, side, schema));
+                }
+            },
+        };
+        pairs.push((pair.0, pair.1, c.span));
+    }
+    Ok(pairs)
+}
+
+/// Every key pair compares values of comparable types.
+fn check_key_types(
+    pairs: &[(Column, Column, Span)],
+    ls: &DFSchema,
+    rs: &DFSchema,
+) -> Result<(), Diagnostic> {
+    for (l, r, span) in pairs {
+        let lt = ls.field_from_column(l).map(|f| f.data_type().clone());
+        let rt = rs.field_from_column(r).map(|f| f.data_type().clone());
+        if let (Ok(lt), Ok(rt)) = (lt, rt)
+            && !comparable(&lt, &rt)
+        {
+            return Err(Diagnostic::error(
+                Code::E0013,
+                format!(
+                    "join keys have incomparable types: {} and {}",
+                    display(&lt),
+                    display(&rt)
+                ),
+                *span,
+                format!("{} vs {}", display(&lt), display(&rt)),
+            )
+            .with_help("convert one side in a `derive` before the join"));
+        }
+    }
+    Ok(())
+}
+
+/// The two sides do not share a name (a binding joined with itself).
+fn check_not_self_join(ls: &DFSchema, rs: &DFSchema, span: Span) -> Result<(), Diagnostic> {
+    let overlap = ls
+        .iter()
+        .filter_map(|(q, _)| q)
+        .find(|q| rs.iter().any(|(rq, _)| rq == Some(*q)));
+    match overlap {
+        Some(q) => Err(Diagnostic::error(
+            Code::E0013,
+            format!("both sides of the join are called `{}`", q.table()),
+            span,
+            "self-join",
+        )
+        .with_help("bind one side to a new name first: `let other = ...`")),
+        None => Ok(()),
+    }
+}
+
+/// `on a, b` keeps one copy of each key: the left one (both, coalesced, for a full join;
+/// the right one, where the left stood, for a right join).
+fn keep_one_copy_of_keys(
+    joined: LogicalPlanBuilder,
+    join_type: JoinType,
+    left_keys: &[Column],
+    right_keys: &[Column],
+    span: Span,
+) -> Result<LogicalPlan, Diagnostic> {
+    let joined_schema = joined.schema().clone();
+    let mut exprs = Vec::new();
+    for (q, f) in joined_schema.iter() {
+        let column = Column::new(q.cloned(), f.name());
+        let li = left_keys.iter().position(|k| *k == column);
+        let ri = right_keys.iter().position(|k| *k == column);
+        match (join_type, li, ri) {
+            (JoinType::Full, Some(i), _) => exprs.push(
+                datafusion::functions::core::expr_fn::coalesce(vec![
+                    Expr::Column(left_keys[i].clone()),
+                    Expr::Column(right_keys[i].clone()),
+                ])
+                .alias(f.name()),
+            ),
+            (JoinType::Right, Some(_), _)
+            | (JoinType::Inner | JoinType::Left | JoinType::Full, _, Some(_)) => {}
+            _ => exprs.push(Expr::Column(column)),
+        }
+    }
+    if join_type == JoinType::Right {
+        exprs.clear();
+        for (q, f) in joined_schema.iter() {
+            let column = Column::new(q.cloned(), f.name());
+            if !left_keys.contains(&column) {
+                exprs.push(Expr::Column(column));
+            }
+        }
+    }
+    joined
+        .project(exprs)
+        .and_then(|b| b.build())
+        .map_err(|e| Diagnostic::error(Code::E0013, clean_error(&e.to_string()), span, "here"))
 }

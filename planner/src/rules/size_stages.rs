@@ -15,7 +15,7 @@
 use super::{Planning, Rule};
 use crate::candidate::{self, Candidate};
 use crate::options::PlanError;
-use crate::work::stage_work;
+use crate::work::{StageWork, stage_work};
 
 pub struct SizeStages;
 
@@ -73,62 +73,113 @@ fn hints(p: &Planning, stage: usize) -> Result<(Option<u32>, Option<u32>), PlanE
 }
 
 fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanError> {
-    let profile = p.profile;
-    let c = &profile.compute;
     let work = stage_work(
-        profile,
+        p.profile,
         &p.graph,
         &p.sizes,
         &p.plan.stages[stage].ops,
         &p.cuts,
     );
     let (hint_workers, hint_memory) = hints(p, stage)?;
-    let partitioned = p.plan.stages[stage].partitioned;
-    let hint_span = p.plan.stages[stage]
+    let hinted = hint_workers.is_some() || hint_memory.is_some();
+    let memory = memory_candidates(p, stage, hint_memory)?;
+    let functions = function_candidates(p, stage, &work, hint_workers)?;
+    let forced = hinted || p.options.memory_mb.is_some() || p.options.exact_workers;
+
+    // A pin (see `Pin`) replaces the search when the stage has no size of its own to honour.
+    let pin = p.pins.get(stage).copied().flatten().filter(|pin| {
+        !forced
+            && functions.contains(&pin.functions)
+            && memory.contains(&pin.memory_mb)
+            && candidate::evaluate(p, stage, &work, pin.functions, pin.memory_mb).is_ok()
+    });
+    let (functions, memory) = match pin {
+        Some(pin) => (vec![pin.functions], vec![pin.memory_mb]),
+        None => (functions, memory),
+    };
+    let search = search(p, stage, &work, &functions, &memory, forced);
+    let Some(best) = search.best.clone() else {
+        return Err(candidate::unplannable(p, stage, &search.last_error, forced));
+    };
+    let reason = if let Some(pin) = pin {
+        format!(
+            "sized like stage {}, so that it runs in the same function{}",
+            pin.consumer,
+            if pin.functions == 1 { "" } else { "s" }
+        )
+    } else if hinted {
+        "as the hint on the step asks".to_string()
+    } else if forced {
+        "as the flags ask".to_string()
+    } else {
+        search.reason(p, p.plan.stages[stage].partitioned)
+    };
+    Ok((best, forced, reason))
+}
+
+/// Where a hint on one of the stage's steps is written, for errors.
+fn hint_span(p: &Planning, stage: usize) -> Option<flow_lang::Span> {
+    p.plan.stages[stage]
         .ops
         .iter()
         .map(|id| &p.graph.ops[*id].hints)
         .find(|h| h.workers.is_some() || h.memory_mb.is_some())
-        .map(|h| h.span);
+        .map(|h| h.span)
+}
 
-    let memory: Vec<u32> = match hint_memory.or(p.options.memory_mb) {
-        Some(m) if m < c.memory_min_mb || m > c.memory_max_mb => {
-            return Err(PlanError::override_(
-                format!(
-                    "`memory_mb = {m}` is outside what `{}` offers ({} to {} MB)",
-                    profile.name, c.memory_min_mb, c.memory_max_mb
-                ),
-                hint_memory.and(hint_span),
-            ));
-        }
-        Some(m) => vec![m],
-        None => profile.memory_candidates(),
-    };
-    let functions: Vec<u32> = match hint_workers {
-        Some(w) if w > 1 && !partitioned => {
-            return Err(PlanError::override_(
-                format!(
-                    "`workers = {w}` cannot be honoured: stage {stage} ({}) reads all its rows in one function",
-                    candidate::describe_stage(p, stage)
-                ),
-                hint_span,
-            )
-            .with_help("a global sort, `take`, `save`, `show` or `evaluate` gathers its input; put the hint on an earlier step"));
-        }
-        Some(w) if w > c.max_concurrency => {
-            return Err(PlanError::override_(
-                format!(
-                    "`workers = {w}` is more than the {} functions `{}` runs at once",
-                    c.max_concurrency, profile.name
-                ),
-                hint_span,
-            ));
-        }
-        Some(w) => vec![w],
-        None if !partitioned => vec![1],
-        None if p.options.exact_workers => {
-            vec![p.options.workers.unwrap_or(1).clamp(1, c.max_concurrency)]
-        }
+/// The memory sizes a stage may have: the hint's or the flag's, else every size the profile
+/// offers worth having.
+fn memory_candidates(
+    p: &Planning,
+    stage: usize,
+    hint_memory: Option<u32>,
+) -> Result<Vec<u32>, PlanError> {
+    let (profile, c) = (p.profile, &p.profile.compute);
+    match hint_memory.or(p.options.memory_mb) {
+        Some(m) if m < c.memory_min_mb || m > c.memory_max_mb => Err(PlanError::override_(
+            format!(
+                "`memory_mb = {m}` is outside what `{}` offers ({} to {} MB)",
+                profile.name, c.memory_min_mb, c.memory_max_mb
+            ),
+            hint_memory.and(hint_span(p, stage)),
+        )),
+        Some(m) => Ok(vec![m]),
+        None => Ok(profile.memory_candidates()),
+    }
+}
+
+/// The function counts a stage may have: the hint's, one for a stage that cannot be split,
+/// else powers of two up to what the rows justify (and beyond, up to the bound, for a task
+/// that would be over a limit).
+fn function_candidates(
+    p: &Planning,
+    stage: usize,
+    work: &StageWork,
+    hint_workers: Option<u32>,
+) -> Result<Vec<u32>, PlanError> {
+    let (profile, c) = (p.profile, &p.profile.compute);
+    let partitioned = p.plan.stages[stage].partitioned;
+    match hint_workers {
+        Some(w) if w > 1 && !partitioned => Err(PlanError::override_(
+            format!(
+                "`workers = {w}` cannot be honoured: stage {stage} ({}) reads all its rows in one function",
+                candidate::describe_stage(p, stage)
+            ),
+            hint_span(p, stage),
+        )
+        .with_help("a global sort, `take`, `save`, `show` or `evaluate` gathers its input; put the hint on an earlier step")),
+        Some(w) if w > c.max_concurrency => Err(PlanError::override_(
+            format!(
+                "`workers = {w}` is more than the {} functions `{}` runs at once",
+                c.max_concurrency, profile.name
+            ),
+            hint_span(p, stage),
+        )),
+        Some(w) => Ok(vec![w]),
+        None if !partitioned => Ok(vec![1]),
+        None if p.options.exact_workers => Ok(vec![
+            p.options.workers.unwrap_or(1).clamp(1, c.max_concurrency),
+        ]),
         None => {
             let bound = p
                 .options
@@ -153,40 +204,70 @@ fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanErr
             if *n.last().unwrap_or(&1) != bound {
                 n.push(bound);
             }
-            n
+            Ok(n)
         }
-    };
-    let forced = hint_workers.is_some()
-        || hint_memory.is_some()
-        || p.options.memory_mb.is_some()
-        || p.options.exact_workers;
+    }
+}
 
-    // A pin (see `Pin`) replaces the search when the stage has no size of its own to honour.
-    let pin = p.pins.get(stage).copied().flatten().filter(|pin| {
-        hint_workers.is_none()
-            && hint_memory.is_none()
-            && !forced
-            && functions.contains(&pin.functions)
-            && memory.contains(&pin.memory_mb)
-            && candidate::evaluate(p, stage, &work, pin.functions, pin.memory_mb).is_ok()
-    });
-    let (functions, memory) = match pin {
-        Some(pin) => (vec![pin.functions], vec![pin.memory_mb]),
-        None => (functions, memory),
+/// What searching a stage's sizes found.
+struct Search {
+    best: Option<Candidate>,
+    feasible: usize,
+    considered: usize,
+    first_feasible_n: Option<u32>,
+    first_error: Option<String>,
+    last_error: String,
+}
+
+impl Search {
+    /// Why the search chose what it chose, in one line.
+    fn reason(&self, p: &Planning, partitioned: bool) -> String {
+        if self.considered == 1 {
+            return if partitioned {
+                "the only size worth trying".to_string()
+            } else {
+                "one function: the stage reads all its input in one place".to_string()
+            };
+        }
+        let mut r = format!(
+            "the {} of {} feasible choice{}",
+            p.score.describe(),
+            self.feasible,
+            if self.feasible == 1 { "" } else { "s" }
+        );
+        if let (Some(n), Some(why)) = (self.first_feasible_n.filter(|n| *n > 1), &self.first_error)
+        {
+            r.push_str(&format!("; with fewer than {n} functions {why}"));
+        }
+        r
+    }
+}
+
+/// Prices every candidate size and keeps the best by the objective.
+fn search(
+    p: &Planning,
+    stage: usize,
+    work: &StageWork,
+    functions: &[u32],
+    memory: &[u32],
+    forced: bool,
+) -> Search {
+    let c = &p.profile.compute;
+    let mut found = Search {
+        best: None,
+        feasible: 0,
+        considered: 0,
+        first_feasible_n: None,
+        first_error: None,
+        last_error: String::new(),
     };
-    let mut best: Option<Candidate> = None;
-    let mut first_feasible_n: Option<u32> = None;
-    let mut last_error = String::new();
-    let mut first_error: Option<String> = None;
-    let mut feasible = 0usize;
-    let mut considered = 0usize;
-    let beyond_rows = work.useful_functions(profile);
-    for &n in &functions {
+    let beyond_rows = work.useful_functions(p.profile);
+    for &n in functions {
         // More functions than the rows justify are only worth it when fewer cannot work.
-        if n > beyond_rows && first_feasible_n.is_some() && !forced {
+        if n > beyond_rows && found.first_feasible_n.is_some() && !forced {
             break;
         }
-        for &m in &memory {
+        for &m in memory {
             // Every exchange forced onto direct channels needs its producers and consumers
             // alive at once: on one machine, a stage may take at most half of it.
             if p.options.channel == Some(crate::ops::Channel::Direct)
@@ -196,56 +277,26 @@ fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanErr
             {
                 continue;
             }
-            considered += 1;
-            match candidate::evaluate(p, stage, &work, n, m) {
+            found.considered += 1;
+            match candidate::evaluate(p, stage, work, n, m) {
                 Ok(cand) => {
-                    feasible += 1;
-                    first_feasible_n.get_or_insert(n);
-                    if best.as_ref().is_none_or(|b| {
+                    found.feasible += 1;
+                    found.first_feasible_n.get_or_insert(n);
+                    if found.best.as_ref().is_none_or(|b| {
                         p.score
                             .better((cand.finish_s, cand.usd), (b.finish_s, b.usd))
                     }) {
-                        best = Some(cand);
+                        found.best = Some(cand);
                     }
                 }
                 Err(why) => {
-                    last_error = format!("with {n} function(s) of {m} MB, {why}");
-                    if first_feasible_n.is_none() {
-                        first_error = Some(why);
+                    found.last_error = format!("with {n} function(s) of {m} MB, {why}");
+                    if found.first_feasible_n.is_none() {
+                        found.first_error = Some(why);
                     }
                 }
             }
         }
     }
-    let Some(best) = best else {
-        return Err(candidate::unplannable(p, stage, &last_error, forced));
-    };
-    let reason = if let Some(pin) = pin {
-        format!(
-            "sized like stage {}, so that it runs in the same function{}",
-            pin.consumer,
-            if pin.functions == 1 { "" } else { "s" }
-        )
-    } else if hint_workers.is_some() || hint_memory.is_some() {
-        "as the hint on the step asks".to_string()
-    } else if forced {
-        "as the flags ask".to_string()
-    } else if considered == 1 {
-        if partitioned {
-            "the only size worth trying".to_string()
-        } else {
-            "one function: the stage reads all its input in one place".to_string()
-        }
-    } else {
-        let mut r = format!(
-            "the {} of {feasible} feasible choice{}",
-            p.score.describe(),
-            if feasible == 1 { "" } else { "s" }
-        );
-        if let (Some(n), Some(why)) = (first_feasible_n.filter(|n| *n > 1), &first_error) {
-            r.push_str(&format!("; with fewer than {n} functions {why}"));
-        }
-        r
-    };
-    Ok((best, forced, reason))
+    found
 }
