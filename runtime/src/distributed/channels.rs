@@ -41,14 +41,61 @@ pub enum Location {
     },
 }
 
-/// Text every error caused by an unreachable direct-channel peer starts with, so the worker
-/// can tell the coordinator which peer was lost.
-pub const PEER_LOST: &str = "direct-channel peer ";
+/// A direct-channel peer that could not be reached, or no longer had what it was asked for.
+/// It travels through DataFusion as a typed error (`DataFusionError::External`), so the
+/// process that met it can tell the coordinator which worker to treat as dead
+/// ([`lost_peer`]) without reading its message.
+#[derive(Debug)]
+pub struct PeerLost {
+    /// The peer's data-server address.
+    pub addr: String,
+    /// What happened, for people.
+    pub reason: String,
+}
 
-/// The peer address named in an error produced by [`Channels::read`], if a peer was lost.
-pub fn lost_peer(error: &str) -> Option<String> {
-    let at = error.find(PEER_LOST)? + PEER_LOST.len();
-    error[at..].split_whitespace().next().map(str::to_string)
+impl std::fmt::Display for PeerLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "direct-channel peer {} lost: {}", self.addr, self.reason)
+    }
+}
+
+impl std::error::Error for PeerLost {}
+
+impl PeerLost {
+    /// The error for a lost peer at `addr`.
+    pub fn error(addr: &str, reason: impl std::fmt::Display) -> DataFusionError {
+        DataFusionError::External(Box::new(PeerLost {
+            addr: addr.to_string(),
+            reason: reason.to_string(),
+        }))
+    }
+}
+
+/// The address of the direct-channel peer an error was caused by, found among its causes.
+pub fn lost_peer(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(lost) = e.downcast_ref::<PeerLost>() {
+            return Some(lost.addr.clone());
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// Where [`Channels::open`]'s bytes come from, to name a failure while reading them.
+enum Origin {
+    Object(String),
+    Peer(String),
+}
+
+impl Origin {
+    fn error(&self, e: impl std::fmt::Display) -> DataFusionError {
+        match self {
+            Origin::Object(path) => DataFusionError::Execution(format!("cannot read {path}: {e}")),
+            Origin::Peer(addr) => PeerLost::error(addr, e),
+        }
+    }
 }
 
 /// A request for one bucket over a direct channel.
@@ -169,11 +216,11 @@ impl Channels {
         handle: &tokio::runtime::Handle,
         sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        let (source, what) = self.open(location, handle, Duration::ZERO)?;
+        let (source, origin) = self.open(location, handle, Duration::ZERO)?;
         let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, source), None)
-            .map_err(|e| DataFusionError::Execution(format!("{what}: {e}")))?;
+            .map_err(|e| origin.error(e))?;
         for batch in reader {
-            sink(batch.map_err(|e| DataFusionError::Execution(format!("{what}: {e}")))?)?;
+            sink(batch.map_err(|e| origin.error(e))?)?;
         }
         Ok(())
     }
@@ -185,22 +232,22 @@ impl Channels {
         handle: &tokio::runtime::Handle,
         wait: Duration,
     ) -> Result<Bytes> {
-        let (mut source, what) = self.open(location, handle, wait)?;
+        let (mut source, origin) = self.open(location, handle, wait)?;
         let mut bytes = Vec::new();
         source
             .read_to_end(&mut bytes)
-            .map_err(|e| DataFusionError::Execution(format!("{what}: {e}")))?;
+            .map_err(|e| origin.error(e))?;
         Ok(bytes.into())
     }
 
-    /// A reader of a location's bytes, and how to name a failure while reading them (a lost
-    /// peer's errors start with [`PEER_LOST`]).
+    /// A reader of a location's bytes, and where they come from (a lost peer's errors are
+    /// [`PeerLost`]).
     fn open(
         &self,
         location: &Location,
         handle: &tokio::runtime::Handle,
         wait: Duration,
-    ) -> Result<(Box<dyn Read>, String)> {
+    ) -> Result<(Box<dyn Read>, Origin)> {
         match location {
             Location::Storage { path } => {
                 let object = ObjectPath::from(path.as_str());
@@ -212,12 +259,11 @@ impl Channels {
                     .map_err(|e| DataFusionError::Execution(format!("cannot read {path}: {e}")))?;
                 Ok((
                     Box::new(std::io::Cursor::new(bytes)),
-                    format!("cannot read {path}"),
+                    Origin::Object(path.clone()),
                 ))
             }
             Location::Direct { addr, key, bucket } => {
-                let what = format!("{PEER_LOST}{addr} lost");
-                let lost = |e: std::io::Error| DataFusionError::Execution(format!("{what}: {e}"));
+                let lost = |e: std::io::Error| PeerLost::error(addr, e);
                 let mut stream = TcpStream::connect(addr).map_err(lost)?;
                 let _ = stream.set_nodelay(true);
                 self.secret.answer(&mut stream).map_err(lost)?;
@@ -229,11 +275,12 @@ impl Channels {
                 send(&mut stream, &fetch).map_err(lost)?;
                 let reply: FetchReply = receive(&mut stream).map_err(lost)?;
                 if let Some(error) = reply.error {
-                    return Err(DataFusionError::Execution(format!(
-                        "{PEER_LOST}{addr} lost its output {key}: {error}"
-                    )));
+                    return Err(PeerLost::error(
+                        addr,
+                        format!("it no longer holds {key}: {error}"),
+                    ));
                 }
-                Ok((Box::new(stream), what))
+                Ok((Box::new(stream), Origin::Peer(addr.clone())))
             }
         }
     }
@@ -351,11 +398,32 @@ mod tests {
     }
 
     #[test]
-    fn the_lost_peer_is_named_in_read_errors() {
-        assert_eq!(
-            lost_peer("x: direct-channel peer 127.0.0.1:5 lost: refused").as_deref(),
-            Some("127.0.0.1:5")
+    fn a_lost_peer_is_a_typed_error_found_through_its_wrappers() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let c = channels(Secret::generate().unwrap());
+        // Nothing listens on a port just released.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let location = Location::Direct {
+            addr: addr.clone(),
+            key: "j0/s0/t0/a0".into(),
+            bucket: 0,
+        };
+        let error = c.read(&location, rt.handle(), &mut |_| Ok(())).unwrap_err();
+        assert_eq!(lost_peer(&error).as_deref(), Some(addr.as_str()));
+        let wrapped = DataFusionError::Context(
+            "while joining".into(),
+            Box::new(DataFusionError::Shared(Arc::new(error))),
         );
-        assert_eq!(lost_peer("bad data"), None);
+        assert_eq!(lost_peer(&wrapped).as_deref(), Some(addr.as_str()));
+        // A storage object that is not there is the run's problem, not a peer's.
+        let missing = Location::Storage {
+            path: "run/none".into(),
+        };
+        let error = c.read(&missing, rt.handle(), &mut |_| Ok(())).unwrap_err();
+        assert_eq!(lost_peer(&error), None);
     }
 }

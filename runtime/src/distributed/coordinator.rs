@@ -419,8 +419,7 @@ impl Coordinator {
                 match read {
                     Ok(batches) => return Ok(batches),
                     Err(e) => {
-                        let text = e.to_string();
-                        let Some(peer) = lost_peer(&text) else {
+                        let Some(peer) = lost_peer(&e) else {
                             return Err(e);
                         };
                         self.peer_lost(&peer, runs)?;

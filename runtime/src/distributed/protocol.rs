@@ -164,6 +164,8 @@ pub enum ToCoordinator {
         key: String,
         rank: usize,
         error: String,
+        /// The peer whose loss failed it, if that was why.
+        lost_peer: Option<String>,
     },
     /// A task failed.
     Failed {

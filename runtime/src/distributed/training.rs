@@ -4,7 +4,6 @@
 //! how), and every member ends with the same parameters. A member that fails or dies fails
 //! the attempt; the whole group then starts again, up to the run's attempt limit.
 
-use super::channels::lost_peer;
 use super::coordinator::{Coordinator, Event, error};
 use super::protocol::{ToCoordinator, ToWorker, TrainHeader, f64_bytes, send, write_frame};
 use datafusion::error::Result;
@@ -208,10 +207,11 @@ impl Coordinator {
                         key: k,
                         rank,
                         error: message,
+                        lost_peer,
                     },
                 ) if k == key => {
                     // A member that lost a peer names it: that peer is dead.
-                    if let Some(peer) = lost_peer(&message)
+                    if let Some(peer) = lost_peer
                         && let Some(&dead) = members.iter().find(|w| self.data_addr(**w) == peer)
                         && self.retire(dead).is_some()
                     {

@@ -134,7 +134,9 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                         train_member(&name, member, mailbox, algorithm, &frames, fault, kept)
                     })
                     .await
-                    .unwrap_or_else(|e| Err(format!("training stopped: {e}")))
+                    .unwrap_or_else(|e| {
+                        Err(TrainingFailure::from(format!("training stopped: {e}")))
+                    })
                 });
                 let reply = match trained {
                     Ok(params) => ToCoordinator::Trained {
@@ -143,7 +145,12 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                         params,
                         seconds: started.elapsed().as_secs_f64(),
                     },
-                    Err(error) => ToCoordinator::TrainFailed { key, rank, error },
+                    Err(failure) => ToCoordinator::TrainFailed {
+                        key,
+                        rank,
+                        error: failure.error,
+                        lost_peer: failure.lost_peer,
+                    },
                 };
                 if send(&mut control, &reply).is_err() {
                     return Ok(());
@@ -170,14 +177,11 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                         bytes,
                         seconds: started.elapsed().as_secs_f64(),
                     },
-                    Err(e) => {
-                        let error = e.to_string();
-                        ToCoordinator::Failed {
-                            id,
-                            lost_peer: lost_peer(&error),
-                            error,
-                        }
-                    }
+                    Err(e) => ToCoordinator::Failed {
+                        id,
+                        lost_peer: lost_peer(&e),
+                        error: e.to_string(),
+                    },
                 };
                 if send(&mut control, &reply).is_err() {
                     return Ok(());
@@ -199,6 +203,8 @@ struct GroupCombine {
     /// last sums: a sum's messages are dropped two sums later, when every peer has read them.
     outbox: Option<Arc<Outbox>>,
     recent: std::collections::VecDeque<String>,
+    /// The peer a failed sum could not reach.
+    lost_peer: Option<String>,
 }
 
 impl Combine for GroupCombine {
@@ -213,8 +219,10 @@ impl Combine for GroupCombine {
             .during_training(self.group.rank, self.fault.1, epoch);
         let mut wire: Vec<f32> = values.iter().map(|v| *v as f32).collect();
         let full = format!("{}/{tag}", self.key);
-        (self.allreduce)(&self.group, &full, &mut wire)
-            .map_err(|e| MlError::data(e.to_string()))?;
+        if let Err(e) = (self.allreduce)(&self.group, &full, &mut wire) {
+            self.lost_peer = lost_peer(&e);
+            return Err(MlError::data(e.to_string()));
+        }
         if let Some(outbox) = &self.outbox {
             self.recent.push_back(full);
             if self.recent.len() > 2
@@ -230,6 +238,21 @@ impl Combine for GroupCombine {
     }
 }
 
+/// Why a member's training failed, and the peer it lost, if that was why.
+struct TrainingFailure {
+    error: String,
+    lost_peer: Option<String>,
+}
+
+impl From<String> for TrainingFailure {
+    fn from(error: String) -> TrainingFailure {
+        TrainingFailure {
+            error,
+            lost_peer: None,
+        }
+    }
+}
+
 /// One member's training, from the frames that came with its message.
 fn train_member(
     key: &str,
@@ -239,8 +262,9 @@ fn train_member(
     frames: &[Vec<u8>],
     fault: (Arc<Faults>, u32),
     outbox: Option<Arc<Outbox>>,
-) -> std::result::Result<Vec<f64>, String> {
-    let header: TrainHeader = serde_json::from_slice(&frames[0]).map_err(|e| e.to_string())?;
+) -> std::result::Result<Vec<f64>, TrainingFailure> {
+    let header: TrainHeader =
+        serde_json::from_slice(&frames[0]).map_err(|e| TrainingFailure::from(e.to_string()))?;
     let data = f64_values(&frames[1]);
     let targets = f64_values(&frames[2]);
     let x = Matrix {
@@ -248,7 +272,8 @@ fn train_member(
         cols: header.inputs,
         data,
     };
-    let group = Group::new(member.rank, member.size, mailbox).map_err(|e| e.to_string())?;
+    let group = Group::new(member.rank, member.size, mailbox)
+        .map_err(|e| TrainingFailure::from(e.to_string()))?;
     let allreduce: fn(&Group, &str, &mut [f32]) -> Result<()> = match (member.sync, algorithm) {
         (SyncMode::ScatterReduce, _) => Group::scatter_reduce,
         (_, Algorithm::RecursiveDoubling) if member.size.is_power_of_two() => {
@@ -263,6 +288,7 @@ fn train_member(
         fault,
         outbox,
         recent: Default::default(),
+        lost_peer: None,
     };
     let mut params = header.params.clone();
     parallel::fit_member(
@@ -274,7 +300,10 @@ fn train_member(
         &member,
         &mut combine,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| TrainingFailure {
+        error: e.to_string(),
+        lost_peer: combine.lost_peer.take(),
+    })?;
     Ok(params)
 }
 
