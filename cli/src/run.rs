@@ -117,7 +117,6 @@ pub fn run(args: RunArgs) -> u8 {
     let Some(compiled) = compiled.filter(|_| !has_errors(&all)) else {
         return USER_ERROR;
     };
-    let base = crate::base_dir(&args.file);
     let (cluster, plan) = if args.distributed() {
         match cluster(&compiled, &args) {
             Ok((c, plan)) => (Some(c), Some(plan)),
@@ -133,7 +132,6 @@ pub fn run(args: RunArgs) -> u8 {
         (cluster.is_some() && args.verbose == 0 && std::io::stderr().is_terminal())
             .then(|| Arc::new(Progress::default()) as Arc<dyn Watch>);
     let options = RunOptions {
-        base_dir: base,
         partitions: None,
         cluster,
         watch,

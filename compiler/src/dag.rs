@@ -32,7 +32,10 @@ pub struct ModelSignature {
 #[derive(Debug, Clone)]
 pub enum SinkKind {
     Save {
+        /// As written.
         path: String,
+        /// Where it is written, resolved by the [`crate::SchemaSource`].
+        file: String,
         format: Format,
         csv: CsvOptions,
         model: bool,
@@ -52,7 +55,10 @@ pub enum NodeKind {
     },
     /// A model file (`load "x.model"` / `.onnx`).
     ModelSource {
+        /// As written.
         path: String,
+        /// Where it is read, resolved by the [`crate::SchemaSource`].
+        file: String,
     },
     /// Relational work, as a DataFusion logical plan.
     Relational {
@@ -209,7 +215,7 @@ impl Dag {
                         .collect();
                     let _ = writeln!(out, "    schema: {}", cols.join(", "));
                 }
-                NodeKind::ModelSource { path } => {
+                NodeKind::ModelSource { path, .. } => {
                     let _ = writeln!(out, "    path: {path}");
                 }
                 NodeKind::Relational { plan } => write_plan(&mut out, plan),

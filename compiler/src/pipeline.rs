@@ -233,7 +233,10 @@ impl Compiler<'_> {
                 )
             })?;
             let node = self.dag.add(Node {
-                kind: NodeKind::ModelSource { path: path.clone() },
+                kind: NodeKind::ModelSource {
+                    path: path.clone(),
+                    file: self.source.locate(path),
+                },
                 label: path.clone(),
                 span,
                 hints: Default::default(),
@@ -746,6 +749,7 @@ impl Compiler<'_> {
         };
         let sink = SinkKind::Save {
             path: target.value.clone(),
+            file: self.source.locate(&target.value),
             format,
             csv,
             model: is_model,

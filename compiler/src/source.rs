@@ -96,4 +96,12 @@ pub trait SchemaSource {
         let _ = path;
         Ok(None)
     }
+
+    /// Where a path the program names (a model it loads, a file it saves) is, for whoever
+    /// runs the program: resolved once, here, the way loads are (relative to the program's
+    /// folder, for files), so nothing downstream joins it to a folder again. A source
+    /// without files leaves it as written.
+    fn locate(&self, path: &str) -> String {
+        path.to_string()
+    }
 }

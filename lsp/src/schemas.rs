@@ -69,4 +69,8 @@ impl SchemaSource for Cached<'_> {
         let key = (self.base.clone(), path.to_string());
         remembered(&self.cache.models, key, || self.inner.resolve_model(path))
     }
+
+    fn locate(&self, path: &str) -> String {
+        self.inner.locate(path)
+    }
 }

@@ -518,10 +518,10 @@ impl<'a> Lowering<'a> {
                 };
                 self.push(format!("source #{}", id.index()), op)
             }
-            NodeKind::ModelSource { path } => {
+            NodeKind::ModelSource { path, file } => {
                 let bytes = self
                     .stats
-                    .model_bytes(path)
+                    .model_bytes(file)
                     .unwrap_or(stats::UNKNOWN_MODEL_BYTES);
                 let op = Op {
                     kind: OpKind::ModelLoad {

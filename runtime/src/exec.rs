@@ -32,14 +32,12 @@ use flow_stdlib::TrainSpec;
 use flow_stdlib::ml::train::{self, Prepared};
 use flow_stdlib::ml::{Body, Model};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Options of a single-process run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// The folder relative paths of `save` are resolved against (the `.flow` file's folder).
-    pub base_dir: PathBuf,
     /// DataFusion's target partitions (threads); defaults to the machine's cores.
     pub partitions: Option<usize>,
     /// Run across worker processes instead of in this one.
@@ -129,7 +127,7 @@ pub fn collect(
         let ctx = session(options);
         let mut ml = MlResults::default();
         let mut engine = Engine::Local;
-        ensure_ml(dag, input, options, &ctx, &mut engine, &mut ml).await?;
+        ensure_ml(dag, input, &ctx, &mut engine, &mut ml).await?;
         rows(dag, input, &ctx, &mut engine, &ml).await
     })
 }
@@ -138,13 +136,12 @@ pub fn collect(
 async fn ensure_ml(
     dag: &Dag,
     node: NodeId,
-    options: &RunOptions,
     ctx: &SessionContext,
     engine: &mut Engine,
     ml: &mut MlResults,
 ) -> Result<(), Diagnostic> {
     let mut host = Host { dag, ctx, engine };
-    ml.ensure(dag, node, &options.base_dir, &mut host).await
+    ml.ensure(dag, node, &mut host).await
 }
 
 /// The engine as the ML steps see it.
@@ -281,7 +278,7 @@ async fn run_async(
             )
         }
     };
-    let result = run_sinks(compiled, options, out, &ctx, &mut engine).await;
+    let result = run_sinks(compiled, out, &ctx, &mut engine).await;
     let record = engine.finish();
     result.map(|summary| RunSummary {
         cluster: record,
@@ -291,7 +288,6 @@ async fn run_async(
 
 async fn run_sinks(
     compiled: &Compiled,
-    options: &RunOptions,
     out: &mut dyn Write,
     ctx: &SessionContext,
     engine: &mut Engine,
@@ -306,20 +302,12 @@ async fn run_sinks(
             continue;
         };
         let input = dag.inputs(sink)[0];
-        ensure_ml(dag, input, options, ctx, engine, &mut ml).await?;
-        let target = |path: &str| {
-            let p = Path::new(path);
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                options.base_dir.join(p)
-            }
-        };
+        ensure_ml(dag, input, ctx, engine, &mut ml).await?;
         if let Some(model) = ml.model(input) {
-            let SinkKind::Save { path, .. } = kind else {
+            let SinkKind::Save { file, .. } = kind else {
                 return Err(not_available(dag, input));
             };
-            let target = target(path);
+            let target = PathBuf::from(file);
             let AnyModel::Flow(model) = model.as_ref() else {
                 return Err(Diagnostic::error(
                     Code::E0033,
@@ -365,9 +353,9 @@ async fn run_sinks(
                 }
             }
             SinkKind::Save {
-                path, format, csv, ..
+                file, format, csv, ..
             } => {
-                let target = target(path);
+                let target = PathBuf::from(file);
                 let stream = engine.stream(ctx, plan).await.map_err(fail)?;
                 let started = std::time::Instant::now();
                 let rows = pending

@@ -62,6 +62,10 @@ impl SchemaSource for FileSchemaSource {
         crate::ml::load::signature(&self.resolve_path(path))
     }
 
+    fn locate(&self, path: &str) -> String {
+        self.resolve_path(path).display().to_string()
+    }
+
     fn resolve(&self, request: &LoadRequest) -> Result<ResolvedLoad, String> {
         if request.path.contains("://") {
             return Err(

@@ -83,7 +83,6 @@ fn flow(program: &str, partitions: usize) -> Vec<RecordBatch> {
     flow_runtime::collect(
         &compiled,
         &RunOptions {
-            base_dir: dir.to_path_buf(),
             partitions: Some(partitions),
             cluster: None,
             watch: None,

@@ -122,7 +122,6 @@ impl MlResults {
         &mut self,
         dag: &Dag,
         node: NodeId,
-        base_dir: &Path,
         host: &mut impl MlHost,
     ) -> Result<(), Diagnostic> {
         let mut upstream = vec![node];
@@ -143,8 +142,8 @@ impl MlResults {
             }
             let at = dag.node(n).span;
             match &dag.node(n).kind {
-                NodeKind::ModelSource { path } => {
-                    let full = base_dir.join(path);
+                NodeKind::ModelSource { file, .. } => {
+                    let full = Path::new(file);
                     let model = if load::is_onnx(&full) {
                         onnx::load(&full).map(AnyModel::Onnx)
                     } else {

@@ -19,9 +19,8 @@ pub fn data(file: &str) -> String {
     data_dir().join(file).display().to_string()
 }
 
-fn options(dir: &Path) -> RunOptions {
+fn options() -> RunOptions {
     RunOptions {
-        base_dir: dir.to_path_buf(),
         partitions: Some(2),
         cluster: None,
         watch: None,
@@ -47,7 +46,7 @@ fn compile(dir: &Path, program: &str) -> Result<flow_compiler::Compiled, Diagnos
 pub fn run(dir: &Path, program: &str) -> Result<String, Diagnostic> {
     let compiled = compile(dir, program)?;
     let mut out = Vec::new();
-    flow_runtime::run(&compiled, &options(dir), &mut out)?;
+    flow_runtime::run(&compiled, &options(), &mut out)?;
     Ok(String::from_utf8(out).unwrap())
 }
 
@@ -55,5 +54,5 @@ pub fn run(dir: &Path, program: &str) -> Result<String, Diagnostic> {
 pub fn collect(program: &str) -> Result<Vec<datafusion::arrow::array::RecordBatch>, Diagnostic> {
     let dir = data_dir();
     let compiled = compile(&dir, program)?;
-    flow_runtime::collect(&compiled, &options(&dir), 0)
+    flow_runtime::collect(&compiled, &options(), 0)
 }
