@@ -144,10 +144,10 @@ impl MlResults {
             match &dag.node(n).kind {
                 NodeKind::ModelSource { file, .. } => {
                     let full = Path::new(file);
-                    let model = if load::is_onnx(&full) {
-                        onnx::load(&full).map(AnyModel::Onnx)
+                    let model = if load::is_onnx(full) {
+                        onnx::load(full).map(AnyModel::Onnx)
                     } else {
-                        load::native(&full).map(AnyModel::Flow)
+                        load::native(full).map(AnyModel::Flow)
                     }
                     .map_err(|m| Diagnostic::error(Code::E0033, m, at, "this model"))?;
                     self.models.insert(n, Arc::new(model));
