@@ -1,6 +1,16 @@
 //! `flowc`, the command-line driver of flow: `check`, `fmt`, `explain`, `plan`, `run` and `lsp`. It owns all
 //! process concerns (arguments, files, terminals, exit codes) and calls the pure crates.
 
+/// `print!` through [`stdout::print`]: a closed standard output ends the program quietly.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::stdout::print(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`stdout::print`].
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::stdout::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod interrupted;
 mod logging;
 mod lsp;
@@ -9,6 +19,7 @@ mod progress;
 mod render;
 mod run;
 mod run_report;
+mod stdout;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use flow_compiler::Compiled;
@@ -61,22 +72,24 @@ enum Command {
     },
     /// Format programs in place (canonical layout, comments kept)
     #[command(
-        after_help = "Examples:\n  flowc fmt pipeline.flow\n  flowc fmt --check examples/*.flow"
+        after_help = "Examples:\n  flowc fmt pipeline.flow\n  flowc fmt --check examples/*.flow\n  flowc fmt - < pipeline.flow    (standard input to standard output, for editors)"
     )]
     Fmt {
+        /// Programs to format; `-` reads standard input and writes standard output
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Do not write; exit 1 if a file is not formatted
         #[arg(long)]
         check: bool,
     },
-    /// Explain a diagnostic code, a stdlib name, or print a program's DAG and plans
+    /// Explain a diagnostic code, a step, a function, a model kind, or print a program's DAG
     #[command(
-        after_help = "Examples:\n  flowc explain E0003\n  flowc explain logistic\n  flowc explain pipeline.flow"
+        after_help = "Examples:\n  flowc explain              (every diagnostic code)\n  flowc explain E0003\n  flowc explain logistic\n  flowc explain round\n  flowc explain pipeline.flow"
     )]
     Explain {
-        /// A code (E0003), a model kind or step (logistic, train), or a .flow file
-        what: String,
+        /// A code (E0003), a step (join), a function (round), a model kind (logistic), or a
+        /// .flow file; nothing lists the codes
+        what: Option<String>,
     },
     /// Plan a pipeline across functions: stages, memory, channels, predicted time and cost
     #[command(
@@ -130,7 +143,8 @@ fn dispatch(command: Command) -> u8 {
     match command {
         Command::Check { files, format } => check(&files, format),
         Command::Fmt { files, check } => fmt(&files, check),
-        Command::Explain { what } => explain(&what),
+        Command::Explain { what: Some(what) } => explain(&what),
+        Command::Explain { what: None } => explain_codes(),
         Command::Plan(args) => plan::plan(&args),
         Command::Calibrate { output, quick } => calibrate(output, quick),
         Command::Run(args) => run::run(args),
@@ -201,10 +215,29 @@ fn report(loaded: &Loaded, diagnostics: &[Diagnostic], format: OutputFormat) {
         }
         OutputFormat::Json => {
             for d in diagnostics {
-                println!("{}", render::json(&loaded.name, &loaded.text, d));
+                outln!("{}", render::json(&loaded.name, &loaded.text, d));
             }
         }
     }
+}
+
+/// After a program's diagnostics, how many there were, when it has errors (people scrolling
+/// back through a long list want the total).
+fn count(loaded: &Loaded, diagnostics: &[Diagnostic], format: OutputFormat) {
+    if format != OutputFormat::Human || !has_errors(diagnostics) {
+        return;
+    }
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == flow_lang::Severity::Error)
+        .count();
+    let warnings = diagnostics.len() - errors;
+    let mut line = format!("error: {} has {}", loaded.name, plural(errors, "error"));
+    if warnings > 0 {
+        line.push_str(&format!(" and {}", plural(warnings, "warning")));
+    }
+    eprintln!("{line}");
 }
 
 fn check(files: &[PathBuf], format: OutputFormat) -> u8 {
@@ -215,12 +248,55 @@ fn check(files: &[PathBuf], format: OutputFormat) -> u8 {
             continue;
         };
         report(&loaded, &all, format);
+        count(&loaded, &all, format);
         failed |= has_errors(&all);
     }
     if failed { USER_ERROR } else { 0 }
 }
 
+/// `flowc fmt -`: standard input formatted to standard output (with `--check`, only the
+/// exit code says whether it was formatted).
+fn fmt_stdin(check_only: bool) -> u8 {
+    let mut bytes = Vec::new();
+    if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes) {
+        eprintln!("error: cannot read standard input: {e}");
+        return USER_ERROR;
+    }
+    let name = "<stdin>".to_string();
+    let text = match flow_lang::decode(&bytes) {
+        Ok(text) => text.to_string(),
+        Err(d) => {
+            eprint!("{}", render::human(&name, "", &d, render::color()));
+            return USER_ERROR;
+        }
+    };
+    let parsed = flow_lang::parse(&text);
+    let loaded = Loaded { name, text, parsed };
+    if has_errors(&loaded.parsed.diagnostics) {
+        report(&loaded, &loaded.parsed.diagnostics, OutputFormat::Human);
+        eprintln!("error: standard input has syntax errors; it was not formatted");
+        return USER_ERROR;
+    }
+    let formatted = flow_lang::format::format_program(&loaded.text, &loaded.parsed.program);
+    if check_only {
+        return if formatted == loaded.text {
+            0
+        } else {
+            USER_ERROR
+        };
+    }
+    out!("{formatted}");
+    0
+}
+
 fn fmt(files: &[PathBuf], check_only: bool) -> u8 {
+    if files.iter().any(|f| f.as_os_str() == "-") {
+        if files.len() > 1 {
+            eprintln!("error: `-` (standard input) cannot be formatted with other files");
+            return USAGE;
+        }
+        return fmt_stdin(check_only);
+    }
     let mut status = 0;
     for path in files {
         let Ok(loaded) = load(path) else {
@@ -259,7 +335,7 @@ fn fmt(files: &[PathBuf], check_only: bool) -> u8 {
 fn explain(what: &str) -> u8 {
     if let Some(code) = Code::parse(what) {
         let info = code.info();
-        println!(
+        outln!(
             "{}: {}\n\n{}\n\nExample:\n\n{}",
             info.code,
             info.title,
@@ -278,23 +354,46 @@ fn explain(what: &str) -> u8 {
             return USER_ERROR;
         }
         if let Some(compiled) = compiled {
-            print!("{}", compiled.dag.display());
+            out!("{}", compiled.dag.display());
         }
         return 0;
     }
     if let Some(text) = flow_stdlib::explain(what) {
-        print!("{text}");
+        out!("{text}");
         return 0;
     }
     if let Some(entry) = flow_lang::reference::find(what) {
-        print!("{}", entry.text());
+        out!("{}", entry.text());
         return 0;
     }
-    eprintln!("error: `{what}` is not a diagnostic code, a standard-library name or a .flow file");
+    if let Some(f) = flow_compiler::functions::find(&what.to_lowercase()) {
+        let kind = if f.aggregate {
+            "aggregate function (use it in `group { ... }`)"
+        } else {
+            "function"
+        };
+        outln!("{}\n\n{kind}: {}", f.syntax, f.description);
+        return 0;
+    }
     eprintln!(
-        "hint: try `flowc explain E0001`, `flowc explain train` or `flowc explain pipeline.flow`"
+        "error: `{what}` is not a diagnostic code, a step, a function, a model kind or a .flow file"
+    );
+    eprintln!(
+        "hint: try `flowc explain` (the codes), `flowc explain E0001`, `flowc explain train`, `flowc explain round` or `flowc explain pipeline.flow`"
     );
     USER_ERROR
+}
+
+/// Every diagnostic code with its title.
+fn explain_codes() -> u8 {
+    for code in flow_lang::diagnostic::CODES {
+        let info = code.info();
+        outln!("{}  {}", info.code, info.title);
+    }
+    outln!(
+        "\n`flowc explain CODE` explains one; `flowc explain round`, `join` or `logistic` a name."
+    );
+    0
 }
 
 fn calibrate(output: Option<PathBuf>, quick: bool) -> u8 {
@@ -315,7 +414,7 @@ fn calibrate(output: Option<PathBuf>, quick: bool) -> u8 {
     let measured = flow_runtime::calibrate::calibrate(effort, exe.as_deref());
     let written = measured.and_then(|(profile, report)| {
         for m in &report {
-            println!("{:<46} {}", m.what, m.value);
+            outln!("{:<46} {}", m.what, m.value);
         }
         let text = flow_runtime::calibrate::to_toml(&profile)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -326,7 +425,7 @@ fn calibrate(output: Option<PathBuf>, quick: bool) -> u8 {
     });
     match written {
         Ok(()) => {
-            println!("profile written to {}", path.display());
+            outln!("profile written to {}", path.display());
             0
         }
         Err(e) => {

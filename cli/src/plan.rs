@@ -107,6 +107,7 @@ pub fn plan(args: &PlanArgs) -> u8 {
         return USER_ERROR;
     };
     report(&loaded, &all, OutputFormat::Human);
+    crate::count(&loaded, &all, OutputFormat::Human);
     let Some(compiled) = compiled.filter(|_| !has_errors(&all)) else {
         return USER_ERROR;
     };
@@ -164,7 +165,7 @@ pub fn plan(args: &PlanArgs) -> u8 {
             }
         };
         let points = sweep::run(&graph, &profile, &options, &sweep);
-        print!("{}", sweep::table(sweep.axis, &points));
+        out!("{}", sweep::table(sweep.axis, &points));
         let svg_path = args.svg.clone().unwrap_or_else(|| {
             let stem = args.file.file_stem().unwrap_or_default().to_string_lossy();
             PathBuf::from(format!("{stem}.sweep.svg"))
@@ -179,7 +180,7 @@ pub fn plan(args: &PlanArgs) -> u8 {
             .and_then(|svg| std::fs::write(&svg_path, svg).map_err(|e| e.to_string()))
         {
             Ok(()) => {
-                println!("chart written to {}", svg_path.display());
+                outln!("chart written to {}", svg_path.display());
                 0
             }
             Err(e) => {
@@ -194,22 +195,28 @@ pub fn plan(args: &PlanArgs) -> u8 {
             plan.program = Some(flow_planner::Fingerprint::of(&compiled.dag));
             if args.verbose {
                 for (rule, stage) in &trace {
-                    println!("=== after {rule} ===");
-                    println!("{}", stage.to_text());
+                    outln!("=== after {rule} ===");
+                    outln!("{}", stage.to_text());
                 }
             }
             match args.format {
-                PlanFormat::Text if !args.verbose => print!("{}", plan.to_text()),
+                PlanFormat::Text if !args.verbose => out!("{}", plan.to_text()),
                 PlanFormat::Text => {}
-                PlanFormat::Json => println!("{}", plan.to_json()),
-                PlanFormat::Dot => print!("{}", flow_planner::render::dot(&plan)),
+                PlanFormat::Json => outln!("{}", plan.to_json()),
+                PlanFormat::Dot => out!("{}", flow_planner::render::dot(&plan)),
             }
             0
         }
-        Err(e) => {
-            report(&loaded, &[diagnostic(&e)], OutputFormat::Human);
-            USER_ERROR
-        }
+        Err(e) => match flag_error(&e) {
+            Some(message) => {
+                eprintln!("{message}");
+                USAGE
+            }
+            None => {
+                report(&loaded, &[diagnostic(&e)], OutputFormat::Human);
+                USER_ERROR
+            }
+        },
     }
 }
 
@@ -232,6 +239,19 @@ pub fn options_from(
     options.memory_mb = memory_mb.or(options.memory_mb);
     options.channel = channel;
     options
+}
+
+/// A planning failure caused by a flag (an override without a hint in the program behind
+/// it), as the usage error to print; `None` when the program is what cannot be planned.
+pub fn flag_error(e: &PlanError) -> Option<String> {
+    if e.unmet != Unmet::Override || e.span.is_some() {
+        return None;
+    }
+    let mut message = format!("error: {}", e.message);
+    if let Some(help) = &e.help {
+        message.push_str(&format!("\nhint: {help}"));
+    }
+    Some(message)
 }
 
 /// A planning failure as a diagnostic: at the hint when there is one.

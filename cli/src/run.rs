@@ -1,7 +1,7 @@
 //! `flowc run` and `flowc worker`: runs a program in this process, or across worker processes
 //! as the planner (or the flags) decide, with a progress display, a report and logs.
 
-use crate::plan::{ObjectiveFlag, channel_flag, diagnostic, options_from, profile};
+use crate::plan::{ObjectiveFlag, channel_flag, diagnostic, flag_error, options_from, profile};
 use crate::progress::Progress;
 use crate::run_report;
 use crate::{OutputFormat, USAGE, USER_ERROR, report};
@@ -15,7 +15,7 @@ use flow_runtime::distributed::channels::Compression;
 use flow_runtime::distributed::store::default_store;
 use flow_runtime::distributed::worker::{WorkerArgs, serve};
 use flow_runtime::distributed::{Channel, ChannelChoice, ClusterOptions, Watch};
-use flow_runtime::{Cluster, FileStatistics, RunOptions};
+use flow_runtime::{Cluster, FileStatistics, RunOptions, Saved};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -114,15 +114,27 @@ pub fn run(args: RunArgs) -> u8 {
         return USER_ERROR;
     };
     report(&loaded, &all, format);
+    crate::count(&loaded, &all, format);
     let Some(compiled) = compiled.filter(|_| !has_errors(&all)) else {
         return USER_ERROR;
     };
+    if compiled.dag.sinks().is_empty() {
+        eprintln!(
+            "note: {} has no `save` or `show`: there is nothing to run",
+            loaded.name
+        );
+        return 0;
+    }
     let (cluster, plan) = if args.distributed() {
         match cluster(&compiled, &args) {
             Ok((c, plan)) => (Some(c), Some(plan)),
-            Err(d) => {
+            Err(Refused::Program(d)) => {
                 report(&loaded, &[d], format);
                 return USER_ERROR;
+            }
+            Err(Refused::Flags(message)) => {
+                eprintln!("{message}");
+                return USAGE;
             }
         }
     } else {
@@ -141,8 +153,14 @@ pub fn run(args: RunArgs) -> u8 {
     let mut out = stdout.lock();
     match flow_runtime::run(&compiled, &options, &mut out) {
         Ok(summary) => {
-            for (file, rows) in &summary.saved {
-                let _ = writeln!(out, "saved {rows} rows to {}", file.display());
+            for saved in &summary.saved {
+                let _ = match saved {
+                    Saved::Table(file, 1) => writeln!(out, "saved 1 row to {}", file.display()),
+                    Saved::Table(file, rows) => {
+                        writeln!(out, "saved {rows} rows to {}", file.display())
+                    }
+                    Saved::Model(file) => writeln!(out, "saved the model to {}", file.display()),
+                };
             }
             if let (Some(path), Some(record)) = (&args.report, &summary.cluster) {
                 let text = run_report::render(path, &args.file, record, plan.as_deref());
@@ -204,6 +222,18 @@ fn refuse_usage(args: &RunArgs) -> Option<u8> {
         );
         return Some(USAGE);
     }
+    // Found before the run writes its saves, not after.
+    if let Some(path) = &args.report
+        && let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty())
+        && !folder.is_dir()
+    {
+        eprintln!(
+            "error: --report {}: the folder {} does not exist",
+            path.display(),
+            folder.display()
+        );
+        return Some(USAGE);
+    }
     None
 }
 
@@ -211,12 +241,21 @@ fn run_error(message: String, label: &str) -> Diagnostic {
     Diagnostic::error(Code::E0029, message, Span::default(), label)
 }
 
+/// Why a distributed run was not set up: its program, or the flags it was given.
+enum Refused {
+    Program(Diagnostic),
+    Flags(String),
+}
+
+impl From<Diagnostic> for Refused {
+    fn from(d: Diagnostic) -> Refused {
+        Refused::Program(d)
+    }
+}
+
 /// Workers and channel for a distributed run: the flags where given, else the plan's choice
 /// under the local profile. Returns the plan too, for the report's predictions.
-fn cluster(
-    compiled: &Compiled,
-    args: &RunArgs,
-) -> Result<(Cluster, Arc<PhysicalPlan>), Diagnostic> {
+fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<PhysicalPlan>), Refused> {
     let exe = std::env::current_exe().map_err(|e| {
         run_error(
             format!("cannot find the flowc executable to start workers: {e}"),
@@ -227,7 +266,7 @@ fn cluster(
         Some(path) => saved_plan(path, compiled)?,
         None => {
             let profile = profile("local", args.profile.as_deref())
-                .map_err(|e| run_error(e, "while planning the run"))?;
+                .map_err(|e| Refused::Flags(format!("error: {e}")))?;
             let options = options_from(
                 &compiled.settings,
                 args.objective,
@@ -235,8 +274,12 @@ fn cluster(
                 args.memory_mb,
                 args.channel,
             );
-            flow_planner::plan(&compiled.dag, &FileStatistics, &profile, &options)
-                .map_err(|e| diagnostic(&e))?
+            flow_planner::plan(&compiled.dag, &FileStatistics, &profile, &options).map_err(|e| {
+                match flag_error(&e) {
+                    Some(message) => Refused::Flags(message),
+                    None => Refused::Program(diagnostic(&e)),
+                }
+            })?
         }
     };
     let most = plan.stages.iter().map(|s| s.functions).max().unwrap_or(1);

@@ -306,3 +306,139 @@ fn a_stale_plan_is_refused_and_writes_nothing() {
     std::fs::write(&plan, text.replacen(&version, "\"version\": 999", 1)).unwrap();
     assert!(stale(dir.path(), "version").contains("version 999"));
 }
+
+/// `flowc` with standard input from `input`, in the crate's folder.
+fn flowc_with_input(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_standard_output_ends_flowc_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowc"))
+        .args(["plan", "../examples/analytics.flow", "--format", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before flowc has planned anything, as `| head -c 0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bad_flags_are_usage_errors_found_before_anything_runs() {
+    let dir = planned_program();
+    let program = dir.path().join("p.flow");
+    let p = program.to_str().unwrap();
+    for verb in ["plan", "run"] {
+        let out = flowc(&[verb, p, "--memory-mb", "50"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{verb}: {stderr}");
+        assert!(
+            stderr.starts_with("error: `memory_mb = 50` is outside"),
+            "{verb}: {stderr}"
+        );
+        assert!(!stderr.contains("E0032"), "{verb}: {stderr}");
+    }
+    let out = flowc(&["run", p, "--report", "/nonexistent/dir/r.html"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    assert!(!dir.path().join("out").exists(), "the run went ahead");
+}
+
+#[test]
+fn an_empty_program_says_there_is_nothing_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.flow");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    let out = flowc(&["run", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to run"));
+}
+
+#[test]
+fn saving_a_model_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../runtime/tests/ml/data/breast_cancer-train.csv");
+    let program = dir.path().join("m.flow");
+    std::fs::write(
+        &program,
+        format!(
+            "save load \"{}\" | train logistic(label = label, features = [f0, f1], epochs = 1) to \"m.model\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = flowc(&["run", program.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.starts_with("saved the model to "), "{stdout}");
+    assert!(!stdout.contains("rows"), "{stdout}");
+}
+
+#[test]
+fn explain_lists_the_codes_and_explains_functions() {
+    let codes = flowc(&["explain"]);
+    let text = String::from_utf8_lossy(&codes.stdout);
+    assert_eq!(codes.status.code(), Some(0));
+    for code in flow_lang::diagnostic::CODES {
+        assert!(
+            text.contains(&format!("{}  {}", code.as_str(), code.info().title)),
+            "{text}"
+        );
+    }
+    let round = flowc(&["explain", "round"]);
+    assert_eq!(round.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&round.stdout).starts_with("round("));
+    let sum = flowc(&["explain", "sum"]);
+    assert!(String::from_utf8_lossy(&sum.stdout).contains("aggregate function"));
+}
+
+#[test]
+fn fmt_dash_formats_standard_input_to_standard_output() {
+    let messy = "let  t =load \"x.csv\"\nshow t|filter a>1\n";
+    let out = flowc_with_input(&["fmt", "-"], messy);
+    assert_eq!(out.status.code(), Some(0));
+    let formatted = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(formatted, "let t = load \"x.csv\"\nshow t | filter a > 1\n");
+    let check = flowc_with_input(&["fmt", "--check", "-"], messy);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(check.stdout.is_empty());
+    let clean = flowc_with_input(&["fmt", "--check", "-"], &formatted);
+    assert_eq!(clean.status.code(), Some(0));
+    let broken = flowc_with_input(&["fmt", "-"], "show (");
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(broken.stdout.is_empty());
+}
+
+#[test]
+fn diagnostics_end_with_their_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.flow");
+    std::fs::write(&path, "show nothing\nshow neither\n").unwrap();
+    let out = flowc(&["check", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.trim_end().ends_with("has 2 errors"), "{stderr}");
+}

@@ -101,9 +101,18 @@ impl Engine {
 #[derive(Debug, Default)]
 pub struct RunSummary {
     /// Files written by `save`, in program order.
-    pub saved: Vec<(PathBuf, usize)>,
+    pub saved: Vec<Saved>,
     /// What the workers did, when the run was distributed.
     pub cluster: Option<RunRecord>,
+}
+
+/// What one `save` wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Saved {
+    /// A table: the file and its rows.
+    Table(PathBuf, usize),
+    /// A model file.
+    Model(PathBuf),
 }
 
 /// Computes the whole table of the `index`-th sink (in program order), ignoring a `show`'s
@@ -321,7 +330,7 @@ async fn run_sinks(
             pending
                 .write_bytes(&target, &bytes)
                 .map_err(|e| save_error(e, node.span, |e| run_error(dag, &[], e, node.span)))?;
-            summary.saved.push((target, 1));
+            summary.saved.push(Saved::Model(target));
             continue;
         }
         let plan = match dag.node(input).plan() {
@@ -367,7 +376,7 @@ async fn run_sinks(
                     target.display(),
                     started.elapsed().as_secs_f64() * 1e3
                 );
-                summary.saved.push((target, rows));
+                summary.saved.push(Saved::Table(target, rows));
             }
         }
     }

@@ -16,6 +16,6 @@ pub mod ml;
 mod save;
 pub mod stats;
 
-pub use exec::{Cluster, RunOptions, RunSummary, collect, run};
+pub use exec::{Cluster, RunOptions, RunSummary, Saved, collect, run};
 pub use files::FileSchemaSource;
 pub use stats::FileStatistics;
