@@ -330,6 +330,26 @@ fn syntax_error(source: &str, base: usize, error: &pest::error::Error<Rule>) -> 
         )
         .with_help("add the closing `\"`; write `\\\"` for a quote inside a string");
     }
+    let word = &source[at.min(source.len())..];
+    let word_len = word
+        .char_indices()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+        .map_or(word.len(), |(i, _)| i);
+    if let Some(hint) = hints::hint(source, base, at, &word[..word_len]) {
+        let (span, label) = match hint.at {
+            Some((s, e)) => (Span::new(s, e), "opened here".to_string()),
+            // A whole misspelt word, so a quick fix can replace it.
+            None => (Span::new(at, (at + word_len).max(end)), label),
+        };
+        let message = hint
+            .message
+            .unwrap_or_else(|| format!("syntax error: unexpected {found}"));
+        let diagnostic = Diagnostic::error(Code::E0001, message, span, label).with_help(hint.help);
+        return match hint.fix {
+            Some(fix) => diagnostic.with_fix(span, fix),
+            None => diagnostic,
+        };
+    }
     let mut diagnostic = Diagnostic::error(
         Code::E0001,
         format!("syntax error: unexpected {found}"),
@@ -1033,6 +1053,8 @@ pub(crate) fn grammar_reserves(word: &str) -> bool {
     Grammar::parse(Rule::reserved, word)
         .is_ok_and(|mut pairs| pairs.next().is_some_and(|p| p.as_str().len() == word.len()))
 }
+
+mod hints;
 
 #[cfg(test)]
 mod tests;
