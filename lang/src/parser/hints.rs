@@ -111,7 +111,7 @@ fn unclosed_bracket(text: &str) -> Option<usize> {
         match c {
             _ if in_comment => in_comment = c != '\n',
             _ if in_string => {
-                in_string = !(c == '"' && !escaped);
+                in_string = c != '"' || escaped;
                 escaped = c == '\\' && !escaped;
             }
             '"' => in_string = true,
