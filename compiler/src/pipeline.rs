@@ -276,12 +276,38 @@ impl Compiler<'_> {
             declared,
         };
         let resolved = self.source.resolve(&request).map_err(|message| {
-            Diagnostic::error(
+            let error = Diagnostic::error(
                 Code::E0020,
                 format!("cannot read `{path}`: {message}"),
                 load.path.span,
                 "this source",
-            )
+            );
+            // Compared by the file's name without its extension (the folder and the
+            // extension are the same for all of them, and would make any two look alike).
+            let name = |p: &str| {
+                let file = p.rsplit('/').next().unwrap_or(p);
+                let (stem, extension) = file.rsplit_once('.').unwrap_or((file, ""));
+                (extension.to_string(), stem.to_string())
+            };
+            let neighbours = self.source.neighbours(path);
+            let (extension, stem) = name(path);
+            let stems: Vec<String> = neighbours
+                .iter()
+                .map(|n| name(n))
+                .filter(|(e, _)| *e == extension)
+                .map(|(_, s)| s)
+                .collect();
+            let close =
+                flow_lang::diagnostic::suggest::closest(&stem, stems.iter().map(String::as_str))
+                    .and_then(|close| {
+                        neighbours
+                            .iter()
+                            .find(|n| name(n) == (extension.clone(), close.to_string()))
+                    });
+            match close {
+                Some(close) => error.with_help(format!("did you mean \"{close}\"?")),
+                None => error,
+            }
         })?;
         let qualifier = binding
             .map(str::to_string)
@@ -1003,7 +1029,11 @@ fn side_error(c: &ast::ColumnRef, side: &str, schema: &DFSchema) -> Diagnostic {
         c.span,
         format!("missing on the {side}"),
     )
-    .with_help(columns_in_scope(schema))
+    .suggesting(
+        &c.name.name,
+        schema.fields().iter().map(|f| f.name().as_str()),
+        || columns_in_scope(schema),
+    )
 }
 
 /// The key pairs of `on a, b`: each name resolved on both sides.

@@ -97,6 +97,13 @@ pub trait SchemaSource {
         Ok(None)
     }
 
+    /// Paths beside `path` that exist (the other files of its folder, written the way the
+    /// program wrote `path`), for a did-you-mean when `path` does not resolve.
+    fn neighbours(&self, path: &str) -> Vec<String> {
+        let _ = path;
+        Vec::new()
+    }
+
     /// Where a path the program names (a model it loads, a file it saves) is, for whoever
     /// runs the program: resolved once, here, the way loads are (relative to the program's
     /// folder, for files), so nothing downstream joins it to a folder again. A source

@@ -73,4 +73,8 @@ impl SchemaSource for Cached<'_> {
     fn locate(&self, path: &str) -> String {
         self.inner.locate(path)
     }
+
+    fn neighbours(&self, path: &str) -> Vec<String> {
+        self.inner.neighbours(path)
+    }
 }

@@ -62,6 +62,19 @@ impl SchemaSource for FileSchemaSource {
         crate::ml::load::signature(&self.resolve_path(path))
     }
 
+    fn neighbours(&self, path: &str) -> Vec<String> {
+        let written = Path::new(path);
+        let folder = written.parent().unwrap_or(Path::new(""));
+        let Ok(entries) = std::fs::read_dir(self.resolve_path(&folder.display().to_string()))
+        else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| folder.join(e.file_name()).display().to_string())
+            .collect()
+    }
+
     fn locate(&self, path: &str) -> String {
         self.resolve_path(path).display().to_string()
     }
