@@ -1,10 +1,13 @@
 //! The progress display of a distributed run: one bar per stage with its tasks done and the
-//! bytes its tasks sent to their channel. Shown only when stderr is a terminal.
+//! bytes its tasks sent to their channel. Shown only when stderr is a terminal. What the run
+//! prints while bars are drawn (`show`'s tables) goes above them, whole lines at a time
+//! ([`Above`]), so a redraw never erases it.
 
 use flow_planner::units::bytes;
 use flow_runtime::distributed::{StageRecord, TaskRecord, Watch};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::sync::Mutex;
 
 /// One bar per stage, keyed by (job, stage).
@@ -18,6 +21,58 @@ struct StageBar {
     bar: ProgressBar,
     done: HashSet<usize>,
     bytes: u64,
+}
+
+impl Progress {
+    /// A writer over `inner` whose lines are printed above the bars.
+    pub fn above<W: Write>(&self, inner: W) -> Above<W> {
+        Above {
+            multi: self.multi.clone(),
+            inner,
+            pending: Vec::new(),
+        }
+    }
+}
+
+/// Writes whole lines to `inner` with the bars taken down and drawn again after; a partial
+/// line waits for its end (or a flush).
+pub struct Above<W: Write> {
+    multi: MultiProgress,
+    inner: W,
+    pending: Vec<u8>,
+}
+
+impl<W: Write> Above<W> {
+    fn write_pending(&mut self, upto: usize) -> std::io::Result<()> {
+        let lines: Vec<u8> = self.pending.drain(..upto).collect();
+        let inner = &mut self.inner;
+        self.multi
+            .suspend(|| inner.write_all(&lines).and_then(|()| inner.flush()))
+    }
+}
+
+impl<W: Write> Write for Above<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        if let Some(last) = self.pending.iter().rposition(|b| *b == b'\n') {
+            self.write_pending(last + 1)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let all = self.pending.len();
+        if all > 0 {
+            self.write_pending(all)?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Drop for Above<W> {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
 }
 
 impl std::fmt::Debug for Progress {
@@ -84,5 +139,28 @@ impl Watch for Progress {
                 stage.bar.finish();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_go_out_whole_and_a_partial_line_waits_for_its_end() {
+        let progress = Progress::default();
+        progress
+            .multi
+            .set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        let mut out = Vec::new();
+        {
+            let mut above = progress.above(&mut out);
+            above.write_all(b"+---+\n| 1 |\n+--").unwrap();
+            assert_eq!(above.inner.as_slice(), b"+---+\n| 1 |\n");
+            above.write_all(b"-+\n(1 row)").unwrap();
+            assert_eq!(above.inner.as_slice(), b"+---+\n| 1 |\n+---+\n");
+        }
+        // Dropping it writes what was left.
+        assert_eq!(out, b"+---+\n| 1 |\n+---+\n(1 row)");
     }
 }

@@ -140,9 +140,9 @@ pub fn run(args: RunArgs) -> u8 {
     } else {
         (None, None)
     };
-    let watch: Option<Arc<dyn Watch>> =
-        (cluster.is_some() && args.verbose == 0 && std::io::stderr().is_terminal())
-            .then(|| Arc::new(Progress::default()) as Arc<dyn Watch>);
+    let progress = (cluster.is_some() && args.verbose == 0 && std::io::stderr().is_terminal())
+        .then(|| Arc::new(Progress::default()));
+    let watch = progress.clone().map(|p| p as Arc<dyn Watch>);
     let options = RunOptions {
         partitions: None,
         cluster,
@@ -150,7 +150,11 @@ pub fn run(args: RunArgs) -> u8 {
     };
     crate::interrupted::stop_cleanly_on_ctrl_c();
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // With bars on the terminal, what the run prints goes above them.
+    let mut out: Box<dyn Write> = match &progress {
+        Some(progress) => Box::new(progress.above(stdout.lock())),
+        None => Box::new(stdout.lock()),
+    };
     match flow_runtime::run(&compiled, &options, &mut out) {
         Ok(summary) => {
             for saved in &summary.saved {

@@ -311,14 +311,14 @@ impl ExprCx<'_> {
         let expr = match fname.as_str() {
             "date" => {
                 arity(1)?;
+                self.literal_of_type(&fname, &args[0], &DataType::Date32)?;
                 cast(lowered.remove(0), DataType::Date32)
             }
             "interval" => {
                 arity(1)?;
-                cast(
-                    lowered.remove(0),
-                    DataType::Interval(IntervalUnit::MonthDayNano),
-                )
+                let ty = DataType::Interval(IntervalUnit::MonthDayNano);
+                self.literal_of_type(&fname, &args[0], &ty)?;
+                cast(lowered.remove(0), ty)
             }
             "count" if args.is_empty() => datafusion::functions_aggregate::count::count_all(),
             "count_distinct" => {
@@ -352,19 +352,115 @@ impl ExprCx<'_> {
             }
         };
         // Typing the call checks its arguments against the function's signature.
-        if let Err(e) = expr.get_type(self.schema) {
-            return Err(Diagnostic::error(
-                Code::E0010,
-                format!(
-                    "wrong arguments to `{}`: {}",
-                    name.name,
-                    clean_error(&e.to_string())
-                ),
+        if expr.get_type(self.schema).is_err() {
+            return Err(self.wrong_arguments(
+                name,
+                &fname,
+                args,
+                &lowered_types(&expr, self.schema),
                 span,
-                "these arguments do not fit",
             ));
         }
         Ok(expr)
+    }
+
+    /// E0010 for a call whose arguments fit none of the function's signatures: what was
+    /// given, argument by argument, and how the function is called.
+    fn wrong_arguments(
+        &self,
+        name: &ast::Ident,
+        fname: &str,
+        args: &[ast::Arg],
+        types: &[Option<DataType>],
+        span: Span,
+    ) -> Diagnostic {
+        let given: Vec<String> = args
+            .iter()
+            .zip(types)
+            .map(|(arg, ty)| {
+                let ty = ty.as_ref().map_or("an unknown type".to_string(), display);
+                format!("`{}` is {ty}", flow_lang::format::expr_text(&arg.value))
+            })
+            .collect();
+        let given = match given.as_slice() {
+            [] => "no arguments".to_string(),
+            [one] => one.clone(),
+            many => format!(
+                "{} and {}",
+                many[..many.len() - 1].join(", "),
+                many[many.len() - 1]
+            ),
+        };
+        let diagnostic = Diagnostic::error(
+            Code::E0010,
+            format!("`{}` cannot take these arguments: {given}", name.name),
+            span,
+            "these arguments do not fit",
+        );
+        match crate::functions::find(fname) {
+            Some(f) => diagnostic.with_help(format!(
+                "`{}` is called as `{}`: {}",
+                name.name,
+                f.syntax,
+                first_sentence(&f.description)
+            )),
+            None => diagnostic,
+        }
+    }
+
+    /// A `date("...")` or `interval("...")` whose text is a literal: checked now, so a date
+    /// that does not exist is an error of the program, not of its run.
+    fn literal_of_type(
+        &self,
+        fname: &str,
+        arg: &ast::Arg,
+        ty: &DataType,
+    ) -> Result<(), Diagnostic> {
+        let ExprKind::Literal(Literal::String(text)) = &arg.value.kind else {
+            return Ok(());
+        };
+        match ScalarValue::Utf8(Some(text.clone())).cast_to(ty) {
+            Ok(value) if !value.is_null() => Ok(()),
+            _ => {
+                let (what, form) = if fname == "date" {
+                    (
+                        "a date",
+                        "write dates as \"YYYY-MM-DD\", for example \"1998-09-02\"",
+                    )
+                } else {
+                    (
+                        "a length of time",
+                        "write lengths of time as \"90 days\", \"3 months\" or \"1 year 2 days\"",
+                    )
+                };
+                Err(Diagnostic::error(
+                    Code::E0023,
+                    format!("\"{text}\" is not {what}"),
+                    arg.value.span,
+                    format!("not {what}"),
+                )
+                .with_help(form))
+            }
+        }
+    }
+}
+
+/// The types of a call's arguments, where they can be told.
+fn lowered_types(expr: &Expr, schema: &DFSchema) -> Vec<Option<DataType>> {
+    let args = match expr {
+        Expr::ScalarFunction(f) => &f.args,
+        Expr::AggregateFunction(f) => &f.params.args,
+        _ => return Vec::new(),
+    };
+    args.iter().map(|a| a.get_type(schema).ok()).collect()
+}
+
+/// The first sentence of a function's description.
+fn first_sentence(text: &str) -> &str {
+    let text = text.trim();
+    match text.find(". ") {
+        Some(end) => &text[..=end],
+        None => text,
     }
 }
 

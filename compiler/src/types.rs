@@ -31,11 +31,29 @@ pub fn arrow_type(ty: &TypeName) -> Result<DataType, String> {
             "date" => DataType::Date32,
             "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
             other => {
-                let hint =
-                    flow_lang::diagnostic::suggest::did_you_mean(other, TYPE_NAMES.iter().copied())
-                        .map(|d| format!("; {d}"))
-                        .unwrap_or_default();
-                return Err(format!("unknown type `{other}`{hint}"));
+                // Names other languages use, with what flow calls them: `int` is closest to
+                // `int8` by spelling but means `int64` to nearly everyone who writes it.
+                let usual = match other {
+                    "int" | "integer" | "long" | "bigint" => Some("int64"),
+                    "float" | "double" | "real" => Some("float64"),
+                    "str" | "text" | "varchar" => Some("string"),
+                    "boolean" => Some("bool"),
+                    "datetime" => Some("timestamp"),
+                    _ => None,
+                };
+                let hint = match usual {
+                    Some(ours) => format!("; flow calls it `{ours}`"),
+                    None => flow_lang::diagnostic::suggest::did_you_mean(
+                        other,
+                        TYPE_NAMES.iter().copied(),
+                    )
+                    .map(|d| format!("; {d}"))
+                    .unwrap_or_default(),
+                };
+                return Err(format!(
+                    "unknown type `{other}`{hint} (types: {})",
+                    TYPE_NAMES.join(", ")
+                ));
             }
         }),
     }
