@@ -442,3 +442,38 @@ fn diagnostics_end_with_their_count() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.trim_end().ends_with("has 2 errors"), "{stderr}");
 }
+
+#[test]
+fn columns_named_like_keywords_are_written_in_backticks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.csv"),
+        "group,unit price\na,1.5\nb,2.0\na,3.0\n",
+    )
+    .unwrap();
+    let program = dir.path().join("q.flow");
+    std::fs::write(
+        &program,
+        "let t = load \"t.csv\"\nshow t | group `group` { total = sum(`unit price`) } | sort `group`\n",
+    )
+    .unwrap();
+    let out = flowc(&["run", program.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| a     | 4.5   |"), "{stdout}");
+    assert!(stdout.contains("| b     | 2.0   |"), "{stdout}");
+    assert_eq!(
+        flowc(&["fmt", program.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let formatted = std::fs::read_to_string(&program).unwrap();
+    assert!(
+        formatted.contains("group `group` { total = sum(`unit price`) }"),
+        "the formatter keeps the backticks: {formatted}"
+    );
+}

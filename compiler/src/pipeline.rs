@@ -8,7 +8,7 @@ use crate::source::{CsvOptions, Format, LoadRequest};
 use crate::types::{arrow_type, comparable, display};
 use crate::{Binding, Compiler, NodeId, Value, settings};
 use datafusion::arrow::datatypes::{Field, Schema};
-use datafusion::common::{Column, DFSchema, ExprSchema, JoinType};
+use datafusion::common::{Column, DFSchema, ExprSchema, JoinType, ScalarValue};
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 use flow_lang::ast::{
@@ -511,6 +511,7 @@ impl Compiler<'_> {
         let mut group = Vec::new();
         for key in keys {
             let (name, expr) = select_item(&cx, key)?;
+            not_constant(&expr, key.span, "group")?;
             check_unique(&mut names, name, key.span)?;
             group.push(expr);
         }
@@ -550,6 +551,7 @@ impl Compiler<'_> {
         let mut sorts = Vec::new();
         for k in keys {
             let e = cx.lower(&k.expr)?;
+            not_constant(&e, k.expr.span, "sort")?;
             let ty = cx.type_of(&e, k.expr.span)?;
             if matches!(
                 ty,
@@ -983,6 +985,31 @@ fn file_stem(path: &str) -> String {
     } else {
         clean
     }
+}
+
+/// E0035 when a `group` or `sort` key is the same for every row.
+fn not_constant(expr: &Expr, span: Span, step: &str) -> Result<(), Diagnostic> {
+    let Expr::Literal(value, _) = expr.clone().unalias() else {
+        return Ok(());
+    };
+    let help = match &value {
+        ScalarValue::Utf8(Some(text)) => format!(
+            "to {step} by the column `{text}`, write its name without quotes{}",
+            if flow_lang::keywords::is_reserved(text) {
+                format!(" and in backticks, as it is a keyword: `` `{text}` ``")
+            } else {
+                String::new()
+            }
+        ),
+        _ => format!("{step} by a column or an expression of columns"),
+    };
+    Err(Diagnostic::error(
+        Code::E0035,
+        format!("this {step} key is a constant: every row has the same value"),
+        span,
+        "a constant",
+    )
+    .with_help(help))
 }
 
 /// A step DataFusion cannot plan, as E0006 at the step.

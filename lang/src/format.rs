@@ -110,7 +110,7 @@ impl Printer<'_> {
         match &stmt.kind {
             StmtKind::Config(object) => format!("config {}", object_text(object)),
             StmtKind::Let { name, value } => {
-                let head = format!("let {} = ", name.name);
+                let head = format!("let {} = ", quoted(&name.name));
                 self.pipeline(head, value, "")
             }
             StmtKind::Split {
@@ -120,7 +120,11 @@ impl Printer<'_> {
                 fraction,
                 seed,
             } => {
-                let head = format!("let {}, {} = split ", first.name, second.name);
+                let head = format!(
+                    "let {}, {} = split ",
+                    quoted(&first.name),
+                    quoted(&second.name)
+                );
                 let mut tail = format!(" {}", expr_text(fraction));
                 if let Some(seed) = seed {
                     let _ = write!(tail, " seed {}", seed.value);
@@ -200,7 +204,7 @@ impl Printer<'_> {
 
 fn source_text(source: &Source) -> String {
     match &source.kind {
-        SourceKind::Name(name) => name.name.clone(),
+        SourceKind::Name(name) => quoted(&name.name).into_owned(),
         SourceKind::Sql(query) => format!("sql {}", quote(&query.value)),
         SourceKind::Pipeline(p) => format!("({})", inline_pipeline(p)),
         SourceKind::Load(load) => {
@@ -211,7 +215,7 @@ fn source_text(source: &Source) -> String {
             if let Some(schema) = &load.schema {
                 let fields: Vec<String> = schema
                     .iter()
-                    .map(|f| format!("{}: {}", f.name.name, type_text(&f.ty)))
+                    .map(|f| format!("{}: {}", quoted(&f.name.name), type_text(&f.ty)))
                     .collect();
                 let _ = write!(text, " schema {{ {} }}", fields.join(", "));
             }
@@ -311,19 +315,19 @@ fn step_text(step: &Step) -> String {
 
 fn select_item_text(item: &SelectItem) -> String {
     match &item.name {
-        Some(name) => format!("{} = {}", name.name, expr_text(&item.expr)),
+        Some(name) => format!("{} = {}", quoted(&name.name), expr_text(&item.expr)),
         None => expr_text(&item.expr),
     }
 }
 
 fn assign_text(a: &Assign) -> String {
-    format!("{} = {}", a.name.name, expr_text(&a.expr))
+    format!("{} = {}", quoted(&a.name.name), expr_text(&a.expr))
 }
 
 fn args_text(args: &[Arg]) -> String {
     args.iter()
         .map(|a| match &a.name {
-            Some(name) => format!("{} = {}", name.name, expr_text(&a.value)),
+            Some(name) => format!("{} = {}", quoted(&name.name), expr_text(&a.value)),
             None => expr_text(&a.value),
         })
         .collect::<Vec<_>>()
@@ -344,8 +348,8 @@ fn object_text(object: &Object) -> String {
 
 fn column_text(c: &ColumnRef) -> String {
     match &c.qualifier {
-        Some(q) => format!("{}.{}", q.name, c.name.name),
-        None => c.name.name.clone(),
+        Some(q) => format!("{}.{}", quoted(&q.name), quoted(&c.name.name)),
+        None => quoted(&c.name.name).into_owned(),
     }
 }
 
@@ -483,5 +487,21 @@ fn write_expr(out: &mut String, expr: &Expr) {
             write_expr(out, inner);
             out.push(')');
         }
+    }
+}
+
+/// A name as the program must write it: in backticks when it is a reserved word or not
+/// made of letters, digits and `_` (a column called `group` or `unit price`).
+pub fn quoted(name: &str) -> std::borrow::Cow<'_, str> {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !crate::keywords::is_reserved(name);
+    if plain {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(format!("`{name}`"))
     }
 }

@@ -71,6 +71,14 @@ pub fn scan(source: &str) -> Scan {
                 }
                 i += 1;
             }
+            // A quoted name: a statement word inside it starts nothing.
+            b'`' => {
+                i += 1;
+                while i < bytes.len() && !matches!(bytes[i], b'`' | b'\n') {
+                    i += 1;
+                }
+                i += 1;
+            }
             b'(' | b'[' | b'{' => {
                 depth += 1;
                 nesting.push((i, depth + ifs));

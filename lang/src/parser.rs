@@ -335,7 +335,7 @@ fn syntax_error(source: &str, base: usize, error: &pest::error::Error<Rule>) -> 
         .char_indices()
         .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
         .map_or(word.len(), |(i, _)| i);
-    if let Some(hint) = hints::hint(source, base, at, &word[..word_len]) {
+    if let Some(hint) = hints::hint(source, base, at, &word[..word_len], &expected) {
         let (span, label) = match hint.at {
             Some((s, e)) => (Span::new(s, e), "opened here".to_string()),
             // A whole misspelt word, so a quick fix can replace it.
@@ -597,8 +597,13 @@ impl Builder<'_> {
     }
 
     fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
+        let text = pair.as_str();
+        let name = text
+            .strip_prefix('`')
+            .and_then(|t| t.strip_suffix('`'))
+            .unwrap_or(text);
         Ident {
-            name: pair.as_str().to_string(),
+            name: name.to_string(),
             span: self.span(&pair),
         }
     }

@@ -66,6 +66,24 @@ fn classify(text: &str, analysis: &Analysis) -> Vec<(usize, usize, u32, u32)> {
                 i += 1;
             }
             out.push((start, i, NUMBER, 0));
+        } else if c == b'`' {
+            // A name in backticks: a binding or a column, whatever its text.
+            i += 1;
+            while i < bytes.len() && !matches!(bytes[i], b'`' | b'\n') {
+                i += 1;
+            }
+            i = (i + 1).min(bytes.len());
+            let facts = &analysis.facts;
+            let kind = if facts.bindings.iter().any(|b| b.span.start == start) {
+                (VARIABLE, DECLARATION)
+            } else if facts.uses.iter().any(|(s, _)| s.start == start) {
+                (VARIABLE, 0)
+            } else {
+                (PROPERTY, 0)
+            };
+            out.push((start, i, kind.0, kind.1));
+            previous_word = "";
+            continue;
         } else if c.is_ascii_alphabetic() || c == b'_' {
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                 i += 1;

@@ -267,6 +267,13 @@ catalogue! {
      memory or channels is fine: those are what a saved plan is for.",
     "flowc run pipeline.flow --plan plan.json   # pipeline.flow was edited after the plan";
 
+    E0035, Error, "key is a constant",
+    "A `group` or `sort` key that is a constant (a string, a number) is the same for every \
+     row: grouping by it makes one group, sorting by it changes nothing. Usually a column was \
+     meant and written in quotes, or its name is a keyword: write a column as a name, and a \
+     name that is a keyword in backticks (`` `group` ``).",
+    "show t | group \"store\" { n = count() }   # one row: \"store\" is a string";
+
     W0001, Warning, "unused binding",
     "A `let` binds a table or model that no `save`, `show` or other binding uses. It is not \
      computed. Remove it, or prefix the name with `_` to keep it quietly.",

@@ -29,9 +29,26 @@ impl Hint {
 
 /// The hint for a syntax error at `at` in `source`, where the statement started at `start`
 /// and the parser found `word` (the word or character at `at`).
-pub fn hint(source: &str, start: usize, at: usize, word: &str) -> Option<Hint> {
+pub fn hint(source: &str, start: usize, at: usize, word: &str, expected: &[&str]) -> Option<Hint> {
     let before = source[start..at].trim_end();
     let rest = &source[at..];
+    let wants_name = expected.iter().any(|e| {
+        matches!(
+            *e,
+            "a name" | "an expression" | "a column or `name = expression`" | "a sort key"
+        )
+    });
+    // A statement word here ends a statement left unfinished; it is not a column.
+    if wants_name && keywords::is_reserved(word) && !keywords::STATEMENT.contains(&word) {
+        return Some(Hint {
+            at: None,
+            message: None,
+            help: format!(
+                "`{word}` is a keyword; write `` `{word}` `` for a column or name called that"
+            ),
+            fix: None,
+        });
+    }
     if let Some(open) = unclosed_bracket(&source[start..at]) {
         return Some(Hint {
             at: Some((start + open, start + open + 1)),
@@ -139,7 +156,7 @@ mod tests {
 
     fn help(source: &str, at_text: &str, word: &str) -> String {
         let at = source.find(at_text).unwrap();
-        hint(source, 0, at, word)
+        hint(source, 0, at, word, &[])
             .map(|h| h.help)
             .unwrap_or_default()
     }
@@ -166,9 +183,11 @@ mod tests {
         assert!(help("show t | split 0.8", "split", "split").contains("is a statement"));
         let source = "let b = t | filter (q > 1\nshow b\n";
         let at = source.find("show").unwrap();
-        let h = hint(source, 0, at, "show").unwrap();
+        let h = hint(source, 0, at, "show", &[]).unwrap();
         assert_eq!(h.at, Some((19, 20)));
         assert!(h.message.unwrap().contains("never closed"));
+        let keyword = hint("show t | select group", 0, 16, "group", &["a name"]).unwrap();
+        assert!(keyword.help.contains("`` `group` ``"), "{}", keyword.help);
         // A bracket inside a string or closed later is not unclosed.
         assert_eq!(unclosed_bracket("filter s == \"(\" and (a)"), None);
     }

@@ -168,3 +168,26 @@ fn a_large_program_parses_the_same_on_several_threads_as_on_one() {
         "diagnostics in source order"
     );
 }
+
+#[test]
+fn names_in_backticks_may_be_keywords_or_hold_spaces() {
+    let source = "let t = load \"x.csv\"\nshow t | group `group` { n = sum(`unit price`) } | select `group`, n\n";
+    let parsed = parse(source);
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+    let formatted = crate::format::format_program(source, &parsed.program);
+    assert!(
+        formatted.contains("group `group` { n = sum(`unit price`) }"),
+        "{formatted}"
+    );
+    let again = parse(&formatted);
+    assert_eq!(
+        crate::format::format_program(&formatted, &again.program),
+        formatted
+    );
+    // A statement word inside backticks starts no statement.
+    let inside = parse("let t = load \"x.csv\"\nshow t | select `let`\n");
+    assert!(inside.diagnostics.is_empty(), "{:?}", inside.diagnostics);
+    assert_eq!(crate::format::quoted("group"), "`group`");
+    assert_eq!(crate::format::quoted("unit price"), "`unit price`");
+    assert_eq!(crate::format::quoted("price"), "price");
+}
