@@ -501,8 +501,11 @@ impl<'a> Lowering<'a> {
         };
         let inputs = self.dag.inputs(id);
         let op = match &node.kind {
-            NodeKind::Source { load, .. } => {
-                let stats = self.stats.source(load).unwrap_or(stats::UNKNOWN_SOURCE);
+            NodeKind::Source { load, csv, .. } => {
+                let stats = self
+                    .stats
+                    .source(load, csv)
+                    .unwrap_or(stats::UNKNOWN_SOURCE);
                 let op = Op {
                     kind: OpKind::Scan {
                         source: node.label.clone(),

@@ -21,7 +21,7 @@ pub struct SourceStats {
 pub trait Statistics {
     /// Statistics of the files a load reads; `None` when they cannot be measured, and the
     /// planner then assumes [`UNKNOWN_SOURCE`].
-    fn source(&self, load: &ResolvedLoad) -> Option<SourceStats>;
+    fn source(&self, load: &ResolvedLoad, csv: &CsvOptions) -> Option<SourceStats>;
 
     /// Size in bytes of a model file, if it can be measured.
     fn model_bytes(&self, path: &str) -> Option<u64>;
@@ -40,7 +40,7 @@ pub trait Statistics {
 pub struct NoStatistics;
 
 impl Statistics for NoStatistics {
-    fn source(&self, _load: &ResolvedLoad) -> Option<SourceStats> {
+    fn source(&self, _load: &ResolvedLoad, _csv: &CsvOptions) -> Option<SourceStats> {
         None
     }
 

@@ -46,7 +46,8 @@ pub fn usd(d: f64) -> String {
     } else if d >= 1.0 {
         format!("${d:.2}")
     } else {
-        let digits = (-d.log10()).ceil().max(0.0) as usize + 3;
+        // Three significant digits: $0.0421, $0.000000761.
+        let digits = (-d.log10()).floor().max(0.0) as usize + 3;
         format!("${d:.digits$}")
     }
 }
@@ -76,7 +77,8 @@ mod tests {
         assert_eq!(seconds(0.00041), "410 µs");
         assert_eq!(seconds(0.0375), "37.5 ms");
         assert_eq!(seconds(200.0), "3 min 20 s");
-        assert_eq!(usd(0.0123), "$0.01230");
+        assert_eq!(usd(0.0123), "$0.0123");
+        assert_eq!(usd(0.00000076123), "$0.000000761");
         assert_eq!(usd(1.254), "$1.25");
         assert_eq!(usd(0.0), "$0");
     }

@@ -2,7 +2,7 @@
 //! snapshotted. The schemas and sizes are a fixture, so the test needs no data files.
 
 use flow_compiler::arrow::datatypes::{DataType, Field, Schema};
-use flow_compiler::{Format, LoadRequest, ResolvedLoad, SchemaSource};
+use flow_compiler::{CsvOptions, Format, LoadRequest, ResolvedLoad, SchemaSource};
 use flow_planner::{Options, Profile, SourceStats, Statistics};
 use std::sync::Arc;
 
@@ -99,7 +99,7 @@ impl SchemaSource for Tpch {
 }
 
 impl Statistics for Tpch {
-    fn source(&self, load: &ResolvedLoad) -> Option<SourceStats> {
+    fn source(&self, load: &ResolvedLoad, _csv: &CsvOptions) -> Option<SourceStats> {
         table(name_of(&load.files[0])).map(|(_, s)| s)
     }
 

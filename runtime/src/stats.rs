@@ -21,7 +21,7 @@ const SAMPLE_BYTES: usize = 256 * 1024;
 pub struct FileStatistics;
 
 impl Statistics for FileStatistics {
-    fn source(&self, load: &ResolvedLoad) -> Option<SourceStats> {
+    fn source(&self, load: &ResolvedLoad, csv: &CsvOptions) -> Option<SourceStats> {
         let mut total = SourceStats {
             bytes: 0,
             rows: 0,
@@ -32,7 +32,12 @@ impl Statistics for FileStatistics {
             let bytes = std::fs::metadata(path).ok()?.len();
             let (rows, exact) = match load.format {
                 Format::Parquet => (parquet_rows(path)?, true),
-                Format::Csv | Format::Json => text_rows(path, bytes)?,
+                Format::Csv => {
+                    let (lines, exact) = text_rows(path, bytes)?;
+                    // The header line names the columns; it is not a row.
+                    (lines.saturating_sub(u64::from(csv.header)), exact)
+                }
+                Format::Json => text_rows(path, bytes)?,
                 Format::Arrow => {
                     let width = flow_planner::stats::row_width(&load.schema);
                     ((bytes as f64 / width).ceil() as u64, false)
@@ -69,7 +74,7 @@ impl Statistics for FileStatistics {
                 break;
             }
         }
-        let total = self.source(load).map_or(sampled as u64, |s| s.rows);
+        let total = self.source(load, csv).map_or(sampled as u64, |s| s.rows);
         Some(distinct_estimate(&counts, sampled as u64, total))
     }
 }
@@ -212,7 +217,7 @@ mod tests {
         assert_eq!(FileStatistics.distinct(&load, &csv, "store"), Some(5));
         // A sample without repeats is a key: as many values as the file has rows (estimated
         // from its first bytes, for a CSV file this size).
-        let rows = FileStatistics.source(&load).unwrap().rows;
+        let rows = FileStatistics.source(&load, &csv).unwrap().rows;
         assert!((180_000..=240_000).contains(&rows), "{rows}");
         assert_eq!(FileStatistics.distinct(&load, &csv, "id"), Some(rows));
         assert_eq!(FileStatistics.distinct(&load, &csv, "nothing"), None);
@@ -225,6 +230,6 @@ mod tests {
             format: Format::Csv,
             files: vec!["/nonexistent/file.csv".into()],
         };
-        assert_eq!(FileStatistics.source(&load), None);
+        assert_eq!(FileStatistics.source(&load, &CsvOptions::default()), None);
     }
 }
