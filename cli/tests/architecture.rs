@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-/// Each crate and the flow crates it may depend on (DESIGN.md's layering table).
+/// Each crate and the flow crates it may depend on (ARCHITECTURE.md's table of crates).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("lang", &[]),
     ("stdlib", &[]),

@@ -296,7 +296,7 @@ impl BinaryOp {
         }
     }
 
-    /// Binding strength; higher binds tighter (LANGUAGE.md §3).
+    /// Binding strength; higher binds tighter (docs/language.md, expressions).
     pub fn precedence(self) -> u8 {
         match self {
             BinaryOp::Or => 1,

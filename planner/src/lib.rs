@@ -257,6 +257,7 @@ fn run_pinned(
         stages: Vec::new(),
         exchanges: Vec::new(),
         notes: Vec::new(),
+        time: None,
         program: None,
     };
     let mut planning = Planning {

@@ -237,6 +237,38 @@ pub struct PlannedOp {
     pub stage: usize,
 }
 
+/// Where a plan's predicted time goes: the workers' start-up, the jobs run one after
+/// another (each a fixed part — the coordinator's overhead and planning — and the work of its
+/// longest chain of stages and exchanges), and the teardown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeSpent {
+    /// Until the first task can start.
+    pub start_up_s: f64,
+    /// Jobs run, one after another (a sink's, a model's training table, its training, an
+    /// evaluation's metrics).
+    pub jobs: u32,
+    /// The jobs' fixed parts: the coordinator's overhead and planning of each.
+    pub jobs_fixed_s: f64,
+    /// The jobs' stages and exchanges on their longest chains.
+    pub jobs_work_s: f64,
+    /// After the last task.
+    pub teardown_s: f64,
+}
+
+impl TimeSpent {
+    /// The run's predicted time.
+    pub fn total(&self) -> f64 {
+        self.start_up_s + self.jobs_fixed_s + self.jobs_work_s + self.teardown_s
+    }
+
+    /// One more job.
+    pub fn add_job(&mut self, fixed_s: f64, work_s: f64) {
+        self.jobs += 1;
+        self.jobs_fixed_s += fixed_s;
+        self.jobs_work_s += work_s;
+    }
+}
+
 /// The whole plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhysicalPlan {
@@ -262,6 +294,9 @@ pub struct PhysicalPlan {
     pub exchanges: Vec<Exchange>,
     /// Decisions the planner wants a person to know about (overrides, assumptions).
     pub notes: Vec<String>,
+    /// Where the predicted time goes, when the plan has sinks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<TimeSpent>,
     /// The program and inputs the plan was made for; a saved plan runs only with them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<Fingerprint>,

@@ -44,6 +44,18 @@ pub fn text(plan: &PhysicalPlan) -> String {
             plural(plan.stages.len() as u64),
             plural(functions)
         );
+        if let Some(t) = &plan.time {
+            let _ = writeln!(
+                out,
+                "time: start-up {}, {} job{} one after another {} ({} of it the coordinator's overhead and planning), teardown {}",
+                units::seconds(t.start_up_s),
+                t.jobs,
+                plural(u64::from(t.jobs)),
+                units::seconds(t.jobs_fixed_s + t.jobs_work_s),
+                units::seconds(t.jobs_fixed_s),
+                units::seconds(t.teardown_s)
+            );
+        }
     }
     for note in &plan.notes {
         let _ = writeln!(out, "note: {note}");

@@ -188,6 +188,10 @@ proptest! {
         match flow_planner::plan_graph(build(&specs, 1000), &profile, &options) {
             Ok(plan) => {
                 check_limits(&plan, &profile)?;
+                // The time the plan reports is the sum of the parts it lists.
+                if let Some(t) = &plan.time {
+                    prop_assert!((t.total() - plan.predicted_s).abs() <= 1e-9 * plan.predicted_s.max(1.0));
+                }
                 let back = PhysicalPlan::from_json(&plan.to_json()).unwrap();
                 prop_assert_eq!(back, plan);
             }

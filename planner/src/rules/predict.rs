@@ -14,6 +14,7 @@
 use super::{Planning, Rule};
 use crate::ops::{Channel, OpId, OpKind};
 use crate::options::PlanError;
+use crate::physical::TimeSpent;
 
 /// EC2 bills at least a minute per start.
 pub const RENDEZVOUS_MIN_S: f64 = 60.0;
@@ -60,19 +61,21 @@ impl Rule for Predict {
         p.plan.rendezvous_usd = window.map_or(0.0, |(a, b)| {
             p.profile.direct.rendezvous_usd_per_hour * (b - a).max(RENDEZVOUS_MIN_S) / 3600.0
         });
-        p.plan.predicted_s = jobs_in_turn(p).unwrap_or(end);
+        let time = jobs_in_turn(p);
+        p.plan.predicted_s = time.as_ref().map_or(end, TimeSpent::total);
+        p.plan.time = time;
         p.plan.predicted_usd = usd + p.plan.rendezvous_usd;
         Ok(())
     }
 }
 
-/// The run's length with the sinks' jobs in program order, one after another, as the
-/// runtime runs them; `None` when the graph has no sink. Each job is planned before it
+/// Where a run's time goes, with the sinks' jobs in program order, one after another, as
+/// the runtime runs them; `None` when the graph has no sink. Each job is planned before it
 /// starts, in time growing with the operators it computes and their expressions. Before a
 /// sink's own job, each model it needs that is not trained yet costs two: one computing the
 /// training table (what the model's input stages compute again later for other sinks), one
 /// training. A sink that shows an evaluation costs one more, printing the metrics' table.
-fn jobs_in_turn(p: &Planning) -> Option<f64> {
+fn jobs_in_turn(p: &Planning) -> Option<TimeSpent> {
     let plan = &p.plan;
     let c = &p.profile.compute;
     let n = plan.stages.len();
@@ -164,10 +167,14 @@ fn jobs_in_turn(p: &Planning) -> Option<f64> {
         for s in (0..n).filter(|s| needed[*s] && keeps[*s]) {
             kept[s] = true;
         }
-        (c.job_overhead_s + planning + longest, needed)
+        ((c.job_overhead_s + planning, longest), needed)
     };
     let mut kept = vec![false; n];
-    let mut total = c.cold_start_s + c.teardown_s;
+    let mut time = TimeSpent {
+        start_up_s: c.cold_start_s,
+        teardown_s: c.teardown_s,
+        ..TimeSpent::default()
+    };
     for (sink, sink_op) in sinks {
         let reach = upstream(&[sink], &kept);
         for t in (0..n).filter(|s| reach[*s] && trains[*s]) {
@@ -181,19 +188,20 @@ fn jobs_in_turn(p: &Planning) -> Option<f64> {
                 .filter(|id| matches!(p.graph.ops[**id].kind, OpKind::Train { .. }))
                 .flat_map(|id| p.graph.ops[*id].inputs.iter().copied())
                 .collect();
-            total += job(&inputs, &table, &mut kept).0;
-            total += c.job_overhead_s + plan.stages[t].predicted_s;
+            let ((fixed, work), _) = job(&inputs, &table, &mut kept);
+            time.add_job(fixed, work);
+            time.add_job(c.job_overhead_s, plan.stages[t].predicted_s);
             kept[t] = true;
         }
         if kept[sink] {
             // A model saved: written from what training kept, no job.
             continue;
         }
-        let (seconds, needed) = job(&[sink], &[sink_op], &mut kept);
-        total += seconds;
+        let ((fixed, work), needed) = job(&[sink], &[sink_op], &mut kept);
+        time.add_job(fixed, work);
         if (0..n).any(|s| needed[s] && evaluates[s]) {
-            total += c.job_overhead_s + c.task_overhead_s;
+            time.add_job(c.job_overhead_s, c.task_overhead_s);
         }
     }
-    Some(total)
+    Some(time)
 }
