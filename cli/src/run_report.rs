@@ -63,6 +63,8 @@ struct StageReport<'a> {
     rows: u64,
     bytes: u64,
     attempts: usize,
+    /// Attempts beyond one per task: tasks run again after a failure or a lost worker.
+    retries: usize,
     failed_attempts: usize,
     /// The planner stage it is paired with, and that stage's predicted duration.
     planner_stage: Option<usize>,
@@ -115,6 +117,7 @@ fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>)
                 rows: ok().map(|t| t.rows).sum(),
                 bytes: ok().map(|t| t.bytes).sum(),
                 attempts: tasks.len(),
+                retries: tasks.len().saturating_sub(stage.tasks),
                 failed_attempts: tasks.iter().filter(|t| !t.ok()).count(),
                 planner_stage: paired,
                 predicted_s: paired.and_then(|i| {
@@ -183,7 +186,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th
         );
     }
     out.push_str("</table>\n<h2>Stages</h2>\n<table><tr><th>stage</th><th>tasks</th><th>output</th>\
-<th>rows</th><th>bytes</th><th>attempts</th><th>measured</th><th>planner stage</th><th>predicted</th></tr>\n");
+<th>rows</th><th>bytes</th><th>retries</th><th>measured</th><th>planner stage</th><th>predicted</th></tr>\n");
     for s in &report.stages {
         let _ = writeln!(
             out,
@@ -194,9 +197,9 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th
             s.stage.output,
             s.rows,
             bytes(s.bytes as f64),
-            s.attempts,
+            s.retries,
             if s.failed_attempts > 0 {
-                format!(" ({} failed)", s.failed_attempts)
+                format!(" ({} attempts failed)", s.failed_attempts)
             } else {
                 String::new()
             },
@@ -232,6 +235,23 @@ fn timeline(out: &mut String, report: &Report) {
         "<svg width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"timeline of tasks per worker\">",
         left + width + 10.0
     );
+    // Before the first task: the workers starting and the first job being planned.
+    let first = report
+        .tasks
+        .iter()
+        .map(|t| t.start_s)
+        .fold(f64::INFINITY, f64::min);
+    if first.is_finite() && first > 0.0 {
+        let _ = writeln!(
+            out,
+            "<rect x=\"{left}\" y=\"0\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#eee\"><title>start-up: workers starting, the first job planned</title></rect><text x=\"{}\" y=\"{:.1}\">start-up {}</text>",
+            width * first / end,
+            row * workers as f64,
+            left + 2.0,
+            row * workers as f64 - 4.0,
+            seconds(first)
+        );
+    }
     for w in 0..workers {
         let y = row * w as f64;
         let _ = writeln!(

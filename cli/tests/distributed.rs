@@ -415,6 +415,14 @@ fn a_report_shows_every_task_the_bytes_per_channel_and_predictions() {
         stages.iter().any(|s| s["predicted_s"].as_f64().is_some()),
         "some stage is paired with the planner's: {stages:?}"
     );
+    // The killed attempt was run again: a retry, and only where a task failed.
+    assert!(stages.iter().any(|s| s["retries"].as_u64().unwrap() >= 1));
+    for s in stages {
+        assert_eq!(
+            s["retries"].as_u64().unwrap(),
+            s["attempts"].as_u64().unwrap() - s["tasks"].as_u64().unwrap()
+        );
+    }
 
     let html = dir.path().join("run.html");
     let args = [
@@ -433,6 +441,8 @@ fn a_report_shows_every_task_the_bytes_per_channel_and_predictions() {
         "function 1",
         "Bytes per channel",
         "predicted",
+        "start-up",
+        "<th>retries</th>",
     ] {
         assert!(page.contains(part), "{part} missing from the HTML report");
     }

@@ -218,10 +218,27 @@ impl ExprCx<'_> {
                 BinaryOp::Mod => "take the remainder of",
                 _ => "compare",
             };
-            let help = if lf == Family::Text || rf == Family::Text {
-                "convert the string with `as TYPE`, or compare it with a string literal"
+            let text_side = match (lf, rf) {
+                (Family::Text, _) => Some(lhs),
+                (_, Family::Text) => Some(rhs),
+                _ => None,
+            };
+            let help = match text_side {
+                Some(side) if !op.is_comparison() => {
+                    let side = flow_lang::format::expr_text(side);
+                    format!(
+                        "`{side}` is a string; if it holds numbers, convert it first: `({side} as float64)`"
+                    )
+                }
+                Some(_) => "convert the string with `as TYPE`, or compare it with a string literal"
+                    .to_string(),
+                None => "convert one side with `as TYPE` if a conversion is meant".to_string(),
+            };
+            // The operator between the operands, so its label does not overlap theirs.
+            let operator = if lhs.span.end < rhs.span.start {
+                Span::new(lhs.span.end, rhs.span.start)
             } else {
-                "convert one side with `as TYPE` if a conversion is meant"
+                span
             };
             return Err(Diagnostic::error(
                 Code::E0006,
@@ -231,7 +248,7 @@ impl ExprCx<'_> {
                     display(&rt),
                     op.symbol()
                 ),
-                span,
+                operator,
                 format!("{} {} {}", display(&lt), op.symbol(), display(&rt)),
             )
             .with_secondary(lhs.span, format!("this is {}", display(&lt)))
