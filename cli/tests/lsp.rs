@@ -453,6 +453,34 @@ fn definition_references_and_rename_of_a_binding() {
 }
 
 #[test]
+fn a_binding_whose_pipeline_has_an_error_can_still_be_navigated_to() {
+    let mut client = Client::start();
+    // `big`'s filter compares a number with a string: its pipeline does not check.
+    let text = "let orders = load \"data/orders.csv\"\nlet big = orders | filter amount > \"x\"\nshow b$0ig | take 3\nsave big to \"out/big.csv\"\n";
+    let definition = ask(
+        &mut client,
+        "lsp_broken.flow",
+        text,
+        "textDocument/definition",
+    );
+    let range = &definition["result"]["range"];
+    assert_eq!(range["start"]["line"], 1, "{definition}");
+    assert_eq!(range["start"]["character"], 4, "{definition}");
+    let (_, position) = marked(text);
+    let references = client.request(
+        "textDocument/references",
+        json!({ "textDocument": { "uri": uri("lsp_broken.flow") }, "position": position,
+                "context": { "includeDeclaration": true } }),
+    );
+    assert_eq!(
+        references["result"].as_array().unwrap().len(),
+        3,
+        "the let and both uses: {references}"
+    );
+    client.shutdown();
+}
+
+#[test]
 fn document_symbols_semantic_tokens_and_formatting() {
     let mut client = Client::start();
     let text = "config { workers = 2 }\nlet orders = load \"data/orders.csv\"   # all of them\nlet a, b = split orders 0.5 seed 1\nshow a|take 2\nsave b to \"out/b.csv\"\n";

@@ -41,6 +41,9 @@ pub struct PlaceFact {
 pub struct Facts {
     /// Every binding, in order of definition.
     pub bindings: Vec<BindingFact>,
+    /// Names a `let` or `split` bound whose pipeline has an error (no shape to record),
+    /// with where they are bound.
+    pub unchecked: Vec<(String, Span)>,
     /// Every use of a bound name: its span and the name.
     pub uses: Vec<(Span, String)>,
     /// Sources and steps in the order they were checked (a step after its source).
@@ -51,6 +54,17 @@ impl Facts {
     /// The binding called `name`.
     pub fn binding(&self, name: &str) -> Option<&BindingFact> {
         self.bindings.iter().find(|b| b.name == name)
+    }
+
+    /// Where `name` is bound: by a binding that checked, or by one whose pipeline has an
+    /// error (people navigate most when something is wrong).
+    pub fn definition(&self, name: &str) -> Option<Span> {
+        self.binding(name).map(|b| b.span).or_else(|| {
+            self.unchecked
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, span)| *span)
+        })
     }
 
     /// The innermost source or step whose text holds `offset`.

@@ -183,6 +183,7 @@ fn compile_statements<S: std::borrow::Borrow<Stmt>>(
                         Some(v) => c.bind(name, v, value.span),
                         None => {
                             c.failed.insert(name.name.clone());
+                            c.facts.unchecked.push((name.name.clone(), name.span));
                         }
                     }
                 }
@@ -198,6 +199,7 @@ fn compile_statements<S: std::borrow::Borrow<Stmt>>(
                 for name in [first, second] {
                     if !c.bindings.contains_key(&name.name) {
                         c.failed.insert(name.name.clone());
+                        c.facts.unchecked.push((name.name.clone(), name.span));
                     }
                 }
             }

@@ -180,6 +180,8 @@ impl Compiler<'_> {
     fn name(&mut self, name: &Ident) -> Result<Value, Diagnostic> {
         let Some(binding) = self.bindings.get_mut(&name.name) else {
             if self.failed.contains(&name.name) {
+                // Still a use of that binding, for navigation.
+                self.facts.uses.push((name.span, name.name.clone()));
                 return Err(silent(name.span));
             }
             return Err(Diagnostic::error(

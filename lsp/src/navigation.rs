@@ -8,11 +8,19 @@ use flow_lang::ast::StmtKind;
 /// The binding named at `offset` (where it is bound or used): its name and where it is bound.
 pub fn binding_at(analysis: &Analysis, offset: usize) -> Option<(&str, Span)> {
     let facts = &analysis.facts;
+    let at = |span: &Span| span.contains(offset) || span.end == offset;
     let name = facts
         .bindings
         .iter()
-        .find(|b| b.span.contains(offset) || b.span.end == offset)
+        .find(|b| at(&b.span))
         .map(|b| b.name.as_str())
+        .or_else(|| {
+            facts
+                .unchecked
+                .iter()
+                .find(|(_, span)| at(span))
+                .map(|(name, _)| name.as_str())
+        })
         .or_else(|| {
             facts
                 .uses
@@ -20,13 +28,13 @@ pub fn binding_at(analysis: &Analysis, offset: usize) -> Option<(&str, Span)> {
                 .find(|(span, _)| span.contains(offset) || span.end == offset)
                 .map(|(_, name)| name.as_str())
         })?;
-    Some((name, facts.binding(name)?.span))
+    Some((name, facts.definition(name)?))
 }
 
 /// Every place that names the binding: where it is bound first, then its uses in order.
 pub fn references(analysis: &Analysis, name: &str) -> Vec<Span> {
     let facts = &analysis.facts;
-    let mut spans: Vec<Span> = facts.binding(name).map(|b| b.span).into_iter().collect();
+    let mut spans: Vec<Span> = facts.definition(name).into_iter().collect();
     spans.extend(
         facts
             .uses
