@@ -15,6 +15,7 @@
 use super::{Planning, Rule};
 use crate::candidate::{self, Candidate};
 use crate::options::PlanError;
+use crate::units;
 use crate::work::{StageWork, stage_work};
 
 pub struct SizeStages;
@@ -212,6 +213,9 @@ fn function_candidates(
 /// What searching a stage's sizes found.
 struct Search {
     best: Option<Candidate>,
+    /// Every feasible size's (functions, memory, finish, cost), to say what the others
+    /// would do.
+    priced: Vec<(u32, u32, f64, f64)>,
     feasible: usize,
     considered: usize,
     first_feasible_n: Option<u32>,
@@ -235,11 +239,56 @@ impl Search {
             self.feasible,
             if self.feasible == 1 { "" } else { "s" }
         );
+        if let Some(other) = self.next_best(p) {
+            r.push_str(&format!("; {other}"));
+        }
         if let (Some(n), Some(why)) = (self.first_feasible_n.filter(|n| *n > 1), &self.first_error)
         {
             r.push_str(&format!("; with fewer than {n} functions {why}"));
         }
         r
+    }
+
+    /// What the next best size would do instead, in words: "2 × 128 MB would finish
+    /// 0.31 ms later".
+    fn next_best(&self, p: &Planning) -> Option<String> {
+        let best = self.best.as_ref()?;
+        let (n, m, finish, usd) = self
+            .priced
+            .iter()
+            .filter(|(n, m, ..)| (*n, *m) != (best.functions, best.memory_mb))
+            .copied()
+            .reduce(|a, b| {
+                if p.score.better((b.2, b.3), (a.2, a.3)) {
+                    b
+                } else {
+                    a
+                }
+            })?;
+        // Differences the objective treats as ties are still shown as they are.
+        let slack = 1e-6;
+        let dt = finish - best.finish_s;
+        let dc = usd - best.usd;
+        let time = if dt > slack {
+            format!("finish {} later", units::seconds(dt))
+        } else if dt < -slack {
+            format!("finish {} sooner", units::seconds(-dt))
+        } else {
+            "finish as soon".to_string()
+        };
+        let cost = if dc > 1e-15 {
+            format!(" and cost {} more", units::usd(dc))
+        } else if dc < -1e-15 {
+            format!(" and cost {} less", units::usd(-dc))
+        } else {
+            String::new()
+        };
+        if dt.abs() <= slack && dc.abs() <= 1e-15 {
+            return Some(format!(
+                "{n} × {m} MB would do as well (a tie keeps the first size tried)"
+            ));
+        }
+        Some(format!("the next best, {n} × {m} MB, would {time}{cost}"))
     }
 }
 
@@ -255,6 +304,7 @@ fn search(
     let c = &p.profile.compute;
     let mut found = Search {
         best: None,
+        priced: Vec::new(),
         feasible: 0,
         considered: 0,
         first_feasible_n: None,
@@ -281,6 +331,7 @@ fn search(
             match candidate::evaluate(p, stage, work, n, m) {
                 Ok(cand) => {
                     found.feasible += 1;
+                    found.priced.push((n, m, cand.finish_s, cand.usd));
                     found.first_feasible_n.get_or_insert(n);
                     if found.best.as_ref().is_none_or(|b| {
                         p.score
