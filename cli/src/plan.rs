@@ -176,7 +176,11 @@ pub fn plan(args: &PlanArgs) -> u8 {
             profile.name,
             sweep.axis.name()
         );
-        return match sweep::svg(sweep.axis, &title, &points)
+        // The plan the planner makes by itself, marked among the swept ones.
+        let chosen = flow_planner::plan_graph(graph.clone(), &profile, &options)
+            .ok()
+            .map(|p| (p.predicted_s, p.predicted_usd));
+        return match sweep::svg(sweep.axis, &title, &points, chosen)
             .and_then(|svg| std::fs::write(&svg_path, svg).map_err(|e| e.to_string()))
         {
             Ok(()) => {

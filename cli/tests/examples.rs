@@ -142,7 +142,20 @@ fn plan_prints_dot_every_rule_and_sweeps() {
     assert_eq!(sweep.status.code(), Some(0), "{table}");
     assert!(table.contains("frontier") && table.contains('*'), "{table}");
     let chart = std::fs::read_to_string(&svg).unwrap();
-    assert!(chart.contains("<svg") && chart.contains("workers=8"));
+    assert!(chart.contains("<svg") && chart.contains("the plan flowc plan chooses by itself"));
+    // Every swept value is labelled, alone or with the values whose points it shares.
+    let labelled: Vec<&str> = chart
+        .split("workers=")
+        .skip(1)
+        .flat_map(|l| l.split(|c: char| !(c.is_ascii_digit() || c == ',')).next())
+        .flat_map(|l| l.split(','))
+        .collect();
+    for value in ["1", "2", "4", "8"] {
+        assert!(
+            labelled.contains(&value),
+            "{value} unlabelled: {labelled:?}"
+        );
+    }
     let _ = std::fs::remove_file(svg);
     let bad = plan(&[example, "--sweep", "cpus=1..4"]);
     assert_eq!(bad.status.code(), Some(2));

@@ -176,9 +176,17 @@ pub fn table(axis: Axis, points: &[Point]) -> String {
     out
 }
 
-/// The sweep as an SVG chart: predicted time against cost, one labelled point per value,
-/// the frontier joined by a line.
-pub fn svg(axis: Axis, title: &str, points: &[Point]) -> Result<String, String> {
+/// The sweep as an SVG chart: predicted time against cost, one point per value, the
+/// frontier joined by a line, the plan the planner chooses by itself (`chosen`, time and
+/// cost) marked, and a legend. Costs are drawn in the unit that keeps their labels short
+/// ($, m$ or µ$); points close together share one label. A profile without prices (every
+/// cost zero) is drawn as time against the swept value.
+pub fn svg(
+    axis: Axis,
+    title: &str,
+    points: &[Point],
+    chosen: Option<(f64, f64)>,
+) -> Result<String, String> {
     let planned: Vec<(u32, f64, f64, bool)> = points
         .iter()
         .filter_map(|p| {
@@ -191,19 +199,25 @@ pub fn svg(axis: Axis, title: &str, points: &[Point]) -> Result<String, String> 
     if planned.is_empty() {
         return Err("no value of the sweep has a plan to draw".into());
     }
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for (_, s, u, _) in &planned {
-        x0 = x0.min(*s);
-        x1 = x1.max(*s);
-        y0 = y0.min(*u);
-        y1 = y1.max(*u);
-    }
-    let pad = |lo: f64, hi: f64| {
-        let d = (hi - lo).abs().max(hi.abs() * 0.05).max(1e-9);
-        ((lo - d * 0.1).max(0.0), hi + d * 0.1)
+    let priced = planned.iter().any(|p| p.2 > 0.0);
+    let (scale, unit) = cost_unit(planned.iter().map(|p| p.2).fold(0.0, f64::max));
+    // (x, y) of each point: time and cost, or the swept value and time without prices.
+    let at = |value: u32, s: f64, u: f64| -> (f64, f64) {
+        if priced {
+            (s, u * scale)
+        } else {
+            (f64::from(value), s)
+        }
     };
-    let (x0, x1) = pad(x0, x1);
-    let (y0, y1) = pad(y0, y1);
+    let xy: Vec<(f64, f64)> = planned.iter().map(|p| at(p.0, p.1, p.2)).collect();
+    let range = |v: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) = v.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+        let d = (hi - lo).abs().max(hi.abs() * 0.05).max(1e-9);
+        ((lo - d * 0.1).max(0.0), hi + d * 0.15)
+    };
+    let (x0, x1) = range(&mut xy.iter().map(|p| p.0));
+    let (y0, y1) = range(&mut xy.iter().map(|p| p.1));
+    let labels = shared_labels(axis, &planned, &xy, (x1 - x0, y1 - y0));
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (800, 560)).into_drawing_area();
@@ -213,38 +227,235 @@ pub fn svg(axis: Axis, title: &str, points: &[Point]) -> Result<String, String> 
             .caption(title, ("sans-serif", 20))
             .margin(20)
             .x_label_area_size(45)
-            .y_label_area_size(80)
+            .y_label_area_size(70)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| fail(&e))?;
+        let (x_desc, y_desc) = if priced {
+            (
+                "predicted time (s)".to_string(),
+                format!("predicted cost ({unit})"),
+            )
+        } else {
+            (axis.name().to_string(), "predicted time (s)".to_string())
+        };
         chart
             .configure_mesh()
-            .x_desc("predicted time (s)")
-            .y_desc("predicted cost ($)")
-            .y_label_formatter(&|v| units::usd(*v))
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .y_label_formatter(&|v| short_number(*v))
+            .x_label_formatter(&|v| short_number(*v))
             .draw()
             .map_err(|e| fail(&e))?;
-        let mut frontier: Vec<(f64, f64)> =
-            planned.iter().filter(|p| p.3).map(|p| (p.1, p.2)).collect();
-        frontier.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // With prices, the frontier and the points it beats; without, time by value.
+        let joined = |p: &(u32, f64, f64, bool)| p.3 || !priced;
+        let mut line: Vec<(f64, f64)> = planned
+            .iter()
+            .zip(&xy)
+            .filter(|(p, _)| joined(p))
+            .map(|(_, xy)| *xy)
+            .collect();
+        line.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let line_label = if priced {
+            "frontier: no other point is both faster and cheaper"
+        } else {
+            "predicted time"
+        };
         chart
-            .draw_series(LineSeries::new(frontier, BLUE.stroke_width(2)))
+            .draw_series(LineSeries::new(line, BLUE.stroke_width(2)))
+            .map_err(|e| fail(&e))?
+            .label(line_label)
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));
+        if planned.iter().any(|p| !joined(p)) {
+            chart
+                .draw_series(
+                    planned
+                        .iter()
+                        .zip(&xy)
+                        .filter(|(p, _)| !joined(p))
+                        .map(|(_, xy)| Circle::new(*xy, 4, RED.filled())),
+                )
+                .map_err(|e| fail(&e))?
+                .label("beaten on both time and cost by another point")
+                .legend(|(x, y)| Circle::new((x + 8, y), 4, RED.filled()));
+        }
+        chart
+            .draw_series(
+                planned
+                    .iter()
+                    .zip(&xy)
+                    .filter(|(p, _)| joined(p))
+                    .map(|(_, xy)| Circle::new(*xy, 4, BLUE.filled())),
+            )
             .map_err(|e| fail(&e))?;
         chart
-            .draw_series(planned.iter().map(|(v, s, u, f)| {
-                let color = if *f { BLUE } else { RED };
-                EmptyElement::at((*s, *u))
-                    + Circle::new((0, 0), 4, color.filled())
-                    + Text::new(format!("{}={v}", axis.name()), (6, -14), ("sans-serif", 12))
+            .draw_series(labels.iter().map(|(xy, text)| {
+                EmptyElement::at(*xy) + Text::new(text.clone(), (6, -14), ("sans-serif", 12))
             }))
+            .map_err(|e| fail(&e))?;
+        if let Some((s, u)) = chosen {
+            let mark = if priced {
+                (s, u * scale)
+            } else {
+                (f64::NAN, s)
+            };
+            if mark.0.is_finite() {
+                chart
+                    .draw_series(std::iter::once(Circle::new(mark, 9, BLACK.stroke_width(2))))
+                    .map_err(|e| fail(&e))?
+                    .label("the plan flowc plan chooses by itself")
+                    .legend(|(x, y)| Circle::new((x + 8, y), 6, BLACK.stroke_width(2)));
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK.mix(0.3))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
             .map_err(|e| fail(&e))?;
         root.present().map_err(|e| fail(&e))?;
     }
     Ok(out)
 }
 
+/// The unit costs up to `max` dollars are drawn in, and its factor.
+fn cost_unit(max: f64) -> (f64, &'static str) {
+    if max >= 0.01 {
+        (1.0, "$")
+    } else if max >= 1e-5 {
+        (1e3, "thousandths of a $")
+    } else {
+        (1e6, "millionths of a $")
+    }
+}
+
+/// An axis number in at most four significant digits, without trailing zeros.
+fn short_number(v: f64) -> String {
+    let text = if v == 0.0 {
+        "0".to_string()
+    } else if v.abs() >= 1000.0 {
+        format!("{v:.0}")
+    } else {
+        let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+        format!("{v:.digits$}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// One label per group of points closer than a twentieth of the chart to each other:
+/// `workers=1,2,4` rather than three labels drawn over each other.
+fn shared_labels(
+    axis: Axis,
+    planned: &[(u32, f64, f64, bool)],
+    xy: &[(f64, f64)],
+    (width, height): (f64, f64),
+) -> Vec<((f64, f64), String)> {
+    let near = |a: (f64, f64), b: (f64, f64)| {
+        ((a.0 - b.0) / width).abs() < 0.05 && ((a.1 - b.1) / height).abs() < 0.05
+    };
+    let mut groups: Vec<((f64, f64), Vec<u32>)> = Vec::new();
+    for (p, at) in planned.iter().zip(xy) {
+        match groups.iter_mut().find(|(first, _)| near(*first, *at)) {
+            Some((_, values)) => values.push(p.0),
+            None => groups.push((*at, vec![p.0])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(at, values)| {
+            let values: Vec<String> = values.iter().map(u32::to_string).collect();
+            (at, format!("{}={}", axis.name(), values.join(",")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text elements of an SVG: (x, y, text).
+    fn texts(svg: &str) -> Vec<(f64, f64, String)> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let attr = |name: &str| -> Option<f64> {
+                    let at = t.find(&format!(" {name}=\""))? + name.len() + 3;
+                    t[at..].split('"').next()?.parse().ok()
+                };
+                let body = t
+                    .split_once('>')?
+                    .1
+                    .split("</text>")
+                    .next()?
+                    .trim()
+                    .to_string();
+                Some((attr("x")?, attr("y")?, body))
+            })
+            .collect()
+    }
+
+    fn point(value: u32, s: f64, usd: f64, frontier: bool) -> Point {
+        Point {
+            value,
+            outcome: Ok((s, usd)),
+            frontier,
+        }
+    }
+
+    #[test]
+    fn the_chart_has_short_labels_no_overlaps_a_legend_and_the_chosen_plan() {
+        // Small costs (a few millionths of a dollar) and two nearly equal points.
+        let points = vec![
+            point(1, 2.0, 4.0e-6, false),
+            point(2, 2.001, 4.0e-6, false),
+            point(8, 0.9, 5.0e-6, true),
+            point(64, 0.4, 9.0e-6, true),
+        ];
+        let svg = svg(Axis::Workers, "t", &points, Some((0.9, 5.0e-6))).unwrap();
+        let texts = texts(&svg);
+        let all: Vec<&str> = texts.iter().map(|t| t.2.as_str()).collect();
+        for needed in [
+            "frontier: no other point is both faster and cheaper",
+            "the plan flowc plan chooses by itself",
+            "predicted cost (millionths of a $)",
+            "workers=1,2",
+        ] {
+            assert!(all.contains(&needed), "{needed} missing from {all:?}");
+        }
+        // Axis numbers are short.
+        for (_, _, t) in &texts {
+            if t.parse::<f64>().is_ok() {
+                assert!(t.len() <= 6, "axis label {t}");
+            }
+        }
+        // Point labels do not sit on one another.
+        let labels: Vec<&(f64, f64, String)> = texts
+            .iter()
+            .filter(|t| t.2.starts_with("workers="))
+            .collect();
+        for (i, a) in labels.iter().enumerate() {
+            for b in &labels[i + 1..] {
+                assert!(
+                    (a.0 - b.0).abs() > 30.0 || (a.1 - b.1).abs() > 10.0,
+                    "{a:?} overlaps {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn without_prices_the_chart_is_time_by_the_swept_value() {
+        let points = vec![point(1, 0.03, 0.0, true), point(4, 0.02, 0.0, true)];
+        let svg = svg(Axis::Workers, "t", &points, None).unwrap();
+        let all: Vec<String> = texts(&svg).into_iter().map(|t| t.2).collect();
+        assert!(all.iter().any(|t| t == "predicted time (s)"), "{all:?}");
+        assert!(all.iter().any(|t| t == "workers"), "{all:?}");
+        assert!(!all.iter().any(|t| t.contains("cost")), "{all:?}");
+    }
 
     #[test]
     fn ranges_expand_to_powers_of_two_and_memory_sizes() {
@@ -280,7 +491,7 @@ mod tests {
             points.iter().map(|p| p.frontier).collect::<Vec<_>>(),
             [true, true, false]
         );
-        let svg = svg(Axis::Workers, "test", &points).unwrap();
+        let svg = svg(Axis::Workers, "test", &points, None).unwrap();
         assert!(
             svg.starts_with("<svg") && svg.contains("workers=2"),
             "{svg}"

@@ -145,8 +145,10 @@ fn unclosed_bracket(text: &str) -> Option<usize> {
 
 fn last_word(text: &str) -> &str {
     let start = text
-        .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     &text[start..]
 }
 
@@ -188,6 +190,10 @@ mod tests {
         assert!(h.message.unwrap().contains("never closed"));
         let keyword = hint("show t | select group", 0, 16, "group", &["a name"]).unwrap();
         assert!(keyword.help.contains("`` `group` ``"), "{}", keyword.help);
+        // Any text before the error, whatever its characters.
+        assert_eq!(last_word("# a comment 😀"), "");
+        assert_eq!(last_word("show t 😀by"), "by");
+        assert!(hint("# x 😀\nshow t | fliter", 0, 17, "fliter", &[]).is_some());
         // A bracket inside a string or closed later is not unclosed.
         assert_eq!(unclosed_bracket("filter s == \"(\" and (a)"), None);
     }
