@@ -179,3 +179,69 @@ proptest! {
         check_laws(&src).map_err(TestCaseError::fail)?;
     }
 }
+
+/// Pieces of programs, right and wrong, that syntax errors and their hints meet: keywords,
+/// operators other languages use, quotes of every kind, brackets, multibyte characters.
+fn piece() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "let ",
+        "t",
+        " = ",
+        "load \"a.csv\"",
+        "\n",
+        "show ",
+        "| ",
+        "filter ",
+        "group ",
+        "by ",
+        "sort ",
+        "desc",
+        "descending",
+        "fliter ",
+        "split ",
+        "0.8",
+        "(",
+        ")",
+        "&&",
+        "||",
+        "'",
+        "`",
+        "`group`",
+        "=>",
+        "=",
+        "==",
+        " ",
+        "😀",
+        "é",
+        "#",
+        "x",
+        "{ n = count() }",
+        "select ",
+        "\"",
+        "union ",
+        "join ",
+        "on ",
+        "take 3",
+        "# note 😀\n",
+        "# é\n",
+    ])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Parsing never fails: any text gets a program and diagnostics, never a panic, and every
+    /// diagnostic's span lies on character boundaries of the text.
+    #[test]
+    fn any_text_parses_to_diagnostics_without_panicking(
+        pieces in prop::collection::vec(piece(), 0..24)
+    ) {
+        let src: String = pieces.concat();
+        let parsed = parse(&src);
+        for d in &parsed.diagnostics {
+            let span = d.primary.span;
+            prop_assert!(span.start <= span.end && span.end <= src.len(), "{d:?}");
+            prop_assert!(src.is_char_boundary(span.start) && src.is_char_boundary(span.end), "{d:?} in {src:?}");
+        }
+    }
+}
