@@ -15,6 +15,8 @@ use std::sync::Mutex;
 pub struct Progress {
     multi: MultiProgress,
     stages: Mutex<HashMap<(usize, usize), StageBar>>,
+    /// Which sink runs, above the stages' bars (the only line of a one-process run).
+    sink: Mutex<Option<ProgressBar>>,
 }
 
 struct StageBar {
@@ -130,6 +132,26 @@ impl Watch for Progress {
             .set_message(format!("{} moved", bytes(stage.bytes as f64)));
     }
 
+    fn sink(&self, index: usize, total: usize, label: &str) {
+        let Ok(mut sink) = self.sink.lock() else {
+            return;
+        };
+        let bar = sink.get_or_insert_with(|| {
+            let bar = self.multi.insert(0, ProgressBar::new_spinner());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        bar.set_message(format!("{} of {total}: {label}", index + 1));
+    }
+
+    fn finished(&self) {
+        if let Ok(mut sink) = self.sink.lock()
+            && let Some(bar) = sink.take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+
     fn job_done(&self, job: usize) {
         let Ok(map) = self.stages.lock() else {
             return;
@@ -145,6 +167,19 @@ impl Watch for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sink_line_says_which_sink_runs_and_goes_when_the_run_ends() {
+        let progress = Progress::default();
+        progress
+            .multi
+            .set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        progress.sink(1, 3, "save to out/x.csv");
+        let message = progress.sink.lock().unwrap().as_ref().unwrap().message();
+        assert_eq!(message, "2 of 3: save to out/x.csv");
+        progress.finished();
+        assert!(progress.sink.lock().unwrap().is_none());
+    }
 
     #[test]
     fn lines_go_out_whole_and_a_partial_line_waits_for_its_end() {

@@ -140,7 +140,9 @@ pub fn run(args: RunArgs) -> u8 {
     } else {
         (None, None)
     };
-    let progress = (cluster.is_some() && args.verbose == 0 && std::io::stderr().is_terminal())
+    // On a terminal, one-process runs say which sink runs; distributed ones add a bar per
+    // stage.
+    let progress = (args.verbose == 0 && std::io::stderr().is_terminal())
         .then(|| Arc::new(Progress::default()));
     let watch = progress.clone().map(|p| p as Arc<dyn Watch>);
     let options = RunOptions {

@@ -287,7 +287,10 @@ async fn run_async(
             )
         }
     };
-    let result = run_sinks(compiled, out, &ctx, &mut engine).await;
+    let result = run_sinks(compiled, out, &ctx, &mut engine, options.watch.as_deref()).await;
+    if let Some(watch) = &options.watch {
+        watch.finished();
+    }
     let record = engine.finish();
     result.map(|summary| RunSummary {
         cluster: record,
@@ -300,13 +303,18 @@ async fn run_sinks(
     out: &mut dyn Write,
     ctx: &SessionContext,
     engine: &mut Engine,
+    watch: Option<&dyn Watch>,
 ) -> Result<RunSummary, Diagnostic> {
     let dag = &compiled.dag;
     let mut pending = save::Pending::default();
     let mut summary = RunSummary::default();
     let mut ml = MlResults::default();
-    for sink in dag.sinks() {
+    let sinks = dag.sinks();
+    for (index, sink) in sinks.iter().copied().enumerate() {
         let node = dag.node(sink);
+        if let Some(watch) = watch {
+            watch.sink(index, sinks.len(), &node.label);
+        }
         let NodeKind::Sink(kind) = &node.kind else {
             continue;
         };

@@ -129,4 +129,11 @@ pub trait Watch: Send + Sync + std::fmt::Debug {
     fn task(&self, task: &TaskRecord);
     /// A job's last stage was read back.
     fn job_done(&self, job: usize);
+    /// A sink (`save`, `show`) starts: the `index`-th of `total`, in program order. Told in
+    /// one-process runs too, which have no stages.
+    fn sink(&self, index: usize, total: usize, label: &str) {
+        let _ = (index, total, label);
+    }
+    /// Every sink is done.
+    fn finished(&self) {}
 }
