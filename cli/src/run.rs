@@ -268,11 +268,11 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
             "while starting the run",
         )
     })?;
+    let profile = profile("local", args.profile.as_deref())
+        .map_err(|e| Refused::Flags(format!("error: {e}")))?;
     let plan = match &args.plan {
         Some(path) => saved_plan(path, compiled)?,
         None => {
-            let profile = profile("local", args.profile.as_deref())
-                .map_err(|e| Refused::Flags(format!("error: {e}")))?;
             let options = options_from(
                 &compiled.settings,
                 args.objective,
@@ -289,7 +289,7 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
         }
     };
     let most = plan.stages.iter().map(|s| s.functions).max().unwrap_or(1);
-    let workers = capped_workers(args.workers.unwrap_or(most), args)?;
+    let workers = capped_workers(args.workers.unwrap_or(most), &profile);
     let plan = Arc::new(plan);
     let channel = match args.channel {
         Some(channel) => ChannelChoice::All(channel),
@@ -316,9 +316,7 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
 
 /// Worker processes for a run: what was asked, at most what the `local` profile (or
 /// `--profile`) runs at once, with a warning when that cuts the request.
-fn capped_workers(asked: u32, args: &RunArgs) -> Result<u32, Diagnostic> {
-    let profile = profile("local", args.profile.as_deref())
-        .map_err(|e| run_error(e, "while planning the run"))?;
+fn capped_workers(asked: u32, profile: &flow_planner::Profile) -> u32 {
     let most = profile.compute.max_concurrency.max(1);
     if asked > most {
         eprintln!(
@@ -326,7 +324,7 @@ fn capped_workers(asked: u32, args: &RunArgs) -> Result<u32, Diagnostic> {
             profile.name
         );
     }
-    Ok(asked.clamp(1, most))
+    asked.clamp(1, most)
 }
 
 /// A plan saved by `flowc plan --format json`, when it belongs to the program as compiled now
