@@ -14,7 +14,7 @@ use flow_runtime::distributed::auth::{SECRET_ENV, Secret};
 use flow_runtime::distributed::channels::Compression;
 use flow_runtime::distributed::store::default_store;
 use flow_runtime::distributed::worker::{WorkerArgs, serve};
-use flow_runtime::distributed::{Channel, ChannelChoice, ClusterOptions, Watch};
+use flow_runtime::distributed::{Channel, ClusterOptions, Watch};
 use flow_runtime::{Cluster, FileStatistics, RunOptions, Saved};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -291,10 +291,6 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
     let most = plan.stages.iter().map(|s| s.functions).max().unwrap_or(1);
     let workers = capped_workers(args.workers.unwrap_or(most), &profile);
     let plan = Arc::new(plan);
-    let channel = match args.channel {
-        Some(channel) => ChannelChoice::All(channel),
-        None => ChannelChoice::Planned(plan.clone()),
-    };
     let compression = match args.compression {
         None | Some(CompressionFlag::None) => Compression::None,
         Some(CompressionFlag::Lz4) => Compression::Lz4,
@@ -303,7 +299,8 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
     let cluster = Cluster {
         options: ClusterOptions {
             workers,
-            channel,
+            plan: plan.clone(),
+            forced: args.channel,
             store: args.store.clone().unwrap_or_else(default_store),
             max_attempts: MAX_ATTEMPTS,
             compression,

@@ -1,12 +1,10 @@
 //! `flowc run --report PATH.json|PATH.html`: what a distributed run did. The JSON holds every
 //! stage and every attempt; the HTML draws them as a timeline (one row per function), with
 //! the bytes each channel moved and, per stage, the planner's predicted time next to the
-//! measured one.
-//! Runtime stages are paired with planner stages by `flow_runtime::distributed::pairing`.
+//! measured one. The run's stages are the plan's, one for one (same ids, same tasks).
 
 use flow_planner::PhysicalPlan;
 use flow_planner::units::{bytes, seconds};
-use flow_runtime::distributed::pairing::planner_stage;
 use flow_runtime::distributed::record::RunRecord;
 use flow_runtime::distributed::{StageRecord, TaskRecord};
 use serde::Serialize;
@@ -66,8 +64,9 @@ struct StageReport<'a> {
     /// Attempts beyond one per task: tasks run again after a failure or a lost worker.
     retries: usize,
     failed_attempts: usize,
-    /// The planner stage it is paired with, and that stage's predicted duration.
-    planner_stage: Option<usize>,
+    /// The functions the plan gave the stage (its tasks, unless a flag capped the workers),
+    /// and the stage's predicted duration.
+    planned_functions: Option<u32>,
     predicted_s: Option<f64>,
 }
 
@@ -98,7 +97,7 @@ fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>)
             let tasks: Vec<&TaskRecord> = record
                 .tasks
                 .iter()
-                .filter(|t| t.id.job == stage.job && t.id.stage == stage.stage)
+                .filter(|t| t.id.stage == stage.stage)
                 .collect();
             let ok = || tasks.iter().filter(|t| t.ok());
             let start_s = tasks
@@ -107,7 +106,7 @@ fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>)
                 .fold(f64::INFINITY, f64::min);
             let end_s = tasks.iter().map(|t| t.end_s).fold(0.0, f64::max);
             let start_s = if start_s.is_finite() { start_s } else { 0.0 };
-            let paired = plan.and_then(|p| planner_stage(stage, p));
+            let planned = plan.and_then(|p| p.stages.get(stage.stage));
             StageReport {
                 stage,
                 label: stage.label(),
@@ -119,11 +118,8 @@ fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>)
                 attempts: tasks.len(),
                 retries: tasks.len().saturating_sub(stage.tasks),
                 failed_attempts: tasks.iter().filter(|t| !t.ok()).count(),
-                planner_stage: paired,
-                predicted_s: paired.and_then(|i| {
-                    let s = plan?.stages.get(i)?;
-                    Some(s.finish_s - s.start_s)
-                }),
+                planned_functions: planned.map(|s| s.functions),
+                predicted_s: planned.map(|s| s.finish_s - s.start_s),
             }
         })
         .collect();
@@ -186,7 +182,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th
         );
     }
     out.push_str("</table>\n<h2>Stages</h2>\n<table><tr><th>stage</th><th>tasks</th><th>output</th>\
-<th>rows</th><th>bytes</th><th>retries</th><th>measured</th><th>planner stage</th><th>predicted</th></tr>\n");
+<th>rows</th><th>bytes</th><th>retries</th><th>measured</th><th>runs in</th><th>predicted</th></tr>\n");
     for s in &report.stages {
         let _ = writeln!(
             out,
@@ -204,7 +200,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th
                 String::new()
             },
             seconds(s.measured_s),
-            s.planner_stage.map_or("—".into(), |i| i.to_string()),
+            s.stage.runs_in,
             s.predicted_s.map_or("—".into(), seconds),
         );
     }

@@ -83,9 +83,8 @@ fn write_parquet(path: &std::path::Path, columns: &[(&str, ArrayRef)], group: us
 }
 
 /// TPC-H Q3 in small: a filtered dimension joined to `orders`, and `orders` joined to
-/// `lines`, both files written in the order of the join key in many row groups — the shape
-/// the runtime runs as one stage, each task reading its own run of `lines` row groups and the
-/// `orders` row groups whose keys overlap it, with the small dimension read whole.
+/// `lines`, both files written in the order of the join key in many row groups, each task
+/// reading its share of the row groups of each scan.
 #[test]
 fn a_join_of_parquet_files_clustered_on_its_key_matches_on_workers() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,20 +175,11 @@ save revenue to "out/revenue.csv"
         clear_outputs(dir.path());
         let mut args = vec!["run", p, "-vv"];
         args.extend(flags.iter().map(String::as_str));
-        let run = run_ok(&args, &[], &flags.join(" "));
+        run_ok(&args, &[], &flags.join(" "));
         assert_eq!(
             saved(dir.path(), "revenue.csv", false),
             expected,
             "{flags:?}"
-        );
-        // Where there are tasks to divide among, the join ran where its sides were read.
-        let workers = &flags[flags.iter().position(|f| f == "--workers").unwrap() + 1];
-        let log = String::from_utf8_lossy(&run.stderr);
-        let co_located = format!("co-located in {workers} partitions");
-        assert_eq!(
-            log.contains(&co_located),
-            workers != "1",
-            "{flags:?}: {co_located}"
         );
     }
 }

@@ -243,6 +243,7 @@ fn run_pinned(
             rows: sizes[id].rows,
             bytes: sizes[id].bytes,
             stage: 0,
+            ends: graph.ends_of(id).collect(),
         })
         .collect();
     let plan = PhysicalPlan {

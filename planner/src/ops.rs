@@ -315,6 +315,10 @@ impl Op {
 pub struct OpGraph {
     /// The operators, inputs first.
     pub ops: Vec<Op>,
+    /// For each DAG node whose whole output an operator computes, that operator (the runtime
+    /// reads a node's rows from its operator's stage).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ends: Vec<(usize, OpId)>,
 }
 
 impl OpGraph {
@@ -340,6 +344,14 @@ impl OpGraph {
     /// Whether there are no operators.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// The DAG nodes whose whole output `op` computes.
+    pub fn ends_of(&self, op: OpId) -> impl Iterator<Item = usize> + '_ {
+        self.ends
+            .iter()
+            .filter(move |(_, o)| *o == op)
+            .map(|(n, _)| *n)
     }
 
     /// Readers of each operator.
@@ -622,6 +634,7 @@ impl<'a> Lowering<'a> {
             }
         };
         self.by_node.insert(id, op);
+        self.graph.ends.push((id.index(), op));
         op
     }
 

@@ -9,7 +9,7 @@ use flow_stdlib::SyncMode;
 use serde::{Deserialize, Serialize};
 
 /// Version of the JSON form; bumped when a field changes meaning or disappears.
-pub const PLAN_VERSION: u32 = 2;
+pub const PLAN_VERSION: u32 = 3;
 
 /// How rows move between two stages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -235,6 +235,9 @@ pub struct PlannedOp {
     pub bytes: f64,
     /// The stage it runs in.
     pub stage: usize,
+    /// The DAG nodes whose whole output it computes ([`crate::OpGraph::ends`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ends: Vec<usize>,
 }
 
 /// Where a plan's predicted time goes: the workers' start-up, the jobs run one after
@@ -329,6 +332,14 @@ impl PhysicalPlan {
     pub fn hash(&self) -> String {
         use sha2::Digest;
         crate::fingerprint::hex(&sha2::Sha256::digest(self.to_json().as_bytes()))
+    }
+
+    /// The operator that computes the whole output of DAG node `node`.
+    pub fn op_of_node(&self, node: usize) -> Option<OpId> {
+        self.ops
+            .iter()
+            .find(|o| o.ends.contains(&node))
+            .map(|o| o.id)
     }
 
     /// The stage an operator runs in.

@@ -1,10 +1,10 @@
 //! Single-process execution of a compiled DAG through DataFusion: every sink's plan, with the
 //! scan placeholders of the DAG replaced by the real files, run in one session.
 
+use crate::distributed::lowering::{self, Destination, Lowering};
 use crate::distributed::protocol::TrainHeader;
 use crate::distributed::record::RunRecord;
-use crate::distributed::row_groups::RowGroups;
-use crate::distributed::{ClusterOptions, Coordinator, LocalBackend, Watch};
+use crate::distributed::{Channel, ClusterOptions, Coordinator, LocalBackend, Watch};
 use crate::ml::scored::ScoredTable;
 use crate::ml::{AnyModel, MlHost, MlResults};
 use crate::save;
@@ -21,13 +21,15 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::{MemTable, provider_as_source};
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, TableScan};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flow_compiler::{Compiled, Dag, Format, NodeId, NodeKind, SinkKind, node_of_scan};
 use flow_lang::{Code, Diagnostic, Span};
+use flow_planner::PhysicalPlan;
 use flow_stdlib::TrainSpec;
 use flow_stdlib::ml::train::{self, Prepared};
 use flow_stdlib::ml::{Body, Model};
@@ -58,34 +60,29 @@ pub struct Cluster {
 /// Where a sink's rows are computed.
 enum Engine {
     Local,
-    Cluster(Coordinator),
+    Cluster(Box<Coordinator>),
 }
 
 impl Engine {
-    /// The rows of a plan as a stream.
-    async fn stream(
+    /// The rows of DAG node `node` as `reader` (a sink, or none for a training or an
+    /// evaluation) needs them: in this process, `plan` (the node's, substituted) executed; on
+    /// a cluster, the plan's stages that compute the node's operator run and its rows read
+    /// back.
+    async fn rows_of(
         &mut self,
         ctx: &SessionContext,
+        (dag, ml): (&Dag, &MlResults),
+        (node, reader): (NodeId, Option<NodeId>),
         plan: LogicalPlan,
     ) -> datafusion::error::Result<SendableRecordBatchStream> {
         match self {
-            Engine::Local => ctx.execute_logical_plan(plan).await?.execute_stream().await,
-            Engine::Cluster(coordinator) => {
-                let state = SessionStateBuilder::new_from_existing(ctx.state())
-                    .with_config(coordinator.session_config())
-                    .build();
-                let started = std::time::Instant::now();
-                let physical = state.create_physical_plan(&plan).await?;
-                tracing::debug!(
-                    "physical plan in {:.1} ms",
-                    started.elapsed().as_secs_f64() * 1e3
-                );
-                let row_groups = RowGroups::of(&physical, &state).await?;
-                let schema = physical.schema();
-                let batches =
-                    tokio::task::block_in_place(|| coordinator.execute(physical, &row_groups))?;
+            Engine::Cluster(coordinator) if computes_rows(coordinator.plan(), node) => {
+                let schema = Arc::new(plan.schema().as_arrow().clone());
+                let batches = cluster_rows(coordinator, ctx, (dag, ml), node, reader).await?;
                 Ok(Box::pin(MemoryStream::try_new(batches, schema, None)?))
             }
+            // What the coordinator computed itself (an evaluation's metrics) is here already.
+            _ => ctx.execute_logical_plan(plan).await?.execute_stream().await,
         }
     }
 
@@ -94,6 +91,127 @@ impl Engine {
             Engine::Local => None,
             Engine::Cluster(c) => Some(c.finish()),
         }
+    }
+}
+
+/// Whether the plan's tasks compute `node`'s rows (not the coordinator, as it computes an
+/// evaluation's).
+fn computes_rows(plan: &PhysicalPlan, node: NodeId) -> bool {
+    plan.op_of_node(node.index())
+        .is_some_and(|op| lowering::computes(&plan.ops[op].op.kind))
+}
+
+/// Runs the stages that compute `node`'s operator (lowering those not lowered yet) and reads
+/// its rows back through the output `reader`'s operator reads, else any output of it.
+async fn cluster_rows(
+    coordinator: &mut Coordinator,
+    ctx: &SessionContext,
+    (dag, ml): (&Dag, &MlResults),
+    node: NodeId,
+    reader: Option<NodeId>,
+) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let plan = coordinator.plan().clone();
+    let missing = |what: String| DataFusionError::Internal(format!("the plan has no {what}"));
+    let op = plan
+        .op_of_node(node.index())
+        .ok_or_else(|| missing(format!("operator for node #{}", node.index())))?;
+    let reader = reader.and_then(|r| plan.op_of_node(r.index()));
+    let outputs = lowering::outputs(&plan);
+    let stage = plan.stage_of(op);
+    let ours = |o: &&lowering::OutputOf| o.op == op;
+    let for_reader = |o: &&lowering::OutputOf| match o.to {
+        Destination::Exchange(x) => Some(plan.exchanges[x].consumer) == reader,
+        Destination::Coordinator => true,
+    };
+    let chosen = outputs[stage]
+        .iter()
+        .filter(ours)
+        .find(for_reader)
+        .or_else(|| outputs[stage].iter().find(ours))
+        .ok_or_else(|| missing(format!("output of operator #{op}")))?;
+    let output = outputs[stage]
+        .iter()
+        .position(|o| o == chosen)
+        .unwrap_or_default();
+    let state = SessionStateBuilder::new_from_existing(ctx.state())
+        .with_config(coordinator.stage_config())
+        .build();
+    let leaves = Leaves { dag, ml };
+    let lowering = Lowering {
+        dag,
+        plan: &plan,
+        leaves: &leaves,
+        outputs: &outputs,
+        back: back_channel(&plan),
+    };
+    for id in coordinator.needed(stage) {
+        if !coordinator.lowered(id) {
+            let started = std::time::Instant::now();
+            let lowered = lowering.stage(id, &state).await?;
+            tracing::debug!(
+                "stage {id} lowered in {:.1} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            coordinator.add_stage(lowered);
+        }
+    }
+    tokio::task::block_in_place(|| coordinator.read(stage, output))
+}
+
+/// What comes back to the coordinator moves direct, unless every exchange was forced through
+/// storage (`--channel storage`).
+fn back_channel(plan: &PhysicalPlan) -> Channel {
+    let all_storage = !plan.exchanges.is_empty()
+        && plan
+            .exchanges
+            .iter()
+            .all(|x| x.forced && x.channel == Channel::Storage);
+    if all_storage {
+        Channel::Storage
+    } else {
+        Channel::Direct
+    }
+}
+
+/// The tables a lowered stage reads that no stage computes.
+struct Leaves<'a> {
+    dag: &'a Dag,
+    ml: &'a MlResults,
+}
+
+impl lowering::Leaves for Leaves<'_> {
+    fn substitute(&self, plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+        substitute(self.dag, plan, self.ml)
+            .map_err(|d| DataFusionError::Execution(d.message.clone()))
+    }
+
+    fn scored(
+        &self,
+        infer: NodeId,
+        input: LogicalPlan,
+        scan: &TableScan,
+    ) -> datafusion::error::Result<LogicalPlan> {
+        let NodeKind::Infer { batch } = &self.dag.node(infer).kind else {
+            return Err(DataFusionError::Internal(format!(
+                "node #{} is not an infer",
+                infer.index()
+            )));
+        };
+        let table = ScoredTable {
+            input: self.substitute(input)?,
+            model: self
+                .ml
+                .model_of(self.dag, infer)
+                .map_err(|d| DataFusionError::Execution(d.message.clone()))?,
+            batch: batch.and_then(|b| usize::try_from(b).ok()),
+            schema: scan.source.schema(),
+        };
+        LogicalPlanBuilder::scan(
+            scan.table_name.clone(),
+            provider_as_source(Arc::new(table)),
+            scan.projection.clone(),
+        )?
+        .build()
     }
 }
 
@@ -222,7 +340,10 @@ async fn rows(
     let at = dag.node(node).span;
     let fail =
         |e: datafusion::error::DataFusionError| run_error(dag, &plan_sources(dag, node), e, at);
-    let stream = engine.stream(ctx, plan).await.map_err(fail)?;
+    let stream = engine
+        .rows_of(ctx, (dag, ml), (node, None), plan)
+        .await
+        .map_err(fail)?;
     datafusion::physical_plan::common::collect(stream)
         .await
         .map_err(fail)
@@ -270,7 +391,7 @@ async fn run_async(
         None => Engine::Local,
         Some(cluster) => {
             let backend = Box::new(LocalBackend::new(cluster.exe.clone()));
-            Engine::Cluster(
+            Engine::Cluster(Box::new(
                 Coordinator::start(&cluster.options, backend, options.watch.clone()).map_err(
                     |e| {
                         Diagnostic::error(
@@ -284,7 +405,7 @@ async fn run_async(
                         )
                     },
                 )?,
-            )
+            ))
         }
     };
     let result = run_sinks(compiled, out, &ctx, &mut engine, options.watch.as_deref()).await;
@@ -355,7 +476,10 @@ async fn run_sinks(
                     .limit(0, Some(limit + 1))
                     .and_then(|b| b.build())
                     .map_err(fail)?;
-                let stream = engine.stream(ctx, limited).await.map_err(fail)?;
+                let stream = engine
+                    .rows_of(ctx, (dag, &ml), (input, Some(sink)), limited)
+                    .await
+                    .map_err(fail)?;
                 let batches = datafusion::physical_plan::common::collect(stream)
                     .await
                     .map_err(fail)?;
@@ -373,7 +497,10 @@ async fn run_sinks(
                 file, format, csv, ..
             } => {
                 let target = PathBuf::from(file);
-                let stream = engine.stream(ctx, plan).await.map_err(fail)?;
+                let stream = engine
+                    .rows_of(ctx, (dag, &ml), (input, Some(sink)), plan)
+                    .await
+                    .map_err(fail)?;
                 let started = std::time::Instant::now();
                 let rows = pending
                     .write(&target, *format, csv, stream)

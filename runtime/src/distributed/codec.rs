@@ -36,6 +36,7 @@ pub struct FlowCodec;
 #[derive(Serialize, Deserialize)]
 struct ReaderWire {
     stage: usize,
+    output: usize,
     kind: ReadKind,
     locations: Vec<Vec<Location>>,
     /// The schema as an empty Arrow IPC stream.
@@ -82,7 +83,7 @@ impl PhysicalExtensionCodec for FlowCodec {
                     serde_json::from_slice(rest).map_err(|e| bad("exchange reader", &e))?;
                 let schema = schema_from(&wire.schema)?;
                 let reader = ExchangeReadExec::new(
-                    wire.stage,
+                    (wire.stage, wire.output),
                     wire.kind,
                     wire.locations.len(),
                     schema.clone(),
@@ -120,6 +121,7 @@ impl PhysicalExtensionCodec for FlowCodec {
         if let Some(reader) = node.downcast_ref::<ExchangeReadExec>() {
             let wire = ReaderWire {
                 stage: reader.stage,
+                output: reader.output,
                 kind: reader.kind,
                 locations: reader.locations.clone(),
                 schema: schema_bytes(&node.schema())?,

@@ -1,20 +1,19 @@
-//! The coordinator: starts the run's workers through a [`Backend`], cuts each job's physical
-//! plan into stages, ships every task to an idle worker with the locations of its inputs'
-//! committed outputs, and reads the last stage's output back. It tracks attempts: a failed
-//! task is retried (on another worker when there is one) up to a limit, a dead worker is
+//! The coordinator: starts the run's workers through a [`Backend`], runs the planner's stages
+//! as [`super::lowering`] made them — each with the plan's number of tasks, each output over
+//! the plan's channel — shipping every task to an idle worker with the locations of its
+//! inputs' committed outputs, and reads back what sinks, trainings and evaluations need. A
+//! stage runs once per run, whichever sink needs it first. It tracks attempts: a failed task
+//! is retried (on another worker when there is one) up to a limit, a dead worker is
 //! replaced, and direct-channel outputs that died with their worker are computed again.
 
 use super::auth::Secret;
 use super::backend::{Backend, Launch};
 use super::channels::{Channels, Compression, Location, lost_peer};
-use super::co_located::co_locate;
 use super::codec;
 use super::exchange::{ExchangeReadExec, ReadKind};
-use super::pairing::planned_channel;
-use super::protocol::{AttemptId, ToCoordinator, ToWorker, receive, send, write_frame};
+use super::lowering::{self, Stage, task_plan};
+use super::protocol::{AttemptId, TaskOutput, ToCoordinator, ToWorker, receive, send, write_frame};
 use super::record::{RunRecord, StageRecord, TaskRecord, Watch};
-use super::row_groups::RowGroups;
-use super::stages::{StagePlan, cut};
 use super::store::{open_store, remove_prefix};
 use crate::interrupt::{Registered, on_interrupt};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -22,13 +21,9 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::limit::GlobalLimitExec;
-use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use flow_planner::rules::BROADCAST_MAX_BYTES;
 use flow_planner::{Channel, PhysicalPlan};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,8 +35,10 @@ use std::time::{Duration, Instant};
 pub struct ClusterOptions {
     /// Workers (functions) to run.
     pub workers: u32,
-    /// How stage outputs move.
-    pub channel: ChannelChoice,
+    /// The plan the run executes, stage by stage.
+    pub plan: Arc<PhysicalPlan>,
+    /// The channel `--channel` forced on every exchange, for the run's record.
+    pub forced: Option<Channel>,
     /// The run store's URL.
     pub store: String,
     /// Attempts a task gets before the run fails.
@@ -51,46 +48,6 @@ pub struct ClusterOptions {
     /// The `RUST_LOG` filter workers log with (none: theirs).
     pub log: Option<String>,
 }
-
-/// How stage outputs move.
-#[derive(Clone)]
-pub enum ChannelChoice {
-    /// Every stage's output over this channel (`--channel`).
-    All(Channel),
-    /// Each stage's output over the channel the planner chose for the planner stage it pairs
-    /// with ([`super::pairing`]); direct where the plan says nothing.
-    Planned(Arc<PhysicalPlan>),
-}
-
-impl ChannelChoice {
-    /// The choice as reports name it: `direct`, `storage` or `as planned`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ChannelChoice::All(kind) => kind.name(),
-            ChannelChoice::Planned(_) => "as planned",
-        }
-    }
-
-    fn of(&self, stage: &StageRecord) -> Channel {
-        match self {
-            ChannelChoice::All(kind) => *kind,
-            ChannelChoice::Planned(plan) => match planned_channel(stage, plan) {
-                Some(Channel::Storage) => Channel::Storage,
-                _ => Channel::Direct,
-            },
-        }
-    }
-}
-
-impl std::fmt::Debug for ChannelChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Rows of a join side small enough to broadcast (with [`BROADCAST_MAX_BYTES`]): a million
-/// narrow rows are a few tens of MB, what the planner's limit allows.
-const BROADCAST_MAX_ROWS: usize = 1 << 20;
 
 /// Longest wait for a started worker to join when none is running.
 const STARTUP: Duration = Duration::from_secs(60);
@@ -117,13 +74,16 @@ struct Slot {
     busy: Option<AttemptId>,
 }
 
+/// What a committed attempt left, for its stage's readers.
 #[derive(Debug, Clone)]
 struct Output {
     worker: usize,
     addr: String,
-    key: String,
-    rows: Vec<u64>,
-    channel: Channel,
+    id: AttemptId,
+    /// Rows per bucket, per output.
+    rows: Vec<Vec<u64>>,
+    /// The channel of each output.
+    channels: Vec<Channel>,
 }
 
 struct StageRun {
@@ -132,13 +92,14 @@ struct StageRun {
     next_attempt: Vec<u32>,
     failures: Vec<u32>,
     last_error: Vec<String>,
-    channel: Channel,
+    /// The job that first needed the stage.
+    job: usize,
 }
 
 impl StageRun {
-    fn new(tasks: usize, channel: Channel) -> StageRun {
+    fn new(tasks: usize, job: usize) -> StageRun {
         StageRun {
-            channel,
+            job,
             committed: vec![None; tasks],
             running: vec![None; tasks],
             next_attempt: vec![0; tasks],
@@ -161,7 +122,11 @@ pub struct Coordinator {
     events: Receiver<Event>,
     slots: Vec<Option<Slot>>,
     want: usize,
-    channel: ChannelChoice,
+    plan: Arc<PhysicalPlan>,
+    /// Every stage lowered so far, by the plan's id.
+    stages: HashMap<usize, Arc<Stage>>,
+    /// Every stage started so far.
+    runs: HashMap<usize, StageRun>,
     max_attempts: u32,
     next_job: usize,
     clock: Instant,
@@ -177,7 +142,7 @@ impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coordinator")
             .field("workers", &self.want)
-            .field("channel", &self.channel)
+            .field("stages", &self.plan.stages.len())
             .finish()
     }
 }
@@ -248,7 +213,9 @@ impl Coordinator {
             events: rx,
             slots: Vec::new(),
             want: workers,
-            channel: options.channel.clone(),
+            plan: options.plan.clone(),
+            stages: HashMap::new(),
+            runs: HashMap::new(),
             max_attempts: options.max_attempts.max(1),
             next_job: 0,
             clock,
@@ -256,7 +223,10 @@ impl Coordinator {
             sent: HashMap::new(),
             record: RunRecord {
                 workers,
-                channel: options.channel.name().to_string(),
+                channel: options
+                    .forced
+                    .map_or("as planned", Channel::name)
+                    .to_string(),
                 compression: options.compression,
                 store: options.store.clone(),
                 seconds: 0.0,
@@ -270,32 +240,29 @@ impl Coordinator {
         Ok(c)
     }
 
-    /// The session configuration physical plans for this cluster are made with: one target
-    /// partition per worker, no round-robin repartitions (they would make every task read
-    /// every input partition), and nothing that makes one partition wait for its siblings.
-    pub fn session_config(&self) -> SessionConfig {
-        let mut config = SessionConfig::new().with_target_partitions(self.want);
+    /// The session configuration a stage's task plans are made with: one partition (a task
+    /// is one function's share), no file stealing between partitions, nothing that waits for
+    /// sibling partitions, and the run's channels for the readers.
+    pub fn stage_config(&self) -> SessionConfig {
+        let mut config = SessionConfig::new().with_target_partitions(1);
         config
             .options_mut()
             .optimizer
             .enable_round_robin_repartition = false;
-        config.options_mut().optimizer.repartition_file_min_size = 256 * 1024;
         config
             .options_mut()
             .execution
             .enable_file_stream_work_stealing = false;
-        // A join's dynamic filter waits until every partition of the join has built its side;
-        // a task runs one partition, so it would wait for ever.
         config
             .options_mut()
             .optimizer
             .enable_join_dynamic_filter_pushdown = false;
-        // A join side under the planner's broadcast limit is sent whole to every task of the
-        // other side (a gather under the join's build side) rather than both sides shuffled.
-        let optimizer = &mut config.options_mut().optimizer;
-        optimizer.hash_join_single_partition_threshold = BROADCAST_MAX_BYTES as usize;
-        optimizer.hash_join_single_partition_threshold_rows = BROADCAST_MAX_ROWS;
         config.with_extension(self.channels.clone())
+    }
+
+    /// The plan the run executes.
+    pub fn plan(&self) -> &Arc<PhysicalPlan> {
+        &self.plan
     }
 
     /// Milliseconds since the coordinator started, for the `-vv` lines on the run's phases.
@@ -339,177 +306,203 @@ impl Coordinator {
         }
     }
 
-    /// Runs a physical plan across the workers and returns its output, partitions in order.
-    /// Its Parquet scans are divided into tasks by `row_groups` (those of the files it scans).
-    pub fn execute(
-        &mut self,
-        plan: Arc<dyn ExecutionPlan>,
-        row_groups: &RowGroups,
-    ) -> Result<Vec<RecordBatch>> {
-        let job = self.next_job;
-        self.next_job += 1;
-        tracing::debug!("job {job} planned {:.1} ms into the run", self.elapsed_ms());
-        let mut stages = cut(co_locate(plan, row_groups)?, row_groups)?;
-        // A last stage that only merges what the others computed runs here: sending it to a
-        // worker would cost a round trip and a second copy of the rows for no work.
-        let merge = match stages.last() {
-            Some(last) if stages.len() > 1 && merges_only(&last.plan) => stages.pop(),
-            _ => None,
-        };
-        if let Some(merge) = &merge {
-            tracing::info!("job {job} stage {}: merged by the coordinator", merge.id);
-        }
-        for s in &stages {
-            tracing::info!(
-                "job {job} stage {}: {} tasks, output {:?}, reads stages {:?}",
-                s.id,
-                s.tasks,
-                s.output,
-                s.inputs
-            );
-            tracing::debug!(
-                "job {job} stage {} plan:\n{}",
-                s.id,
-                datafusion::physical_plan::displayable(s.plan.as_ref()).indent(false)
-            );
-        }
-        let records: Vec<StageRecord> = stages.iter().map(|s| s.record(job)).collect();
-        if let Some(watch) = &self.watch {
-            watch.stages(&records);
-        }
-        let mut runs: Vec<StageRun> = stages
-            .iter()
-            .zip(&records)
-            .map(|(s, r)| StageRun::new(s.tasks, self.channel.of(r)))
-            .collect();
-        if let Some(merge) = &merge {
-            // What the coordinator reads comes back the way the plan has the last stage's
-            // output come back.
-            let back = self.channel.of(&merge.record(job));
-            for input in &merge.inputs {
-                runs[*input].channel = back;
-            }
-        }
-        self.record.stages.extend(records);
-        let result = self.drive(job, &stages, &mut runs, merge.as_ref());
-        if let (Ok(_), Some(watch)) = (&result, &self.watch) {
-            watch.job_done(job);
-        }
-        self.release(job);
-        result
+    /// Whether stage `id` has been lowered.
+    pub fn lowered(&self, id: usize) -> bool {
+        self.stages.contains_key(&id)
     }
 
-    fn drive(
-        &mut self,
-        job: usize,
-        stages: &[StagePlan],
-        runs: &mut [StageRun],
-        merge: Option<&StagePlan>,
-    ) -> Result<Vec<RecordBatch>> {
-        loop {
-            if runs.iter().all(StageRun::complete) {
-                tracing::debug!(
-                    "job {job}: every stage done {:.1} ms into the run",
-                    self.elapsed_ms()
-                );
-                let read = match merge {
-                    Some(merge) => self.run_here(merge, runs),
-                    None => self.read_last(stages, runs),
-                };
-                match read {
-                    Ok(batches) => return Ok(batches),
-                    Err(e) => {
-                        let Some(peer) = lost_peer(&e) else {
-                            return Err(e);
-                        };
-                        self.peer_lost(&peer, runs)?;
-                        continue;
-                    }
-                }
+    /// Adds a lowered stage.
+    pub fn add_stage(&mut self, stage: Stage) {
+        self.stages.insert(stage.id, Arc::new(stage));
+    }
+
+    /// The stages that must run, producers first, before stage `id`'s outputs can be read:
+    /// it and every stage upstream whose outputs are not all committed.
+    pub fn needed(&self, id: usize) -> Vec<usize> {
+        let mut out = BTreeSet::new();
+        let mut pending = vec![id];
+        while let Some(s) = pending.pop() {
+            if out.contains(&s) || self.runs.get(&s).is_some_and(StageRun::complete) {
+                continue;
             }
-            self.dispatch(job, stages, runs)?;
-            let starting = self.live() == 0;
-            let wait = if starting {
-                STARTUP.saturating_sub(self.launched.elapsed())
-            } else {
-                SILENCE
-            };
-            let event = match self.events.recv_timeout(wait) {
-                Ok(event) => event,
-                Err(RecvTimeoutError::Timeout) if starting => {
-                    return Err(error(format!(
-                        "no worker joined within {} s of being started",
-                        STARTUP.as_secs()
-                    )));
+            out.insert(s);
+            for x in self.plan.inputs_of(s) {
+                if lowering::computes(&self.plan.ops[x.producer].op.kind) {
+                    pending.push(x.from);
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(error("no worker has answered for five minutes"));
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(error("the coordinator lost its control port"));
-                }
-            };
-            match event {
-                Event::Message(
-                    w,
-                    ToCoordinator::Done {
-                        id,
-                        rows,
-                        bytes,
-                        seconds,
-                    },
-                ) => {
-                    tracing::debug!("task {} done on worker {w}: rows {rows:?}", id.key());
-                    let Some(slot) = self.slot(w) else { continue };
-                    slot.busy = None;
-                    let addr = slot.data_addr.clone();
-                    self.note(id, w, seconds, rows.iter().sum(), bytes.iter().sum(), None);
-                    if id.job != job {
-                        continue;
-                    }
-                    let run = &mut runs[id.stage];
-                    if run.running[id.task] == Some((w, id.attempt)) {
-                        run.running[id.task] = None;
-                        run.committed[id.task] = Some(Output {
-                            worker: w,
-                            addr,
-                            key: id.key(),
-                            rows,
-                            channel: run.channel,
-                        });
-                    }
-                }
-                Event::Message(
-                    w,
-                    ToCoordinator::Failed {
-                        id,
-                        error: message,
-                        lost_peer,
-                    },
-                ) => {
-                    let Some(slot) = self.slot(w) else { continue };
-                    slot.busy = None;
-                    self.note(id, w, 0.0, 0, 0, Some(message.clone()));
-                    if id.job != job || runs[id.stage].running[id.task] != Some((w, id.attempt)) {
-                        continue;
-                    }
-                    runs[id.stage].running[id.task] = None;
-                    match lost_peer {
-                        // Not this task's fault: its input died with a peer.
-                        Some(peer) => self.peer_lost(&peer, runs)?,
-                        None => self.failed(runs, id, message)?,
-                    }
-                }
-                Event::Message(
-                    _,
-                    ToCoordinator::Hello { .. }
-                    | ToCoordinator::Trained { .. }
-                    | ToCoordinator::TrainFailed { .. },
-                ) => {}
-                Event::Lost(w) => self.worker_lost(w, job, runs)?,
-                joined @ Event::Joined { .. } => self.handle_setup(joined),
             }
         }
+        out.into_iter().collect()
+    }
+
+    /// Runs stage `id` and what it needs (all lowered), then reads its output `output` whole:
+    /// the rows of that operator, for a sink, a training or an evaluation.
+    pub fn read(&mut self, id: usize, output: usize) -> Result<Vec<RecordBatch>> {
+        let job = self.next_job;
+        self.next_job += 1;
+        loop {
+            self.drive(job, id)?;
+            match self.read_whole(id, output) {
+                Ok(batches) => {
+                    if let Some(watch) = &self.watch {
+                        watch.job_done(job);
+                    }
+                    return Ok(batches);
+                }
+                Err(e) => {
+                    let Some(peer) = lost_peer(&e) else {
+                        return Err(e);
+                    };
+                    self.peer_lost(&peer)?;
+                }
+            }
+        }
+    }
+
+    /// Starts the stages `target` needs that have not started, and records them.
+    fn start_stages(&mut self, job: usize, target: usize) -> Result<()> {
+        let mut records = Vec::new();
+        for id in self.needed(target) {
+            if self.runs.contains_key(&id) {
+                continue;
+            }
+            let stage = self
+                .stages
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| error(format!("internal error: stage {id} was not lowered")))?;
+            for o in &stage.outputs {
+                tracing::debug!(
+                    "stage {id} output {:?}, {} tasks:\n{}",
+                    o.of,
+                    stage.tasks,
+                    datafusion::physical_plan::displayable(o.plan.as_ref()).indent(false)
+                );
+            }
+            records.push(StageRecord::of(job, &stage, &self.plan));
+            self.runs.insert(id, StageRun::new(stage.tasks, job));
+        }
+        if !records.is_empty() {
+            if let Some(watch) = &self.watch {
+                watch.stages(&records);
+            }
+            self.record.stages.extend(records);
+        }
+        Ok(())
+    }
+
+    fn drive(&mut self, job: usize, target: usize) -> Result<()> {
+        loop {
+            self.start_stages(job, target)?;
+            let active = self.needed(target);
+            if active.is_empty() {
+                tracing::debug!(
+                    "job {job}: stage {target} done {:.1} ms into the run",
+                    self.elapsed_ms()
+                );
+                return Ok(());
+            }
+            self.dispatch(job, &active)?;
+            let event = self.wait()?;
+            self.handle(event)?;
+        }
+    }
+
+    /// The next event from the workers, or why none will come.
+    fn wait(&mut self) -> Result<Event> {
+        let starting = self.live() == 0;
+        let wait = if starting {
+            STARTUP.saturating_sub(self.launched.elapsed())
+        } else {
+            SILENCE
+        };
+        match self.events.recv_timeout(wait) {
+            Ok(event) => Ok(event),
+            Err(RecvTimeoutError::Timeout) if starting => Err(error(format!(
+                "no worker joined within {} s of being started",
+                STARTUP.as_secs()
+            ))),
+            Err(RecvTimeoutError::Timeout) => Err(error("no worker has answered for five minutes")),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(error("the coordinator lost its control port"))
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) -> Result<()> {
+        match event {
+            Event::Message(
+                w,
+                ToCoordinator::Done {
+                    id,
+                    rows,
+                    bytes,
+                    seconds,
+                },
+            ) => {
+                tracing::debug!("task {} done on worker {w}: rows {rows:?}", id.key());
+                let Some(slot) = self.slot(w) else {
+                    return Ok(());
+                };
+                slot.busy = None;
+                let addr = slot.data_addr.clone();
+                let total = |v: &[Vec<u64>]| v.iter().flatten().sum();
+                self.note(id, w, seconds, total(&rows), total(&bytes), None);
+                let channels = self
+                    .stages
+                    .get(&id.stage)
+                    .map(|s| s.outputs.iter().map(|o| o.channel).collect())
+                    .unwrap_or_default();
+                let Some(run) = self.runs.get_mut(&id.stage) else {
+                    return Ok(());
+                };
+                if run.running[id.task] == Some((w, id.attempt)) {
+                    run.running[id.task] = None;
+                    run.committed[id.task] = Some(Output {
+                        worker: w,
+                        addr,
+                        id,
+                        rows,
+                        channels,
+                    });
+                }
+            }
+            Event::Message(
+                w,
+                ToCoordinator::Failed {
+                    id,
+                    error: message,
+                    lost_peer,
+                },
+            ) => {
+                let Some(slot) = self.slot(w) else {
+                    return Ok(());
+                };
+                slot.busy = None;
+                self.note(id, w, 0.0, 0, 0, Some(message.clone()));
+                let Some(run) = self.runs.get_mut(&id.stage) else {
+                    return Ok(());
+                };
+                if run.running[id.task] != Some((w, id.attempt)) {
+                    return Ok(());
+                }
+                run.running[id.task] = None;
+                match lost_peer {
+                    // Not this task's fault: its input died with a peer.
+                    Some(peer) => self.peer_lost(&peer)?,
+                    None => self.failed(id, message)?,
+                }
+            }
+            Event::Message(
+                _,
+                ToCoordinator::Hello { .. }
+                | ToCoordinator::Trained { .. }
+                | ToCoordinator::TrainFailed { .. },
+            ) => {}
+            Event::Lost(w) => self.worker_lost(w)?,
+            joined @ Event::Joined { .. } => self.handle_setup(joined),
+        }
+        Ok(())
     }
 
     /// Records how an attempt ended and tells the watcher.
@@ -546,8 +539,10 @@ impl Coordinator {
         self.slots.get_mut(w).and_then(Option::as_mut)
     }
 
-    fn failed(&mut self, runs: &mut [StageRun], id: AttemptId, message: String) -> Result<()> {
-        let run = &mut runs[id.stage];
+    fn failed(&mut self, id: AttemptId, message: String) -> Result<()> {
+        let Some(run) = self.runs.get_mut(&id.stage) else {
+            return Ok(());
+        };
         run.failures[id.task] += 1;
         run.last_error[id.task] = message;
         if run.failures[id.task] >= self.max_attempts {
@@ -559,13 +554,13 @@ impl Coordinator {
         Ok(())
     }
 
-    fn peer_lost(&mut self, peer: &str, runs: &mut [StageRun]) -> Result<()> {
+    fn peer_lost(&mut self, peer: &str) -> Result<()> {
         let found = self
             .slots
             .iter()
             .position(|s| s.as_ref().is_some_and(|s| s.alive && s.data_addr == peer));
         match found {
-            Some(w) => self.worker_lost(w, self.next_job - 1, runs),
+            Some(w) => self.worker_lost(w),
             // Already known dead: its outputs are being computed again.
             None => Ok(()),
         }
@@ -594,29 +589,28 @@ impl Coordinator {
             .map_err(|e| error(format!("cannot start a replacement worker: {e}")))
     }
 
-    fn worker_lost(&mut self, w: usize, job: usize, runs: &mut [StageRun]) -> Result<()> {
+    fn worker_lost(&mut self, w: usize) -> Result<()> {
         let busy = self.slot(w).and_then(|s| s.busy);
         let Some(pid) = self.retire(w) else {
             return Ok(());
         };
-        for run in runs.iter_mut() {
+        for run in self.runs.values_mut() {
             for t in 0..run.committed.len() {
-                if run.committed[t]
-                    .as_ref()
-                    .is_some_and(|o| o.worker == w && o.channel != Channel::Storage)
-                {
+                if run.committed[t].as_ref().is_some_and(|o| {
+                    o.worker == w && o.channels.iter().any(|c| *c != Channel::Storage)
+                }) {
                     run.committed[t] = None;
                 }
             }
         }
         if let Some(id) = busy
-            && id.job == job
-            && runs[id.stage].running[id.task] == Some((w, id.attempt))
+            && let Some(run) = self.runs.get_mut(&id.stage)
+            && run.running[id.task] == Some((w, id.attempt))
         {
-            runs[id.stage].running[id.task] = None;
+            run.running[id.task] = None;
             let message = format!("worker {pid} died while running it");
             self.note(id, w, 0.0, 0, 0, Some(message.clone()));
-            self.failed(runs, id, message)?;
+            self.failed(id, message)?;
         }
         self.replace()
     }
@@ -630,27 +624,22 @@ impl Coordinator {
         self.max_attempts
     }
 
-    /// The planned stage that trains the model of DAG node `node`, when the run follows a
-    /// plan: found through the operator the planner made of that node, never by kind.
+    /// The planned stage that trains the model of DAG node `node`: found through the
+    /// operator the planner made of that node, never by kind.
     pub(super) fn planned_training_stage(&self, node: usize) -> Option<&flow_planner::Stage> {
-        let ChannelChoice::Planned(plan) = &self.channel else {
-            return None;
-        };
-        plan.ops
+        self.plan
+            .ops
             .iter()
             .find(|o| {
                 o.op.origin.node == node
                     && matches!(o.op.kind, flow_planner::ops::OpKind::Train { .. })
             })
-            .and_then(|o| plan.stages.get(o.stage))
+            .and_then(|o| self.plan.stages.get(o.stage))
     }
 
-    /// The channel stage outputs take when the plan says nothing.
+    /// The channel a training's members reach each other over when the plan says nothing.
     pub(super) fn default_channel(&self) -> Channel {
-        match &self.channel {
-            ChannelChoice::All(kind) => *kind,
-            ChannelChoice::Planned(_) => Channel::Direct,
-        }
+        Channel::Direct
     }
 
     /// Waits until as many workers as the run asked for have joined.
@@ -721,15 +710,19 @@ impl Coordinator {
         }
     }
 
-    fn dispatch(&mut self, job: usize, stages: &[StagePlan], runs: &mut [StageRun]) -> Result<()> {
-        let last = stages.len() - 1;
-        for stage in stages {
-            if !stage.inputs.iter().all(|i| runs[*i].complete()) {
+    /// Sends every task of `active` whose inputs are committed to an idle worker.
+    fn dispatch(&mut self, job: usize, active: &[usize]) -> Result<()> {
+        for id in active {
+            let stage = self.stages[id].clone();
+            if !stage
+                .inputs
+                .iter()
+                .all(|i| self.runs.get(i).is_some_and(StageRun::complete))
+            {
                 continue;
             }
-            let mut bytes = None;
             for task in 0..stage.tasks {
-                let run = &runs[stage.id];
+                let run = &self.runs[id];
                 if run.committed[task].is_some() || run.running[task].is_some() {
                     continue;
                 }
@@ -740,139 +733,143 @@ impl Coordinator {
                 else {
                     return Ok(());
                 };
-                if bytes.is_none() {
-                    bytes = Some(codec::encode(self.fill(stage.plan.clone(), runs)?)?);
+                let mut frames = Vec::with_capacity(stage.outputs.len());
+                for output in &stage.outputs {
+                    let plan = task_plan(output, task, stage.tasks)?;
+                    frames.push(codec::encode(self.fill(plan, task)?)?);
                 }
-                let attempt = runs[stage.id].next_attempt[task];
-                runs[stage.id].next_attempt[task] += 1;
-                let id = AttemptId {
-                    job,
-                    stage: stage.id,
+                let outputs: Vec<TaskOutput> = stage
+                    .outputs
+                    .iter()
+                    .map(|o| TaskOutput {
+                        channel: o.channel,
+                        back: o.of.to == lowering::Destination::Coordinator || self.read_back(o),
+                    })
+                    .collect();
+                let run = self.runs.get_mut(id).expect("started above");
+                let attempt = run.next_attempt[task];
+                run.next_attempt[task] += 1;
+                run.running[task] = Some((w, attempt));
+                let attempt_id = AttemptId {
+                    job: run.job,
+                    stage: *id,
                     task,
                     attempt,
                 };
-                let channel = runs[stage.id].channel;
+                let channel = outputs.first().map_or(Channel::Direct, |o| o.channel);
                 let Some(slot) = self.slot(w) else { continue };
-                let sent = send(
+                let mut sent = send(
                     &mut slot.conn,
                     &ToWorker::Task {
-                        id,
-                        channel,
-                        last: stage.id == last,
+                        id: attempt_id,
+                        outputs,
                     },
-                )
-                .and_then(|()| write_frame(&mut slot.conn, bytes.as_deref().unwrap_or_default()));
-                slot.busy = Some(id);
-                runs[stage.id].running[task] = Some((w, attempt));
+                );
+                for frame in &frames {
+                    sent = sent.and_then(|()| write_frame(&mut slot.conn, frame));
+                }
+                slot.busy = Some(attempt_id);
                 self.sent
-                    .insert(id, (self.clock.elapsed().as_secs_f64(), channel));
+                    .insert(attempt_id, (self.clock.elapsed().as_secs_f64(), channel));
                 if sent.is_err() {
-                    self.worker_lost(w, job, runs)?;
+                    self.worker_lost(w)?;
                 }
             }
         }
+        let _ = job;
         Ok(())
     }
 
-    fn location(&self, output: &Output, bucket: usize) -> Location {
-        match output.channel {
+    /// Whether an exchange output goes to a stage the coordinator runs itself.
+    fn read_back(&self, output: &lowering::Output) -> bool {
+        let lowering::Destination::Exchange(x) = output.of.to else {
+            return true;
+        };
+        let consumer = &self.plan.ops[self.plan.exchanges[x].consumer].op.kind;
+        !lowering::computes(consumer)
+    }
+
+    fn location(&self, output: &Output, k: usize, bucket: usize) -> Location {
+        let key = output.id.output_key(k);
+        match output.channels.get(k).copied().unwrap_or(Channel::Direct) {
             Channel::Direct | Channel::Fused => Location::Direct {
                 addr: output.addr.clone(),
-                key: output.key.clone(),
+                key,
                 bucket,
             },
             Channel::Storage => Location::Storage {
-                path: self.channels.object_path(&output.key, bucket),
+                path: self.channels.object_path(&key, bucket),
             },
         }
     }
 
-    /// The plan with every exchange reader told where its inputs' committed outputs are.
-    fn fill(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        runs: &[StageRun],
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    /// Where task `task`'s share of one output of a stage is: its bucket of every producing
+    /// task, or everything.
+    fn locations(&self, stage: usize, k: usize, kind: ReadKind, task: usize) -> Vec<Location> {
+        let Some(run) = self.runs.get(&stage) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for o in run.committed.iter().flatten() {
+            let rows = o.rows.get(k).map(Vec::as_slice).unwrap_or_default();
+            for (bucket, n) in rows.iter().enumerate() {
+                let mine = match kind {
+                    ReadKind::Share => bucket == task,
+                    ReadKind::Whole => true,
+                };
+                if mine && *n > 0 {
+                    out.push(self.location(o, k, bucket));
+                }
+            }
+        }
+        out
+    }
+
+    /// The plan of task `task` with every exchange reader told where its rows are.
+    fn fill(&self, plan: Arc<dyn ExecutionPlan>, task: usize) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
             let Some(reader) = node.downcast_ref::<ExchangeReadExec>() else {
                 return Ok(Transformed::no(node));
             };
-            let outputs: Vec<&Output> = runs[reader.stage].committed.iter().flatten().collect();
-            let locations = match reader.kind {
-                ReadKind::Bucket => (0..reader.partitions())
-                    .map(|j| {
-                        outputs
-                            .iter()
-                            .filter(|o| o.rows.get(j).copied().unwrap_or(0) > 0)
-                            .map(|o| self.location(o, j))
-                            .collect()
-                    })
-                    .collect(),
-                ReadKind::Task => outputs
-                    .iter()
-                    .map(|o| {
-                        if o.rows.first().copied().unwrap_or(0) > 0 {
-                            vec![self.location(o, 0)]
-                        } else {
-                            Vec::new()
-                        }
-                    })
-                    .collect(),
-            };
+            let locations = self.locations(reader.stage, reader.output, reader.kind, task);
             Ok(Transformed::yes(
-                Arc::new(reader.with_locations(locations)) as Arc<dyn ExecutionPlan>
+                Arc::new(reader.with_locations(vec![locations])) as Arc<dyn ExecutionPlan>,
             ))
         })
         .map(|t| t.data)
     }
 
-    /// The last stage's output, read from wherever its tasks put it.
-    fn read_last(&self, stages: &[StagePlan], runs: &[StageRun]) -> Result<Vec<RecordBatch>> {
-        let last = &stages[stages.len() - 1];
-        let schema = last.plan.schema();
+    /// All of output `k` of stage `stage`, read here.
+    fn read_whole(&self, stage: usize, k: usize) -> Result<Vec<RecordBatch>> {
+        let schema = self.stages[&stage].outputs[k].plan.schema();
         let reader: Arc<dyn ExecutionPlan> = Arc::new(ExchangeReadExec::new(
-            last.id,
-            ReadKind::Task,
-            last.tasks,
+            (stage, k),
+            ReadKind::Whole,
+            1,
             schema.clone(),
             EquivalenceProperties::new(schema),
         ));
-        self.run_plan(reader, last.tasks, runs)
-    }
-
-    /// Runs a merging stage ([`merges_only`]) in this process.
-    fn run_here(&self, merge: &StagePlan, runs: &[StageRun]) -> Result<Vec<RecordBatch>> {
-        self.run_plan(merge.plan.clone(), merge.tasks, runs)
-    }
-
-    /// Every partition of a plan that reads stage outputs, in order.
-    fn run_plan(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        partitions: usize,
-        runs: &[StageRun],
-    ) -> Result<Vec<RecordBatch>> {
-        let plan = self.fill(plan, runs)?;
+        let plan = self.fill(reader, 0)?;
         let ctx = SessionContext::new_with_config(
             SessionConfig::new().with_extension(self.channels.clone()),
         );
-        let task_ctx = ctx.task_ctx();
-        let streams = (0..partitions)
-            .map(|p| plan.execute(p, task_ctx.clone()))
-            .collect::<Result<Vec<_>>>()?;
-        // Side by side: each partition spends most of its time waiting for other processes'
-        // rows, and what it waits for is ready on every worker at once.
-        let collected =
-            tokio::runtime::Handle::current().block_on(futures::future::try_join_all(
-                streams
-                    .into_iter()
-                    .map(datafusion::physical_plan::common::collect),
-            ))?;
-        Ok(collected.into_iter().flatten().collect())
+        let stream = plan.execute(0, ctx.task_ctx())?;
+        tokio::runtime::Handle::current()
+            .block_on(datafusion::physical_plan::common::collect(stream))
     }
 
     /// Stops the workers, removes the run's temporary objects and returns what happened.
     pub fn finish(mut self) -> RunRecord {
+        // Stages with no task plans (training, evaluation, sinks reading what others sent)
+        // were the coordinator's own work.
+        for stage in &self.plan.stages {
+            if !self.runs.contains_key(&stage.id) {
+                self.record
+                    .stages
+                    .push(StageRecord::in_coordinator(stage, &self.plan));
+            }
+        }
+        self.record.stages.sort_by_key(|s| s.stage);
         tracing::debug!(
             "the run's jobs ended {:.1} ms into the run",
             self.elapsed_ms()
@@ -913,17 +910,6 @@ impl Coordinator {
         );
         std::mem::take(&mut self.record)
     }
-}
-
-/// Whether a plan only merges, limits or gathers the outputs of other stages.
-fn merges_only(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    let merging = plan.downcast_ref::<SortPreservingMergeExec>().is_some()
-        || plan.downcast_ref::<CoalescePartitionsExec>().is_some()
-        || plan.downcast_ref::<GlobalLimitExec>().is_some();
-    if plan.downcast_ref::<ExchangeReadExec>().is_some() {
-        return true;
-    }
-    merging && plan.children().into_iter().all(merges_only)
 }
 
 /// Accepts worker connections: each must answer the run's challenge, then say hello; the

@@ -1,9 +1,11 @@
-//! The leaf that stands where a stage boundary was cut: [`ExchangeReadExec`] reads, for each of
-//! its partitions, the outputs of the producing stage's tasks from wherever they were put —
-//! a worker's memory over a direct channel, or the run's object store.
+//! The leaf that stands where the plan puts an exchange: [`ExchangeReadExec`] reads one output
+//! of the producing stage's tasks from wherever they were put — a worker's memory over a
+//! direct channel, or the run's object store — either the task's own bucket of every
+//! producer (a shuffle, a scatter) or everything (a gather, a broadcast, the coordinator).
 
 use super::channels::{Channels, Location};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -16,23 +18,24 @@ use datafusion::physical_plan::{
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// How the producing stage's output is divided among this reader's partitions.
+/// What a consuming task reads of the producers' output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadKind {
-    /// Partition `j` reads bucket `j` of every producing task (a hash shuffle).
-    Bucket,
-    /// Partition `j` reads all of producing task `j`'s output (a gather or broadcast: the
-    /// operator above merges the partitions).
-    Task,
+    /// Task `t` reads bucket `t` of every producing task (a hash shuffle, a scatter).
+    Share,
+    /// Every bucket of every producing task (a gather, a broadcast).
+    Whole,
 }
 
-/// Reads the output of another stage.
+/// Reads one output of another stage.
 #[derive(Debug)]
 pub struct ExchangeReadExec {
     /// The producing stage.
     pub stage: usize,
-    /// How its output maps onto partitions.
+    /// Which of its outputs.
+    pub output: usize,
+    /// How its output maps onto the reading task.
     pub kind: ReadKind,
     /// Per partition, the places its rows are read from; empty until the coordinator knows
     /// where the producers' committed outputs are.
@@ -44,7 +47,7 @@ pub struct ExchangeReadExec {
 impl ExchangeReadExec {
     /// A reader of `partitions` partitions whose locations are filled in later.
     pub fn new(
-        stage: usize,
+        (stage, output): (usize, usize),
         kind: ReadKind,
         partitions: usize,
         schema: SchemaRef,
@@ -58,6 +61,7 @@ impl ExchangeReadExec {
         ));
         ExchangeReadExec {
             stage,
+            output,
             kind,
             locations: vec![Vec::new(); partitions],
             schema,
@@ -69,6 +73,7 @@ impl ExchangeReadExec {
     pub fn with_locations(&self, locations: Vec<Vec<Location>>) -> Self {
         ExchangeReadExec {
             stage: self.stage,
+            output: self.output,
             kind: self.kind,
             locations,
             schema: self.schema.clone(),
@@ -85,13 +90,14 @@ impl ExchangeReadExec {
 impl DisplayAs for ExchangeReadExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         let kind = match self.kind {
-            ReadKind::Bucket => "bucket",
-            ReadKind::Task => "task",
+            ReadKind::Share => "share",
+            ReadKind::Whole => "whole",
         };
         write!(
             f,
-            "ExchangeReadExec: stage={}, by={kind}, partitions={}",
+            "ExchangeReadExec: stage={}, output={}, reads={kind}, partitions={}",
             self.stage,
+            self.output,
             self.locations.len()
         )
     }
@@ -144,12 +150,15 @@ impl ExecutionPlan for ExchangeReadExec {
             .session_config()
             .get_extension()
             .ok_or_else(|| DataFusionError::Internal("no channels in the task context".into()))?;
-        let mut builder = RecordBatchReceiverStream::builder(self.schema.clone(), 4);
+        let schema = self.schema.clone();
+        let mut builder = RecordBatchReceiverStream::builder(schema.clone(), 4);
         let tx = builder.tx();
         let handle = tokio::runtime::Handle::current();
         builder.spawn_blocking(move || {
             for location in &locations {
                 channels.read(location, &handle, &mut |batch| {
+                    // The producer named its columns; the reader's plan knows them by position.
+                    let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?;
                     tx.blocking_send(Ok(batch))
                         .map_err(|_| DataFusionError::Execution("reader went away".into()))
                 })?;

@@ -1,30 +1,29 @@
 //! Distributed execution: a coordinator inside `flowc run` and N workers (`flowc worker`
-//! processes locally; the same code behind `lambda_runtime` later). The coordinator cuts each
-//! job's DataFusion physical plan into stages at its exchanges, ships each task's plan fragment
+//! processes locally; the same code behind `lambda_runtime` later). The coordinator runs the
+//! planner's stages as they are planned (`lowering`: each stage's operators become a
+//! DataFusion plan per output, cut where the plan puts exchanges), ships each task's plans
 //! with datafusion-proto over an authenticated control connection, and moves stage outputs
-//! over direct TCP channels or through the run's object store.
+//! over the channel the plan chose: direct TCP, or the run's object store.
 
 pub mod auth;
 pub mod backend;
 pub mod channels;
-pub mod co_located;
 pub mod codec;
 pub mod collective;
 pub mod coordinator;
 pub mod exchange;
 pub mod faults;
 pub mod loaded_models;
+pub mod lowering;
 pub mod outbox;
-pub mod pairing;
 pub mod protocol;
 pub mod record;
 pub mod row_groups;
-pub mod stages;
 pub mod store;
 pub mod training;
 pub mod worker;
 
 pub use backend::{Backend, LocalBackend};
-pub use coordinator::{ChannelChoice, ClusterOptions, Coordinator};
+pub use coordinator::{ClusterOptions, Coordinator};
 pub use flow_planner::Channel;
-pub use record::{StageRecord, TaskRecord, Watch};
+pub use record::{ExchangeRecord, StageRecord, TaskRecord, Watch};

@@ -49,11 +49,12 @@ pub fn receive<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<T>
 /// Identifies one attempt at one task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AttemptId {
-    /// Number of the run's job (one per sink) the stage belongs to.
+    /// Number of the run's job (one per sink, and one per training table or evaluation)
+    /// that first needed the stage.
     pub job: usize,
-    /// Stage within the job.
+    /// The plan's stage.
     pub stage: usize,
-    /// Task within the stage (the plan partition it executes).
+    /// Task within the stage (its share of the stage's inputs).
     pub task: usize,
     /// Attempt number, from 0.
     pub attempt: u32,
@@ -72,14 +73,13 @@ impl AttemptId {
 /// A message from the coordinator.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToWorker {
-    /// Run a task; its plan (datafusion-proto bytes) follows in the next frame.
+    /// Run a task; the plan of each of its outputs (datafusion-proto bytes) follows, one
+    /// frame each, in order.
     Task {
         /// Which attempt this is.
         id: AttemptId,
-        /// Where its output goes.
-        channel: Channel,
-        /// Whether it is a task of the job's last stage (whose output the coordinator reads).
-        last: bool,
+        /// Its outputs.
+        outputs: Vec<TaskOutput>,
     },
     /// Train as one member of a data-parallel group. Three frames follow: the
     /// [`TrainHeader`] as JSON, then the member's input rows and their targets as
@@ -105,6 +105,22 @@ pub enum ToWorker {
     },
     /// Exit.
     Shutdown,
+}
+
+/// One output of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskOutput {
+    /// The channel it moves over.
+    pub channel: Channel,
+    /// Whether the coordinator reads it (for a sink, a training, an evaluation).
+    pub back: bool,
+}
+
+impl AttemptId {
+    /// The key output `output` of this attempt is stored under.
+    pub fn output_key(&self, output: usize) -> String {
+        format!("{}/o{output}", self.key())
+    }
 }
 
 /// What every member of a training needs besides its rows.
@@ -145,10 +161,10 @@ pub enum ToCoordinator {
     Done {
         /// The attempt.
         id: AttemptId,
-        /// Rows in each output bucket.
-        rows: Vec<u64>,
-        /// Bytes (Arrow IPC) in each output bucket.
-        bytes: Vec<u64>,
+        /// Rows in each bucket of each output.
+        rows: Vec<Vec<u64>>,
+        /// Bytes (Arrow IPC) in each bucket of each output.
+        bytes: Vec<Vec<u64>>,
         /// Seconds from receiving the task to outputs ready.
         seconds: f64,
     },

@@ -1,10 +1,11 @@
-//! What a distributed run did, as it happens: every stage as it was cut and every attempt at
+//! What a distributed run did, as it happens: every stage of the plan as it ran and every attempt at
 //! every task, with times on the run's clock. The coordinator hands each record to a
 //! [`Watch`] (the CLI's progress display) and keeps them for the run's report.
 
 use super::channels::Compression;
+use super::lowering::{Destination, Stage, for_each_scan};
 use super::protocol::AttemptId;
-use flow_planner::Channel;
+use flow_planner::{Channel, PhysicalPlan};
 use serde::Serialize;
 
 /// A whole distributed run.
@@ -27,66 +28,132 @@ pub struct RunRecord {
     pub tasks: Vec<TaskRecord>,
 }
 
-/// One stage of one job (a sink's plan), as cut from the DataFusion plan.
+/// One stage of the plan as it ran.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageRecord {
-    /// The job: one per sink, in program order.
+    /// The job that first needed it: one per sink, training table or evaluation, in order.
     pub job: usize,
-    /// The stage within the job.
+    /// The plan's stage id.
     pub stage: usize,
-    /// Tasks (one per partition).
+    /// Tasks: the stage's functions.
     pub tasks: usize,
-    /// Stages it reads.
+    /// Stages it reads the outputs of.
     pub inputs: Vec<usize>,
-    /// How its output is divided: `hash(N)` buckets, or `whole`.
+    /// Its outputs, as `pattern(buckets) over channel → destination`.
     pub output: String,
-    /// DataFusion operators, root first.
+    /// Each exchange of the plan it sends on, with the channel it moved over.
+    pub exchanges: Vec<ExchangeRecord>,
+    /// Whether workers ran its tasks (`workers`) or the coordinator did its work itself
+    /// (training, evaluation, a sink reading what other stages sent).
+    pub runs_in: &'static str,
+    /// The plan's operators, as `flowc plan` prints them.
+    pub ops: Vec<String>,
+    /// DataFusion operators of its task plans, root first.
     pub operators: Vec<String>,
     /// Files its scans read.
     pub sources: Vec<String>,
 }
 
+/// An exchange as it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeRecord {
+    /// The plan's exchange id.
+    pub id: usize,
+    /// The channel its rows moved over.
+    pub channel: Channel,
+    /// Buckets each producing task divided them into.
+    pub buckets: usize,
+}
+
 impl StageRecord {
-    /// A short name for people: the operators that give the stage its character, and the
-    /// files it scans.
-    pub fn label(&self) -> String {
-        const MAIN: [&str; 6] = [
-            "HashJoinExec",
-            "SortMergeJoinExec",
-            "NestedLoopJoinExec",
-            "AggregateExec",
-            "SortExec",
-            "UnionExec",
-        ];
-        let mut names: Vec<String> = self
-            .operators
-            .iter()
-            .filter(|o| MAIN.contains(&o.as_str()))
-            .map(|o| o.trim_end_matches("Exec").to_lowercase())
-            .collect();
-        names.dedup();
-        let files: Vec<&str> = self
-            .sources
-            .iter()
-            .map(|s| s.rsplit('/').next().unwrap_or(s))
-            .collect();
-        if !files.is_empty() {
-            names.push(format!("scan {}", files.join(", ")));
+    /// A stage whose tasks ran on workers.
+    pub fn of(job: usize, stage: &Stage, plan: &PhysicalPlan) -> StageRecord {
+        let mut operators = Vec::new();
+        let mut sources = Vec::new();
+        let mut exchanges = Vec::new();
+        let mut outputs = Vec::new();
+        for output in &stage.outputs {
+            let mut pending = vec![output.plan.clone()];
+            while let Some(node) = pending.pop() {
+                operators.push(node.name().to_string());
+                pending.extend(node.children().into_iter().rev().cloned());
+            }
+            for_each_scan(&output.plan, &mut |config| {
+                for file in config.file_groups.iter().flat_map(|g| g.iter()) {
+                    let path = file.object_meta.location.to_string();
+                    if !sources.contains(&path) {
+                        sources.push(path);
+                    }
+                }
+            });
+            match output.of.to {
+                Destination::Exchange(x) => {
+                    let exchange = &plan.exchanges[x];
+                    exchanges.push(ExchangeRecord {
+                        id: x,
+                        channel: output.channel,
+                        buckets: output.buckets,
+                    });
+                    outputs.push(format!(
+                        "{}({}) over {} to stage {}",
+                        exchange.pattern.name(),
+                        output.buckets,
+                        output.channel.name(),
+                        exchange.to
+                    ));
+                }
+                Destination::Coordinator => {
+                    outputs.push(format!(
+                        "whole over {} to the coordinator",
+                        output.channel.name()
+                    ));
+                }
+            }
         }
-        if names.is_empty() {
-            names.extend(
-                self.operators
-                    .first()
-                    .map(|o| o.trim_end_matches("Exec").to_lowercase()),
-            );
+        StageRecord {
+            job,
+            stage: stage.id,
+            tasks: stage.tasks,
+            inputs: stage.inputs.clone(),
+            output: outputs.join(", "),
+            exchanges,
+            runs_in: "workers",
+            ops: ops_of(stage.id, plan),
+            operators,
+            sources,
         }
-        format!(
-            "job {} stage {}: {}",
-            self.job,
-            self.stage,
-            names.join(" + ")
-        )
     }
+
+    /// A stage the coordinator ran itself.
+    pub fn in_coordinator(stage: &flow_planner::Stage, plan: &PhysicalPlan) -> StageRecord {
+        let mut inputs: Vec<usize> = plan.inputs_of(stage.id).map(|x| x.from).collect();
+        inputs.dedup();
+        StageRecord {
+            job: 0,
+            stage: stage.id,
+            tasks: stage.functions.max(1) as usize,
+            inputs,
+            output: "in the coordinator".into(),
+            exchanges: Vec::new(),
+            runs_in: "coordinator",
+            ops: ops_of(stage.id, plan),
+            operators: Vec::new(),
+            sources: Vec::new(),
+        }
+    }
+
+    /// A short name for people: the stage and its operators.
+    pub fn label(&self) -> String {
+        format!("stage {}: {}", self.stage, self.ops.join(" + "))
+    }
+}
+
+fn ops_of(stage: usize, plan: &PhysicalPlan) -> Vec<String> {
+    plan.stages[stage]
+        .ops
+        .iter()
+        .map(|op| plan.ops[*op].op.kind.name().to_string())
+        .collect()
 }
 
 /// One attempt at one task.

@@ -1,23 +1,17 @@
-//! Dividing a stage's Parquet scan into tasks of equal rows.
+//! Dividing a Parquet scan into tasks of equal rows.
 //!
 //! DataFusion divides a scan into equal byte ranges, one per target partition, and a row group
 //! belongs to the range its first page starts in — so the 16 equal row groups of TPC-H's
 //! `orders` fall 9 and 7, and the 4 of `customer` 3 and 1: one worker of two works an eighth
 //! longer (or three times as long) while the other waits for it at the end of the stage. Here
-//! a scan keeps its number of tasks but each gets a contiguous run of rows of the same length:
+//! each task gets a contiguous run of rows of the same length:
 //! whole row groups, and where a share ends inside a row group, that row group's rows up to
 //! the cut (a file-level `ParquetRowSelection`, which a worker's reader turns into the pages to
 //! read and the rows to skip). So 53 row groups on two workers are 26½ each rather than 27 and
 //! 26, and a file of one row group still divides.
 //!
-//! A scan is re-divided only where its partitions are the stage's tasks and nothing above it
-//! cares which rows each holds: row-wise operators, partial aggregation, a per-partition sort,
-//! the probe side of a join whose build side is broadcast (and which emits nothing from that
-//! side at the end), and the stage's own output repartition.
-//!
-//! The other way round, a small filtered scan that would be gathered (a broadcast join's build
-//! side, say) is read whole by every task that needs it rather than cut into a stage of its own
-//! ([`RowGroups::whole`]).
+//! [`super::lowering`] asks for the shares of each Parquet scan of a stage with more than one
+//! task; each task's plan reads its share.
 
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
@@ -26,32 +20,13 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanC
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::JoinType;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
-use datafusion::physical_plan::filter::FilterExec;
-use datafusion::physical_plan::joins::{CrossJoinExec, HashJoinExec, PartitionMode};
-use datafusion::physical_plan::limit::LocalLimitExec;
-use datafusion::physical_plan::projection::ProjectionExec;
-use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::{
-    ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, ReplaceChildrenOptions,
-};
+use datafusion::physical_plan::ExecutionPlan;
 use object_store::path::Path;
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use parquet::file::metadata::ParquetMetaData;
-use parquet::file::page_index::column_index::ColumnIndexMetaData;
-use parquet::file::statistics::Statistics;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
-
-use super::stages::Scans;
-use crate::ml::scored::InferExec;
-
-/// Most rows a scan under a merge may have to be read whole by every task of its consumer
-/// ([`RowGroups::whole`]) — TPC-H's `customer` at scale factor 1 has 150,000.
-const READ_WHOLE_MAX_ROWS: u64 = 250_000;
 
 /// One row group: where its first column chunk starts (the offset DataFusion assigns it to a
 /// range by), its rows, and the rows of its file before it.
@@ -86,14 +61,6 @@ pub(super) struct Piece {
 }
 
 impl Units {
-    /// All the rows of `unit`.
-    pub fn whole(&self, unit: usize) -> Piece {
-        Piece {
-            unit,
-            rows: 0..self.groups[unit].2.rows,
-        }
-    }
-
     /// The rows of each unit, in order.
     pub fn rows(&self) -> Vec<u64> {
         self.groups.iter().map(|(_, _, g)| g.rows).collect()
@@ -182,38 +149,6 @@ impl RowGroups {
         Ok(RowGroups { files })
     }
 
-    fn rewrite(
-        &self,
-        node: &Arc<dyn ExecutionPlan>,
-        root: bool,
-    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        if let Some(config) = parquet_scan(node) {
-            let tasks = node.output_partitioning().partition_count();
-            // A scan DataFusion kept whole is whole for a reason (a limit or a merge above).
-            if tasks < 2 {
-                return Ok(None);
-            }
-            return Ok(self
-                .divide_scan(config, tasks)
-                .map(|config| DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>));
-        }
-        let Some(carrier) = partitions_from(node, root) else {
-            return Ok(None);
-        };
-        let children: Vec<Arc<dyn ExecutionPlan>> = node.children().into_iter().cloned().collect();
-        let Some(divided) = self.rewrite(&children[carrier], false)? else {
-            return Ok(None);
-        };
-        let mut children = children;
-        children[carrier] = divided;
-        node.clone()
-            .replace_children(
-                children,
-                ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-            )
-            .map(Some)
-    }
-
     /// The units of a scan, or none when a file's footer is unknown or its rows are already
     /// chosen (a scan divided once is not divided again).
     pub(super) fn units(&self, config: &FileScanConfig) -> Option<Units> {
@@ -267,128 +202,10 @@ impl RowGroups {
         })
     }
 
-    /// Per unit, the least and greatest value of integer column `column` in it (`None` for a
-    /// unit whose values are all null); `None` when a unit has no such statistics.
-    pub(super) fn key_ranges(
-        &self,
-        units: &Units,
-        column: &str,
-    ) -> Option<Vec<Option<(i64, i64)>>> {
-        units
-            .groups
-            .iter()
-            .map(|&(f, i, group)| {
-                let metadata = self.files.get(&units.files[f].object_meta.location)?;
-                let chunk = metadata.row_group(i).column(chunk_of(metadata, i, column)?);
-                let stats = chunk.statistics()?;
-                let range = match stats {
-                    Statistics::Int32(s) => s
-                        .min_opt()
-                        .zip(s.max_opt())
-                        .map(|(lo, hi)| (i64::from(*lo), i64::from(*hi))),
-                    Statistics::Int64(s) => s.min_opt().copied().zip(s.max_opt().copied()),
-                    _ => return None,
-                };
-                match range {
-                    Some(range) => Some(Some(range)),
-                    // No bounds: fine only when every value is null.
-                    None => (stats.null_count_opt() == Some(group.rows)).then_some(None),
-                }
-            })
-            .collect()
-    }
-
-    /// The least and greatest value of integer column `column` in the rows of `piece`, given
-    /// `whole`, those of its row group: for part of a row group, those of the pages the part's
-    /// rows fall in when the file has a page index.
-    pub(super) fn piece_keys(
-        &self,
-        units: &Units,
-        piece: &Piece,
-        column: &str,
-        whole: (i64, i64),
-    ) -> (i64, i64) {
-        if piece.rows == (0..units.groups[piece.unit].2.rows) {
-            return whole;
-        }
-        let Some(pages) = self.pages(units, piece.unit, column) else {
-            return whole;
-        };
-        let mut keys: Option<(i64, i64)> = None;
-        for (rows, bounds) in pages {
-            if rows.end <= piece.rows.start || rows.start >= piece.rows.end {
-                continue;
-            }
-            let Some((lo, hi)) = bounds else {
-                return whole;
-            };
-            keys = Some(keys.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
-        }
-        keys.unwrap_or(whole)
-    }
-
-    /// The rows of `unit` that may hold a value of integer column `column` between `lo` and
-    /// `hi`: from the first to the last of its pages whose bounds overlap them when the file
-    /// has a page index, else all of them. None when no page does.
-    pub(super) fn rows_with_keys(
-        &self,
-        units: &Units,
-        unit: usize,
-        column: &str,
-        (lo, hi): (i64, i64),
-    ) -> Option<Piece> {
-        let Some(pages) = self.pages(units, unit, column) else {
-            return Some(units.whole(unit));
-        };
-        let mut overlapping = pages.into_iter().filter(|(_, bounds)| match bounds {
-            Some((min, max)) => *max >= lo && *min <= hi,
-            None => true,
-        });
-        let first = overlapping.next()?.0;
-        let last = overlapping
-            .next_back()
-            .map_or(first.clone(), |(rows, _)| rows);
-        Some(Piece {
-            unit,
-            rows: first.start..last.end,
-        })
-    }
-
-    /// The pages of integer column `column` in `unit` from the page index: each page's rows
-    /// (counted from the row group's first) and its least and greatest value (none for a page
-    /// of nulls). None without a page index for the column.
-    #[expect(clippy::type_complexity)]
-    fn pages(
-        &self,
-        units: &Units,
-        unit: usize,
-        column: &str,
-    ) -> Option<Vec<(Range<u64>, Option<(i64, i64)>)>> {
-        let (f, i, group) = units.groups[unit];
-        let metadata = self.files.get(&units.files[f].object_meta.location)?;
-        let c = chunk_of(metadata, i, column)?;
-        let locations = metadata.offset_index()?.get(i)?.get(c)?.page_locations();
-        let index = metadata.column_index()?.get(i)?.get(c)?;
-        let mut pages = Vec::with_capacity(locations.len());
-        for (p, page) in locations.iter().enumerate() {
-            let start = u64::try_from(page.first_row_index).ok()?;
-            let end = match locations.get(p + 1) {
-                Some(next) => u64::try_from(next.first_row_index).ok()?,
-                None => group.rows,
-            };
-            let bounds = match index {
-                ColumnIndexMetaData::INT64(pages) => {
-                    pages.min_value(p).copied().zip(pages.max_value(p).copied())
-                }
-                ColumnIndexMetaData::INT32(pages) => pages
-                    .min_value(p)
-                    .map(|v| i64::from(*v))
-                    .zip(pages.max_value(p).map(|v| i64::from(*v))),
-                _ => return None,
-            };
-            pages.push((start..end, bounds));
-        }
-        Some(pages)
+    /// The files of each of `tasks` runs of equal rows of a Parquet scan, or none when a
+    /// file's row groups are unknown or there are fewer rows than tasks.
+    pub(super) fn shares(&self, config: &FileScanConfig, tasks: usize) -> Option<Vec<FileGroup>> {
+        self.divide_scan(config, tasks).map(|c| c.file_groups)
     }
 
     /// The scan in `tasks` runs of equal rows, or none when a file's row groups are unknown or
@@ -410,95 +227,6 @@ impl RowGroups {
                 .build(),
         )
     }
-}
-
-impl Scans for RowGroups {
-    /// `plan` (one stage's) with its scan divided into as many tasks as before, each of equal
-    /// rows, or unchanged when it has no scan that may be re-divided.
-    fn divide(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(self.rewrite(&plan, true)?.unwrap_or(plan))
-    }
-
-    /// A filtered, projected Parquet scan of at most [`READ_WHOLE_MAX_ROWS`] rows as one
-    /// partition. A stage of its own would cost a round of tasks — starting them, opening the
-    /// file, waiting for the slowest, sending the rows to every consumer — for a scan that takes
-    /// a millisecond or two; each consumer task reads it itself instead.
-    fn whole(&self, plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        if let Some(config) = parquet_scan(plan) {
-            let Some(units) = self.units(config) else {
-                return Ok(None);
-            };
-            let rows: u64 = units.groups.iter().map(|(_, _, g)| g.rows).sum();
-            if rows > READ_WHOLE_MAX_ROWS || !config.output_ordering.is_empty() {
-                return Ok(None);
-            }
-            let config = FileScanConfigBuilder::from(config.clone())
-                .with_file_groups(vec![FileGroup::new(units.files)])
-                .build();
-            return Ok(Some(DataSourceExec::from_data_source(config)));
-        }
-        let row_wise = plan.downcast_ref::<FilterExec>().is_some()
-            || plan.downcast_ref::<ProjectionExec>().is_some();
-        let [child] = plan.children()[..] else {
-            return Ok(None);
-        };
-        if !row_wise {
-            return Ok(None);
-        }
-        let Some(child) = self.whole(child)? else {
-            return Ok(None);
-        };
-        plan.clone()
-            .replace_children(
-                vec![child],
-                ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-            )
-            .map(Some)
-    }
-}
-
-/// Which child carries `node`'s partitions, when its partitions are its input's, one for one.
-pub(super) fn partitions_from(node: &Arc<dyn ExecutionPlan>, root: bool) -> Option<usize> {
-    if let Some(join) = node.downcast_ref::<HashJoinExec>() {
-        // The probe side; the join must not emit build rows once every probe has finished,
-        // which needs all the probes in one process.
-        let probe_only = matches!(
-            join.join_type(),
-            JoinType::Inner
-                | JoinType::Right
-                | JoinType::RightSemi
-                | JoinType::RightAnti
-                | JoinType::RightMark
-        );
-        return (*join.partition_mode() == PartitionMode::CollectLeft && probe_only).then_some(1);
-    }
-    if node.downcast_ref::<CrossJoinExec>().is_some() {
-        return Some(1);
-    }
-    if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
-        return (*aggregate.mode() == AggregateMode::Partial).then_some(0);
-    }
-    if let Some(sort) = node.downcast_ref::<SortExec>() {
-        return sort.preserve_partitioning().then_some(0);
-    }
-    // The stage's output: each task divides its own rows.
-    if root && node.downcast_ref::<RepartitionExec>().is_some() {
-        return Some(0);
-    }
-    let row_wise = node.downcast_ref::<FilterExec>().is_some()
-        || node.downcast_ref::<ProjectionExec>().is_some()
-        || node.downcast_ref::<LocalLimitExec>().is_some()
-        || node.downcast_ref::<InferExec>().is_some();
-    row_wise.then_some(0)
-}
-
-/// The index of the chunk of top-level column `column` in row group `group`.
-fn chunk_of(metadata: &ParquetMetaData, group: usize, column: &str) -> Option<usize> {
-    metadata
-        .row_group(group)
-        .columns()
-        .iter()
-        .position(|c| c.column_path().parts().len() == 1 && c.column_path().parts()[0] == column)
 }
 
 pub(super) fn parquet_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&FileScanConfig> {
@@ -533,7 +261,7 @@ pub(super) fn row_shares(rows: &[u64], parts: usize) -> Vec<Vec<Piece>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Piece, READ_WHOLE_MAX_ROWS, RowGroups, Scans, row_shares};
+    use super::{RowGroups, row_shares};
     use crate::distributed::codec;
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -596,6 +324,29 @@ mod tests {
         (ctx, plan, row_groups)
     }
 
+    /// `plan` with its scan's files in shares of equal rows, one per partition.
+    fn divide(row_groups: &RowGroups, plan: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::datasource::physical_plan::FileScanConfigBuilder;
+        use datafusion::datasource::source::DataSourceExec;
+        let tasks = plan.output_partitioning().partition_count();
+        plan.clone()
+            .transform_up(|node| {
+                let Some(config) = super::parquet_scan(&node) else {
+                    return Ok(Transformed::no(node));
+                };
+                let groups = row_groups.shares(config, tasks).unwrap();
+                let config = FileScanConfigBuilder::from(config.clone())
+                    .with_file_groups(groups)
+                    .build();
+                Ok(Transformed::yes(
+                    DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
+                ))
+            })
+            .unwrap()
+            .data
+    }
+
     async fn rows_per_task(ctx: &SessionContext, plan: Arc<dyn ExecutionPlan>) -> Vec<usize> {
         collect_partitioned(plan, ctx.task_ctx())
             .await
@@ -609,7 +360,7 @@ mod tests {
     async fn each_task_of_a_divided_scan_reads_whole_row_groups_of_equal_rows() {
         let dir = tempfile::tempdir().unwrap();
         let (ctx, plan, row_groups) = scan_plan(&parquet_file(dir.path(), 16, 1000)).await;
-        let divided = row_groups.divide(plan.clone()).unwrap();
+        let divided = divide(&row_groups, &plan);
         assert_eq!(divided.output_partitioning().partition_count(), 2);
         let before = rows_per_task(&ctx, plan).await;
         assert_ne!(
@@ -622,70 +373,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn part_of_a_row_group_has_the_keys_of_its_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("paged.parquet");
-        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
-        // One row group of 1,000 ascending keys in pages of 100 rows.
-        let props = WriterProperties::builder()
-            .set_data_page_row_count_limit(100)
-            .set_write_batch_size(100)
-            .set_dictionary_enabled(false)
-            .build();
-        let file = std::fs::File::create(&path).unwrap();
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
-        let batch = RecordBatch::try_new(
-            schema,
-            vec![Arc::new(Int64Array::from_iter_values(0..1000))],
-        );
-        writer.write(&batch.unwrap()).unwrap();
-        writer.close().unwrap();
-        let (_, plan, row_groups) = scan_plan(&path).await;
-        let mut node = plan;
-        let config = loop {
-            if let Some(config) = super::parquet_scan(&node) {
-                break config.clone();
-            }
-            node = node.children()[0].clone();
-        };
-        let units = row_groups.units(&config).unwrap();
-        let keys = |rows| row_groups.piece_keys(&units, &Piece { unit: 0, rows }, "x", (0, 999));
-        assert_eq!(keys(0..1000), (0, 999));
-        assert_eq!(keys(0..250), (0, 299));
-        assert_eq!(keys(250..500), (200, 499));
-        assert_eq!(keys(950..1000), (900, 999));
-        let rows = |keys| {
-            row_groups
-                .rows_with_keys(&units, 0, "x", keys)
-                .map(|p| p.rows)
-        };
-        assert_eq!(rows((250, 420)), Some(200..500));
-        assert_eq!(rows((-5, 0)), Some(0..100));
-        assert_eq!(rows((2000, 3000)), None);
-    }
-
-    #[tokio::test]
-    async fn a_small_scan_is_read_whole_and_a_large_one_is_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let (ctx, plan, row_groups) = scan_plan(&parquet_file(dir.path(), 4, 1000)).await;
-        assert_eq!(plan.output_partitioning().partition_count(), 2);
-        let whole = row_groups
-            .whole(&plan)
-            .unwrap()
-            .expect("4,000 rows are read whole");
-        assert_eq!(rows_per_task(&ctx, whole).await, vec![4000]);
-        let rows = READ_WHOLE_MAX_ROWS as usize / 2 + 1;
-        let (_, plan, row_groups) = scan_plan(&parquet_file(dir.path(), 2, rows)).await;
-        assert_eq!(plan.output_partitioning().partition_count(), 2);
-        assert!(row_groups.whole(&plan).unwrap().is_none());
-    }
-
-    #[tokio::test]
     async fn a_share_ending_inside_a_row_group_reads_its_rows_up_to_the_cut() {
         let dir = tempfile::tempdir().unwrap();
         for groups in [3, 1] {
             let (ctx, plan, row_groups) = scan_plan(&parquet_file(dir.path(), groups, 1000)).await;
-            let divided = row_groups.divide(plan.clone()).unwrap();
+            let divided = divide(&row_groups, &plan);
             assert_eq!(divided.output_partitioning().partition_count(), 2);
             let half = groups * 1000 / 2;
             assert_eq!(rows_per_task(&ctx, divided.clone()).await, vec![half, half]);

@@ -9,7 +9,8 @@ use super::collective::{DirectMailbox, Group, Mailbox, StoreMailbox};
 use super::faults::{Faults, Role};
 use super::outbox::Outbox;
 use super::protocol::{
-    AttemptId, ToCoordinator, ToWorker, TrainHeader, f64_values, read_frame, receive, send,
+    AttemptId, TaskOutput, ToCoordinator, ToWorker, TrainHeader, f64_values, read_frame, receive,
+    send,
 };
 use super::store::open_store;
 use bytes::Bytes;
@@ -156,20 +157,30 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                     return Ok(());
                 }
             }
-            ToWorker::Task { id, channel, last } => {
-                let Ok(plan) = read_frame(&mut control) else {
+            ToWorker::Task { id, outputs } => {
+                let plans: std::io::Result<Vec<Vec<u8>>> =
+                    outputs.iter().map(|_| read_frame(&mut control)).collect();
+                let Ok(plans) = plans else {
                     return Ok(());
                 };
                 let started = Instant::now();
-                let result = runtime.block_on(run_task(
-                    &ctx,
-                    &channels,
-                    &outbox,
-                    &faults,
-                    (id, last),
-                    channel,
-                    &plan,
-                ));
+                let task = Task {
+                    ctx: &ctx,
+                    channels: &channels,
+                    outbox: &outbox,
+                    faults: &faults,
+                    id,
+                };
+                let result = runtime.block_on(async {
+                    let mut rows = Vec::with_capacity(plans.len());
+                    let mut bytes = Vec::with_capacity(plans.len());
+                    for (k, (output, plan)) in outputs.iter().zip(&plans).enumerate() {
+                        let (r, b) = task.run_output(k, *output, plan).await?;
+                        rows.push(r);
+                        bytes.push(b);
+                    }
+                    Ok::<_, datafusion::error::DataFusionError>((rows, bytes))
+                });
                 let reply = match result {
                     Ok((rows, bytes)) => ToCoordinator::Done {
                         id,
@@ -307,90 +318,102 @@ fn train_member(
     Ok(params)
 }
 
-async fn run_task(
-    ctx: &SessionContext,
-    channels: &Channels,
-    outbox: &Outbox,
-    faults: &Faults,
-    (id, last): (AttemptId, bool),
-    channel: Channel,
-    bytes: &[u8],
-) -> Result<(Vec<u64>, Vec<u64>)> {
-    let task_ctx = ctx.task_ctx();
-    let plan = codec::decode(bytes, &task_ctx)?;
-    tracing::debug!(
-        "worker {} runs {}:\n{}",
-        std::process::id(),
-        id.key(),
-        datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
-    );
-    let (input, partitioning) = match plan.downcast_ref::<RepartitionExec>() {
-        Some(rep) => (rep.input().clone(), Some(rep.partitioning().clone())),
-        None => (plan.clone(), None),
-    };
-    let role = match (&partitioning, last) {
-        (Some(_), _) => Role::Shuffle,
-        (None, false) => Role::Gather,
-        (None, true) => Role::Last,
-    };
-    faults.before_task(&id, role)?;
-    let schema = input.schema();
-    let mut stream = input.execute(id.task, task_ctx)?;
-    let n = match &partitioning {
-        Some(Partitioning::Hash(_, n) | Partitioning::RoundRobinBatch(n)) => *n,
-        _ => 1,
-    };
-    let mut buckets: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
-    let mut partitioner = match partitioning {
-        Some(p @ (Partitioning::Hash(..) | Partitioning::RoundRobinBatch(_))) => {
-            Some(BatchPartitioner::try_new(p, Time::new(), id.task, 1)?)
-        }
-        _ => None,
-    };
-    let mut seen = 0usize;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        seen += 1;
-        faults.during_task(&id, role, seen);
-        match partitioner.as_mut() {
-            Some(p) => p.partition(batch, |bucket, part| {
-                buckets[bucket].push(part);
-                Ok(())
-            })?,
-            None => buckets[0].push(batch),
-        }
-    }
-    let key = id.key();
-    tracing::debug!(
-        "worker {} ran {key}, measured:\n{}",
-        std::process::id(),
-        datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(input.as_ref())
-            .indent(true)
-    );
-    let rows: Vec<u64> = buckets
-        .iter()
-        .map(|b| b.iter().map(|x| x.num_rows() as u64).sum())
-        .collect();
-    let mut encoded = Vec::with_capacity(n);
-    for (bucket, batches) in buckets.iter().enumerate() {
-        encoded.push(if rows[bucket] == 0 {
-            Bytes::new()
-        } else {
-            channels.encode(&schema, batches)?
-        });
-    }
-    let sizes = encoded.iter().map(|b| b.len() as u64).collect();
-    match channel {
-        Channel::Storage => {
-            for (bucket, bytes) in encoded.into_iter().enumerate() {
-                if rows[bucket] > 0 {
-                    channels.put(&key, bucket, bytes).await?;
-                }
+/// One task as the worker runs it.
+struct Task<'a> {
+    ctx: &'a SessionContext,
+    channels: &'a Channels,
+    outbox: &'a Outbox,
+    faults: &'a Faults,
+    id: AttemptId,
+}
+
+impl Task<'_> {
+    /// Computes output `k`, divides it into its buckets and keeps them where its channel says.
+    async fn run_output(
+        &self,
+        k: usize,
+        output: TaskOutput,
+        bytes: &[u8],
+    ) -> Result<(Vec<u64>, Vec<u64>)> {
+        let id = self.id;
+        let task_ctx = self.ctx.task_ctx();
+        let plan = codec::decode(bytes, &task_ctx)?;
+        tracing::debug!(
+            "worker {} runs {} output {k}:\n{}",
+            std::process::id(),
+            id.key(),
+            datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
+        );
+        let (input, partitioning) = match plan.downcast_ref::<RepartitionExec>() {
+            Some(rep) => (rep.input().clone(), Some(rep.partitioning().clone())),
+            None => (plan.clone(), None),
+        };
+        let role = match (&partitioning, output.back) {
+            (_, true) => Role::Last,
+            (Some(Partitioning::Hash(..)), false) => Role::Shuffle,
+            _ => Role::Gather,
+        };
+        self.faults.before_task(&id, role)?;
+        let schema = input.schema();
+        let mut stream = input.execute(0, task_ctx)?;
+        let n = match &partitioning {
+            Some(Partitioning::Hash(_, n) | Partitioning::RoundRobinBatch(n)) => *n,
+            _ => 1,
+        };
+        let mut buckets: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
+        let mut partitioner = match partitioning {
+            Some(p @ (Partitioning::Hash(..) | Partitioning::RoundRobinBatch(_))) => {
+                Some(BatchPartitioner::try_new(p, Time::new(), id.task, 1)?)
+            }
+            _ => None,
+        };
+        let mut seen = 0usize;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            seen += 1;
+            self.faults.during_task(&id, role, seen);
+            match partitioner.as_mut() {
+                Some(p) => p.partition(batch, |bucket, part| {
+                    buckets[bucket].push(part);
+                    Ok(())
+                })?,
+                None => buckets[0].push(batch),
             }
         }
-        Channel::Direct | Channel::Fused => {
-            outbox.keep(key, encoded);
+        let key = id.output_key(k);
+        tracing::debug!(
+            "worker {} ran {key}, measured:\n{}",
+            std::process::id(),
+            datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                input.as_ref()
+            )
+            .indent(true)
+        );
+        let rows: Vec<u64> = buckets
+            .iter()
+            .map(|b| b.iter().map(|x| x.num_rows() as u64).sum())
+            .collect();
+        let mut encoded = Vec::with_capacity(n);
+        for (bucket, batches) in buckets.iter().enumerate() {
+            encoded.push(if rows[bucket] == 0 {
+                Bytes::new()
+            } else {
+                self.channels.encode(&schema, batches)?
+            });
         }
+        let sizes = encoded.iter().map(|b| b.len() as u64).collect();
+        match output.channel {
+            Channel::Storage => {
+                for (bucket, bytes) in encoded.into_iter().enumerate() {
+                    if rows[bucket] > 0 {
+                        self.channels.put(&key, bucket, bytes).await?;
+                    }
+                }
+            }
+            Channel::Direct | Channel::Fused => {
+                self.outbox.keep(key, encoded);
+            }
+        }
+        Ok((rows, sizes))
     }
-    Ok((rows, sizes))
 }

@@ -1,0 +1,665 @@
+//! Lowering the planner's stages to what workers run: the plan is the program. Each stage of
+//! the [`PhysicalPlan`] becomes one runtime stage of exactly `functions` tasks. Each of its
+//! outputs — an exchange the plan sends on, or rows the coordinator reads for a sink, a
+//! training or an evaluation — is the operator's piece of the compiler's logical plan, cut
+//! where the planner put exchanges (an [`ExchangeTable`] stands for each input that another
+//! stage computes), planned by DataFusion for one partition, and divided into the exchange's
+//! buckets at its root (`RepartitionExec`: by the hash of the consumer's keys, or dealt out
+//! for a scatter). A task runs that plan over its share: its part of every scan's rows
+//! ([`Shares`]) and its bucket of every shuffled input, or all of a broadcast or gather.
+//!
+//! Operators the coordinator runs itself — `train`, `evaluate`, loading a model, `save` and
+//! `show` — have no task plan: their inputs come back to the coordinator, and the models they
+//! make ride inside the plans of the `infer` operators that use them.
+
+use super::exchange::{ExchangeReadExec, ReadKind};
+use super::row_groups::RowGroups;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema};
+use datafusion::datasource::TableType;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::provider_as_source;
+use datafusion::datasource::source::{DataSource, DataSourceExec};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, SubqueryAlias, TableScan};
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_plan::expressions::{Column as PhysicalColumn, Literal};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::limit::GlobalLimitExec;
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, ReplaceChildrenOptions,
+};
+use datafusion::scalar::ScalarValue;
+use flow_compiler::{Dag, NodeId, NodeKind, NodeTable, node_of_scan};
+use flow_planner::physical::{Exchange, Pattern};
+use flow_planner::{Channel, OpId, OpKind, PhysicalPlan};
+use std::sync::Arc;
+
+/// Where an output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The plan's exchange with this id.
+    Exchange(usize),
+    /// The coordinator, for an operator of the same stage it runs itself.
+    Coordinator,
+}
+
+/// What a stage's tasks produce, before any plan is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputOf {
+    /// The operator whose rows these are.
+    pub op: OpId,
+    /// Where they go.
+    pub to: Destination,
+}
+
+/// Whether the operator's rows are computed by a task (not by the coordinator).
+pub fn computes(kind: &OpKind) -> bool {
+    !matches!(
+        kind,
+        OpKind::Train { .. }
+            | OpKind::ModelLoad { .. }
+            | OpKind::Evaluate
+            | OpKind::Save { .. }
+            | OpKind::Show { .. }
+    )
+}
+
+/// The outputs of every stage of a plan, by stage: an exchange out of a computing operator,
+/// then the rows a coordinator operator of the same stage reads.
+pub fn outputs(plan: &PhysicalPlan) -> Vec<Vec<OutputOf>> {
+    let mut out = vec![Vec::new(); plan.stages.len()];
+    for x in &plan.exchanges {
+        if computes(&plan.ops[x.producer].op.kind) {
+            out[x.from].push(OutputOf {
+                op: x.producer,
+                to: Destination::Exchange(x.id),
+            });
+        }
+    }
+    for planned in &plan.ops {
+        if computes(&planned.op.kind) {
+            continue;
+        }
+        for input in &planned.op.inputs {
+            let producer = &plan.ops[*input];
+            let here = OutputOf {
+                op: *input,
+                to: Destination::Coordinator,
+            };
+            if producer.stage == planned.stage
+                && computes(&producer.op.kind)
+                && !out[planned.stage].contains(&here)
+            {
+                out[planned.stage].push(here);
+            }
+        }
+    }
+    out
+}
+
+/// One output of a lowered stage.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// What it carries.
+    pub of: OutputOf,
+    /// The channel it moves over.
+    pub channel: Channel,
+    /// Buckets each task divides it into.
+    pub buckets: usize,
+    /// The task plan, for one partition, its readers without locations; a
+    /// `RepartitionExec` at the root when it is divided into buckets.
+    pub plan: Arc<dyn ExecutionPlan>,
+    /// For each file scan of `plan` in [`for_each_scan`] order, the files of each task.
+    pub shares: Vec<Vec<FileGroup>>,
+}
+
+/// A planner stage as the runtime runs it.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// The planner's stage id.
+    pub id: usize,
+    /// Tasks: the stage's functions.
+    pub tasks: usize,
+    /// Its outputs; none when the coordinator does all of its work.
+    pub outputs: Vec<Output>,
+    /// The stages it reads outputs of.
+    pub inputs: Vec<usize>,
+}
+
+/// How lowering reaches the tables a stage reads that no stage computes: sources' files and
+/// the tables ML steps computed, and the model of an `infer`.
+pub trait Leaves {
+    /// `plan` with every placeholder scan of a source or a computed ML table replaced.
+    fn substitute(&self, plan: LogicalPlan) -> Result<LogicalPlan>;
+
+    /// A scan of `infer`'s scored table, named and projected as `scan`, over `input`.
+    fn scored(&self, infer: NodeId, input: LogicalPlan, scan: &TableScan) -> Result<LogicalPlan>;
+}
+
+/// Lowers the stages of one plan.
+pub struct Lowering<'a> {
+    pub dag: &'a Dag,
+    pub plan: &'a PhysicalPlan,
+    pub leaves: &'a dyn Leaves,
+    /// Every stage's outputs ([`outputs`]).
+    pub outputs: &'a [Vec<OutputOf>],
+    /// The channel of what the coordinator reads.
+    pub back: Channel,
+}
+
+impl Lowering<'_> {
+    /// Lowers stage `id`, planning each output with `state` (one target partition).
+    pub async fn stage(&self, id: usize, state: &SessionState) -> Result<Stage> {
+        let planned = &self.plan.stages[id];
+        let tasks = planned.functions.max(1) as usize;
+        let mut outputs = Vec::new();
+        for of in &self.outputs[id] {
+            let logical = self.leaves.substitute(self.logical(of.op, id)?)?;
+            let mut plan = state.create_physical_plan(&logical).await?;
+            // A task is one partition; a union of inputs keeps each as a partition of its own.
+            if plan.output_partitioning().partition_count() > 1 {
+                plan = Arc::new(CoalescePartitionsExec::new(plan));
+            }
+            let (channel, buckets) = match of.to {
+                Destination::Exchange(x) => {
+                    let x = &self.plan.exchanges[x];
+                    plan = self.limit(x.consumer, plan);
+                    let consumers = self.plan.stages[x.to].functions.max(1) as usize;
+                    let (root, buckets) = self.divide(x, plan, consumers, state)?;
+                    plan = root;
+                    (runtime_channel(x.channel), buckets)
+                }
+                Destination::Coordinator => {
+                    // Rows only `show`s read need no more than the longest of them prints.
+                    let readers = self.readers(of.op, id);
+                    let shows_only = readers
+                        .iter()
+                        .all(|r| matches!(self.plan.ops[*r].op.kind, OpKind::Show { .. }));
+                    if shows_only
+                        && let Some(widest) =
+                            readers
+                                .iter()
+                                .max_by_key(|r| match self.plan.ops[**r].op.kind {
+                                    OpKind::Show { limit } => limit,
+                                    _ => 0,
+                                })
+                    {
+                        plan = self.limit(*widest, plan);
+                    }
+                    (self.back, 1)
+                }
+            };
+            let shares = shares_of(&plan, tasks, state).await?;
+            outputs.push(Output {
+                of: *of,
+                channel,
+                buckets,
+                plan,
+                shares,
+            });
+        }
+        let mut inputs: Vec<usize> = self
+            .plan
+            .inputs_of(id)
+            .filter(|x| computes(&self.plan.ops[x.producer].op.kind))
+            .map(|x| x.from)
+            .collect();
+        inputs.sort_unstable();
+        inputs.dedup();
+        Ok(Stage {
+            id,
+            tasks,
+            outputs,
+            inputs,
+        })
+    }
+
+    /// Operators of stage `stage` that read `op` there.
+    fn readers(&self, op: OpId, stage: usize) -> Vec<OpId> {
+        self.plan
+            .ops
+            .iter()
+            .filter(|o| o.stage == stage && o.op.inputs.contains(&op))
+            .map(|o| o.id)
+            .collect()
+    }
+
+    /// A `show` reads no more than one row past what it prints from any task.
+    fn limit(&self, reader: OpId, plan: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+        match self.plan.ops[reader].op.kind {
+            OpKind::Show { limit } => Arc::new(GlobalLimitExec::new(
+                plan,
+                0,
+                Some(
+                    usize::try_from(limit)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(1),
+                ),
+            )),
+            _ => plan,
+        }
+    }
+
+    /// The output's plan divided into the exchange's buckets at its root.
+    fn divide(
+        &self,
+        x: &Exchange,
+        plan: Arc<dyn ExecutionPlan>,
+        consumers: usize,
+        state: &SessionState,
+    ) -> Result<(Arc<dyn ExecutionPlan>, usize)> {
+        let partitioning = match x.pattern {
+            Pattern::Gather | Pattern::Broadcast => return Ok((plan, 1)),
+            Pattern::Scatter | Pattern::Repartition => Partitioning::RoundRobinBatch(consumers),
+            Pattern::HashShuffle => Partitioning::Hash(self.keys(x, state)?, consumers),
+        };
+        Ok((
+            Arc::new(RepartitionExec::try_new(plan, partitioning)?),
+            consumers,
+        ))
+    }
+
+    /// The consumer's keys over the rows the producer sends: a join's keys on the producer's
+    /// side, a grouping's keys. A join without keys hashes every row alike.
+    fn keys(&self, x: &Exchange, state: &SessionState) -> Result<Vec<Arc<dyn PhysicalExpr>>> {
+        let consumer = &self.plan.ops[x.consumer].op;
+        let side = consumer
+            .inputs
+            .iter()
+            .position(|i| *i == x.producer)
+            .unwrap_or(0);
+        let node = self.node_plan(x.consumer)?;
+        let child = strip_aliases(node.inputs()[side]);
+        let keys: Vec<Expr> = match node {
+            LogicalPlan::Join(join) => join
+                .on
+                .iter()
+                .map(|(l, r)| if side == 0 { l.clone() } else { r.clone() })
+                .collect(),
+            LogicalPlan::Aggregate(aggregate) => aggregate.group_expr.clone(),
+            _ => child
+                .schema()
+                .columns()
+                .into_iter()
+                .map(Expr::Column)
+                .collect(),
+        };
+        if keys.is_empty() {
+            return Ok(vec![Arc::new(Literal::new(ScalarValue::Int64(Some(0))))]);
+        }
+        let schema = node.inputs()[side].schema();
+        keys.into_iter()
+            .map(|k| state.create_physical_expr(k, schema))
+            .collect()
+    }
+
+    /// The logical plan node an operator was made from.
+    fn node_plan(&self, op: OpId) -> Result<&LogicalPlan> {
+        let origin = &self.plan.ops[op].op.origin;
+        let mut plan = self
+            .dag
+            .node(NodeId::new(origin.node))
+            .plan()
+            .ok_or_else(|| internal(format!("operator #{op} has no plan")))?;
+        for k in &origin.path {
+            plan = plan
+                .inputs()
+                .get(*k)
+                .copied()
+                .ok_or_else(|| internal(format!("operator #{op}'s path leaves its plan")))?;
+        }
+        Ok(plan)
+    }
+
+    /// The logical plan computing `op` in stage `stage`.
+    fn logical(&self, op: OpId, stage: usize) -> Result<LogicalPlan> {
+        let planned = &self.plan.ops[op].op;
+        match &planned.kind {
+            OpKind::Scan { .. } => self.source_scan(NodeId::new(planned.origin.node)),
+            OpKind::Infer { .. } => {
+                let node = NodeId::new(planned.origin.node);
+                let input = self.infer_input(node, op, stage)?;
+                let schema = self.node_schema(node)?;
+                let scan = LogicalPlanBuilder::scan(
+                    format!("scored_{}", node.index()),
+                    provider_as_source(Arc::new(NodeTable { node, schema })),
+                    None,
+                )?
+                .build()?;
+                let LogicalPlan::TableScan(scan) = &scan else {
+                    return Err(internal("a scan builds a scan".into()));
+                };
+                self.leaves.scored(node, input, scan)
+            }
+            _ => self.rebuild(self.node_plan(op)?, op, stage),
+        }
+    }
+
+    /// A scan of a source node's files.
+    fn source_scan(&self, node: NodeId) -> Result<LogicalPlan> {
+        let NodeKind::Source { load, .. } = &self.dag.node(node).kind else {
+            return Err(internal(format!("node #{} is not a source", node.index())));
+        };
+        let table = NodeTable {
+            node,
+            schema: load.schema.clone(),
+        };
+        LogicalPlanBuilder::scan(
+            format!("source_{}", node.index()),
+            provider_as_source(Arc::new(table)),
+            None,
+        )?
+        .build()
+    }
+
+    /// The table `infer` node `node` (operator `op`) scores, lowered for stage `stage`.
+    fn infer_input(&self, node: NodeId, op: OpId, stage: usize) -> Result<LogicalPlan> {
+        let table = self.infer_table(op)?;
+        let data = crate::ml::data_input(self.dag, node);
+        match self.dag.node(data).plan() {
+            Some(plan) => self.child(plan, table, op, stage),
+            None => self.child(&self.source_scan(data)?, table, op, stage),
+        }
+    }
+
+    /// The operator giving `infer` its table (the other input gives its model).
+    fn infer_table(&self, op: OpId) -> Result<OpId> {
+        self.plan.ops[op]
+            .op
+            .inputs
+            .iter()
+            .copied()
+            .find(|i| !self.plan.ops[*i].op.kind.is_model())
+            .ok_or_else(|| internal(format!("infer #{op} has no table")))
+    }
+
+    /// The output schema of a DAG node as the compiler declared it: the schema of the
+    /// placeholder scans that read it.
+    fn node_schema(&self, node: NodeId) -> Result<SchemaRef> {
+        let mut found = None;
+        for reader in self.dag.graph.node_indices() {
+            let Some(plan) = self.dag.node(reader).plan() else {
+                continue;
+            };
+            plan.apply(|p| {
+                if let LogicalPlan::TableScan(scan) = p
+                    && node_of_scan(scan) == Some(node)
+                {
+                    found = Some(scan.source.schema());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+            if found.is_some() {
+                break;
+            }
+        }
+        found.ok_or_else(|| internal(format!("nothing reads node #{}", node.index())))
+    }
+
+    /// `node` (operator `op`'s plan node) with each input computed in `stage` lowered in
+    /// place and each input another stage computes read from its exchange.
+    fn rebuild(&self, node: &LogicalPlan, op: OpId, stage: usize) -> Result<LogicalPlan> {
+        let children = node.inputs();
+        if children.is_empty() {
+            return Ok(node.clone());
+        }
+        let inputs = &self.plan.ops[op].op.inputs;
+        let mut rebuilt = Vec::with_capacity(children.len());
+        for (k, child) in children.into_iter().enumerate() {
+            let producer = *inputs.get(k).ok_or_else(|| {
+                internal(format!("operator #{op} has fewer inputs than its plan"))
+            })?;
+            rebuilt.push(self.child(child, producer, op, stage)?);
+        }
+        node.with_new_exprs(node.expressions(), rebuilt)
+    }
+
+    /// One input of `consumer`, as its plan has it (`child`), computed by `producer`.
+    fn child(
+        &self,
+        child: &LogicalPlan,
+        producer: OpId,
+        consumer: OpId,
+        stage: usize,
+    ) -> Result<LogicalPlan> {
+        if let LogicalPlan::SubqueryAlias(alias) = child {
+            let inner = self.child(&alias.input, producer, consumer, stage)?;
+            return Ok(LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(
+                Arc::new(inner),
+                alias.alias.clone(),
+            )?));
+        }
+        let made = &self.plan.ops[producer];
+        if made.stage != stage && computes(&made.op.kind) {
+            let x = self
+                .plan
+                .exchanges
+                .iter()
+                .find(|x| x.producer == producer && x.consumer == consumer)
+                .ok_or_else(|| {
+                    internal(format!(
+                        "no exchange from operator #{producer} to #{consumer}"
+                    ))
+                })?;
+            return self.placeholder(x, child.schema());
+        }
+        match child {
+            LogicalPlan::TableScan(scan) => match node_of_scan(scan) {
+                Some(node) if matches!(self.dag.node(node).kind, NodeKind::Infer { .. }) => {
+                    let input = self.infer_input(node, producer, stage)?;
+                    self.leaves.scored(node, input, scan)
+                }
+                _ => Ok(child.clone()),
+            },
+            _ => self.rebuild(child, producer, stage),
+        }
+    }
+
+    /// A scan of exchange `x`'s output with the columns (and qualifiers) of `schema`.
+    fn placeholder(&self, x: &Exchange, schema: &DFSchema) -> Result<LogicalPlan> {
+        let output = self.outputs[x.from]
+            .iter()
+            .position(|o| o.to == Destination::Exchange(x.id))
+            .ok_or_else(|| internal(format!("exchange {} has no output", x.id)))?;
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), true))
+            .collect();
+        let table = ExchangeTable {
+            stage: x.from,
+            output,
+            kind: match x.pattern {
+                Pattern::HashShuffle | Pattern::Scatter | Pattern::Repartition => ReadKind::Share,
+                Pattern::Gather | Pattern::Broadcast => ReadKind::Whole,
+            },
+            schema: Arc::new(Schema::new(fields)),
+        };
+        let columns = schema.iter().enumerate().map(|(i, (qualifier, field))| {
+            Expr::Column(Column::new_unqualified(format!("c{i}")))
+                .alias_qualified(qualifier.cloned(), field.name())
+        });
+        LogicalPlanBuilder::scan(
+            format!("exchange_{}", x.id),
+            provider_as_source(Arc::new(table)),
+            None,
+        )?
+        .project(columns)?
+        .build()
+    }
+}
+
+/// The runtime moves a fused exchange like a direct one: the function is the same.
+fn runtime_channel(channel: Channel) -> Channel {
+    match channel {
+        Channel::Fused => Channel::Direct,
+        other => other,
+    }
+}
+
+fn strip_aliases(plan: &LogicalPlan) -> &LogicalPlan {
+    match plan {
+        LogicalPlan::SubqueryAlias(a) => strip_aliases(&a.input),
+        other => other,
+    }
+}
+
+fn internal(message: String) -> DataFusionError {
+    DataFusionError::Internal(format!("lowering the plan: {message}"))
+}
+
+/// The table a stage's plan reads another stage's output through.
+#[derive(Debug)]
+pub struct ExchangeTable {
+    stage: usize,
+    output: usize,
+    kind: ReadKind,
+    schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for ExchangeTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let read: Arc<dyn ExecutionPlan> = Arc::new(ExchangeReadExec::new(
+            (self.stage, self.output),
+            self.kind,
+            1,
+            self.schema.clone(),
+            EquivalenceProperties::new(self.schema.clone()),
+        ));
+        let Some(projection) = projection else {
+            return Ok(read);
+        };
+        let exprs: Vec<ProjectionExpr> = projection
+            .iter()
+            .map(|&i| {
+                let name = self.schema.field(i).name().clone();
+                ProjectionExpr {
+                    expr: Arc::new(PhysicalColumn::new(&name, i)),
+                    alias: name,
+                }
+            })
+            .collect();
+        Ok(Arc::new(ProjectionExec::try_new(exprs, read)?))
+    }
+}
+
+/// Calls `f` on every file scan of `plan`, children before parents, left to right.
+pub fn for_each_scan(plan: &Arc<dyn ExecutionPlan>, f: &mut dyn FnMut(&FileScanConfig)) {
+    for child in plan.children() {
+        for_each_scan(child, f);
+    }
+    if let Some(scan) = plan.downcast_ref::<DataSourceExec>()
+        && let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>()
+    {
+        f(config);
+    }
+}
+
+/// Each scan's files divided into `tasks` shares: Parquet by equal rows, to a row
+/// ([`RowGroups`]); other formats by byte ranges where the format can start mid-file, else
+/// by whole files. A task past the last share reads nothing.
+async fn shares_of(
+    plan: &Arc<dyn ExecutionPlan>,
+    tasks: usize,
+    state: &SessionState,
+) -> Result<Vec<Vec<FileGroup>>> {
+    let mut configs = Vec::new();
+    for_each_scan(plan, &mut |c| configs.push(c.clone()));
+    if tasks < 2 {
+        return Ok(configs.iter().map(|c| c.file_groups.clone()).collect());
+    }
+    let row_groups = RowGroups::of(plan, state).await?;
+    let mut shares = Vec::with_capacity(configs.len());
+    for config in &configs {
+        let divided = row_groups
+            .shares(config, tasks)
+            .or_else(|| by_range(config, tasks))
+            .unwrap_or_else(|| by_file(config, tasks));
+        shares.push(divided);
+    }
+    Ok(shares)
+}
+
+fn by_range(config: &FileScanConfig, tasks: usize) -> Option<Vec<FileGroup>> {
+    if config.file_source.file_type() == "parquet" {
+        return None;
+    }
+    let divided = config.repartitioned(tasks, 0, None).ok()??;
+    let divided = divided.downcast_ref::<FileScanConfig>()?;
+    Some(divided.file_groups.clone())
+}
+
+fn by_file(config: &FileScanConfig, tasks: usize) -> Vec<FileGroup> {
+    let files: Vec<_> = config
+        .file_groups
+        .iter()
+        .flat_map(|g| g.iter().cloned())
+        .collect();
+    FileGroup::new(files).split_files(tasks)
+}
+
+/// Task `task`'s plan of an output: its share of every scan.
+pub fn task_plan(output: &Output, task: usize, tasks: usize) -> Result<Arc<dyn ExecutionPlan>> {
+    if tasks < 2 {
+        return Ok(output.plan.clone());
+    }
+    let mut next = 0;
+    rewrite_scans(&output.plan, &mut |config| {
+        let share = output
+            .shares
+            .get(next)
+            .and_then(|groups| groups.get(task))
+            .cloned()
+            .unwrap_or_else(|| FileGroup::new(Vec::new()));
+        next += 1;
+        FileScanConfigBuilder::from(config.clone())
+            .with_file_groups(vec![share])
+            .build()
+    })
+}
+
+fn rewrite_scans(
+    plan: &Arc<dyn ExecutionPlan>,
+    f: &mut dyn FnMut(&FileScanConfig) -> FileScanConfig,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let children: Vec<Arc<dyn ExecutionPlan>> = plan
+        .children()
+        .into_iter()
+        .map(|c| rewrite_scans(c, f))
+        .collect::<Result<_>>()?;
+    if let Some(scan) = plan.downcast_ref::<DataSourceExec>()
+        && let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>()
+    {
+        return Ok(DataSourceExec::from_data_source(f(config)));
+    }
+    if children.is_empty() {
+        return Ok(plan.clone());
+    }
+    plan.clone().replace_children(
+        children,
+        ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+    )
+}
