@@ -261,7 +261,7 @@ pub(super) fn row_shares(rows: &[u64], parts: usize) -> Vec<Vec<Piece>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{RowGroups, row_shares};
+    use super::{Piece, RowGroups, row_shares};
     use crate::distributed::codec;
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
