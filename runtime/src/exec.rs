@@ -143,8 +143,13 @@ async fn cluster_rows(
         leaves: &leaves,
         outputs: &outputs,
         back: back_channel(&plan),
+        before: (0..plan.stages.len())
+            .filter(|s| coordinator.lowered(*s))
+            .collect(),
+        partials: Default::default(),
     };
-    for id in coordinator.needed(stage) {
+    // Consumers first: a grouping's stage decides the partial aggregation its producers run.
+    for id in coordinator.needed(stage).into_iter().rev() {
         if !coordinator.lowered(id) {
             let started = std::time::Instant::now();
             let lowered = lowering.stage(id, &state).await?;

@@ -16,6 +16,7 @@ use super::exchange::{ExchangeReadExec, ReadKind};
 use super::row_groups::RowGroups;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema};
 use datafusion::datasource::TableType;
@@ -26,8 +27,11 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, SubqueryAlias, TableScan};
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
-use datafusion::physical_plan::expressions::{Column as PhysicalColumn, Literal};
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::expressions::{Column as PhysicalColumn, Literal};
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::limit::GlobalLimitExec;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::repartition::RepartitionExec;
@@ -38,6 +42,8 @@ use datafusion::scalar::ScalarValue;
 use flow_compiler::{Dag, NodeId, NodeKind, NodeTable, node_of_scan};
 use flow_planner::physical::{Exchange, Pattern};
 use flow_planner::{Channel, OpId, OpKind, PhysicalPlan};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Where an output goes.
@@ -151,6 +157,12 @@ pub struct Lowering<'a> {
     pub outputs: &'a [Vec<OutputOf>],
     /// The channel of what the coordinator reads.
     pub back: Channel,
+    /// Stages lowered before this lowering began: their outputs are fixed.
+    pub before: HashSet<usize>,
+    /// The partial aggregation each producer runs before it sends on an exchange into a
+    /// grouping, decided while lowering the consumer ([`Lowering::split_groupings`]); stages
+    /// are lowered consumers first, so the producer finds it here.
+    pub partials: RefCell<HashMap<usize, Arc<dyn ExecutionPlan>>>,
 }
 
 impl Lowering<'_> {
@@ -166,12 +178,17 @@ impl Lowering<'_> {
             if plan.output_partitioning().partition_count() > 1 {
                 plan = Arc::new(CoalescePartitionsExec::new(plan));
             }
+            plan = self.split_groupings(plan)?;
             let (channel, buckets) = match of.to {
                 Destination::Exchange(x) => {
                     let x = &self.plan.exchanges[x];
                     plan = self.limit(x.consumer, plan);
                     let consumers = self.plan.stages[x.to].functions.max(1) as usize;
-                    let (root, buckets) = self.divide(x, plan, consumers, state)?;
+                    let partial = self.partials.borrow().get(&x.id).cloned();
+                    let (root, buckets) = match partial {
+                        Some(partial) => self.pre_aggregate(x, &partial, plan, consumers)?,
+                        None => self.divide(x, plan, consumers, state)?,
+                    };
                     plan = root;
                     (runtime_channel(x.channel), buckets)
                 }
@@ -244,6 +261,138 @@ impl Lowering<'_> {
             )),
             _ => plan,
         }
+    }
+
+    /// Each grouping of `plan` that reads an exchange from a stage not lowered yet, split in
+    /// two: the producer aggregates its rows partially before it sends them (recorded in
+    /// [`Lowering::partials`]), and this stage combines the partial states it receives —
+    /// what the planner prices (a grouping shuffles partial aggregates).
+    fn split_groupings(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(split) = self.split_grouping(&node)? else {
+                return Ok(Transformed::no(node));
+            };
+            Ok(Transformed::yes(split))
+        })
+        .map(|t| t.data)
+    }
+
+    fn split_grouping(
+        &self,
+        node: &Arc<dyn ExecutionPlan>,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
+            return Ok(None);
+        };
+        let single = matches!(
+            aggregate.mode(),
+            AggregateMode::Single | AggregateMode::SinglePartitioned
+        );
+        if !single || !aggregate.group_expr().is_single() {
+            return Ok(None);
+        }
+        let mut below = aggregate.input();
+        while below.downcast_ref::<ProjectionExec>().is_some()
+            || below.downcast_ref::<FilterExec>().is_some()
+            || below.downcast_ref::<CooperativeExec>().is_some()
+        {
+            below = below.children()[0];
+        }
+        let Some(read) = below.downcast_ref::<ExchangeReadExec>() else {
+            return Ok(None);
+        };
+        let Some(Destination::Exchange(x)) = self
+            .outputs
+            .get(read.stage)
+            .and_then(|o| o.get(read.output))
+            .map(|o| o.to)
+        else {
+            return Ok(None);
+        };
+        let groups = matches!(
+            self.plan.exchanges[x].pattern,
+            Pattern::HashShuffle | Pattern::Gather
+        );
+        if !groups || self.before.contains(&read.stage) {
+            return Ok(None);
+        }
+        let partial: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
+            AggregateMode::Partial,
+            aggregate.group_expr().clone(),
+            aggregate.aggr_expr().to_vec(),
+            aggregate.filter_expr().to_vec(),
+            aggregate.input().clone(),
+            aggregate.input_schema(),
+        )?);
+        let states = partial.schema();
+        let read: Arc<dyn ExecutionPlan> = Arc::new(ExchangeReadExec::new(
+            (read.stage, read.output),
+            read.kind,
+            1,
+            states.clone(),
+            EquivalenceProperties::new(states),
+        ));
+        let combine = AggregateExec::try_new(
+            AggregateMode::Final,
+            aggregate.group_expr().as_final(),
+            aggregate.aggr_expr().to_vec(),
+            aggregate.filter_expr().to_vec(),
+            read,
+            aggregate.input_schema(),
+        )?;
+        self.partials.borrow_mut().insert(x, partial);
+        Ok(Some(Arc::new(combine)))
+    }
+
+    /// The producer's side of a split grouping: `partial` over its rows, divided by the
+    /// grouping's keys (the first columns of the partial states).
+    fn pre_aggregate(
+        &self,
+        x: &Exchange,
+        partial: &Arc<dyn ExecutionPlan>,
+        rows: Arc<dyn ExecutionPlan>,
+        consumers: usize,
+    ) -> Result<(Arc<dyn ExecutionPlan>, usize)> {
+        let plan = partial
+            .clone()
+            .transform_up(|node| {
+                if node.downcast_ref::<ExchangeReadExec>().is_none() {
+                    return Ok(Transformed::no(node));
+                }
+                // The rows named as the reader names them, so the operators above it bind.
+                let named: Vec<ProjectionExpr> = node
+                    .schema()
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, field)| ProjectionExpr {
+                        expr: Arc::new(PhysicalColumn::new(rows.schema().field(i).name(), i)),
+                        alias: field.name().clone(),
+                    })
+                    .collect();
+                Ok(Transformed::yes(
+                    Arc::new(ProjectionExec::try_new(named, rows.clone())?)
+                        as Arc<dyn ExecutionPlan>,
+                ))
+            })?
+            .data;
+        let keys = partial
+            .downcast_ref::<AggregateExec>()
+            .map_or(0, |a| a.group_expr().expr().len());
+        if x.pattern == Pattern::Gather || keys == 0 {
+            return Ok((plan, 1));
+        }
+        let schema = plan.schema();
+        let columns: Vec<Arc<dyn PhysicalExpr>> = (0..keys)
+            .map(|i| Arc::new(PhysicalColumn::new(schema.field(i).name(), i)) as _)
+            .collect();
+        Ok((
+            Arc::new(RepartitionExec::try_new(
+                plan,
+                Partitioning::Hash(columns, consumers),
+            )?),
+            consumers,
+        ))
     }
 
     /// The output's plan divided into the exchange's buckets at its root.
