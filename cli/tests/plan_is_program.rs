@@ -1,0 +1,266 @@
+//! The plan is the program: a distributed run executes exactly the stages, tasks and channels
+//! of the plan `flowc plan` prints — for every example and for generated programs — and a
+//! channel edited in a saved plan moves exactly that exchange, with the rows of the
+//! single-process engine.
+
+mod cluster;
+
+use cluster::{
+    assert_close, big_program, clear_outputs, examples_copy, flowc, lines, run_ok, saved,
+};
+use proptest::prelude::*;
+use serde_json::Value;
+use std::path::Path;
+
+/// Writes `program`'s plan for `--workers workers` as JSON and returns it.
+fn plan(program: &str, workers: &str, path: &Path) -> Value {
+    let out = run_ok(
+        &["plan", program, "--workers", workers, "--format", "json"],
+        &[],
+        &format!("plan {program}"),
+    );
+    std::fs::write(path, &out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs `program` with the saved plan `plan_path`, returns the run's output and report.
+fn run_plan(program: &str, plan_path: &Path, report: &Path) -> (std::process::Output, Value) {
+    let out = run_ok(
+        &[
+            "run",
+            program,
+            "--plan",
+            plan_path.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &[],
+        &format!("run {program} as planned"),
+    );
+    let report = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    (out, report)
+}
+
+/// Whether tasks compute an operator's rows (the coordinator trains, evaluates, loads models
+/// and writes sinks itself).
+fn computed_by_tasks(plan: &Value, op: u64) -> bool {
+    let kind = plan["ops"][op as usize]["kind"]["op"].as_str().unwrap();
+    !matches!(kind, "train" | "model_load" | "evaluate" | "save" | "show")
+}
+
+/// The channel the runtime moves an exchange over: fused is direct between one function's
+/// tasks.
+fn moved_over(channel: &str) -> &str {
+    if channel == "fused" {
+        "direct"
+    } else {
+        channel
+    }
+}
+
+/// The report has the plan's stages, one for one, with the plan's tasks, and every exchange
+/// tasks compute moved once, over the plan's channel.
+fn assert_follows(plan: &Value, report: &Value, what: &str) {
+    let planned = plan["stages"].as_array().unwrap();
+    let ran = report["stages"].as_array().unwrap();
+    let ids = |v: &[Value], key: &str| {
+        v.iter()
+            .map(|s| s[key].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(ran, "stage"), ids(planned, "id"), "{what}: stages");
+    for (p, r) in planned.iter().zip(ran) {
+        assert_eq!(
+            r["tasks"], p["functions"],
+            "{what}: tasks of stage {}",
+            p["id"]
+        );
+    }
+    let moved: Vec<(u64, String)> = ran
+        .iter()
+        .flat_map(|s| s["exchanges"].as_array().unwrap().iter())
+        .map(|x| {
+            (
+                x["id"].as_u64().unwrap(),
+                x["channel"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(u64, String)> = plan["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| computed_by_tasks(plan, x["producer"].as_u64().unwrap()))
+        .map(|x| {
+            let channel = moved_over(x["channel"].as_str().unwrap()).to_string();
+            (x["id"].as_u64().unwrap(), channel)
+        })
+        .collect();
+    let mut moved_sorted = moved.clone();
+    moved_sorted.sort();
+    assert_eq!(
+        moved_sorted, expected,
+        "{what}: exchanges and their channels"
+    );
+}
+
+#[test]
+fn every_example_runs_exactly_its_plan() {
+    let (dir, files) = examples_copy();
+    for file in &files {
+        let p = file.to_str().unwrap();
+        for workers in ["1", "2"] {
+            let plan_path = dir.path().join("plan.json");
+            let planned = plan(p, workers, &plan_path);
+            let (_, report) = run_plan(p, &plan_path, &dir.path().join("run.json"));
+            assert_follows(&planned, &report, &format!("{p} on {workers} workers"));
+        }
+    }
+}
+
+/// A million rows give stages of several functions: each runs as that many tasks, each over
+/// its share of the scan, and a binding three sinks share is computed once.
+#[test]
+fn a_program_of_many_functions_runs_exactly_its_plan_and_shares_its_work() {
+    let (dir, p) = big_program(cluster::BIG);
+    run_ok(&["run", &p], &[], "one process");
+    let expected = cluster::big_outputs(dir.path());
+    clear_outputs(dir.path());
+    let plan_path = dir.path().join("plan.json");
+    let planned = plan(&p, "4", &plan_path);
+    assert!(
+        planned["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["functions"].as_u64().unwrap() > 1),
+        "the plan divides some stage"
+    );
+    let (_, report) = run_plan(&p, &plan_path, &dir.path().join("run.json"));
+    assert_follows(&planned, &report, "the million-row program");
+    assert_eq!(cluster::big_outputs(dir.path()), expected);
+    // The scan every sink reads ran in one stage, once per task.
+    let tasks = report["tasks"].as_array().unwrap();
+    for s in report["stages"].as_array().unwrap() {
+        let done = tasks
+            .iter()
+            .filter(|t| t["id"]["stage"] == s["stage"] && t["error"].is_null())
+            .count();
+        if s["runs_in"] == "workers" {
+            assert_eq!(done as u64, s["tasks"].as_u64().unwrap(), "{s}");
+        }
+    }
+}
+
+/// Three sinks over one join: the join's stage runs once, whichever sink needs it first.
+#[test]
+fn three_sinks_over_a_shared_join_compute_it_once() {
+    let (dir, _) = examples_copy();
+    let p = dir.path().join("shared.flow");
+    std::fs::write(
+        &p,
+        r#"let customers = load "data/customers.csv"
+let orders = load "data/orders.csv"
+let joined = orders | join customers on customer_id
+show joined | group country { n = count() } | sort country
+save joined | filter amount > 100 to "out/big.csv"
+show joined | group { total = sum(amount) }
+"#,
+    )
+    .unwrap();
+    let p = p.to_str().unwrap();
+    let plan_path = dir.path().join("plan.json");
+    let planned = plan(p, "2", &plan_path);
+    let (out, report) = run_plan(p, &plan_path, &dir.path().join("run.json"));
+    assert_follows(&planned, &report, "three sinks");
+    let join = planned["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"]["op"] == "join")
+        .expect("a join");
+    let stage = join["stage"].as_u64().unwrap();
+    let runs = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["id"]["stage"] == stage && t["error"].is_null())
+        .count() as u64;
+    let functions = planned["stages"][stage as usize]["functions"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        runs, functions,
+        "the join ran once per task, not once per sink"
+    );
+    let one = flowc(&["run", p], &[]);
+    let printed = |o: &std::process::Output| -> Vec<String> {
+        lines(o)
+            .into_iter()
+            .filter(|l| !l.starts_with("wrote the run's report"))
+            .collect()
+    };
+    assert_close(&printed(&out), &printed(&one), 1e-9, "three sinks");
+}
+
+/// The generated programs of the property test: a join, a grouping, a sort and a union over
+/// the examples' data, each a different shape of exchanges.
+const PROGRAMS: [&str; 3] = [
+    r#"let customers = load "data/customers.csv"
+let orders = load "data/orders.csv"
+save orders | join customers on customer_id | group country { n = count(), spend = sum(amount) } to "out/r.csv"
+"#,
+    r#"let orders = load "data/orders.csv"
+save orders | filter amount > 50 | sort amount desc, order_id | take 100 to "out/r.csv"
+"#,
+    r#"let events = load "data/events/*.parquet"
+let reviews = load "data/reviews.json"
+let active = (events | select customer_id) | union (reviews | select customer_id) | distinct
+save active to "out/r.csv"
+"#,
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// Any one exchange of a saved plan set to another channel moves over that channel, and
+    /// only it; the rows are the single-process engine's.
+    #[test]
+    fn an_exchange_edited_in_a_saved_plan_moves_over_the_edited_channel(
+        program in 0..PROGRAMS.len(),
+        pick in 0usize..16,
+        storage in any::<bool>(),
+    ) {
+        let (dir, _) = examples_copy();
+        let p = dir.path().join("generated.flow");
+        std::fs::write(&p, PROGRAMS[program]).unwrap();
+        let p = p.to_str().unwrap();
+        run_ok(&["run", p], &[], "one process");
+        let expected = saved(dir.path(), "r.csv", false);
+        clear_outputs(dir.path());
+        let plan_path = dir.path().join("plan.json");
+        let mut planned = plan(p, "2", &plan_path);
+        let movable: Vec<usize> = planned["exchanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| computed_by_tasks(&planned, x["producer"].as_u64().unwrap()))
+            .map(|(i, _)| i)
+            .collect();
+        prop_assume!(!movable.is_empty());
+        let edited = movable[pick % movable.len()];
+        let channel = if storage { "storage" } else { "direct" };
+        planned["exchanges"][edited]["channel"] = Value::from(channel);
+        std::fs::write(&plan_path, serde_json::to_string(&planned).unwrap()).unwrap();
+        let (_, report) = run_plan(p, &plan_path, &dir.path().join("run.json"));
+        let what = format!("program {program}, exchange {edited} over {channel}");
+        assert_follows(&planned, &report, &what);
+        // Sums of floats may differ in their last digits with the order rows arrive in.
+        let fields = |lines: Vec<String>| -> Vec<String> {
+            lines.iter().map(|l| l.replace(',', " ")).collect()
+        };
+        let got = fields(saved(dir.path(), "r.csv", false));
+        assert_close(&got, &fields(expected), 1e-9, &what);
+    }
+}
