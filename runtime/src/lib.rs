@@ -2,7 +2,7 @@
 //! machine (file statistics, `flowc calibrate`). It runs a whole DAG in one process through
 //! DataFusion (reading files, writing outputs atomically, printing tables), or, through
 //! [`distributed`], across worker processes: a coordinator, workers started by a `Backend`,
-//! stages cut from DataFusion physical plans, direct TCP and storage channels. [`ml`] runs the
+//! the planner's stages lowered to DataFusion task plans, direct TCP and storage channels. [`ml`] runs the
 //! ML steps with the standard library's kernels: training (data-parallel across workers),
 //! inference as a DataFusion operator that travels with its model, ONNX models via tract.
 
