@@ -137,7 +137,7 @@ fn constrained(
     let mut best: Option<(PhysicalPlan, Trace)> = None;
     let mut closest: Option<PhysicalPlan> = None;
     for score in scores {
-        let (plan, trace) = run(graph.clone(), profile, options, score)?;
+        let (plan, trace) = run_fused(graph.clone(), profile, options, score)?;
         let key = |p: &PhysicalPlan| (p.predicted_s, p.predicted_usd);
         if ok(&plan) {
             if best
@@ -160,10 +160,76 @@ fn constrained(
     }
 }
 
+/// The best plan by `score` of the rules' plan and, when no bound is asked, the plans they
+/// make with one ([`bounds`]). Sizing
+/// decides stage by stage and cannot see that fewer, larger or smaller functions everywhere
+/// would finish sooner or cost less as a whole; a forced bound must never beat the plan the
+/// planner chooses (`tests/properties.rs`).
+fn run(
+    graph: OpGraph,
+    profile: &Profile,
+    options: &Options,
+    score: Score,
+) -> Result<(PhysicalPlan, Trace), PlanError> {
+    let mut found = vec![(run_fused(graph.clone(), profile, options, score)?, None)];
+    for (bounded, why) in bounds(profile, options) {
+        if let Ok(plan) = run_fused(graph.clone(), profile, &bounded, score) {
+            found.push((plan, Some(why)));
+        }
+    }
+    let keys: Vec<(f64, f64)> = found
+        .iter()
+        .map(|((p, _), _)| (p.predicted_s, p.predicted_usd))
+        .collect();
+    let best = score.best_of(&keys).unwrap_or(0);
+    let ((mut plan, trace), why) = found.swap_remove(best);
+    if let Some(why) = why {
+        plan.notes.clear();
+        notes(&mut plan, options);
+        plan.notes.push(why);
+    }
+    Ok((plan, trace))
+}
+
+/// The bounds [`run`] also plans with when none is asked, each with the note that says it
+/// was chosen: at most N functions per stage (1 to 8, then powers of two below the profile's
+/// concurrency), or every function at one of the profile's memory sizes. A bound given by
+/// hand is honoured as given: its plan is the rules' plan under it.
+fn bounds(profile: &Profile, options: &Options) -> Vec<(Options, String)> {
+    if options.exact_workers || options.workers.is_some() || options.memory_mb.is_some() {
+        return Vec::new();
+    }
+    let most = profile.compute.max_concurrency.max(1);
+    let mut out = Vec::new();
+    let mut n = 1u32;
+    while n < most {
+        out.push((
+            Options {
+                workers: Some(n),
+                searched: true,
+                ..options.clone()
+            },
+            format!("the search found this plan with at most {n} functions per stage"),
+        ));
+        n = if n < 8 { n + 1 } else { n.saturating_mul(2) };
+    }
+    for memory in profile.memory_candidates() {
+        out.push((
+            Options {
+                memory_mb: Some(memory),
+                searched: true,
+                ..options.clone()
+            },
+            format!("the search found this plan with {memory} MB in every function"),
+        ));
+    }
+    out
+}
+
 /// Plans `graph` by the rules; then, when a consumer could have run in its producer's
 /// function(s) had the producer been sized like it, plans again with those producers pinned
 /// to their consumers' sizes ([`rules::Pin`]) and keeps the better whole plan by `score`.
-fn run(
+fn run_fused(
     graph: OpGraph,
     profile: &Profile,
     options: &Options,

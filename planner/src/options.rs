@@ -21,6 +21,9 @@ pub struct Options {
     pub memory_mb: Option<u32>,
     /// Channel of every exchange between functions (`--channel`).
     pub channel: Option<Channel>,
+    /// Whether `workers` and `memory_mb` are bounds the planner's own search tries rather
+    /// than ones asked for (stages sized under them are not overrides).
+    pub searched: bool,
 }
 
 impl Default for Options {
@@ -31,6 +34,7 @@ impl Default for Options {
             exact_workers: false,
             memory_mb: None,
             channel: None,
+            searched: false,
         }
     }
 }
@@ -51,6 +55,7 @@ impl Options {
             exact_workers: false,
             memory_mb: settings.memory_mb,
             channel: None,
+            searched: false,
         }
     }
 }

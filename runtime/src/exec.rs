@@ -118,10 +118,12 @@ async fn cluster_rows(
     let reader = reader.and_then(|r| plan.op_of_node(r.index()));
     let outputs = lowering::outputs(&plan);
     let stage = plan.stage_of(op);
-    let ours = |o: &&lowering::OutputOf| o.op == op;
+    // What a task shares among its outputs is gone when the task ends: not readable here.
+    let ours = |o: &&lowering::OutputOf| o.op == op && o.to != Destination::Shared;
     let for_reader = |o: &&lowering::OutputOf| match o.to {
         Destination::Exchange(x) => Some(plan.exchanges[x].consumer) == reader,
         Destination::Coordinator => true,
+        Destination::Shared => false,
     };
     let chosen = outputs[stage]
         .iter()

@@ -59,6 +59,39 @@ impl Score {
         }
     }
 
+    /// The best of `candidates` (`(seconds, usd)` each), first by the objective's own
+    /// measure and then, among those no worse than the best of it by more than what
+    /// [`Score::better`] counts as equal, by the other. Unlike keeping the better of each pair
+    /// in turn, ties cannot drift: nothing left out is better by the objective's measure.
+    pub fn best_of(self, candidates: &[(f64, f64)]) -> Option<usize> {
+        let (first, second): (fn(&(f64, f64)) -> f64, fn(&(f64, f64)) -> f64) = match self {
+            Score::Latency => (|c| c.0, |c| c.1),
+            Score::Cost => (|c| c.1, |c| c.0),
+            Score::Weighted(l) => {
+                let weighted = |c: &(f64, f64)| c.0 + l * c.1;
+                return (0..candidates.len()).min_by(|a, b| {
+                    weighted(&candidates[*a]).total_cmp(&weighted(&candidates[*b]))
+                });
+            }
+        };
+        let least = candidates.iter().map(first).min_by(f64::total_cmp)?;
+        let slack = |x: f64| match self {
+            Score::Cost => 1e-15_f64.max(SAME_COST_RATIO * x),
+            _ => SAME_TIME_S.max(SAME_TIME_RATIO * x),
+        };
+        (0..candidates.len())
+            .filter(|i| {
+                let x = first(&candidates[*i]);
+                // Within the slack of the least, as `better` reckons it for that pair.
+                least >= x - slack(x)
+            })
+            .min_by(|a, b| {
+                second(&candidates[*a])
+                    .total_cmp(&second(&candidates[*b]))
+                    .then(a.cmp(b))
+            })
+    }
+
     /// The comparison as a word for reasons (`fastest`).
     pub fn describe(self) -> &'static str {
         match self {

@@ -86,6 +86,9 @@ fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanErr
     let memory = memory_candidates(p, stage, hint_memory)?;
     let functions = function_candidates(p, stage, &work, hint_workers)?;
     let forced = hinted || p.options.memory_mb.is_some() || p.options.exact_workers;
+    // A memory size the planner's own search tries sizes like one asked for, but is no
+    // override of the person's.
+    let asked = forced && !(p.options.searched && !hinted && !p.options.exact_workers);
 
     // A pin (see `Pin`) replaces the search when the stage has no size of its own to honour.
     let pin = p.pins.get(stage).copied().flatten().filter(|pin| {
@@ -110,12 +113,12 @@ fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanErr
         )
     } else if hinted {
         "as the hint on the step asks".to_string()
-    } else if forced {
+    } else if asked {
         "as the flags ask".to_string()
     } else {
         search.reason(p, p.plan.stages[stage].partitioned)
     };
-    Ok((best, forced, reason))
+    Ok((best, asked, reason))
 }
 
 /// Where a hint on one of the stage's steps is written, for errors.

@@ -39,6 +39,11 @@ pub enum Location {
         /// The object's path.
         path: String,
     },
+    /// In the reading worker's own outbox: an output its task computed for its other outputs.
+    Here {
+        /// The attempt's output key.
+        key: String,
+    },
 }
 
 /// A direct-channel peer that could not be reached, or no longer had what it was asked for.
@@ -249,6 +254,9 @@ impl Channels {
         wait: Duration,
     ) -> Result<(Box<dyn Read>, Origin)> {
         match location {
+            Location::Here { key } => Err(DataFusionError::Internal(format!(
+                "{key} is read from the worker's own outbox, not through a channel"
+            ))),
             Location::Storage { path } => {
                 let object = ObjectPath::from(path.as_str());
                 let bytes = handle

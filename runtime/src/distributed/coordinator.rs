@@ -402,7 +402,7 @@ impl Coordinator {
                 );
                 return Ok(());
             }
-            self.dispatch(job, &active)?;
+            self.dispatch(&active)?;
             let event = self.wait()?;
             self.handle(event)?;
         }
@@ -446,7 +446,20 @@ impl Coordinator {
                 };
                 slot.busy = None;
                 let addr = slot.data_addr.clone();
-                let total = |v: &[Vec<u64>]| v.iter().flatten().sum();
+                // What a task shares among its outputs stays in it: only the others moved.
+                let moved: Vec<bool> = self.stages.get(&id.stage).map_or_else(Vec::new, |s| {
+                    s.outputs
+                        .iter()
+                        .map(|o| o.of.to != lowering::Destination::Shared)
+                        .collect()
+                });
+                let total = |v: &[Vec<u64>]| -> u64 {
+                    v.iter()
+                        .enumerate()
+                        .filter(|(k, _)| moved.get(*k).copied().unwrap_or(true))
+                        .map(|(_, b)| b.iter().sum::<u64>())
+                        .sum()
+                };
                 self.note(id, w, seconds, total(&rows), total(&bytes), None);
                 let channels = self
                     .stages
@@ -711,7 +724,7 @@ impl Coordinator {
     }
 
     /// Sends every task of `active` whose inputs are committed to an idle worker.
-    fn dispatch(&mut self, job: usize, active: &[usize]) -> Result<()> {
+    fn dispatch(&mut self, active: &[usize]) -> Result<()> {
         for id in active {
             let stage = self.stages[id].clone();
             if !stage
@@ -733,30 +746,34 @@ impl Coordinator {
                 else {
                     return Ok(());
                 };
+                let run = &self.runs[id];
+                let attempt_id = AttemptId {
+                    job: run.job,
+                    stage: *id,
+                    task,
+                    attempt: run.next_attempt[task],
+                };
                 let mut frames = Vec::with_capacity(stage.outputs.len());
                 for output in &stage.outputs {
                     let plan = task_plan(output, task, stage.tasks)?;
-                    frames.push(codec::encode(self.fill(plan, task)?)?);
+                    frames.push(codec::encode(self.fill(plan, task, attempt_id)?)?);
                 }
                 let outputs: Vec<TaskOutput> = stage
                     .outputs
                     .iter()
                     .map(|o| TaskOutput {
                         channel: o.channel,
-                        back: o.of.to == lowering::Destination::Coordinator || self.read_back(o),
+                        back: self.read_back(o),
+                        shared: o.of.to == lowering::Destination::Shared,
                     })
                     .collect();
                 let run = self.runs.get_mut(id).expect("started above");
-                let attempt = run.next_attempt[task];
                 run.next_attempt[task] += 1;
-                run.running[task] = Some((w, attempt));
-                let attempt_id = AttemptId {
-                    job: run.job,
-                    stage: *id,
-                    task,
-                    attempt,
-                };
-                let channel = outputs.first().map_or(Channel::Direct, |o| o.channel);
+                run.running[task] = Some((w, attempt_id.attempt));
+                let channel = outputs
+                    .iter()
+                    .find(|o| !o.shared)
+                    .map_or(Channel::Direct, |o| o.channel);
                 let Some(slot) = self.slot(w) else { continue };
                 let mut sent = send(
                     &mut slot.conn,
@@ -776,17 +793,20 @@ impl Coordinator {
                 }
             }
         }
-        let _ = job;
         Ok(())
     }
 
-    /// Whether an exchange output goes to a stage the coordinator runs itself.
+    /// Whether the coordinator reads an output: its own, or an exchange's into a stage the
+    /// coordinator runs itself.
     fn read_back(&self, output: &lowering::Output) -> bool {
-        let lowering::Destination::Exchange(x) = output.of.to else {
-            return true;
-        };
-        let consumer = &self.plan.ops[self.plan.exchanges[x].consumer].op.kind;
-        !lowering::computes(consumer)
+        match output.of.to {
+            lowering::Destination::Coordinator => true,
+            lowering::Destination::Shared => false,
+            lowering::Destination::Exchange(x) => {
+                let consumer = &self.plan.ops[self.plan.exchanges[x].consumer].op.kind;
+                !lowering::computes(consumer)
+            }
+        }
     }
 
     fn location(&self, output: &Output, k: usize, bucket: usize) -> Location {
@@ -816,6 +836,7 @@ impl Coordinator {
                 let mine = match kind {
                     ReadKind::Share => bucket == task,
                     ReadKind::Whole => true,
+                    ReadKind::Own => false,
                 };
                 if mine && *n > 0 {
                     out.push(self.location(o, k, bucket));
@@ -825,13 +846,24 @@ impl Coordinator {
         out
     }
 
-    /// The plan of task `task` with every exchange reader told where its rows are.
-    fn fill(&self, plan: Arc<dyn ExecutionPlan>, task: usize) -> Result<Arc<dyn ExecutionPlan>> {
+    /// The plan of task `task` (attempt `attempt`) with every exchange reader told where its
+    /// rows are.
+    fn fill(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        task: usize,
+        attempt: AttemptId,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
             let Some(reader) = node.downcast_ref::<ExchangeReadExec>() else {
                 return Ok(Transformed::no(node));
             };
-            let locations = self.locations(reader.stage, reader.output, reader.kind, task);
+            let locations = match reader.kind {
+                ReadKind::Own => vec![Location::Here {
+                    key: attempt.output_key(reader.output),
+                }],
+                kind => self.locations(reader.stage, reader.output, kind, task),
+            };
             Ok(Transformed::yes(
                 Arc::new(reader.with_locations(vec![locations])) as Arc<dyn ExecutionPlan>,
             ))
@@ -849,7 +881,13 @@ impl Coordinator {
             schema.clone(),
             EquivalenceProperties::new(schema),
         ));
-        let plan = self.fill(reader, 0)?;
+        let nobody = AttemptId {
+            job: 0,
+            stage,
+            task: 0,
+            attempt: 0,
+        };
+        let plan = self.fill(reader, 0, nobody)?;
         let ctx = SessionContext::new_with_config(
             SessionConfig::new().with_extension(self.channels.clone()),
         );

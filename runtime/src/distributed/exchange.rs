@@ -4,7 +4,9 @@
 //! producer (a shuffle, a scatter) or everything (a gather, a broadcast, the coordinator).
 
 use super::channels::{Channels, Location};
+use super::outbox::Outbox;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -26,6 +28,8 @@ pub enum ReadKind {
     Share,
     /// Every bucket of every producing task (a gather, a broadcast).
     Whole,
+    /// What this task itself computed for its other outputs (work they share).
+    Own,
 }
 
 /// Reads one output of another stage.
@@ -87,11 +91,33 @@ impl ExchangeReadExec {
     }
 }
 
+/// Reads an output this worker's task kept for its other outputs.
+fn read_here(
+    outbox: Option<&Outbox>,
+    key: &str,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let missing = || DataFusionError::Internal(format!("the task's own output {key} is not kept"));
+    let bytes = outbox
+        .ok_or_else(missing)?
+        .get(key, 0, std::time::Duration::ZERO)
+        .ok_or_else(missing)?;
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
+    for batch in reader {
+        sink(batch?)?;
+    }
+    Ok(())
+}
+
 impl DisplayAs for ExchangeReadExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         let kind = match self.kind {
             ReadKind::Share => "share",
             ReadKind::Whole => "whole",
+            ReadKind::Own => "own",
         };
         write!(
             f,
@@ -150,18 +176,23 @@ impl ExecutionPlan for ExchangeReadExec {
             .session_config()
             .get_extension()
             .ok_or_else(|| DataFusionError::Internal("no channels in the task context".into()))?;
+        let outbox: Option<Arc<Outbox>> = context.session_config().get_extension();
         let schema = self.schema.clone();
         let mut builder = RecordBatchReceiverStream::builder(schema.clone(), 4);
         let tx = builder.tx();
         let handle = tokio::runtime::Handle::current();
         builder.spawn_blocking(move || {
+            let mut send = |batch: RecordBatch| {
+                // The producer named its columns; the reader's plan knows them by position.
+                let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?;
+                tx.blocking_send(Ok(batch))
+                    .map_err(|_| DataFusionError::Execution("reader went away".into()))
+            };
             for location in &locations {
-                channels.read(location, &handle, &mut |batch| {
-                    // The producer named its columns; the reader's plan knows them by position.
-                    let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?;
-                    tx.blocking_send(Ok(batch))
-                        .map_err(|_| DataFusionError::Execution("reader went away".into()))
-                })?;
+                match location {
+                    Location::Here { key } => read_here(outbox.as_deref(), key, &mut send)?,
+                    _ => channels.read(location, &handle, &mut send)?,
+                }
             }
             Ok(())
         });

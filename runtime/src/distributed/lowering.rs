@@ -6,7 +6,10 @@
 //! stage computes), planned by DataFusion for one partition, and divided into the exchange's
 //! buckets at its root (`RepartitionExec`: by the hash of the consumer's keys, or dealt out
 //! for a scatter). A task runs that plan over its share: its part of every scan's rows
-//! ([`Shares`]) and its bucket of every shuffled input, or all of a broadcast or gather.
+//! and its bucket of every shuffled input, or all of a broadcast or gather. What several
+//! outputs of a stage compute alike (a scan feeding three exchanges) is an output of its own,
+//! computed first and kept in the task for the others ([`Destination::Shared`]): each task
+//! does the stage's work once.
 //!
 //! Operators the coordinator runs itself — `train`, `evaluate`, loading a model, `save` and
 //! `show` — have no task plan: their inputs come back to the coordinator, and the models they
@@ -53,6 +56,9 @@ pub enum Destination {
     Exchange(usize),
     /// The coordinator, for an operator of the same stage it runs itself.
     Coordinator,
+    /// The task itself: rows several of its other outputs read, computed once and kept in
+    /// the worker for them.
+    Shared,
 }
 
 /// What a stage's tasks produce, before any plan is made.
@@ -76,7 +82,8 @@ pub fn computes(kind: &OpKind) -> bool {
     )
 }
 
-/// The outputs of every stage of a plan, by stage: an exchange out of a computing operator,
+/// The outputs of every stage of a plan, by stage: first the rows its other outputs share
+/// ([`Destination::Shared`], inputs first), then each exchange out of a computing operator,
 /// then the rows a coordinator operator of the same stage reads.
 pub fn outputs(plan: &PhysicalPlan) -> Vec<Vec<OutputOf>> {
     let mut out = vec![Vec::new(); plan.stages.len()];
@@ -106,7 +113,55 @@ pub fn outputs(plan: &PhysicalPlan) -> Vec<Vec<OutputOf>> {
             }
         }
     }
+    for (stage, outputs) in out.iter_mut().enumerate() {
+        let shared: Vec<OutputOf> = shared_ops(plan, stage, outputs)
+            .into_iter()
+            .map(|op| OutputOf {
+                op,
+                to: Destination::Shared,
+            })
+            .collect();
+        outputs.splice(0..0, shared);
+    }
     out
+}
+
+/// The operators of `stage` that two or more of its outputs compute, where the sharing ends:
+/// each is an output's own operator or read by an operator only one output computes. They
+/// are computed once per task.
+fn shared_ops(plan: &PhysicalPlan, stage: usize, outputs: &[OutputOf]) -> Vec<OpId> {
+    if outputs.len() < 2 {
+        return Vec::new();
+    }
+    let in_stage = |op: OpId| plan.ops[op].stage == stage && computes(&plan.ops[op].op.kind);
+    let mut uses: HashMap<OpId, usize> = HashMap::new();
+    for o in outputs {
+        let mut seen = HashSet::new();
+        let mut pending = vec![o.op];
+        while let Some(op) = pending.pop() {
+            if !in_stage(op) || !seen.insert(op) {
+                continue;
+            }
+            pending.extend(plan.ops[op].op.inputs.iter().copied());
+        }
+        for op in seen {
+            *uses.entry(op).or_default() += 1;
+        }
+    }
+    let shared = |op: &OpId| uses.get(op).is_some_and(|n| *n >= 2);
+    let mut ends: Vec<OpId> =
+        uses.keys()
+            .copied()
+            .filter(shared)
+            .filter(|op| {
+                outputs.iter().any(|o| o.op == *op)
+                    || plan.ops.iter().any(|r| {
+                        uses.contains_key(&r.id) && r.op.inputs.contains(op) && !shared(&r.id)
+                    })
+            })
+            .collect();
+    ends.sort_unstable();
+    ends
 }
 
 /// One output of a lowered stage.
@@ -172,7 +227,14 @@ impl Lowering<'_> {
         let tasks = planned.functions.max(1) as usize;
         let mut outputs = Vec::new();
         for of in &self.outputs[id] {
-            let logical = self.leaves.substitute(self.logical(of.op, id)?)?;
+            let logical = match self.shared_index(id, of.op) {
+                Some(k) if of.to != Destination::Shared => {
+                    let schema = self.logical(of.op, id)?.schema().clone();
+                    self.placeholder((id, k), ReadKind::Own, &schema, format!("shared_{k}"))?
+                }
+                _ => self.logical(of.op, id)?,
+            };
+            let logical = self.leaves.substitute(logical)?;
             let mut plan = state.create_physical_plan(&logical).await?;
             // A task is one partition; a union of inputs keeps each as a partition of its own.
             if plan.output_partitioning().partition_count() > 1 {
@@ -192,6 +254,7 @@ impl Lowering<'_> {
                     plan = root;
                     (runtime_channel(x.channel), buckets)
                 }
+                Destination::Shared => (Channel::Direct, 1),
                 Destination::Coordinator => {
                     // Rows only `show`s read need no more than the longest of them prints.
                     let readers = self.readers(of.op, id);
@@ -597,7 +660,20 @@ impl Lowering<'_> {
                         "no exchange from operator #{producer} to #{consumer}"
                     ))
                 })?;
-            return self.placeholder(x, child.schema());
+            let output = self.outputs[x.from]
+                .iter()
+                .position(|o| o.to == Destination::Exchange(x.id))
+                .ok_or_else(|| internal(format!("exchange {} has no output", x.id)))?;
+            let kind = match x.pattern {
+                Pattern::HashShuffle | Pattern::Scatter | Pattern::Repartition => ReadKind::Share,
+                Pattern::Gather | Pattern::Broadcast => ReadKind::Whole,
+            };
+            let name = format!("exchange_{}", x.id);
+            return self.placeholder((x.from, output), kind, child.schema(), name);
+        }
+        if let Some(k) = self.shared_index(stage, producer) {
+            let name = format!("shared_{k}");
+            return self.placeholder((stage, k), ReadKind::Own, child.schema(), name);
         }
         match child {
             LogicalPlan::TableScan(scan) => match node_of_scan(scan) {
@@ -611,12 +687,23 @@ impl Lowering<'_> {
         }
     }
 
-    /// A scan of exchange `x`'s output with the columns (and qualifiers) of `schema`.
-    fn placeholder(&self, x: &Exchange, schema: &DFSchema) -> Result<LogicalPlan> {
-        let output = self.outputs[x.from]
+    /// The index of the output of `stage` that keeps `op`'s rows for the task's other
+    /// outputs, if it is shared.
+    fn shared_index(&self, stage: usize, op: OpId) -> Option<usize> {
+        self.outputs[stage]
             .iter()
-            .position(|o| o.to == Destination::Exchange(x.id))
-            .ok_or_else(|| internal(format!("exchange {} has no output", x.id)))?;
+            .position(|o| o.op == op && o.to == Destination::Shared)
+    }
+
+    /// A scan of output `output` of stage `stage`, read as `kind`, with the columns (and
+    /// qualifiers) of `schema`.
+    fn placeholder(
+        &self,
+        (stage, output): (usize, usize),
+        kind: ReadKind,
+        schema: &DFSchema,
+        name: String,
+    ) -> Result<LogicalPlan> {
         let fields: Vec<Field> = schema
             .fields()
             .iter()
@@ -624,25 +711,18 @@ impl Lowering<'_> {
             .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), true))
             .collect();
         let table = ExchangeTable {
-            stage: x.from,
+            stage,
             output,
-            kind: match x.pattern {
-                Pattern::HashShuffle | Pattern::Scatter | Pattern::Repartition => ReadKind::Share,
-                Pattern::Gather | Pattern::Broadcast => ReadKind::Whole,
-            },
+            kind,
             schema: Arc::new(Schema::new(fields)),
         };
         let columns = schema.iter().enumerate().map(|(i, (qualifier, field))| {
             Expr::Column(Column::new_unqualified(format!("c{i}")))
                 .alias_qualified(qualifier.cloned(), field.name())
         });
-        LogicalPlanBuilder::scan(
-            format!("exchange_{}", x.id),
-            provider_as_source(Arc::new(table)),
-            None,
-        )?
-        .project(columns)?
-        .build()
+        LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?
+            .project(columns)?
+            .build()
     }
 }
 

@@ -50,6 +50,11 @@ impl Outbox {
         }
     }
 
+    /// Forgets `key`.
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
     /// Forgets every key that starts with `prefix`.
     pub fn release(&self, prefix: &str) {
         self.lock().retain(|key, _| !key.starts_with(prefix));

@@ -114,6 +114,9 @@ pub struct TaskOutput {
     pub channel: Channel,
     /// Whether the coordinator reads it (for a sink, a training, an evaluation).
     pub back: bool,
+    /// Whether it is kept only for the task's other outputs, which share it, and forgotten
+    /// when the task ends.
+    pub shared: bool,
 }
 
 impl AttemptId {

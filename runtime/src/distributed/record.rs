@@ -108,6 +108,7 @@ impl StageRecord {
                         output.channel.name()
                     ));
                 }
+                Destination::Shared => outputs.push("kept for the task's other outputs".into()),
             }
         }
         StageRecord {

@@ -83,7 +83,9 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
         .options_mut()
         .execution
         .enable_file_stream_work_stealing = false;
-    *state.config_mut() = config.with_extension(channels.clone());
+    *state.config_mut() = config
+        .with_extension(channels.clone())
+        .with_extension(outbox.clone());
     let ctx = SessionContext::new_with_state(state);
     let faults = Arc::new(Faults::from_env());
     loop {
@@ -174,12 +176,26 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                 let result = runtime.block_on(async {
                     let mut rows = Vec::with_capacity(plans.len());
                     let mut bytes = Vec::with_capacity(plans.len());
+                    let mut ran = Ok(());
                     for (k, (output, plan)) in outputs.iter().zip(&plans).enumerate() {
-                        let (r, b) = task.run_output(k, *output, plan).await?;
-                        rows.push(r);
-                        bytes.push(b);
+                        match task.run_output(k, *output, plan).await {
+                            Ok((r, b)) => {
+                                rows.push(r);
+                                bytes.push(b);
+                            }
+                            Err(e) => {
+                                ran = Err(e);
+                                break;
+                            }
+                        }
                     }
-                    Ok::<_, datafusion::error::DataFusionError>((rows, bytes))
+                    // What the outputs shared is of no use once they are all computed.
+                    for (k, output) in outputs.iter().enumerate() {
+                        if output.shared {
+                            outbox.forget(&id.output_key(k));
+                        }
+                    }
+                    ran.map(|()| (rows, bytes))
                 });
                 let reply = match result {
                     Ok((rows, bytes)) => ToCoordinator::Done {
@@ -403,16 +419,14 @@ impl Task<'_> {
         }
         let sizes = encoded.iter().map(|b| b.len() as u64).collect();
         match output.channel {
-            Channel::Storage => {
+            Channel::Storage if !output.shared => {
                 for (bucket, bytes) in encoded.into_iter().enumerate() {
                     if rows[bucket] > 0 {
                         self.channels.put(&key, bucket, bytes).await?;
                     }
                 }
             }
-            Channel::Direct | Channel::Fused => {
-                self.outbox.keep(key, encoded);
-            }
+            _ => self.outbox.keep(key, encoded),
         }
         Ok((rows, sizes))
     }
