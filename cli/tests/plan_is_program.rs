@@ -264,3 +264,51 @@ proptest! {
         assert_close(&got, &fields(expected), 1e-9, &what);
     }
 }
+
+/// On the examples, as on generated graphs (`planner/tests/properties.rs`): no plan with a
+/// worker bound or a memory size forced by flag beats the plan chosen without, on the
+/// objective's own measure beyond what the planner counts as the same. A program whose
+/// `config` sets a bound is planned under it as asked and is left out.
+#[test]
+fn no_forced_worker_count_or_memory_beats_the_chosen_plan_on_the_examples() {
+    let (_dir, files) = examples_copy();
+    let predicted = |args: &[&str]| -> Option<(f64, f64)> {
+        let out = flowc(args, &[]);
+        let plan: Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some((
+            plan["predicted_s"].as_f64()?,
+            plan["predicted_usd"].as_f64()?,
+        ))
+    };
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        if text.contains("workers =") || text.contains("memory_mb =") {
+            continue;
+        }
+        let p = file.to_str().unwrap();
+        for target in ["local", "lambda"] {
+            let base = ["plan", p, "--target", target, "--format", "json"];
+            let chosen = predicted(&base).expect("the example plans");
+            let mut forced: Vec<Vec<String>> = ["1", "2", "3", "4", "8", "16", "64"]
+                .iter()
+                .map(|n| vec!["--workers".to_string(), n.to_string()])
+                .collect();
+            forced.extend(
+                ["128", "512", "2048", "10240"]
+                    .iter()
+                    .map(|m| vec!["--memory-mb".to_string(), m.to_string()]),
+            );
+            for flags in forced {
+                let mut args: Vec<&str> = base.to_vec();
+                args.extend(flags.iter().map(String::as_str));
+                let Some(plan) = predicted(&args) else {
+                    continue;
+                };
+                assert!(
+                    plan.0 >= chosen.0 - 0.001_f64.max(0.02 * chosen.0),
+                    "{p} on {target} with {flags:?}: {plan:?} against the chosen {chosen:?}"
+                );
+            }
+        }
+    }
+}
