@@ -149,6 +149,7 @@ async fn cluster_rows(
             .filter(|s| coordinator.lowered(*s))
             .collect(),
         partials: Default::default(),
+        needs: Default::default(),
     };
     // Consumers first: a grouping's stage decides the partial aggregation its producers run.
     for id in coordinator.needed(stage).into_iter().rev() {

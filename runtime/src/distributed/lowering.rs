@@ -47,7 +47,7 @@ use flow_planner::physical::{Exchange, Pattern};
 use flow_planner::{Channel, OpId, OpKind, PhysicalPlan};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Where an output goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +218,9 @@ pub struct Lowering<'a> {
     /// grouping, decided while lowering the consumer ([`Lowering::split_groupings`]); stages
     /// are lowered consumers first, so the producer finds it here.
     pub partials: RefCell<HashMap<usize, Arc<dyn ExecutionPlan>>>,
+    /// The columns each consumer reads of each output of a stage not lowered yet, by
+    /// `(stage, output)`; the producer sends only those.
+    pub needs: RefCell<HashMap<(usize, usize), Needed>>,
 }
 
 impl Lowering<'_> {
@@ -226,7 +229,7 @@ impl Lowering<'_> {
         let planned = &self.plan.stages[id];
         let tasks = planned.functions.max(1) as usize;
         let mut outputs = Vec::new();
-        for of in &self.outputs[id] {
+        for (k, of) in self.outputs[id].iter().enumerate() {
             let logical = match self.shared_index(id, of.op) {
                 Some(k) if of.to != Destination::Shared => {
                     let schema = self.logical(of.op, id)?.schema().clone();
@@ -234,7 +237,7 @@ impl Lowering<'_> {
                 }
                 _ => self.logical(of.op, id)?,
             };
-            let logical = self.leaves.substitute(logical)?;
+            let logical = self.leaves.substitute(self.sent(id, k, logical)?)?;
             let mut plan = state.create_physical_plan(&logical).await?;
             // A task is one partition; a union of inputs keeps each as a partition of its own.
             if plan.output_partitioning().partition_count() > 1 {
@@ -249,7 +252,9 @@ impl Lowering<'_> {
                     let partial = self.partials.borrow().get(&x.id).cloned();
                     let (root, buckets) = match partial {
                         Some(partial) => self.pre_aggregate(x, &partial, plan, consumers)?,
-                        None => self.divide(x, plan, consumers, state)?,
+                        None => {
+                            self.divide(x, plan, consumers, (state, self.sent_columns(id, k)))?
+                        }
                     };
                     plan = root;
                     (runtime_channel(x.channel), buckets)
@@ -298,6 +303,31 @@ impl Lowering<'_> {
             outputs,
             inputs,
         })
+    }
+
+    /// The columns output `k` of `stage` sends, when its readers said which they use.
+    fn sent_columns(&self, stage: usize, k: usize) -> Option<Vec<usize>> {
+        let needed = self.needs.borrow().get(&(stage, k)).cloned()?;
+        let columns = needed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        columns
+    }
+
+    /// `plan` cut to the columns its readers use, when they said (output `k` of `stage`).
+    fn sent(&self, stage: usize, k: usize, plan: LogicalPlan) -> Result<LogicalPlan> {
+        let Some(columns) = self.sent_columns(stage, k) else {
+            return Ok(plan);
+        };
+        if columns.len() == plan.schema().fields().len() {
+            return Ok(plan);
+        }
+        let schema = plan.schema().clone();
+        let exprs = columns
+            .iter()
+            .map(|i| Expr::Column(Column::from(schema.qualified_field(*i))));
+        LogicalPlanBuilder::from(plan).project(exprs)?.build()
     }
 
     /// Operators of stage `stage` that read `op` there.
@@ -464,12 +494,37 @@ impl Lowering<'_> {
         x: &Exchange,
         plan: Arc<dyn ExecutionPlan>,
         consumers: usize,
-        state: &SessionState,
+        (state, sent): (&SessionState, Option<Vec<usize>>),
     ) -> Result<(Arc<dyn ExecutionPlan>, usize)> {
         let partitioning = match x.pattern {
             Pattern::Gather | Pattern::Broadcast => return Ok((plan, 1)),
             Pattern::Scatter | Pattern::Repartition => Partitioning::RoundRobinBatch(consumers),
-            Pattern::HashShuffle => Partitioning::Hash(self.keys(x, state)?, consumers),
+            Pattern::HashShuffle => {
+                let mut keys = self.keys(x, state)?;
+                if let Some(sent) = sent {
+                    // The keys name columns of everything the producer computes; it sends
+                    // only `sent`, in order.
+                    keys =
+                        keys.into_iter()
+                            .map(|k| {
+                                k.transform(|e| {
+                                    let Some(c) = e.downcast_ref::<PhysicalColumn>() else {
+                                        return Ok(Transformed::no(e));
+                                    };
+                                    let at = sent.iter().position(|s| *s == c.index()).ok_or_else(
+                                        || internal(format!("key column {} is not sent", c.name())),
+                                    )?;
+                                    Ok(Transformed::yes(
+                                        Arc::new(PhysicalColumn::new(c.name(), at))
+                                            as Arc<dyn PhysicalExpr>,
+                                    ))
+                                })
+                                .map(|t| t.data)
+                            })
+                            .collect::<Result<_>>()?;
+                }
+                Partitioning::Hash(keys, consumers)
+            }
         };
         Ok((
             Arc::new(RepartitionExec::try_new(plan, partitioning)?),
@@ -710,11 +765,20 @@ impl Lowering<'_> {
             .enumerate()
             .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), true))
             .collect();
+        // A producer lowered after this stage sends only what this stage reads of it.
+        let needed = (kind != ReadKind::Own && !self.before.contains(&stage)).then(|| {
+            self.needs
+                .borrow_mut()
+                .entry((stage, output))
+                .or_default()
+                .clone()
+        });
         let table = ExchangeTable {
             stage,
             output,
             kind,
             schema: Arc::new(Schema::new(fields)),
+            needed,
         };
         let columns = schema.iter().enumerate().map(|(i, (qualifier, field))| {
             Expr::Column(Column::new_unqualified(format!("c{i}")))
@@ -745,6 +809,10 @@ fn internal(message: String) -> DataFusionError {
     DataFusionError::Internal(format!("lowering the plan: {message}"))
 }
 
+/// The columns a consumer reads of an exchange, recorded when its plan scans the exchange:
+/// the producer, lowered after it, sends only those.
+pub type Needed = Arc<Mutex<Option<Vec<usize>>>>;
+
 /// The table a stage's plan reads another stage's output through.
 #[derive(Debug)]
 pub struct ExchangeTable {
@@ -752,6 +820,9 @@ pub struct ExchangeTable {
     output: usize,
     kind: ReadKind,
     schema: SchemaRef,
+    /// Where the columns read are recorded when the producer is yet to be lowered (it then
+    /// sends only them); `None` when it sends every column.
+    needed: Option<Needed>,
 }
 
 #[async_trait::async_trait]
@@ -771,22 +842,53 @@ impl TableProvider for ExchangeTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        // What is sent: the columns read, in table order (one at least: a batch without
+        // columns would lose its rows), or all of them.
+        let sent = match (&self.needed, projection) {
+            (Some(needed), Some(projection)) => {
+                let mut sent = projection.clone();
+                sent.sort_unstable();
+                sent.dedup();
+                if sent.is_empty() {
+                    sent.push(0);
+                }
+                let mut recorded = needed.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(before) = recorded.as_ref() {
+                    sent.extend(before.iter().copied());
+                    sent.sort_unstable();
+                    sent.dedup();
+                }
+                *recorded = Some(sent.clone());
+                sent
+            }
+            (Some(needed), None) => {
+                *needed.lock().unwrap_or_else(PoisonError::into_inner) = Some(all.clone());
+                all
+            }
+            (None, _) => all,
+        };
+        let schema = Arc::new(self.schema.project(&sent)?);
         let read: Arc<dyn ExecutionPlan> = Arc::new(ExchangeReadExec::new(
             (self.stage, self.output),
             self.kind,
             1,
-            self.schema.clone(),
-            EquivalenceProperties::new(self.schema.clone()),
+            schema.clone(),
+            EquivalenceProperties::new(schema.clone()),
         ));
-        let Some(projection) = projection else {
+        let wanted = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        if wanted == sent {
             return Ok(read);
-        };
-        let exprs: Vec<ProjectionExpr> = projection
+        }
+        let exprs: Vec<ProjectionExpr> = wanted
             .iter()
-            .map(|&i| {
-                let name = self.schema.field(i).name().clone();
+            .map(|i| {
+                let at = sent.iter().position(|s| s == i).unwrap_or_default();
+                let name = self.schema.field(*i).name().clone();
                 ProjectionExpr {
-                    expr: Arc::new(PhysicalColumn::new(&name, i)),
+                    expr: Arc::new(PhysicalColumn::new(&name, at)),
                     alias: name,
                 }
             })
