@@ -91,6 +91,60 @@ pub fn session_state() -> SessionState {
     .clone()
 }
 
+/// Moves the filters of every plan that runs (the input of a sink or an ML step) as close to
+/// the data as they can go (below joins, projections and groupings), so what the planner
+/// prices and what the runtime runs is the filtered rows: a filter written after a join must
+/// not make a whole table move between functions. Only this rule runs, so the plans keep
+/// their shape otherwise and work the program shares stays shared; plans of more than
+/// [`PUSH_FILTERS_MAX_NODES`] nodes keep their filters where they are written (moving a
+/// filter rewrites it through every projection it passes).
+fn push_filters_down(dag: &mut Dag) {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::optimizer::push_down_filter::PushDownFilter;
+    use datafusion::optimizer::{Optimizer, OptimizerContext};
+    let optimizer = Optimizer::with_rules(vec![std::sync::Arc::new(PushDownFilter::new())]);
+    let context = OptimizerContext::new();
+    let runs: Vec<NodeId> = dag
+        .graph
+        .node_indices()
+        .filter(|n| {
+            matches!(
+                dag.node(*n).kind,
+                NodeKind::Sink(_)
+                    | NodeKind::Train { .. }
+                    | NodeKind::Infer { .. }
+                    | NodeKind::Evaluate { .. }
+            )
+        })
+        .flat_map(|n| dag.inputs(n))
+        .collect();
+    for node in runs {
+        let (NodeKind::Relational { plan } | NodeKind::Split { plan, .. }) =
+            &mut dag.graph[node].kind
+        else {
+            continue;
+        };
+        let mut nodes = 0usize;
+        let _ = plan.apply(|_| {
+            nodes += 1;
+            Ok(if nodes > PUSH_FILTERS_MAX_NODES {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        });
+        if nodes > PUSH_FILTERS_MAX_NODES {
+            continue;
+        }
+        if let Ok(pushed) = optimizer.optimize(plan.clone(), &context, |_, _| {}) {
+            *plan = pushed;
+        }
+    }
+}
+
+/// Largest plan whose filters are moved towards its data ([`push_filters_down`]).
+const PUSH_FILTERS_MAX_NODES: usize = 256;
+
 pub(crate) struct Compiler<'a> {
     source: &'a dyn SchemaSource,
     state: SessionState,
@@ -231,6 +285,7 @@ fn compile_statements<S: std::borrow::Borrow<Stmt>>(
     }
     c.diagnostics
         .sort_by_key(|d| (d.primary.span.start, d.severity));
+    push_filters_down(&mut c.dag);
     Compiled {
         dag: c.dag,
         settings,

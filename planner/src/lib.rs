@@ -181,7 +181,16 @@ fn run(
         .iter()
         .map(|((p, _), _)| (p.predicted_s, p.predicted_usd))
         .collect();
-    let best = score.best_of(&keys).unwrap_or(0);
+    let held: Vec<f64> = found
+        .iter()
+        .map(|((p, _), _)| {
+            p.stages
+                .iter()
+                .map(|s| f64::from(s.functions) * f64::from(s.memory_mb))
+                .sum()
+        })
+        .collect();
+    let best = score.best_of(&keys, &held).unwrap_or(0);
     let ((mut plan, trace), why) = found.swap_remove(best);
     if let Some(why) = why {
         plan.notes.clear();

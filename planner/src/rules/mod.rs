@@ -61,9 +61,11 @@ impl Score {
 
     /// The best of `candidates` (`(seconds, usd)` each), first by the objective's own
     /// measure and then, among those no worse than the best of it by more than what
-    /// [`Score::better`] counts as equal, by the other. Unlike keeping the better of each pair
-    /// in turn, ties cannot drift: nothing left out is better by the objective's measure.
-    pub fn best_of(self, candidates: &[(f64, f64)]) -> Option<usize> {
+    /// [`Score::better`] counts as equal, by the other, then by `resources` (the memory the
+    /// plan holds: where money does not tell, as on a machine of one's own, less is better).
+    /// Unlike keeping the better of each pair in turn, ties cannot drift: nothing left out
+    /// is better by the objective's measure.
+    pub fn best_of(self, candidates: &[(f64, f64)], resources: &[f64]) -> Option<usize> {
         let (first, second): (fn(&(f64, f64)) -> f64, fn(&(f64, f64)) -> f64) = match self {
             Score::Latency => (|c| c.0, |c| c.1),
             Score::Cost => (|c| c.1, |c| c.0),
@@ -86,8 +88,10 @@ impl Score {
                 least >= x - slack(x)
             })
             .min_by(|a, b| {
+                let held = |i: usize| resources.get(i).copied().unwrap_or(0.0);
                 second(&candidates[*a])
                     .total_cmp(&second(&candidates[*b]))
+                    .then(held(*a).total_cmp(&held(*b)))
                     .then(a.cmp(b))
             })
     }
