@@ -312,3 +312,37 @@ fn no_forced_worker_count_or_memory_beats_the_chosen_plan_on_the_examples() {
         }
     }
 }
+
+/// A person may edit a saved plan's functions: each stage runs as many tasks as it says, the
+/// shuffles divide into the new counts, and the rows stay the single-process engine's.
+#[test]
+fn functions_edited_in_a_saved_plan_are_the_tasks_that_run() {
+    let (dir, p) = big_program(cluster::BIG);
+    run_ok(&["run", &p], &[], "one process");
+    let expected = cluster::big_outputs(dir.path());
+    clear_outputs(dir.path());
+    let plan_path = dir.path().join("plan.json");
+    let mut planned = plan(&p, "2", &plan_path);
+    for (i, stage) in planned["stages"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        // Only stages that can be split take more functions (a sort or a save cannot).
+        if stage["partitioned"].as_bool().unwrap() {
+            stage["functions"] = Value::from(3 + i % 2);
+        }
+    }
+    std::fs::write(&plan_path, serde_json::to_string(&planned).unwrap()).unwrap();
+    let (_, report) = run_plan(&p, &plan_path, &dir.path().join("run.json"));
+    assert_follows(&planned, &report, "edited functions");
+    assert!(
+        report["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["tasks"] == 4)
+    );
+    assert_eq!(cluster::big_outputs(dir.path()), expected);
+}
