@@ -23,6 +23,9 @@ pub const SAME_TIME_RATIO: f64 = 0.02;
 /// Predicted costs within this fraction of each other are the same.
 pub const SAME_COST_RATIO: f64 = 0.01;
 
+/// One measure of a plan's `(seconds, usd)`.
+type Measure = fn(&(f64, f64)) -> f64;
+
 /// How candidates are compared: the objective, or a weighted sum when the planner searches
 /// for the plan that meets a budget or a deadline.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,7 +69,7 @@ impl Score {
     /// Unlike keeping the better of each pair in turn, ties cannot drift: nothing left out
     /// is better by the objective's measure.
     pub fn best_of(self, candidates: &[(f64, f64)], resources: &[f64]) -> Option<usize> {
-        let (first, second): (fn(&(f64, f64)) -> f64, fn(&(f64, f64)) -> f64) = match self {
+        let (first, second): (Measure, Measure) = match self {
             Score::Latency => (|c| c.0, |c| c.1),
             Score::Cost => (|c| c.1, |c| c.0),
             Score::Weighted(l) => {

@@ -308,11 +308,10 @@ impl Lowering<'_> {
     /// The columns output `k` of `stage` sends, when its readers said which they use.
     fn sent_columns(&self, stage: usize, k: usize) -> Option<Vec<usize>> {
         let needed = self.needs.borrow().get(&(stage, k)).cloned()?;
-        let columns = needed
+        needed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        columns
+            .clone()
     }
 
     /// `plan` cut to the columns its readers use, when they said (output `k` of `stage`).
