@@ -127,6 +127,8 @@ pub struct Coordinator {
     stages: HashMap<usize, Arc<Stage>>,
     /// Every stage started so far.
     runs: HashMap<usize, StageRun>,
+    /// How many times the coordinator has read each output, by `(stage, output)`.
+    read: HashMap<(usize, usize), usize>,
     max_attempts: u32,
     next_job: usize,
     clock: Instant,
@@ -216,6 +218,7 @@ impl Coordinator {
             plan: options.plan.clone(),
             stages: HashMap::new(),
             runs: HashMap::new(),
+            read: HashMap::new(),
             max_attempts: options.max_attempts.max(1),
             next_job: 0,
             clock,
@@ -347,6 +350,8 @@ impl Coordinator {
                     if let Some(watch) = &self.watch {
                         watch.job_done(job);
                     }
+                    *self.read.entry((id, output)).or_default() += 1;
+                    self.release_finished();
                     return Ok(batches);
                 }
                 Err(e) => {
@@ -718,9 +723,75 @@ impl Coordinator {
 
     /// Tells the workers to forget what a finished job kept.
     pub(super) fn release(&mut self, job: usize) {
+        self.forget(&format!("j{job}/"));
+    }
+
+    /// Tells the workers to forget every output kept under keys starting with `prefix`.
+    fn forget(&mut self, prefix: &str) {
         for slot in self.slots.iter_mut().flatten().filter(|s| s.alive) {
-            let _ = send(&mut slot.conn, &ToWorker::Release { job });
+            let _ = send(
+                &mut slot.conn,
+                &ToWorker::Release {
+                    prefix: prefix.to_string(),
+                },
+            );
         }
+    }
+
+    /// Forgets the outputs of every stage whose readers are all done — each stage reading it
+    /// committed, each output for the coordinator read — so a long program does not keep
+    /// every stage's rows in its workers to the end. A stage forgotten and needed again (a
+    /// reader's worker died, say) runs again, as any stage whose outputs are lost does.
+    fn release_finished(&mut self) {
+        let done: Vec<usize> = self
+            .runs
+            .iter()
+            .filter(|(id, run)| run.complete() && self.readers_done(**id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            let Some(run) = self.runs.get_mut(&id) else {
+                continue;
+            };
+            let prefix = format!("j{}/s{id}/", run.job);
+            run.committed.iter_mut().for_each(|c| *c = None);
+            tracing::debug!("stage {id}: every reader is done; its outputs are forgotten");
+            self.forget(&prefix);
+        }
+    }
+
+    fn readers_done(&self, id: usize) -> bool {
+        let Some(stage) = self.stages.get(&id) else {
+            return false;
+        };
+        let read = |k: usize| self.read.get(&(id, k)).copied().unwrap_or(0);
+        stage
+            .outputs
+            .iter()
+            .enumerate()
+            .all(|(k, o)| match o.of.to {
+                lowering::Destination::Shared => true,
+                // Every operator the coordinator runs on these rows here (a `show` and a `save`
+                // of one table, say) reads them once.
+                lowering::Destination::Coordinator => {
+                    let readers = self
+                        .plan
+                        .ops
+                        .iter()
+                        .filter(|r| {
+                            r.stage == id
+                                && r.op.inputs.contains(&o.of.op)
+                                && !lowering::computes(&r.op.kind)
+                        })
+                        .count();
+                    read(k) >= readers.max(1)
+                }
+                _ if self.read_back(o) => read(k) >= 1,
+                lowering::Destination::Exchange(x) => self
+                    .runs
+                    .get(&self.plan.exchanges[x].to)
+                    .is_some_and(StageRun::complete),
+            })
     }
 
     /// Sends every task of `active` whose inputs are committed to an idle worker.

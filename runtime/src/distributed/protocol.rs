@@ -98,10 +98,11 @@ pub enum ToWorker {
         /// How `allreduce` adds: around a ring, or by recursive doubling.
         algorithm: flow_planner::physical::Algorithm,
     },
-    /// Forget the outputs of a finished job.
+    /// Forget every output kept under a key that starts with `prefix` (a finished job's, or
+    /// a stage's whose readers are all done).
     Release {
-        /// The job.
-        job: usize,
+        /// The start of the keys.
+        prefix: String,
     },
     /// Exit.
     Shutdown,
@@ -205,12 +206,18 @@ mod tests {
     #[test]
     fn frames_round_trip_and_bad_lengths_are_refused() {
         let mut buf = Vec::new();
-        send(&mut buf, &ToWorker::Release { job: 3 }).unwrap();
+        send(
+            &mut buf,
+            &ToWorker::Release {
+                prefix: "j3/".into(),
+            },
+        )
+        .unwrap();
         write_frame(&mut buf, b"plan").unwrap();
         let mut r = &buf[..];
         assert!(matches!(
             receive(&mut r).unwrap(),
-            ToWorker::Release { job: 3 }
+            ToWorker::Release { prefix } if prefix == "j3/"
         ));
         assert_eq!(read_frame(&mut r).unwrap(), b"plan");
         let mut huge = &[0xffu8, 0xff, 0xff, 0xff][..];

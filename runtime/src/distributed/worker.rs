@@ -96,8 +96,8 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
         };
         match message {
             ToWorker::Shutdown => return Ok(()),
-            ToWorker::Release { job } => {
-                outbox.release(&format!("j{job}/"));
+            ToWorker::Release { prefix } => {
+                outbox.release(&prefix);
             }
             ToWorker::Train {
                 key,
