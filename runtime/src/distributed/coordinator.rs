@@ -444,47 +444,7 @@ impl Coordinator {
                     bytes,
                     seconds,
                 },
-            ) => {
-                tracing::debug!("task {} done on worker {w}: rows {rows:?}", id.key());
-                let Some(slot) = self.slot(w) else {
-                    return Ok(());
-                };
-                slot.busy = None;
-                let addr = slot.data_addr.clone();
-                // What a task shares among its outputs stays in it: only the others moved.
-                let moved: Vec<bool> = self.stages.get(&id.stage).map_or_else(Vec::new, |s| {
-                    s.outputs
-                        .iter()
-                        .map(|o| o.of.to != lowering::Destination::Shared)
-                        .collect()
-                });
-                let total = |v: &[Vec<u64>]| -> u64 {
-                    v.iter()
-                        .enumerate()
-                        .filter(|(k, _)| moved.get(*k).copied().unwrap_or(true))
-                        .map(|(_, b)| b.iter().sum::<u64>())
-                        .sum()
-                };
-                self.note(id, w, seconds, total(&rows), total(&bytes), None);
-                let channels = self
-                    .stages
-                    .get(&id.stage)
-                    .map(|s| s.outputs.iter().map(|o| o.channel).collect())
-                    .unwrap_or_default();
-                let Some(run) = self.runs.get_mut(&id.stage) else {
-                    return Ok(());
-                };
-                if run.running[id.task] == Some((w, id.attempt)) {
-                    run.running[id.task] = None;
-                    run.committed[id.task] = Some(Output {
-                        worker: w,
-                        addr,
-                        id,
-                        rows,
-                        channels,
-                    });
-                }
-            }
+            ) => self.done(w, id, (rows, bytes), seconds),
             Event::Message(
                 w,
                 ToCoordinator::Failed {
@@ -521,6 +481,55 @@ impl Coordinator {
             joined @ Event::Joined { .. } => self.handle_setup(joined),
         }
         Ok(())
+    }
+
+    /// A task finished: its outputs are committed if this is the attempt still running it.
+    fn done(
+        &mut self,
+        w: usize,
+        id: AttemptId,
+        (rows, bytes): (Vec<Vec<u64>>, Vec<Vec<u64>>),
+        seconds: f64,
+    ) {
+        tracing::debug!("task {} done on worker {w}: rows {rows:?}", id.key());
+        let Some(slot) = self.slot(w) else {
+            return;
+        };
+        slot.busy = None;
+        let addr = slot.data_addr.clone();
+        // What a task shares among its outputs stays in it: only the others moved.
+        let moved: Vec<bool> = self.stages.get(&id.stage).map_or_else(Vec::new, |s| {
+            s.outputs
+                .iter()
+                .map(|o| o.of.to != lowering::Destination::Shared)
+                .collect()
+        });
+        let total = |v: &[Vec<u64>]| -> u64 {
+            v.iter()
+                .enumerate()
+                .filter(|(k, _)| moved.get(*k).copied().unwrap_or(true))
+                .map(|(_, b)| b.iter().sum::<u64>())
+                .sum()
+        };
+        self.note(id, w, seconds, total(&rows), total(&bytes), None);
+        let channels = self
+            .stages
+            .get(&id.stage)
+            .map(|s| s.outputs.iter().map(|o| o.channel).collect())
+            .unwrap_or_default();
+        let Some(run) = self.runs.get_mut(&id.stage) else {
+            return;
+        };
+        if run.running[id.task] == Some((w, id.attempt)) {
+            run.running[id.task] = None;
+            run.committed[id.task] = Some(Output {
+                worker: w,
+                addr,
+                id,
+                rows,
+                channels,
+            });
+        }
     }
 
     /// Records how an attempt ended and tells the watcher.

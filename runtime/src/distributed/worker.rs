@@ -173,30 +173,7 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                     faults: &faults,
                     id,
                 };
-                let result = runtime.block_on(async {
-                    let mut rows = Vec::with_capacity(plans.len());
-                    let mut bytes = Vec::with_capacity(plans.len());
-                    let mut ran = Ok(());
-                    for (k, (output, plan)) in outputs.iter().zip(&plans).enumerate() {
-                        match task.run_output(k, *output, plan).await {
-                            Ok((r, b)) => {
-                                rows.push(r);
-                                bytes.push(b);
-                            }
-                            Err(e) => {
-                                ran = Err(e);
-                                break;
-                            }
-                        }
-                    }
-                    // What the outputs shared is of no use once they are all computed.
-                    for (k, output) in outputs.iter().enumerate() {
-                        if output.shared {
-                            outbox.forget(&id.output_key(k));
-                        }
-                    }
-                    ran.map(|()| (rows, bytes))
-                });
+                let result = runtime.block_on(task.run(&outputs, &plans));
                 let reply = match result {
                     Ok((rows, bytes)) => ToCoordinator::Done {
                         id,
@@ -344,6 +321,35 @@ struct Task<'a> {
 }
 
 impl Task<'_> {
+    /// Computes every output in order; what they shared is forgotten once they are done.
+    async fn run(
+        &self,
+        outputs: &[TaskOutput],
+        plans: &[Vec<u8>],
+    ) -> Result<(Vec<Vec<u64>>, Vec<Vec<u64>>)> {
+        let mut rows = Vec::with_capacity(plans.len());
+        let mut bytes = Vec::with_capacity(plans.len());
+        let mut ran = Ok(());
+        for (k, (output, plan)) in outputs.iter().zip(plans).enumerate() {
+            match self.run_output(k, *output, plan).await {
+                Ok((r, b)) => {
+                    rows.push(r);
+                    bytes.push(b);
+                }
+                Err(e) => {
+                    ran = Err(e);
+                    break;
+                }
+            }
+        }
+        for (k, output) in outputs.iter().enumerate() {
+            if output.shared {
+                self.outbox.forget(&self.id.output_key(k));
+            }
+        }
+        ran.map(|()| (rows, bytes))
+    }
+
     /// Computes output `k`, divides it into its buckets and keeps them where its channel says.
     async fn run_output(
         &self,
