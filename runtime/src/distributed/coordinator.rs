@@ -125,6 +125,8 @@ pub struct Coordinator {
     plan: Arc<PhysicalPlan>,
     /// Every stage lowered so far, by the plan's id.
     stages: HashMap<usize, Arc<Stage>>,
+    /// What each stage of the plan outputs ([`lowering::outputs`]).
+    outputs: Vec<Vec<lowering::OutputOf>>,
     /// Every stage started so far.
     runs: HashMap<usize, StageRun>,
     /// How many times the coordinator has read each output, by `(stage, output)`.
@@ -216,6 +218,7 @@ impl Coordinator {
             slots: Vec::new(),
             want: workers,
             plan: options.plan.clone(),
+            outputs: lowering::outputs(&options.plan),
             stages: HashMap::new(),
             runs: HashMap::new(),
             read: HashMap::new(),
@@ -329,11 +332,7 @@ impl Coordinator {
                 continue;
             }
             out.insert(s);
-            for x in self.plan.inputs_of(s) {
-                if lowering::computes(&self.plan.ops[x.producer].op.kind) {
-                    pending.push(x.from);
-                }
-            }
+            pending.extend(lowering::input_stages(&self.plan, &self.outputs, s));
         }
         out.into_iter().collect()
     }
@@ -984,7 +983,7 @@ impl Coordinator {
             if !self.runs.contains_key(&stage.id) {
                 self.record
                     .stages
-                    .push(StageRecord::in_coordinator(stage, &self.plan));
+                    .push(StageRecord::not_run(stage, &self.plan, &self.outputs));
             }
         }
         self.record.stages.sort_by_key(|s| s.stage);

@@ -113,6 +113,20 @@ pub fn outputs(plan: &PhysicalPlan) -> Vec<Vec<OutputOf>> {
             }
         }
     }
+    // A stage whose one output is a fused exchange runs inside its consumer's task: the
+    // consumer's plan computes its rows where it reads them, and nothing moves.
+    for outputs in out.iter_mut() {
+        if let [
+            OutputOf {
+                to: Destination::Exchange(x),
+                ..
+            },
+        ] = outputs[..]
+            && fused_into_consumer(plan, &plan.exchanges[x])
+        {
+            outputs.clear();
+        }
+    }
     for (stage, outputs) in out.iter_mut().enumerate() {
         let shared: Vec<OutputOf> = shared_ops(plan, stage, outputs)
             .into_iter()
@@ -124,6 +138,43 @@ pub fn outputs(plan: &PhysicalPlan) -> Vec<Vec<OutputOf>> {
         outputs.splice(0..0, shared);
     }
     out
+}
+
+/// Whether exchange `x` can run inside its consumer's task: the plan fuses it (producer and
+/// consumer are one function) and tasks compute both sides. Its producer stage is then no
+/// task of its own when this is its only output ([`outputs`]).
+fn fused_into_consumer(plan: &PhysicalPlan, x: &Exchange) -> bool {
+    x.channel == Channel::Fused
+        && plan.stages[x.from].functions == 1
+        && plan.stages[x.to].functions == 1
+        && computes(&plan.ops[x.producer].op.kind)
+        && computes(&plan.ops[x.consumer].op.kind)
+}
+
+/// Whether exchange `x` runs inside its consumer's task (its producer stage has no outputs
+/// of its own: see [`outputs`]).
+pub fn inlined(plan: &PhysicalPlan, outputs: &[Vec<OutputOf>], x: &Exchange) -> bool {
+    outputs[x.from].is_empty() && fused_into_consumer(plan, x)
+}
+
+/// The stages whose outputs stage `id` reads, through the stages fused into its tasks.
+pub fn input_stages(plan: &PhysicalPlan, outputs: &[Vec<OutputOf>], id: usize) -> Vec<usize> {
+    let mut inputs = Vec::new();
+    let mut pending = vec![id];
+    while let Some(s) = pending.pop() {
+        for x in plan.inputs_of(s) {
+            if !computes(&plan.ops[x.producer].op.kind) {
+                continue;
+            }
+            if inlined(plan, outputs, x) {
+                pending.push(x.from);
+            } else if !inputs.contains(&x.from) {
+                inputs.push(x.from);
+            }
+        }
+    }
+    inputs.sort_unstable();
+    inputs
 }
 
 /// The operators of `stage` that two or more of its outputs compute, where the sharing ends:
@@ -289,14 +340,7 @@ impl Lowering<'_> {
                 shares,
             });
         }
-        let mut inputs: Vec<usize> = self
-            .plan
-            .inputs_of(id)
-            .filter(|x| computes(&self.plan.ops[x.producer].op.kind))
-            .map(|x| x.from)
-            .collect();
-        inputs.sort_unstable();
-        inputs.dedup();
+        let inputs = input_stages(self.plan, self.outputs, id);
         Ok(Stage {
             id,
             tasks,
@@ -703,6 +747,13 @@ impl Lowering<'_> {
             )?));
         }
         let made = &self.plan.ops[producer];
+        let fused = self.plan.exchanges.iter().find(|x| {
+            x.producer == producer && x.consumer == consumer && inlined(self.plan, self.outputs, x)
+        });
+        if made.stage != stage && fused.is_some() {
+            // Computed here, as the stage fused into this task would have computed it.
+            return self.child(child, producer, consumer, made.stage);
+        }
         if made.stage != stage && computes(&made.op.kind) {
             let x = self
                 .plan

@@ -3,7 +3,7 @@
 //! [`Watch`] (the CLI's progress display) and keeps them for the run's report.
 
 use super::channels::Compression;
-use super::lowering::{Destination, Stage, for_each_scan};
+use super::lowering::{Destination, OutputOf, Stage, for_each_scan, inlined};
 use super::protocol::AttemptId;
 use flow_planner::{Channel, PhysicalPlan};
 use serde::Serialize;
@@ -125,18 +125,40 @@ impl StageRecord {
         }
     }
 
-    /// A stage the coordinator ran itself.
-    pub fn in_coordinator(stage: &flow_planner::Stage, plan: &PhysicalPlan) -> StageRecord {
+    /// A stage with no tasks of its own: the coordinator's work (training, evaluation, a
+    /// sink reading what other stages sent), or a stage fused into its consumer's task,
+    /// whose exchange moved nothing.
+    pub fn not_run(
+        stage: &flow_planner::Stage,
+        plan: &PhysicalPlan,
+        outputs: &[Vec<OutputOf>],
+    ) -> StageRecord {
         let mut inputs: Vec<usize> = plan.inputs_of(stage.id).map(|x| x.from).collect();
         inputs.dedup();
+        let fused: Vec<&flow_planner::Exchange> = plan
+            .exchanges
+            .iter()
+            .filter(|x| x.from == stage.id && inlined(plan, outputs, x))
+            .collect();
+        let (runs_in, output) = match fused.first() {
+            Some(x) => ("fused", format!("computed in the task of stage {}", x.to)),
+            None => ("coordinator", "in the coordinator".to_string()),
+        };
         StageRecord {
             job: 0,
             stage: stage.id,
             tasks: stage.functions.max(1) as usize,
             inputs,
-            output: "in the coordinator".into(),
-            exchanges: Vec::new(),
-            runs_in: "coordinator",
+            output,
+            exchanges: fused
+                .iter()
+                .map(|x| ExchangeRecord {
+                    id: x.id,
+                    channel: Channel::Fused,
+                    buckets: 1,
+                })
+                .collect(),
+            runs_in,
             ops: ops_of(stage.id, plan),
             operators: Vec::new(),
             sources: Vec::new(),
