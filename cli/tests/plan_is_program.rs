@@ -119,15 +119,27 @@ fn every_example_runs_exactly_its_plan() {
     }
 }
 
-/// A million rows give stages of several functions: each runs as that many tasks, each over
-/// its share of the scan, and a binding three sinks share is computed once.
-#[test]
-fn a_program_of_many_functions_runs_exactly_its_plan_and_shares_its_work() {
+/// The million-row program in a folder of its own, what one process saves from it, and
+/// where its plan is to be written.
+fn big_with_expected() -> (
+    tempfile::TempDir,
+    String,
+    Vec<Vec<String>>,
+    std::path::PathBuf,
+) {
     let (dir, p) = big_program(cluster::BIG);
     run_ok(&["run", &p], &[], "one process");
     let expected = cluster::big_outputs(dir.path());
     clear_outputs(dir.path());
     let plan_path = dir.path().join("plan.json");
+    (dir, p, expected, plan_path)
+}
+
+/// A million rows give stages of several functions: each runs as that many tasks, each over
+/// its share of the scan, and a binding three sinks share is computed once.
+#[test]
+fn a_program_of_many_functions_runs_exactly_its_plan_and_shares_its_work() {
+    let (dir, p, expected, plan_path) = big_with_expected();
     let planned = plan(&p, "4", &plan_path);
     assert!(
         planned["stages"]
@@ -318,11 +330,7 @@ fn no_forced_worker_count_or_memory_beats_the_chosen_plan_on_the_examples() {
 /// shuffles divide into the new counts, and the rows stay the single-process engine's.
 #[test]
 fn functions_edited_in_a_saved_plan_are_the_tasks_that_run() {
-    let (dir, p) = big_program(cluster::BIG);
-    run_ok(&["run", &p], &[], "one process");
-    let expected = cluster::big_outputs(dir.path());
-    clear_outputs(dir.path());
-    let plan_path = dir.path().join("plan.json");
+    let (dir, p, expected, plan_path) = big_with_expected();
     let mut planned = plan(&p, "2", &plan_path);
     for (i, stage) in planned["stages"]
         .as_array_mut()

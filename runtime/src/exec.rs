@@ -116,7 +116,7 @@ async fn cluster_rows(
         .op_of_node(node.index())
         .ok_or_else(|| missing(format!("operator for node #{}", node.index())))?;
     let reader = reader.and_then(|r| plan.op_of_node(r.index()));
-    let outputs = lowering::outputs(&plan);
+    let outputs = coordinator.outputs().to_vec();
     let stage = plan.stage_of(op);
     // What a task shares among its outputs is gone when the task ends: not readable here.
     let ours = |o: &&lowering::OutputOf| o.op == op && o.to != Destination::Shared;

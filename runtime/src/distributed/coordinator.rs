@@ -271,6 +271,11 @@ impl Coordinator {
         &self.plan
     }
 
+    /// What each stage of the plan outputs ([`lowering::outputs`]).
+    pub fn outputs(&self) -> &[Vec<lowering::OutputOf>] {
+        &self.outputs
+    }
+
     /// Milliseconds since the coordinator started, for the `-vv` lines on the run's phases.
     fn elapsed_ms(&self) -> f64 {
         self.clock.elapsed().as_secs_f64() * 1e3

@@ -281,13 +281,14 @@ impl Lowering<'_> {
         let tasks = planned.functions.max(1) as usize;
         let mut outputs = Vec::new();
         for (k, of) in self.outputs[id].iter().enumerate() {
-            let logical = match self.shared_index(id, of.op) {
-                Some(k) if of.to != Destination::Shared => {
-                    let schema = self.logical(of.op, id)?.schema().clone();
-                    self.placeholder((id, k), ReadKind::Own, &schema, format!("shared_{k}"))?
-                }
-                _ => self.logical(of.op, id)?,
-            };
+            let mut logical = self.logical(of.op, id)?;
+            if let Some(shared) = self.shared_index(id, of.op)
+                && of.to != Destination::Shared
+            {
+                let schema = logical.schema().clone();
+                let name = format!("shared_{shared}");
+                logical = self.placeholder((id, shared), ReadKind::Own, &schema, name)?;
+            }
             let logical = self.leaves.substitute(self.sent(id, k, logical)?)?;
             let mut plan = state.create_physical_plan(&logical).await?;
             // A task is one partition; a union of inputs keeps each as a partition of its own.
