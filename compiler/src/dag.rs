@@ -176,6 +176,24 @@ impl Dag {
         inputs
     }
 
+    /// Downstream nodes of `id`: the nodes that read it.
+    pub fn readers(&self, id: NodeId) -> Vec<NodeId> {
+        let mut readers: Vec<NodeId> = self
+            .graph
+            .neighbors_directed(id, petgraph::Direction::Outgoing)
+            .collect();
+        readers.sort();
+        readers
+    }
+
+    /// Every node, each after the nodes it reads.
+    pub fn in_order(&self) -> Vec<NodeId> {
+        // The compiler only ever connects a node to nodes it has built, so the DAG has no
+        // cycle and the sort cannot fail; insertion order is the fallback all the same.
+        petgraph::algo::toposort(&self.graph, None)
+            .unwrap_or_else(|_| self.graph.node_indices().collect())
+    }
+
     /// A readable listing of the DAG, each node followed by its DataFusion plan (what
     /// `flowc explain FILE` prints).
     pub fn display(&self) -> String {

@@ -27,6 +27,7 @@ pub use facts::{Facts, Shape};
 pub use settings::Settings;
 pub use source::{CsvOptions, Format, LoadRequest, ResolvedLoad, SchemaSource};
 
+use datafusion::common::tree_node::Transformed;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::LogicalPlan;
@@ -94,10 +95,11 @@ pub fn session_state() -> SessionState {
 /// Moves the filters of every plan that runs (the input of a sink or an ML step) as close to
 /// the data as they can go (below joins, projections and groupings), so what the planner
 /// prices and what the runtime runs is the filtered rows: a filter written after a join must
-/// not make a whole table move between functions. Only this rule runs, so the plans keep
-/// their shape otherwise and work the program shares stays shared; plans of more than
-/// [`PUSH_FILTERS_MAX_NODES`] nodes keep their filters where they are written (moving a
-/// filter rewrites it through every projection it passes).
+/// not make a whole table move between functions; and makes a `take` after a `sort` a top-k
+/// ([`limit_sort`]). Only these rewrites run, so the plans keep their shape otherwise and
+/// work the program shares stays shared; plans of more than [`PUSH_FILTERS_MAX_NODES`]
+/// nodes are left as written (moving a filter rewrites it through every projection it
+/// passes).
 fn push_filters_down(dag: &mut Dag) {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     use datafusion::optimizer::push_down_filter::PushDownFilter;
@@ -139,7 +141,44 @@ fn push_filters_down(dag: &mut Dag) {
         if let Ok(pushed) = optimizer.optimize(plan.clone(), &context, |_, _| {}) {
             *plan = pushed;
         }
+        if let Ok(limited) = plan.clone().transform_up(limit_sort) {
+            *plan = limited.data;
+        }
     }
+}
+
+/// A `take` right after a `sort` becomes the sort's own fetch: a top-k, which the planner
+/// prices as one and DataFusion runs as one (a heap of `k` rows, not a sort of all of them).
+fn limit_sort(plan: LogicalPlan) -> datafusion::common::Result<Transformed<LogicalPlan>> {
+    use datafusion::logical_expr::{FetchType, SkipType, Sort};
+    let LogicalPlan::Limit(limit) = &plan else {
+        return Ok(Transformed::no(plan));
+    };
+    let (Ok(SkipType::Literal(skip)), Ok(FetchType::Literal(Some(fetch)))) =
+        (limit.get_skip_type(), limit.get_fetch_type())
+    else {
+        return Ok(Transformed::no(plan));
+    };
+    let LogicalPlan::Sort(sort) = limit.input.as_ref() else {
+        return Ok(Transformed::no(plan));
+    };
+    let wanted = skip + fetch;
+    if sort.fetch.is_some_and(|f| f <= wanted) {
+        return Ok(Transformed::no(plan));
+    }
+    let sort = LogicalPlan::Sort(Sort {
+        fetch: Some(wanted),
+        ..sort.clone()
+    });
+    if skip == 0 {
+        return Ok(Transformed::yes(sort));
+    }
+    Ok(Transformed::yes(LogicalPlan::Limit(
+        datafusion::logical_expr::Limit {
+            input: std::sync::Arc::new(sort),
+            ..limit.clone()
+        },
+    )))
 }
 
 /// Largest plan whose filters are moved towards its data ([`push_filters_down`]).

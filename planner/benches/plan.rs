@@ -35,9 +35,10 @@ pub fn generated(ops: usize) -> OpGraph {
                 rows,
                 exact: true,
             },
+            read: None,
         };
         let a = push(&mut g, scan(format!("facts-{i}"), rows), vec![], 80.0);
-        let a = push(&mut g, OpKind::Filter, vec![a], 80.0);
+        let a = push(&mut g, OpKind::Filter { keeps: None }, vec![a], 80.0);
         let a = push(&mut g, OpKind::Project, vec![a], 48.0);
         let b = push(&mut g, scan(format!("dims-{i}"), rows / 20), vec![], 64.0);
         let j = push(
@@ -45,6 +46,7 @@ pub fn generated(ops: usize) -> OpGraph {
             OpKind::Join {
                 join: "Inner".into(),
                 keys: 1,
+                distinct: None,
             },
             vec![a, b],
             100.0,
@@ -55,6 +57,7 @@ pub fn generated(ops: usize) -> OpGraph {
                 OpKind::Join {
                     join: "Left".into(),
                     keys: 1,
+                    distinct: None,
                 },
                 vec![j, p],
                 120.0,

@@ -20,6 +20,7 @@ fn main() {
                 rows: 200_000_000,
                 exact: true,
             },
+            read: None,
         },
         inputs: vec![],
         width: 64.0,
@@ -28,7 +29,7 @@ fn main() {
         hints: Default::default(),
     });
     let purchases = graph.push(Op {
-        kind: OpKind::Filter,
+        kind: OpKind::Filter { keeps: None },
         inputs: vec![events],
         width: 64.0,
         origin: Origin::default(),

@@ -32,6 +32,7 @@ fn scan(name: &str, rows: u64, bytes: u64) -> OpKind {
             rows,
             exact: true,
         },
+        read: None,
     }
 }
 
@@ -183,6 +184,7 @@ fn shuffle_join(aws: &Profile) {
         OpKind::Join {
             join: "Inner".into(),
             keys: 1,
+            distinct: None,
         },
         vec![lines, orders],
         250.0,

@@ -24,6 +24,7 @@
 mod candidate;
 pub mod cost;
 pub mod fingerprint;
+mod needs;
 pub mod ops;
 mod options;
 pub mod physical;
@@ -32,6 +33,7 @@ pub mod render;
 pub mod rules;
 pub mod stats;
 pub mod sweep;
+mod trace;
 pub mod units;
 pub mod work;
 

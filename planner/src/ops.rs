@@ -4,9 +4,12 @@
 //! same thing, and remembers where each came from so the runtime can cut the DataFusion plan
 //! at the same places. Generated graphs (property tests, benchmarks) are built directly.
 
+use crate::needs::Lowered;
 use crate::stats::{self, SourceStats, Statistics};
+use crate::trace;
+use datafusion::common::Column;
 use datafusion::common::JoinType;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{BinaryExpr, Expr, FetchType, LogicalPlan, Operator};
 use datafusion::scalar::ScalarValue;
 use flow_compiler::{Dag, ModelSignature, NodeId, NodeKind, SinkKind, node_of_scan};
@@ -32,6 +35,10 @@ pub enum OpKind {
         files: u32,
         /// Size and rows, as the statistics saw them.
         stats: SourceStats,
+        /// Bytes of the columns the program reads, when the format stores columns apart
+        /// (Parquet) and the statistics could measure them; otherwise every byte is read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read: Option<u64>,
     },
     /// Reads a model file.
     ModelLoad {
@@ -41,7 +48,13 @@ pub enum OpKind {
         bytes: u64,
     },
     /// Keeps the rows matching a predicate.
-    Filter,
+    Filter {
+        /// Fraction of rows kept, measured on a sample of the source every column of the
+        /// predicate comes from; `None` when the predicate spans sources or computed columns
+        /// (then [`stats::FILTER_SELECTIVITY`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keeps: Option<f64>,
+    },
     /// Computes columns row by row.
     Project,
     /// One side of a `split`: keeps `fraction` of the rows.
@@ -55,6 +68,11 @@ pub enum OpKind {
         join: String,
         /// Key columns compared.
         keys: u32,
+        /// Distinct key combinations of each side (left, right) at the sources its key columns
+        /// come from, estimated from their data; `None` when a key is computed or its source
+        /// could not be sampled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        distinct: Option<[u64; 2]>,
     },
     /// A grouping on `keys` columns (none: one row).
     Aggregate {
@@ -132,7 +150,7 @@ impl OpKind {
         match self {
             OpKind::Scan { .. } => "scan",
             OpKind::ModelLoad { .. } => "load-model",
-            OpKind::Filter => "filter",
+            OpKind::Filter { .. } => "filter",
             OpKind::Project => "project",
             OpKind::Split { .. } => "split",
             OpKind::Join { .. } => "join",
@@ -181,15 +199,22 @@ impl fmt::Display for OpKind {
                 format,
                 files,
                 stats,
+                read,
             } => {
                 let rows = if stats.exact { "" } else { "~" };
                 write!(
                     f,
-                    "scan {source} ({format}, {files} file{}, {}, {rows}{} rows)",
+                    "scan {source} ({format}, {files} file{}, {}, {rows}{} rows",
                     if *files == 1 { "" } else { "s" },
                     crate::units::bytes(stats.bytes as f64),
                     crate::units::count(stats.rows as f64)
-                )
+                )?;
+                match read {
+                    Some(read) if *read < stats.bytes => {
+                        write!(f, "; reads {})", crate::units::bytes(*read as f64))
+                    }
+                    _ => f.write_str(")"),
+                }
             }
             OpKind::ModelLoad { path, bytes } => {
                 write!(
@@ -201,7 +226,7 @@ impl fmt::Display for OpKind {
             OpKind::Split { fraction } => {
                 write!(f, "split (keeps {})", (fraction * 1e6).round() / 1e6)
             }
-            OpKind::Join { join, keys } => write!(f, "join {join} on {keys} key(s)"),
+            OpKind::Join { join, keys, .. } => write!(f, "join {join} on {keys} key(s)"),
             OpKind::Aggregate { keys: 0, .. } => f.write_str("aggregate (one row)"),
             OpKind::Aggregate { keys, .. } => write!(f, "aggregate by {keys} key(s)"),
             OpKind::Sort { fetch: Some(n) } => write!(f, "sort (top {n})"),
@@ -385,15 +410,14 @@ pub fn estimate(graph: &OpGraph) -> Vec<Size> {
         let rows = match &op.kind {
             OpKind::Scan { stats, .. } => stats.rows as f64,
             OpKind::ModelLoad { .. } | OpKind::Train { .. } | OpKind::Evaluate => 1.0,
-            OpKind::Filter => input(0) * stats::FILTER_SELECTIVITY,
+            OpKind::Filter { keeps } => input(0) * keeps.unwrap_or(stats::FILTER_SELECTIVITY),
             OpKind::Project | OpKind::Opaque { .. } | OpKind::Save { .. } => all,
             OpKind::Split { fraction } => input(0) * fraction,
-            OpKind::Join { join, .. } => match join.as_str() {
-                "Full" => input(0) + input(1),
-                "RightSemi" | "RightAnti" => input(1),
-                "LeftSemi" | "LeftAnti" | "LeftMark" => input(0),
-                _ => input(0).max(input(1)),
-            },
+            OpKind::Join {
+                join,
+                keys,
+                distinct,
+            } => join_rows(join, *keys, *distinct, input(0), input(1)),
             OpKind::Aggregate { keys: 0, .. } => 1.0,
             OpKind::Aggregate {
                 groups: Some(groups),
@@ -415,6 +439,31 @@ pub fn estimate(graph: &OpGraph) -> Vec<Size> {
         sizes.push(Size { rows, bytes });
     }
     sizes
+}
+
+/// Rows out of a join of `left` and `right` rows. With the distinct keys of each side known,
+/// the textbook estimate: every key of the side with fewer distinct keys finds its matches
+/// (`left × right / max(distinct)`, each side's distinct keys at most its rows); without
+/// them, the larger side (a key–foreign-key join). Outer joins keep at least their preserved
+/// sides.
+fn join_rows(join: &str, keys: u32, distinct: Option<[u64; 2]>, left: f64, right: f64) -> f64 {
+    let inner = match distinct {
+        Some([l, r]) => {
+            let l = (l as f64).min(left).max(1.0);
+            let r = (r as f64).min(right).max(1.0);
+            left * right / l.max(r)
+        }
+        None if keys == 0 => left * right,
+        None => left.max(right),
+    };
+    match join {
+        "Full" => inner.max(left + right),
+        "Left" => inner.max(left),
+        "Right" => inner.max(right),
+        "RightSemi" | "RightAnti" => right,
+        "LeftSemi" | "LeftAnti" | "LeftMark" => left,
+        _ => inner,
+    }
 }
 
 /// Bytes of a model with this many parameters (64-bit floats).
@@ -466,20 +515,22 @@ pub fn lower(dag: &Dag, stats: &dyn Statistics) -> OpGraph {
         dag,
         stats,
         graph: OpGraph::default(),
-        by_node: HashMap::new(),
+        lowered: Lowered::default(),
         same: HashMap::new(),
     };
     for sink in dag.sinks() {
         lowering.node(sink);
     }
-    lowering.graph
+    let mut graph = lowering.graph;
+    crate::needs::narrow(dag, &lowering.lowered, &mut graph, stats);
+    graph
 }
 
 struct Lowering<'a> {
     dag: &'a Dag,
     stats: &'a dyn Statistics,
     graph: OpGraph,
-    by_node: HashMap<NodeId, OpId>,
+    lowered: Lowered,
     /// Operators by what they compute (their own description and their inputs), so a binding
     /// used twice is computed once.
     same: HashMap<(String, Vec<OpId>), OpId>,
@@ -497,7 +548,7 @@ impl<'a> Lowering<'a> {
     }
 
     fn node(&mut self, id: NodeId) -> OpId {
-        if let Some(op) = self.by_node.get(&id) {
+        if let Some(op) = self.lowered.by_node.get(&id) {
             return *op;
         }
         let node = self.dag.node(id);
@@ -524,6 +575,7 @@ impl<'a> Lowering<'a> {
                         format: load.format.name().to_string(),
                         files: u32::try_from(load.files.len()).unwrap_or(u32::MAX),
                         stats,
+                        read: None,
                     },
                     inputs: Vec::new(),
                     width: stats::row_width(&load.schema),
@@ -531,7 +583,9 @@ impl<'a> Lowering<'a> {
                     exprs: 0,
                     hints,
                 };
-                self.push(format!("source #{}", id.index()), op)
+                let op = self.push(format!("source #{}", id.index()), op);
+                self.lowered.fields.insert(op, field_widths(&load.schema));
+                op
             }
             NodeKind::ModelSource { path, file } => {
                 let bytes = self
@@ -633,55 +687,69 @@ impl<'a> Lowering<'a> {
                 self.push(format!("node #{}", id.index()), op)
             }
         };
-        self.by_node.insert(id, op);
+        self.lowered.by_node.insert(id, op);
         self.graph.ends.push((id.index(), op));
         op
     }
 
-    /// Distinct combinations of grouping `keys` over `input`: each key that is a column is
-    /// traced to the source that has it, whose distinct values the statistics estimate.
-    fn groups(&self, input: &LogicalPlan, keys: &[Expr]) -> Option<u64> {
+    /// Distinct combinations of `keys` over `input`: each key that is a column is traced to
+    /// the source it comes from unchanged, whose distinct values the statistics estimate.
+    fn groups<'k>(
+        &self,
+        input: &LogicalPlan,
+        keys: impl IntoIterator<Item = &'k Expr>,
+    ) -> Option<u64> {
         let mut product: u64 = 1;
         for key in keys {
             let Expr::Column(column) = key else {
                 return None;
             };
-            let (load, csv) = self.source_with(input, &column.name)?;
-            product = product.saturating_mul(self.stats.distinct(load, csv, &column.name)?.max(1));
+            let at = trace::column(self.dag, input, column)?;
+            let distinct = self.stats.distinct(at.load, at.csv, at.name)?;
+            product = product.saturating_mul(distinct.max(1));
         }
         Some(product)
     }
 
-    /// The source, read somewhere below `plan`, that has a column named `name`.
-    fn source_with(
-        &self,
-        plan: &LogicalPlan,
-        name: &str,
-    ) -> Option<(
-        &'a flow_compiler::ResolvedLoad,
-        &'a flow_compiler::CsvOptions,
-    )> {
-        if let LogicalPlan::TableScan(scan) = plan
-            && let Some(read) = node_of_scan(scan)
-        {
-            let dag: &'a Dag = self.dag;
-            return match &dag.node(read).kind {
-                NodeKind::Source { load, csv, .. } if load.schema.index_of(name).is_ok() => {
-                    Some((load, csv))
-                }
-                _ => None,
-            };
+    /// Fraction of rows a filter keeps, measured on a sample of the one source every column
+    /// of its predicate comes from unchanged.
+    fn keeps(&self, filter: &datafusion::logical_expr::Filter) -> Option<f64> {
+        let mut source = None;
+        let mut names = HashMap::new();
+        for column in filter.predicate.column_refs() {
+            let at = trace::column(self.dag, &filter.input, column)?;
+            if source.is_some_and(|s: trace::SourceColumn<'_>| s.node != at.node) {
+                return None;
+            }
+            names.insert(column.clone(), at.name.to_string());
+            source = Some(at);
         }
-        plan.inputs()
-            .into_iter()
-            .find_map(|child| self.source_with(child, name))
+        let source = source?;
+        let predicate = filter
+            .predicate
+            .clone()
+            .transform(|e| match e {
+                Expr::Column(c) => {
+                    let name = names.get(&c).cloned().unwrap_or(c.name);
+                    Ok(Transformed::yes(Expr::Column(Column::from_name(name))))
+                }
+                e => Ok(Transformed::no(e)),
+            })
+            .ok()?
+            .data;
+        let keeps = self
+            .stats
+            .selectivity(source.load, source.csv, &predicate)?;
+        keeps.is_finite().then_some(keeps.clamp(0.0, 1.0))
     }
 
     fn plan(&mut self, plan: &LogicalPlan, node: NodeId, path: &mut Vec<usize>) -> OpId {
         if let LogicalPlan::TableScan(scan) = plan
             && let Some(read) = node_of_scan(scan)
         {
-            return self.node(read);
+            let op = self.node(read);
+            self.lowered.at.insert((node.index(), path.clone()), op);
+            return op;
         }
         let children = plan.inputs();
         if matches!(plan, LogicalPlan::SubqueryAlias(_)) && children.len() == 1 {
@@ -700,15 +768,24 @@ impl<'a> Lowering<'a> {
             LogicalPlan::Projection(_) => OpKind::Project,
             LogicalPlan::Filter(f) => match split_fraction(&f.predicate) {
                 Some(fraction) => OpKind::Split { fraction },
-                None => OpKind::Filter,
+                None => OpKind::Filter {
+                    keeps: self.keeps(f),
+                },
             },
             LogicalPlan::Join(j) => OpKind::Join {
                 join: join_name(j.join_type).to_string(),
                 keys: u32::try_from(j.on.len()).unwrap_or(u32::MAX),
+                distinct: (!j.on.is_empty())
+                    .then(|| {
+                        let left = self.groups(&j.left, j.on.iter().map(|(l, _)| l))?;
+                        let right = self.groups(&j.right, j.on.iter().map(|(_, r)| r))?;
+                        Some([left, right])
+                    })
+                    .flatten(),
             },
             LogicalPlan::Aggregate(a) => OpKind::Aggregate {
                 keys: u32::try_from(a.group_expr.len()).unwrap_or(u32::MAX),
-                groups: self.groups(&a.input, &a.group_expr),
+                groups: self.groups(&a.input, a.group_expr.iter()),
             },
             LogicalPlan::Distinct(d) => {
                 let columns: Vec<Expr> = plan
@@ -764,8 +841,21 @@ impl<'a> Lowering<'a> {
             exprs: expression_nodes(plan),
             hints: OpHints::default(),
         };
-        self.push(key, op)
+        let op = self.push(key, op);
+        self.lowered.at.insert((node.index(), path.clone()), op);
+        self.lowered
+            .fields
+            .insert(op, field_widths(plan.schema().as_arrow()));
+        op
     }
+}
+
+fn field_widths(schema: &datafusion::arrow::datatypes::Schema) -> Vec<f64> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| stats::type_width(f.data_type()))
+        .collect()
 }
 
 /// Nodes of the expressions one plan node evaluates (not its inputs').

@@ -33,6 +33,26 @@ pub trait Statistics {
         let _ = (load, csv, column);
         None
     }
+
+    /// Fraction of a load's rows that `predicate` keeps, measured on a sample of its rows.
+    /// The predicate names the load's columns unqualified. `None` when it cannot be measured
+    /// (the planner then assumes [`FILTER_SELECTIVITY`]).
+    fn selectivity(
+        &self,
+        load: &ResolvedLoad,
+        csv: &CsvOptions,
+        predicate: &datafusion::logical_expr::Expr,
+    ) -> Option<f64> {
+        let _ = (load, csv, predicate);
+        None
+    }
+
+    /// Bytes a scan of a load reads when it reads only `columns`: measured where the format
+    /// stores columns apart (Parquet's column chunks); `None` when every byte is read.
+    fn read_bytes(&self, load: &ResolvedLoad, columns: &[&str]) -> Option<u64> {
+        let _ = (load, columns);
+        None
+    }
 }
 
 /// Knows nothing: every source is [`UNKNOWN_SOURCE`]. For tests and for tools without files.
@@ -59,7 +79,8 @@ pub const UNKNOWN_SOURCE: SourceStats = SourceStats {
 /// Assumed for a model file that cannot be measured.
 pub const UNKNOWN_MODEL_BYTES: u64 = 1_000_000;
 
-/// Fraction of rows a filter keeps: DataFusion's default (`default_filter_selectivity` = 20%).
+/// Fraction of rows a filter keeps when its predicate cannot be measured on a sample of one
+/// source ([`Statistics::selectivity`]): DataFusion's default (`default_filter_selectivity`).
 pub const FILTER_SELECTIVITY: f64 = 0.2;
 
 /// Groups an aggregation with keys produces, as a fraction of its input rows, when the data

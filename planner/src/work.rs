@@ -64,14 +64,17 @@ pub fn stage_work(
             }
         }
         match &op.kind {
-            OpKind::Scan { stats, files, .. } => {
-                w.read_bytes += stats.bytes as f64;
-                w.cpu_s += stats.bytes as f64 * k.scan_s_per_byte;
+            OpKind::Scan {
+                stats, files, read, ..
+            } => {
+                let read = read.unwrap_or(stats.bytes) as f64;
+                w.read_bytes += read;
+                w.cpu_s += read * k.scan_s_per_byte;
                 w.files += f64::from(*files);
                 w.rows_in += stats.rows as f64;
             }
             OpKind::ModelLoad { bytes, .. } => w.read_per_task_bytes += *bytes as f64,
-            OpKind::Filter
+            OpKind::Filter { .. }
             | OpKind::Project
             | OpKind::Split { .. }
             | OpKind::Limit { .. }
@@ -98,9 +101,17 @@ pub fn stage_work(
                 w.cpu_s += rows_in * k.aggregate_s_per_row;
                 w.state_bytes += 2.0 * sizes[id].bytes;
             }
-            OpKind::Sort { .. } => {
-                w.cpu_s += rows_in * rows_in.max(2.0).log2() * k.sort_s_per_row;
-                w.state_per_task_bytes += (2.0 * bytes_in).min(SORT_MEMORY_BYTES);
+            OpKind::Sort { fetch } => {
+                // A top-k keeps `k` rows in a heap: each row is compared against its top and
+                // the few that enter cost a heap's depth.
+                let kept = fetch.map_or(rows_in, |k| (k as f64).min(rows_in));
+                w.cpu_s += rows_in * kept.max(2.0).log2() * k.sort_s_per_row;
+                let held = if rows_in > 0.0 {
+                    bytes_in * kept / rows_in
+                } else {
+                    0.0
+                };
+                w.state_per_task_bytes += (2.0 * held).min(SORT_MEMORY_BYTES);
             }
             OpKind::Opaque { .. } => {
                 w.cpu_s += rows_in * k.aggregate_s_per_row;

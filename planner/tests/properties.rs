@@ -48,6 +48,7 @@ fn scan(rows: u64, width: f64) -> OpKind {
             rows,
             exact: true,
         },
+        read: None,
     }
 }
 
@@ -65,7 +66,7 @@ fn build(specs: &[Spec], scale: u64) -> OpGraph {
             let t = pick(&tables, s.a);
             let u = pick(&tables, s.b);
             match s.kind {
-                1 => (OpKind::Filter, vec![t]),
+                1 => (OpKind::Filter { keeps: None }, vec![t]),
                 2 => (OpKind::Project, vec![t]),
                 3 => (OpKind::Split { fraction: s.b }, vec![t]),
                 4 => (
@@ -73,6 +74,7 @@ fn build(specs: &[Spec], scale: u64) -> OpGraph {
                         join: ["Inner", "Left", "LeftSemi", "Full"][(s.b * 4.0) as usize % 4]
                             .into(),
                         keys: 1,
+                        distinct: None,
                     },
                     vec![t, u],
                 ),

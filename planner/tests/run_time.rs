@@ -27,6 +27,7 @@ fn scan(g: &mut OpGraph) -> usize {
             rows: 100_000,
             exact: true,
         },
+        read: None,
     };
     op(g, kind, vec![])
 }
@@ -54,7 +55,7 @@ fn program(sinks: usize, model: bool, evaluate: bool) -> OpGraph {
     for i in 0..sinks {
         let mut rows = match trained {
             Some(m) => op(&mut g, OpKind::Infer { batch: None }, vec![m, table]),
-            None => op(&mut g, OpKind::Filter, vec![table]),
+            None => op(&mut g, OpKind::Filter { keeps: None }, vec![table]),
         };
         if evaluate && i + 1 == sinks {
             rows = op(&mut g, OpKind::Evaluate, vec![rows]);
@@ -227,7 +228,7 @@ fn planning_a_job_grows_with_its_operators_and_their_expressions() {
         let table = scan(&mut g);
         for _ in 0..sinks {
             let kept = g.push(Op {
-                kind: OpKind::Filter,
+                kind: OpKind::Filter { keeps: None },
                 inputs: vec![table],
                 width: 40.0,
                 origin: Origin::default(),

@@ -106,9 +106,47 @@ impl Statistics for Tpch {
     fn model_bytes(&self, _path: &str) -> Option<u64> {
         None
     }
+
+    /// Distinct values as TPC-H's specification generates them at scale factor 1.
+    fn distinct(&self, _load: &ResolvedLoad, _csv: &CsvOptions, column: &str) -> Option<u64> {
+        Some(match column {
+            "c_custkey" | "c_name" => 150_000,
+            "o_orderkey" | "l_orderkey" => 1_500_000,
+            "o_custkey" => 99_996,
+            "o_orderdate" => 2_406,
+            "o_shippriority" => 1,
+            "o_totalprice" => 1_464_556,
+            _ => return None,
+        })
+    }
+
+    /// The fractions the queries' filters keep at scale factor 1.
+    fn selectivity(
+        &self,
+        _load: &ResolvedLoad,
+        _csv: &CsvOptions,
+        predicate: &datafusion::logical_expr::Expr,
+    ) -> Option<f64> {
+        let columns = predicate.column_refs();
+        let [column] = columns.iter().collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        match column.name.as_str() {
+            "c_mktsegment" => Some(0.2),
+            "o_orderdate" => Some(0.486),
+            "l_shipdate" => Some(0.54),
+            _ => None,
+        }
+    }
+
+    /// Parquet: the columns read in proportion to the columns stored.
+    fn read_bytes(&self, load: &ResolvedLoad, columns: &[&str]) -> Option<u64> {
+        let (all, stats) = table(name_of(&load.files[0]))?;
+        Some(stats.bytes * columns.len() as u64 / all.len() as u64)
+    }
 }
 
-fn plan(query: &str, profile: &str) -> String {
+fn compile(query: &str) -> flow_compiler::Dag {
     let path = format!("{}/../bench/tpch/{query}.flow", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(path).unwrap();
     let parsed = flow_lang::parse(&text);
@@ -119,9 +157,62 @@ fn plan(query: &str, profile: &str) -> String {
         "{:?}",
         compiled.diagnostics
     );
+    compiled.dag
+}
+
+fn plan(query: &str, profile: &str) -> String {
     let profile = Profile::builtin(profile).unwrap();
-    let plan = flow_planner::plan(&compiled.dag, &Tpch, &profile, &Options::default()).unwrap();
+    let plan = flow_planner::plan(&compile(query), &Tpch, &profile, &Options::default()).unwrap();
     plan.to_text()
+}
+
+#[test]
+fn q3_is_priced_with_what_the_data_says() {
+    use flow_planner::ops::{OpKind, lower};
+    let graph = lower(&compile("q3"), &Tpch);
+    let scan = |table: &str| {
+        graph
+            .ops
+            .iter()
+            .position(|o| matches!(&o.kind, OpKind::Scan { source, .. } if source.contains(table)))
+            .unwrap()
+    };
+    let reader = |op: usize| graph.ops.iter().find(|o| o.inputs.contains(&op)).unwrap();
+    let lineitem = scan("lineitem");
+    // Q3 reads four of lineitem's sixteen columns: l_orderkey, l_extendedprice, l_discount
+    // and l_shipdate; only they are priced, and only their bytes read.
+    assert_eq!(graph.ops[lineitem].width, 8.0 + 8.0 + 8.0 + 4.0);
+    let OpKind::Scan { read, stats, .. } = &graph.ops[lineitem].kind else {
+        unreachable!()
+    };
+    assert_eq!(*read, Some(stats.bytes * 4 / 16));
+    // The filter keeps what the statistics measured of l_shipdate, and after it l_shipdate
+    // is no longer read.
+    let filter = reader(lineitem);
+    assert_eq!(filter.kind, OpKind::Filter { keeps: Some(0.54) });
+    assert_eq!(filter.width, 8.0 + 8.0 + 8.0);
+    // The join of orders with lineitem knows the distinct keys of both sides.
+    let join = graph
+        .ops
+        .iter()
+        .find(|o| {
+            matches!(o.kind, OpKind::Join { .. })
+                && o.inputs
+                    .iter()
+                    .any(|i| graph.ops[*i].inputs.contains(&lineitem))
+        })
+        .unwrap();
+    let OpKind::Join { distinct, .. } = &join.kind else {
+        unreachable!()
+    };
+    assert_eq!(*distinct, Some([1_500_000, 1_500_000]));
+    // A filter on a column a grouping computes cannot be measured on a source.
+    let q18 = lower(&compile("q18"), &Tpch);
+    assert!(
+        q18.ops
+            .iter()
+            .any(|o| o.kind == OpKind::Filter { keeps: None })
+    );
 }
 
 #[test]

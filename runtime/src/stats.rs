@@ -1,11 +1,17 @@
-//! The file-system [`Statistics`]: sizes of the files a `load` reads, exact row counts from
-//! Parquet footers, row estimates for text formats from a sample of their first bytes, and
-//! distinct values of a column from a sample of its first rows.
+//! The file-system [`Statistics`]: sizes of the files a `load` reads, exact row counts and
+//! column sizes from Parquet footers, row estimates for text formats from a sample of their
+//! first bytes, and, from a sample of rows (spread over a Parquet file's row groups, the
+//! first rows of other formats), the distinct values of a column and the fraction of rows a
+//! predicate keeps.
 
 use datafusion::arrow;
+use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::SessionContext;
 use flow_compiler::{CsvOptions, Format, ResolvedLoad};
 use flow_planner::{SourceStats, Statistics};
 use std::collections::HashMap;
@@ -57,25 +63,146 @@ impl Statistics for FileStatistics {
     fn distinct(&self, load: &ResolvedLoad, csv: &CsvOptions, column: &str) -> Option<u64> {
         let index = load.schema.index_of(column).ok()?;
         let field = load.schema.field(index).clone();
-        let mut counts: HashMap<Box<[u8]>, u32> = HashMap::new();
         let converter = RowConverter::new(vec![SortField::new(field.data_type().clone())]).ok()?;
-        let mut sampled = 0usize;
-        for file in &load.files {
-            for batch in sample(load, csv, Path::new(file), SAMPLE_ROWS - sampled)? {
-                let rows = converter
-                    .convert_columns(&[batch.column(index).clone()])
-                    .ok()?;
-                for row in rows.iter() {
-                    *counts.entry(row.as_ref().into()).or_insert(0) += 1;
-                }
-                sampled += batch.num_rows();
+        let mut values = Values::default();
+        for run in sample_rows(load, csv, &[index])? {
+            let mut rows = Vec::new();
+            for batch in run {
+                rows.push(converter.convert_columns(&[batch.column(0).clone()]).ok()?);
             }
-            if sampled >= SAMPLE_ROWS {
-                break;
+            values.run(rows.iter().flat_map(|r| r.iter()));
+        }
+        let total = self.source(load, csv).map_or(values.sampled, |s| s.rows);
+        Some(values.estimate(total))
+    }
+
+    fn selectivity(&self, load: &ResolvedLoad, csv: &CsvOptions, predicate: &Expr) -> Option<f64> {
+        let mut columns: Vec<usize> = predicate
+            .column_refs()
+            .into_iter()
+            .map(|c| load.schema.index_of(&c.name).ok())
+            .collect::<Option<_>>()?;
+        columns.sort_unstable();
+        columns.dedup();
+        let schema = load.schema.project(&columns).ok()?;
+        let df_schema = DFSchema::try_from(schema).ok()?;
+        let predicate = SessionContext::new()
+            .create_physical_expr(predicate.clone(), &df_schema)
+            .ok()?;
+        let (mut kept, mut sampled) = (0usize, 0usize);
+        for batch in sample_rows(load, csv, &columns)?.into_iter().flatten() {
+            let value = predicate.evaluate(&batch).ok()?;
+            let value = value.into_array(batch.num_rows()).ok()?;
+            let mask = value.as_any().downcast_ref::<BooleanArray>()?;
+            kept += mask.true_count();
+            sampled += batch.num_rows();
+        }
+        (sampled > 0).then(|| kept as f64 / sampled as f64)
+    }
+
+    fn read_bytes(&self, load: &ResolvedLoad, columns: &[&str]) -> Option<u64> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        if load.format != Format::Parquet {
+            return None;
+        }
+        let mut bytes = 0u64;
+        for file in &load.files {
+            let reader = SerializedFileReader::new(File::open(file).ok()?).ok()?;
+            for group in reader.metadata().row_groups() {
+                for chunk in group.columns() {
+                    let top = chunk.column_path().parts().first();
+                    if top.is_some_and(|name| columns.contains(&name.as_str())) {
+                        bytes += u64::try_from(chunk.compressed_size()).unwrap_or(0);
+                    }
+                }
             }
         }
-        let total = self.source(load, csv).map_or(sampled as u64, |s| s.rows);
-        Some(distinct_estimate(&counts, sampled as u64, total))
+        Some(bytes)
+    }
+}
+
+/// Rows read one after another from one place of a file.
+type Run = Vec<RecordBatch>;
+
+/// Up to [`SAMPLE_ROWS`] rows of a load's `columns` (indices into its schema), in that
+/// order, as runs of consecutive rows: one per row group sampled of Parquet files, the first
+/// rows of other formats.
+fn sample_rows(load: &ResolvedLoad, csv: &CsvOptions, columns: &[usize]) -> Option<Vec<Run>> {
+    let mut out = Vec::new();
+    let mut sampled = 0usize;
+    for file in &load.files {
+        for run in sample(load, csv, Path::new(file), SAMPLE_ROWS - sampled, columns)? {
+            sampled += run.iter().map(RecordBatch::num_rows).sum::<usize>();
+            out.push(run);
+        }
+        if sampled >= SAMPLE_ROWS {
+            break;
+        }
+    }
+    Some(out)
+}
+
+/// What a sample shows of one column's values.
+#[derive(Default)]
+struct Values {
+    /// How often each value was seen.
+    counts: HashMap<Box<[u8]>, u32>,
+    sampled: u64,
+    /// Rows and value changes of each run.
+    runs: Vec<(u64, u64)>,
+    /// Whether every run was in order (ascending or descending).
+    sorted: bool,
+}
+
+impl Values {
+    /// Adds a run of consecutive rows, in Arrow's comparable row encoding.
+    fn run<'r>(&mut self, rows: impl Iterator<Item = datafusion::arrow::row::Row<'r>>) {
+        if self.runs.is_empty() {
+            self.sorted = true;
+        }
+        let (mut n, mut changes) = (0u64, 0u64);
+        let (mut up, mut down) = (true, true);
+        let mut previous: Option<datafusion::arrow::row::Row<'r>> = None;
+        for row in rows {
+            *self.counts.entry(row.as_ref().into()).or_insert(0) += 1;
+            if let Some(p) = previous {
+                match p.cmp(&row) {
+                    std::cmp::Ordering::Less => (changes, down) = (changes + 1, false),
+                    std::cmp::Ordering::Greater => (changes, up) = (changes + 1, false),
+                    std::cmp::Ordering::Equal => {}
+                }
+            }
+            previous = Some(row);
+            n += 1;
+        }
+        self.sampled += n;
+        self.sorted &= up || down;
+        self.runs.push((n, changes));
+    }
+
+    /// Distinct values of the column over `total` rows. A file stored in the column's
+    /// order shows in each run a stretch of its values that changes as often as the rows
+    /// around it do: a run of `n` rows with `c` changes standing for `share` rows adds
+    /// `c × (share / n − 1)` values nobody saw to those seen. Otherwise
+    /// [`distinct_estimate`].
+    fn estimate(&self, total: u64) -> u64 {
+        let seen = self.counts.len() as u64;
+        if self.sampled >= total || self.sampled == 0 {
+            return seen;
+        }
+        let changed = self.runs.iter().any(|(_, c)| *c > 0);
+        let repeated = self.counts.values().any(|c| *c > 1);
+        if !(self.sorted && changed && repeated) {
+            return distinct_estimate(&self.counts, self.sampled, total);
+        }
+        let share = total as f64 / self.runs.len() as f64;
+        let unseen: f64 = self
+            .runs
+            .iter()
+            .map(|(n, c)| *c as f64 * (share / (*n).max(1) as f64 - 1.0).max(0.0))
+            .sum();
+        let estimate = seen as f64 + unseen;
+        (estimate.round() as u64).clamp(seen, total)
     }
 }
 
@@ -103,16 +230,31 @@ fn distinct_estimate(counts: &HashMap<Box<[u8]>, u32>, sampled: u64, total: u64)
     (estimate.round() as u64).clamp(seen, total)
 }
 
-/// The first `limit` rows of one file of a load, read with its schema.
+/// Up to `limit` rows of `columns` of one file of a load, read with its schema.
 fn sample(
     load: &ResolvedLoad,
     csv: &CsvOptions,
     path: &Path,
     limit: usize,
-) -> Option<Vec<RecordBatch>> {
+    columns: &[usize],
+) -> Option<Vec<Run>> {
     if limit == 0 {
         return Some(Vec::new());
     }
+    if load.format == Format::Parquet {
+        return parquet_sample(load, path, limit, columns);
+    }
+    Some(vec![text_sample(load, csv, path, limit, columns)?])
+}
+
+/// The first `limit` rows of `columns` of a file stored row by row.
+fn text_sample(
+    load: &ResolvedLoad,
+    csv: &CsvOptions,
+    path: &Path,
+    limit: usize,
+    columns: &[usize],
+) -> Option<Run> {
     let file = File::open(path).ok()?;
     let schema = load.schema.clone();
     let batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>>> = match load.format {
@@ -120,23 +262,75 @@ fn sample(
             arrow::csv::ReaderBuilder::new(schema)
                 .with_header(csv.header)
                 .with_delimiter(csv.delimiter)
+                .with_projection(columns.to_vec())
                 .build(file)
                 .ok()?,
         ),
         Format::Json => Box::new(
             arrow::json::ReaderBuilder::new(schema)
                 .build(std::io::BufReader::new(file))
-                .ok()?,
-        ),
-        Format::Arrow => Box::new(arrow::ipc::reader::FileReader::try_new(file, None).ok()?),
-        Format::Parquet => Box::new(
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
                 .ok()?
-                .with_limit(limit)
-                .build()
-                .ok()?,
+                .map(|b| b.and_then(|b| b.project(columns))),
         ),
+        _ => Box::new(arrow::ipc::reader::FileReader::try_new(file, Some(columns.to_vec())).ok()?),
     };
+    first_rows(batches, limit)
+}
+
+/// Row groups a Parquet sample is spread over: a file sorted by some column shows a few of
+/// its values in its first rows, and something of all of them across its row groups.
+const SAMPLE_ROW_GROUPS: usize = 8;
+
+/// Up to `limit` rows of `columns` of a Parquet file, the first rows of row groups spread
+/// evenly over the file.
+fn parquet_sample(
+    load: &ResolvedLoad,
+    path: &Path,
+    limit: usize,
+    columns: &[usize],
+) -> Option<Vec<Run>> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder =
+        |path: &Path| ParquetRecordBatchReaderBuilder::try_new(File::open(path).ok()?).ok();
+    let first = builder(path)?;
+    let groups = first.metadata().num_row_groups();
+    // The file's own order of columns may differ from the load's: pick them by name.
+    let roots: Vec<usize> = columns
+        .iter()
+        .map(|c| first.schema().index_of(load.schema.field(*c).name()).ok())
+        .collect::<Option<_>>()?;
+    let spread = groups.clamp(1, SAMPLE_ROW_GROUPS);
+    let each = limit.div_ceil(spread);
+    let mut out = Vec::new();
+    for k in 0..spread {
+        let group = k * groups / spread;
+        let reader = builder(path)?;
+        let mask = ProjectionMask::roots(reader.parquet_schema(), roots.iter().copied());
+        let mut reader = reader.with_projection(mask).with_limit(each);
+        if groups > 0 {
+            reader = reader.with_row_groups(vec![group]);
+        }
+        let mut run = Vec::new();
+        for batch in reader.build().ok()? {
+            // The mask keeps the file's order of columns; the caller asked for its own.
+            let batch = batch.ok()?;
+            let order: Vec<usize> = columns
+                .iter()
+                .map(|c| batch.schema().index_of(load.schema.field(*c).name()).ok())
+                .collect::<Option<_>>()?;
+            run.push(batch.project(&order).ok()?);
+        }
+        out.push(run);
+    }
+    Some(out)
+}
+
+/// The first `limit` rows of a stream of batches.
+fn first_rows(
+    batches: impl Iterator<Item = Result<RecordBatch, ArrowError>>,
+    limit: usize,
+) -> Option<Vec<RecordBatch>> {
     let mut out = Vec::new();
     let mut rows = 0;
     for batch in batches {
@@ -221,6 +415,108 @@ mod tests {
         assert!((180_000..=240_000).contains(&rows), "{rows}");
         assert_eq!(FileStatistics.distinct(&load, &csv, "id"), Some(rows));
         assert_eq!(FileStatistics.distinct(&load, &csv, "nothing"), None);
+    }
+
+    /// A Parquet file of `rows` rows in row groups of 10,000: `id` counts up, `order` repeats
+    /// each value four times in order, `store` is one of five in blocks, `shuffled` is one of
+    /// 1,000 in no order.
+    fn parquet_fixture(dir: &Path, rows: i64) -> ResolvedLoad {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use parquet::arrow::ArrowWriter;
+        use parquet::file::properties::WriterProperties;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("order", DataType::Int64, false),
+            Field::new("store", DataType::Utf8, false),
+            Field::new("shuffled", DataType::Int64, false),
+        ]));
+        let path = dir.join("t.parquet");
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(10_000))
+            .build();
+        let mut writer =
+            ArrowWriter::try_new(File::create(&path).unwrap(), schema.clone(), Some(props))
+                .unwrap();
+        let ids: Vec<i64> = (0..rows).collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids.clone())),
+                Arc::new(Int64Array::from_iter_values(ids.iter().map(|i| i / 4))),
+                Arc::new(StringArray::from_iter_values(
+                    ids.iter().map(|i| format!("s{}", i * 5 / rows)),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    ids.iter().map(|i| (i * 7_919) % 1_000),
+                )),
+            ],
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        ResolvedLoad {
+            schema,
+            format: Format::Parquet,
+            files: vec![path.display().to_string()],
+        }
+    }
+
+    #[test]
+    fn distinct_values_of_a_sorted_column_follow_its_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = parquet_fixture(dir.path(), 400_000);
+        let csv = CsvOptions::default();
+        let within = |column: &str, expected: f64| {
+            let n = FileStatistics.distinct(&load, &csv, column).unwrap() as f64;
+            assert!(
+                (n / expected - 1.0).abs() < 0.05,
+                "{column}: {n} distinct, expected about {expected}"
+            );
+        };
+        // Sorted with repeats: the first rows of each row group would say 12,500.
+        within("order", 100_000.0);
+        // Sorted, few values: still few.
+        within("store", 5.0);
+        within("shuffled", 1_000.0);
+        within("id", 400_000.0);
+    }
+
+    #[test]
+    fn selectivity_is_measured_on_a_sample_spread_over_the_file() {
+        use datafusion::logical_expr::{col, lit};
+        let dir = tempfile::tempdir().unwrap();
+        let load = parquet_fixture(dir.path(), 400_000);
+        let csv = CsvOptions::default();
+        let keeps = |predicate: Expr| FileStatistics.selectivity(&load, &csv, &predicate).unwrap();
+        // The first rows alone would say all or nothing.
+        assert_eq!(keeps(col("id").lt(lit(100_000i64))), 0.25);
+        assert_eq!(keeps(col("store").eq(lit("s1"))), 0.25);
+        let some = keeps(col("shuffled").lt(lit(100i64)));
+        assert!((some - 0.1).abs() < 0.01, "{some}");
+        // Literals are coerced to the column's type, as the optimiser would.
+        assert_eq!(keeps(col("id").lt_eq(lit(-1i32))), 0.0);
+        assert_eq!(
+            FileStatistics.selectivity(&load, &csv, &col("nothing").eq(lit(1))),
+            None
+        );
+    }
+
+    #[test]
+    fn a_parquet_scan_reads_the_bytes_of_its_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = parquet_fixture(dir.path(), 100_000);
+        let all = FileStatistics
+            .read_bytes(&load, &["id", "order", "store", "shuffled"])
+            .unwrap();
+        let one = FileStatistics.read_bytes(&load, &["id"]).unwrap();
+        assert!(0 < one && one < all, "{one} of {all}");
+        let file = std::fs::metadata(&load.files[0]).unwrap().len();
+        assert!(all <= file, "{all} of a {file}-byte file");
+        let csv_load = ResolvedLoad {
+            format: Format::Csv,
+            ..load
+        };
+        assert_eq!(FileStatistics.read_bytes(&csv_load, &["id"]), None);
     }
 
     #[test]

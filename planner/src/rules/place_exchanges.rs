@@ -55,7 +55,7 @@ impl Rule for PlaceExchanges {
                 .collect();
             single[id] = match &op.kind {
                 k if k.is_single() => true,
-                OpKind::Filter | OpKind::Project | OpKind::Split { .. } | OpKind::Union => {
+                OpKind::Filter { .. } | OpKind::Project | OpKind::Split { .. } | OpKind::Union => {
                     op.inputs.iter().all(|i| single[*i])
                 }
                 _ => false,
