@@ -14,7 +14,8 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use flow_compiler::{CsvOptions, Format, ResolvedLoad};
 use flow_planner::{SourceStats, Statistics};
-use std::collections::HashMap;
+// hashbrown with its fast default hasher: a sample hashes 50,000 values per column.
+use datafusion::common::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -146,7 +147,7 @@ fn sample_rows(load: &ResolvedLoad, csv: &CsvOptions, columns: &[usize]) -> Opti
 #[derive(Default)]
 struct Values {
     /// How often each value was seen.
-    counts: HashMap<Box<[u8]>, u32>,
+    counts: HashMap<Vec<u8>, u32>,
     sampled: u64,
     /// Rows and value changes of each run.
     runs: Vec<(u64, u64)>,
@@ -164,7 +165,7 @@ impl Values {
         let (mut up, mut down) = (true, true);
         let mut previous: Option<datafusion::arrow::row::Row<'r>> = None;
         for row in rows {
-            *self.counts.entry(row.as_ref().into()).or_insert(0) += 1;
+            *self.counts.entry_ref(row.as_ref()).or_insert(0) += 1;
             if let Some(p) = previous {
                 match p.cmp(&row) {
                     std::cmp::Ordering::Less => (changes, down) = (changes + 1, false),
@@ -215,7 +216,7 @@ const SAMPLE_ROWS: usize = 50_000;
 /// often for themselves, so a column of a few repeated values stays a few; a sample without
 /// repeats is a key. The sample is the files' first rows: a file sorted by the column shows
 /// fewer values than it has.
-fn distinct_estimate(counts: &HashMap<Box<[u8]>, u32>, sampled: u64, total: u64) -> u64 {
+fn distinct_estimate(counts: &HashMap<Vec<u8>, u32>, sampled: u64, total: u64) -> u64 {
     let seen = counts.len() as u64;
     if sampled >= total || sampled == 0 {
         return seen;
@@ -290,26 +291,30 @@ fn parquet_sample(
     columns: &[usize],
 ) -> Option<Vec<Run>> {
     use parquet::arrow::ProjectionMask;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let builder =
-        |path: &Path| ParquetRecordBatchReaderBuilder::try_new(File::open(path).ok()?).ok();
-    let first = builder(path)?;
-    let groups = first.metadata().num_row_groups();
+    use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+    // The footer is read once; each row group sampled reuses it.
+    let metadata = ArrowReaderMetadata::load(&File::open(path).ok()?, Default::default()).ok()?;
+    let builder = |path: &Path| {
+        let file = File::open(path).ok()?;
+        Some(ParquetRecordBatchReaderBuilder::new_with_metadata(
+            file,
+            metadata.clone(),
+        ))
+    };
+    let groups = metadata.metadata().num_row_groups();
     // The file's own order of columns may differ from the load's: pick them by name.
     let roots: Vec<usize> = columns
         .iter()
-        .map(|c| first.schema().index_of(load.schema.field(*c).name()).ok())
+        .map(|c| metadata.schema().index_of(load.schema.field(*c).name()).ok())
         .collect::<Option<_>>()?;
     let spread = groups.clamp(1, SAMPLE_ROW_GROUPS);
     let each = limit.div_ceil(spread);
-    let mut out = Vec::new();
-    for k in 0..spread {
-        let group = k * groups / spread;
+    let run = |k: usize| -> Option<Run> {
         let reader = builder(path)?;
         let mask = ProjectionMask::roots(reader.parquet_schema(), roots.iter().copied());
         let mut reader = reader.with_projection(mask).with_limit(each);
         if groups > 0 {
-            reader = reader.with_row_groups(vec![group]);
+            reader = reader.with_row_groups(vec![k * groups / spread]);
         }
         let mut run = Vec::new();
         for batch in reader.build().ok()? {
@@ -321,9 +326,16 @@ fn parquet_sample(
                 .collect::<Option<_>>()?;
             run.push(batch.project(&order).ok()?);
         }
-        out.push(run);
-    }
-    Some(out)
+        Some(run)
+    };
+    // Row groups decode apart (a page each, decompressed): planning waits on this, and the
+    // machine's cores are idle while it plans.
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..spread).map(|k| scope.spawn(move || run(k))).collect();
+        runs.into_iter()
+            .map(|r| r.join().ok().flatten())
+            .collect()
+    })
 }
 
 /// The first `limit` rows of a stream of batches.
