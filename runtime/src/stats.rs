@@ -29,32 +29,9 @@ pub struct FileStatistics;
 
 impl Statistics for FileStatistics {
     fn source(&self, load: &ResolvedLoad, csv: &CsvOptions) -> Option<SourceStats> {
-        let mut total = SourceStats {
-            bytes: 0,
-            rows: 0,
-            exact: true,
-        };
-        for file in &load.files {
-            let path = Path::new(file);
-            let bytes = std::fs::metadata(path).ok()?.len();
-            let (rows, exact) = match load.format {
-                Format::Parquet => (parquet_rows(path)?, true),
-                Format::Csv => {
-                    let (lines, exact) = text_rows(path, bytes)?;
-                    // The header line names the columns; it is not a row.
-                    (lines.saturating_sub(u64::from(csv.header)), exact)
-                }
-                Format::Json => text_rows(path, bytes)?,
-                Format::Arrow => {
-                    let width = flow_planner::stats::row_width(&load.schema);
-                    ((bytes as f64 / width).ceil() as u64, false)
-                }
-            };
-            total.bytes += bytes;
-            total.rows += rows;
-            total.exact &= exact;
-        }
-        Some(total)
+        memo(load, format!("source {csv:?}"), || {
+            measure_source(load, csv)
+        })
     }
 
     fn model_bytes(&self, path: &str) -> Option<u64> {
@@ -62,64 +39,145 @@ impl Statistics for FileStatistics {
     }
 
     fn distinct(&self, load: &ResolvedLoad, csv: &CsvOptions, column: &str) -> Option<u64> {
-        let index = load.schema.index_of(column).ok()?;
-        let field = load.schema.field(index).clone();
-        let converter = RowConverter::new(vec![SortField::new(field.data_type().clone())]).ok()?;
-        let mut values = Values::default();
-        for run in sample_rows(load, csv, &[index])? {
-            let mut rows = Vec::new();
-            for batch in run {
-                rows.push(converter.convert_columns(&[batch.column(0).clone()]).ok()?);
-            }
-            values.run(rows.iter().flat_map(|r| r.iter()));
-        }
-        let total = self.source(load, csv).map_or(values.sampled, |s| s.rows);
-        Some(values.estimate(total))
+        memo(load, format!("distinct {column} {csv:?}"), || {
+            measure_distinct(load, csv, column)
+        })
     }
 
     fn selectivity(&self, load: &ResolvedLoad, csv: &CsvOptions, predicate: &Expr) -> Option<f64> {
-        let mut columns: Vec<usize> = predicate
-            .column_refs()
-            .into_iter()
-            .map(|c| load.schema.index_of(&c.name).ok())
-            .collect::<Option<_>>()?;
-        columns.sort_unstable();
-        columns.dedup();
-        let schema = load.schema.project(&columns).ok()?;
-        let df_schema = DFSchema::try_from(schema).ok()?;
-        let predicate = SessionContext::new()
-            .create_physical_expr(predicate.clone(), &df_schema)
-            .ok()?;
-        let (mut kept, mut sampled) = (0usize, 0usize);
-        for batch in sample_rows(load, csv, &columns)?.into_iter().flatten() {
-            let value = predicate.evaluate(&batch).ok()?;
-            let value = value.into_array(batch.num_rows()).ok()?;
-            let mask = value.as_any().downcast_ref::<BooleanArray>()?;
-            kept += mask.true_count();
-            sampled += batch.num_rows();
-        }
-        (sampled > 0).then(|| kept as f64 / sampled as f64)
+        memo(load, format!("keeps {predicate} {csv:?}"), || {
+            measure_selectivity(load, csv, predicate)
+        })
     }
 
     fn read_bytes(&self, load: &ResolvedLoad, columns: &[&str]) -> Option<u64> {
-        use parquet::file::reader::{FileReader, SerializedFileReader};
-        if load.format != Format::Parquet {
-            return None;
+        memo(load, format!("read {columns:?}"), || {
+            measure_read_bytes(load, columns)
+        })
+    }
+}
+
+/// What this process already measured of files, by what was asked of which files in which
+/// state (size and modification time: a file that changes is measured again). Planning asks
+/// the same of a source more than once (a key that joins and groups; `flowc plan` lowers for
+/// its listing and again to plan), and samples are the slow part of planning.
+fn memo<T: Clone + Send + 'static>(
+    load: &ResolvedLoad,
+    what: String,
+    measure: impl FnOnce() -> T,
+) -> T {
+    use std::any::Any;
+    use std::sync::{Mutex, OnceLock};
+    type Memo = Mutex<std::collections::HashMap<String, Box<dyn Any + Send>>>;
+    static MEMO: OnceLock<Memo> = OnceLock::new();
+    let mut key = what;
+    for file in &load.files {
+        let meta = std::fs::metadata(file).ok();
+        let modified = meta.as_ref().and_then(|m| m.modified().ok());
+        key.push_str(&format!("|{file}:{:?}:{modified:?}", meta.map(|m| m.len())));
+    }
+    let memo = MEMO.get_or_init(Default::default);
+    if let Ok(known) = memo.lock()
+        && let Some(value) = known.get(&key).and_then(|v| v.downcast_ref::<T>())
+    {
+        return value.clone();
+    }
+    let value = measure();
+    if let Ok(mut known) = memo.lock() {
+        known.insert(key, Box::new(value.clone()));
+    }
+    value
+}
+
+fn measure_source(load: &ResolvedLoad, csv: &CsvOptions) -> Option<SourceStats> {
+    let mut total = SourceStats {
+        bytes: 0,
+        rows: 0,
+        exact: true,
+    };
+    for file in &load.files {
+        let path = Path::new(file);
+        let bytes = std::fs::metadata(path).ok()?.len();
+        let (rows, exact) = match load.format {
+            Format::Parquet => (parquet_rows(path)?, true),
+            Format::Csv => {
+                let (lines, exact) = text_rows(path, bytes)?;
+                // The header line names the columns; it is not a row.
+                (lines.saturating_sub(u64::from(csv.header)), exact)
+            }
+            Format::Json => text_rows(path, bytes)?,
+            Format::Arrow => {
+                let width = flow_planner::stats::row_width(&load.schema);
+                ((bytes as f64 / width).ceil() as u64, false)
+            }
+        };
+        total.bytes += bytes;
+        total.rows += rows;
+        total.exact &= exact;
+    }
+    Some(total)
+}
+
+fn measure_distinct(load: &ResolvedLoad, csv: &CsvOptions, column: &str) -> Option<u64> {
+    let index = load.schema.index_of(column).ok()?;
+    let field = load.schema.field(index).clone();
+    let converter = RowConverter::new(vec![SortField::new(field.data_type().clone())]).ok()?;
+    let mut values = Values::default();
+    for run in sample_rows(load, csv, &[index])? {
+        let mut rows = Vec::new();
+        for batch in run {
+            rows.push(converter.convert_columns(&[batch.column(0).clone()]).ok()?);
         }
-        let mut bytes = 0u64;
-        for file in &load.files {
-            let reader = SerializedFileReader::new(File::open(file).ok()?).ok()?;
-            for group in reader.metadata().row_groups() {
-                for chunk in group.columns() {
-                    let top = chunk.column_path().parts().first();
-                    if top.is_some_and(|name| columns.contains(&name.as_str())) {
-                        bytes += u64::try_from(chunk.compressed_size()).unwrap_or(0);
-                    }
+        values.run(rows.iter().flat_map(|r| r.iter()));
+    }
+    let total = FileStatistics
+        .source(load, csv)
+        .map_or(values.sampled, |s| s.rows);
+    Some(values.estimate(total))
+}
+
+fn measure_selectivity(load: &ResolvedLoad, csv: &CsvOptions, predicate: &Expr) -> Option<f64> {
+    let mut columns: Vec<usize> = predicate
+        .column_refs()
+        .into_iter()
+        .map(|c| load.schema.index_of(&c.name).ok())
+        .collect::<Option<_>>()?;
+    columns.sort_unstable();
+    columns.dedup();
+    let schema = load.schema.project(&columns).ok()?;
+    let df_schema = DFSchema::try_from(schema).ok()?;
+    let predicate = SessionContext::new()
+        .create_physical_expr(predicate.clone(), &df_schema)
+        .ok()?;
+    let (mut kept, mut sampled) = (0usize, 0usize);
+    for batch in sample_rows(load, csv, &columns)?.into_iter().flatten() {
+        let value = predicate.evaluate(&batch).ok()?;
+        let value = value.into_array(batch.num_rows()).ok()?;
+        let mask = value.as_any().downcast_ref::<BooleanArray>()?;
+        kept += mask.true_count();
+        sampled += batch.num_rows();
+    }
+    (sampled > 0).then(|| kept as f64 / sampled as f64)
+}
+
+fn measure_read_bytes(load: &ResolvedLoad, columns: &[&str]) -> Option<u64> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    if load.format != Format::Parquet {
+        return None;
+    }
+    let mut bytes = 0u64;
+    for file in &load.files {
+        let reader = SerializedFileReader::new(File::open(file).ok()?).ok()?;
+        for group in reader.metadata().row_groups() {
+            for chunk in group.columns() {
+                let top = chunk.column_path().parts().first();
+                if top.is_some_and(|name| columns.contains(&name.as_str())) {
+                    bytes += u64::try_from(chunk.compressed_size()).unwrap_or(0);
                 }
             }
         }
-        Some(bytes)
     }
+    Some(bytes)
 }
 
 /// Rows read one after another from one place of a file.
@@ -305,7 +363,12 @@ fn parquet_sample(
     // The file's own order of columns may differ from the load's: pick them by name.
     let roots: Vec<usize> = columns
         .iter()
-        .map(|c| metadata.schema().index_of(load.schema.field(*c).name()).ok())
+        .map(|c| {
+            metadata
+                .schema()
+                .index_of(load.schema.field(*c).name())
+                .ok()
+        })
         .collect::<Option<_>>()?;
     let spread = groups.clamp(1, SAMPLE_ROW_GROUPS);
     let each = limit.div_ceil(spread);
@@ -332,9 +395,7 @@ fn parquet_sample(
     // machine's cores are idle while it plans.
     std::thread::scope(|scope| {
         let runs: Vec<_> = (0..spread).map(|k| scope.spawn(move || run(k))).collect();
-        runs.into_iter()
-            .map(|r| r.join().ok().flatten())
-            .collect()
+        runs.into_iter().map(|r| r.join().ok().flatten()).collect()
     })
 }
 
