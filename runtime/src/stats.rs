@@ -70,7 +70,7 @@ fn memo<T: Clone + Send + 'static>(
     use std::sync::{Mutex, OnceLock};
     type Memo = Mutex<std::collections::HashMap<String, Box<dyn Any + Send>>>;
     static MEMO: OnceLock<Memo> = OnceLock::new();
-    let mut key = what;
+    let mut key = format!("{what} {:?}", load.format);
     for file in &load.files {
         let meta = std::fs::metadata(file).ok();
         let modified = meta.as_ref().and_then(|m| m.modified().ok());
