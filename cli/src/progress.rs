@@ -83,10 +83,14 @@ impl std::fmt::Debug for Progress {
     }
 }
 
-fn style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:<40!} [{bar:24}] {pos}/{len} tasks {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ")
+/// Bars whose stage labels, padded to the longest of `width` characters, are never cut: a
+/// stage's name is what tells its bar apart.
+fn style(width: usize) -> ProgressStyle {
+    ProgressStyle::with_template(&format!(
+        "{{prefix:<{width}}} [{{bar:24}}] {{pos}}/{{len}} tasks {{msg}}"
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
 }
 
 impl Watch for Progress {
@@ -94,10 +98,12 @@ impl Watch for Progress {
         let Ok(mut map) = self.stages.lock() else {
             return;
         };
-        for s in stages {
+        let labels: Vec<String> = stages.iter().map(StageRecord::label).collect();
+        let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        for (s, label) in stages.iter().zip(labels) {
             let bar = self.multi.add(ProgressBar::new(s.tasks as u64));
-            bar.set_style(style());
-            bar.set_prefix(s.label());
+            bar.set_style(style(width));
+            bar.set_prefix(label);
             map.insert(
                 (s.job, s.stage),
                 StageBar {
@@ -179,6 +185,47 @@ mod tests {
         assert_eq!(message, "2 of 3: save to out/x.csv");
         progress.finished();
         assert!(progress.sink.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn stage_names_are_drawn_whole_and_aligned() {
+        let term = indicatif::InMemoryTerm::new(10, 200);
+        let progress = Progress::default();
+        progress
+            .multi
+            .set_draw_target(indicatif::ProgressDrawTarget::term_like(Box::new(
+                term.clone(),
+            )));
+        let long = "scan + filter + join + aggregate + project + sort";
+        let stages = [(3, vec!["scan"]), (1, long.split(" + ").collect())];
+        let records: Vec<StageRecord> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, (tasks, ops))| StageRecord {
+                stage: i,
+                tasks: *tasks,
+                ops: ops.iter().map(|o| o.to_string()).collect(),
+                ..StageRecord::default()
+            })
+            .collect();
+        progress.stages(&records);
+        for s in progress.stages.lock().unwrap().values() {
+            s.bar.tick();
+        }
+        let screen = term.contents();
+        let line = |start: &str| {
+            screen
+                .lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no line for {start} in\n{screen}"))
+                .to_string()
+        };
+        let (short, long_line) = (line("stage 0: scan "), line(&format!("stage 1: {long}")));
+        assert_eq!(
+            short.find('['),
+            long_line.find('['),
+            "bars not aligned:\n{screen}"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub struct RunRecord {
 }
 
 /// One stage of the plan as it ran.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct StageRecord {
     /// The job that first needed it: one per sink, training table or evaluation, in order.
     pub job: usize,
