@@ -116,8 +116,9 @@ pub enum OpKind {
         /// Inputs the model reads per row once its features are encoded (a bag of words is
         /// `buckets` of them).
         inputs: u64,
-        /// Passes over the rows.
-        epochs: u32,
+        /// Passes over the rows, when the program chose them; otherwise training's default
+        /// for the rows it gets ([`flow_stdlib::spec::default_epochs`]).
+        epochs: Option<u32>,
         /// Rows per gradient step.
         batch_size: u32,
         /// The program's `sync`, when it chose one.
@@ -238,7 +239,14 @@ impl fmt::Display for OpKind {
                 params,
                 epochs,
                 ..
-            } => write!(f, "train {model} ({params} parameters, {epochs} epochs)"),
+            } => match epochs {
+                Some(epochs) => write!(f, "train {model} ({params} parameters, {epochs} epochs)"),
+                None => write!(
+                    f,
+                    "train {model} ({params} parameters, epochs for {} steps)",
+                    flow_stdlib::spec::DEFAULT_STEPS
+                ),
+            },
             OpKind::Infer { batch: Some(b) } => write!(f, "infer (batch {b})"),
             OpKind::Save { path, format } => write!(f, "save {path} ({format})"),
             OpKind::Show { limit } => write!(f, "show (first {limit} rows)"),
@@ -620,7 +628,7 @@ impl<'a> Lowering<'a> {
                         model: model.kind.clone(),
                         params: train_params(model, spec, features),
                         inputs: features,
-                        epochs: u32::try_from(spec.epochs).unwrap_or(u32::MAX),
+                        epochs: spec.epochs.map(|e| u32::try_from(e).unwrap_or(u32::MAX)),
                         batch_size: u32::try_from(spec.batch_size).unwrap_or(u32::MAX).max(1),
                         sync: spec.sync,
                     },

@@ -128,7 +128,11 @@ pub fn stage_work(
                     rows: rows_in,
                     params: *params,
                     inputs: *inputs,
-                    epochs: *epochs,
+                    epochs: epochs.unwrap_or_else(|| {
+                        let rows = rows_in.max(1.0).min(usize::MAX as f64) as usize;
+                        let default = flow_stdlib::spec::default_epochs(rows, *batch_size as usize);
+                        u32::try_from(default).unwrap_or(u32::MAX)
+                    }),
                     batch_size: *batch_size,
                 });
                 // The shard stays in memory for every epoch; the model, its gradient and

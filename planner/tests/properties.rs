@@ -98,7 +98,7 @@ fn build(specs: &[Spec], scale: u64) -> OpGraph {
                         model: "logistic".into(),
                         params: 1 + (s.b * 10_000.0) as u64,
                         inputs: (s.b * 10_000.0) as u64,
-                        epochs: 1 + (s.b * 5.0) as u32,
+                        epochs: Some(1 + (s.b * 5.0) as u32),
                         batch_size: 256,
                         sync: None,
                     },

@@ -46,7 +46,7 @@ fn program(sinks: usize, model: bool, evaluate: bool) -> OpGraph {
             model: "logistic".into(),
             params: 2_000,
             inputs: 1_999,
-            epochs: 50,
+            epochs: Some(50),
             batch_size: 32,
             sync: None,
         };

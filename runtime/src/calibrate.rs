@@ -514,7 +514,7 @@ fn ml_kernels(rows: usize, epochs: usize) -> Result<MlKernels, String> {
     let mut spec = flow_stdlib::TrainSpec::new(kind);
     spec.label = Some("label".into());
     spec.features = features;
-    spec.epochs = epochs;
+    spec.epochs = Some(epochs);
     let inputs = (BUCKETS + NUMBERS) as f64;
     let params = inputs + 1.0;
     let n = rows as f64;

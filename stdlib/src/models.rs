@@ -86,7 +86,7 @@ const LABEL: ModelArg = ModelArg {
 const EPOCHS: ModelArg = ModelArg {
     name: "epochs",
     ty: ArgType::Int,
-    default: Some("10"),
+    default: Some("enough passes for 1,000 optimiser steps, from 10 to 1,000"),
     doc: "passes over the data",
 };
 const LEARNING_RATE: ModelArg = ModelArg {
@@ -111,7 +111,13 @@ const L2: ModelArg = ModelArg {
     name: "l2",
     ty: ArgType::Float,
     default: Some("0.0"),
-    doc: "L2 regularisation strength",
+    doc: "L2 regularisation strength (the penalty `l2/2 · ‖w‖²` on the mean loss)",
+};
+/// The classifiers' penalty defaults to scikit-learn's `LogisticRegression(C = 1)`, whose
+/// optimum is what their default training reaches.
+const L2_CLASSIFIER: ModelArg = ModelArg {
+    default: Some("1 / training rows (scikit-learn's C = 1)"),
+    ..L2
 };
 const SEED: ModelArg = ModelArg {
     name: "seed",
@@ -120,7 +126,7 @@ const SEED: ModelArg = ModelArg {
     doc: "seed of initialisation and shuffling",
 };
 
-/// The arguments of the linear models trained by gradient descent.
+/// The arguments of linear regression, trained by gradient descent.
 const SUPERVISED: &[ModelArg] = &[
     LABEL,
     FEATURES,
@@ -129,6 +135,19 @@ const SUPERVISED: &[ModelArg] = &[
     BATCH_SIZE,
     OPTIMIZER,
     L2,
+    SEED,
+    SYNC,
+];
+
+/// The arguments of the linear classifiers.
+const CLASSIFIER: &[ModelArg] = &[
+    LABEL,
+    FEATURES,
+    EPOCHS,
+    LEARNING_RATE,
+    BATCH_SIZE,
+    OPTIMIZER,
+    L2_CLASSIFIER,
     SEED,
     SYNC,
 ];
@@ -144,14 +163,14 @@ pub const MODEL_KINDS: &[ModelKind] = &[
     ModelKind {
         name: "logistic",
         task: Task::Classification,
-        doc: "binary logistic regression; outputs `prediction` and `probability`",
-        args: SUPERVISED,
+        doc: "binary logistic regression; outputs `probability` (of the second class, labels in their natural order) and `prediction` (the second class when `probability` ≥ 0.5)",
+        args: CLASSIFIER,
     },
     ModelKind {
         name: "softmax",
         task: Task::Classification,
-        doc: "multinomial logistic regression; outputs `prediction` and `probability`",
-        args: SUPERVISED,
+        doc: "multinomial logistic regression; outputs `prediction` (the most probable class) and `probability` (its probability)",
+        args: CLASSIFIER,
     },
     ModelKind {
         name: "mlp",

@@ -97,11 +97,13 @@ pub struct TrainSpec {
     pub kind: String,
     pub label: Option<String>,
     pub features: Vec<Feature>,
-    pub epochs: usize,
+    /// `None`: [`TrainSpec::epochs_for`] the training rows.
+    pub epochs: Option<usize>,
     pub learning_rate: f64,
     pub batch_size: usize,
     pub optimizer: OptimizerKind,
-    pub l2: f64,
+    /// `None`: [`TrainSpec::l2_for`] the training rows.
+    pub l2: Option<f64>,
     pub seed: u64,
     pub hidden: Vec<usize>,
     pub k: usize,
@@ -111,18 +113,48 @@ pub struct TrainSpec {
     pub sync: Option<SyncMode>,
 }
 
+/// Optimiser steps the default number of epochs gives at least: enough for the linear models
+/// to settle at their optimum (a 455-row data set reaches scikit-learn's after about 500).
+pub const DEFAULT_STEPS: usize = 1_000;
+/// The fewest and most passes the default gives.
+pub const DEFAULT_EPOCHS: std::ops::RangeInclusive<usize> = 10..=1_000;
+
+/// The default passes over `rows` rows in batches of `batch_size` (what the planner prices
+/// and training runs): enough for [`DEFAULT_STEPS`] steps, within [`DEFAULT_EPOCHS`].
+pub fn default_epochs(rows: usize, batch_size: usize) -> usize {
+    let steps = rows.div_ceil(batch_size.max(1)).max(1);
+    DEFAULT_STEPS
+        .div_ceil(steps)
+        .clamp(*DEFAULT_EPOCHS.start(), *DEFAULT_EPOCHS.end())
+}
+
 impl TrainSpec {
+    /// Passes over `rows` training rows: as the program says, or enough for
+    /// [`DEFAULT_STEPS`] steps of `batch_size` rows, within [`DEFAULT_EPOCHS`]. A small
+    /// table takes many passes, a large one the fewest: the steps are what converge.
+    pub fn epochs_for(&self, rows: usize) -> usize {
+        self.epochs
+            .unwrap_or_else(|| default_epochs(rows, self.batch_size))
+    }
+
+    /// The L2 penalty for `rows` training rows: as the program says, or `1 / rows`,
+    /// scikit-learn's `C = 1` on the mean loss (the catalogue gives linear regression and
+    /// the network `0.0`).
+    pub fn l2_for(&self, rows: usize) -> f64 {
+        self.l2.unwrap_or(1.0 / rows.max(1) as f64)
+    }
+
     /// The spec of `kind` with every default of the catalogue applied.
     pub fn new(kind: &ModelKind) -> TrainSpec {
         let mut spec = TrainSpec {
             kind: kind.name.to_string(),
             label: None,
             features: Vec::new(),
-            epochs: 10,
+            epochs: None,
             learning_rate: 0.01,
             batch_size: 256,
             optimizer: OptimizerKind::Adam,
-            l2: 0.0,
+            l2: None,
             seed: 0,
             hidden: Vec::new(),
             k: 8,
@@ -160,7 +192,7 @@ impl TrainSpec {
         match (name, value) {
             ("label", ArgValue::Column(c)) => self.label = Some(c),
             ("features", ArgValue::Features(f)) => self.features = f,
-            ("epochs", ArgValue::Int(v)) => self.epochs = count(v),
+            ("epochs", ArgValue::Int(v)) => self.epochs = Some(count(v)),
             ("batch_size", ArgValue::Int(v)) => self.batch_size = count(v),
             ("k", ArgValue::Int(v)) => self.k = count(v),
             ("max_iter", ArgValue::Int(v)) => self.max_iter = count(v),
@@ -168,8 +200,8 @@ impl TrainSpec {
             ("seed", ArgValue::Int(v)) => self.seed = v as u64,
             ("learning_rate", ArgValue::Float(v)) => self.learning_rate = v,
             ("learning_rate", ArgValue::Int(v)) => self.learning_rate = v as f64,
-            ("l2", ArgValue::Float(v)) => self.l2 = v,
-            ("l2", ArgValue::Int(v)) => self.l2 = v as f64,
+            ("l2", ArgValue::Float(v)) => self.l2 = Some(v),
+            ("l2", ArgValue::Int(v)) => self.l2 = Some(v as f64),
             ("hidden", ArgValue::Ints(v)) => self.hidden = v.into_iter().map(count).collect(),
             ("optimizer", ArgValue::Text(t)) => {
                 self.optimizer = if t == "sgd" {
@@ -192,10 +224,33 @@ mod tests {
     fn defaults_come_from_the_catalogue() {
         let mlp = TrainSpec::new(crate::models::find("mlp").unwrap());
         assert_eq!(mlp.hidden, vec![64]);
-        assert_eq!(mlp.epochs, 10);
+        assert_eq!(mlp.epochs, None);
+        assert_eq!(mlp.l2, Some(0.0));
         assert_eq!(mlp.optimizer, OptimizerKind::Adam);
         assert_eq!(mlp.sync, None);
         let kmeans = TrainSpec::new(crate::models::find("kmeans").unwrap());
         assert_eq!(kmeans.max_iter, 100);
+        let logistic = TrainSpec::new(crate::models::find("logistic").unwrap());
+        assert_eq!(logistic.l2, None);
+        assert_eq!(logistic.l2_for(400), 1.0 / 400.0);
+        let linear = TrainSpec::new(crate::models::find("linear").unwrap());
+        assert_eq!(linear.l2_for(400), 0.0);
+    }
+
+    #[test]
+    fn the_default_epochs_give_enough_steps_whatever_the_rows() {
+        let mut spec = TrainSpec::new(crate::models::find("logistic").unwrap());
+        // 455 rows in batches of 256: two steps a pass, 500 passes.
+        assert_eq!(spec.epochs_for(455), 500);
+        // Far more rows than steps: the fewest passes.
+        assert_eq!(spec.epochs_for(10_000_000), 10);
+        // One row: the most passes.
+        assert_eq!(spec.epochs_for(1), 1_000);
+        for rows in [1usize, 300, 455, 5_000, 100_000, 10_000_000] {
+            let steps = rows.div_ceil(spec.batch_size) * spec.epochs_for(rows);
+            assert!(steps >= DEFAULT_STEPS, "{rows} rows: {steps} steps");
+        }
+        spec.set("epochs", ArgValue::Int(3));
+        assert_eq!(spec.epochs_for(455), 3);
     }
 }

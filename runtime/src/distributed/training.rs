@@ -157,6 +157,8 @@ impl Coordinator {
                     sync: collective.sync,
                     every: collective.every,
                     steps_per_epoch: steps,
+                    epochs: header.spec.epochs_for(x.rows),
+                    l2: header.spec.l2_for(x.rows),
                 },
                 peers: peers.clone(),
                 mailbox: collective.mailbox,

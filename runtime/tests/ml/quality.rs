@@ -41,16 +41,19 @@ fn evaluate(set: &str, label: &str, width: usize, kind: &str, args: &str) -> Vec
     collect(&program).unwrap_or_else(|d| panic!("{program}\n{d:#?}"))
 }
 
+/// With no argument but label and features, `logistic` trains to the optimum
+/// scikit-learn's `LogisticRegression()` reaches (its C = 1 penalty, trained until
+/// converged): 10 passes over 455 rows, the old default, stopped at 0.916.
 #[test]
-fn logistic_matches_scikit_learn_on_breast_cancer() {
+fn logistic_with_its_defaults_matches_scikit_learn_on_breast_cancer() {
     let got = metric(
-        &evaluate("breast_cancer", "label", 30, "logistic", ", epochs = 50"),
+        &evaluate("breast_cancer", "label", 30, "logistic", ""),
         "accuracy",
     );
     let want = reference("breast_cancer_logistic_accuracy");
     eprintln!("flow {got} vs scikit-learn {want}");
     assert!(
-        (got - want).abs() <= 0.02,
+        (got - want).abs() <= 0.005,
         "flow {got} vs scikit-learn {want}"
     );
 }

@@ -38,6 +38,11 @@ pub struct Member {
     pub every: usize,
     /// Steps in every epoch, the same for all members.
     pub steps_per_epoch: usize,
+    /// Passes over the data and the L2 penalty, resolved for the rows of the whole group
+    /// ([`TrainSpec::epochs_for`], [`TrainSpec::l2_for`]) so every member trains as one
+    /// process would.
+    pub epochs: usize,
+    pub l2: f64,
 }
 
 /// The shares of `rows` rows among `size` members: member r gets rows r, r+size, ...
@@ -88,7 +93,7 @@ pub fn fit_member(
     let mut scratch = Vec::new();
     let mut order: Vec<usize> = (0..x.rows).collect();
     let mut since_average = 0;
-    for epoch in 0..spec.epochs {
+    for epoch in 0..member.epochs {
         order.shuffle(&mut rng);
         for step in 0..steps {
             // Each row once per epoch, as in one process; a member whose shard is done
@@ -117,7 +122,7 @@ pub fn fit_member(
                     let total = grad[params.len()].max(1.0);
                     let values = &mut grad[..params.len()];
                     values.iter_mut().for_each(|g| *g /= total);
-                    net.add_l2(params, spec.l2, values);
+                    net.add_l2(params, member.l2, values);
                     optimizer.step(params, values);
                 }
                 SyncMode::Average => {
@@ -128,7 +133,7 @@ pub fn fit_member(
                             targets,
                             rows: chunk,
                         };
-                        net.gradient_rows(params, picked, spec.l2, values, &mut scratch);
+                        net.gradient_rows(params, picked, member.l2, values, &mut scratch);
                         optimizer.step(params, values);
                     }
                     since_average += 1;
@@ -182,7 +187,7 @@ mod tests {
     #[test]
     fn a_group_of_one_learns() {
         let mut spec = TrainSpec::new(crate::models::find("logistic").unwrap());
-        spec.epochs = 50;
+        spec.epochs = Some(50);
         spec.batch_size = 4;
         spec.learning_rate = 0.1;
         let x = Matrix {
@@ -201,6 +206,8 @@ mod tests {
                 sync,
                 every: 2,
                 steps_per_epoch: steps,
+                epochs: spec.epochs_for(8),
+                l2: spec.l2_for(8),
             };
             fit_member(&spec, &net, &mut params, &x, &targets, &member, &mut Alone).unwrap();
             assert!(params[0] > 1.0, "{sync:?}: {params:?}");

@@ -295,7 +295,8 @@ pub fn fit_prepared(spec: &TrainSpec, prepared: Prepared) -> Model {
             // A block's rows, by their place in the block.
             let local: Vec<usize> = (0..block_rows.min(x.rows)).collect();
             let online = batch == 1 && spec.optimizer == OptimizerKind::Sgd && net.sizes.len() == 2;
-            for _ in 0..spec.epochs {
+            let l2 = spec.l2_for(x.rows);
+            for _ in 0..spec.epochs_for(x.rows) {
                 order.shuffle(&mut rng);
                 for rows in order.chunks(block_rows) {
                     x.gather_into(rows, &mut block);
@@ -311,9 +312,9 @@ pub fn fit_prepared(spec: &TrainSpec, prepared: Prepared) -> Model {
                         };
                         if online {
                             // The same arithmetic as below, without the gradient buffer.
-                            net.sgd_row(params, picked, spec.learning_rate, spec.l2, &mut scratch);
+                            net.sgd_row(params, picked, spec.learning_rate, l2, &mut scratch);
                         } else {
-                            net.gradient_rows(params, picked, spec.l2, &mut grad, &mut scratch);
+                            net.gradient_rows(params, picked, l2, &mut grad, &mut scratch);
                             optimizer.step(params, &grad);
                         }
                     }
