@@ -13,6 +13,7 @@ mod exec;
 pub mod files;
 pub mod interrupt;
 pub mod ml;
+mod remembered;
 mod save;
 pub mod stats;
 

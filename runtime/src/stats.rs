@@ -4,6 +4,7 @@
 //! first rows of other formats), the distinct values of a column and the fraction of rows a
 //! predicate keeps.
 
+use crate::remembered::remembered;
 use datafusion::arrow;
 use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::error::ArrowError;
@@ -29,9 +30,11 @@ pub struct FileStatistics;
 
 impl Statistics for FileStatistics {
     fn source(&self, load: &ResolvedLoad, csv: &CsvOptions) -> Option<SourceStats> {
-        memo(load, format!("source {csv:?}"), || {
-            measure_source(load, csv)
-        })
+        remembered(
+            &load.files,
+            format!("source {:?} {csv:?}", load.format),
+            || measure_source(load, csv),
+        )
     }
 
     fn model_bytes(&self, path: &str) -> Option<u64> {
@@ -39,54 +42,28 @@ impl Statistics for FileStatistics {
     }
 
     fn distinct(&self, load: &ResolvedLoad, csv: &CsvOptions, column: &str) -> Option<u64> {
-        memo(load, format!("distinct {column} {csv:?}"), || {
-            measure_distinct(load, csv, column)
-        })
+        remembered(
+            &load.files,
+            format!("distinct {column} {:?} {csv:?}", load.format),
+            || measure_distinct(load, csv, column),
+        )
     }
 
     fn selectivity(&self, load: &ResolvedLoad, csv: &CsvOptions, predicate: &Expr) -> Option<f64> {
-        memo(load, format!("keeps {predicate} {csv:?}"), || {
-            measure_selectivity(load, csv, predicate)
-        })
+        remembered(
+            &load.files,
+            format!("keeps {predicate} {:?} {csv:?}", load.format),
+            || measure_selectivity(load, csv, predicate),
+        )
     }
 
     fn read_bytes(&self, load: &ResolvedLoad, columns: &[&str]) -> Option<u64> {
-        memo(load, format!("read {columns:?}"), || {
-            measure_read_bytes(load, columns)
-        })
+        remembered(
+            &load.files,
+            format!("read {columns:?} {:?}", load.format),
+            || measure_read_bytes(load, columns),
+        )
     }
-}
-
-/// What this process already measured of files, by what was asked of which files in which
-/// state (size and modification time: a file that changes is measured again). Planning asks
-/// the same of a source more than once (a key that joins and groups; `flowc plan` lowers for
-/// its listing and again to plan), and samples are the slow part of planning.
-fn memo<T: Clone + Send + 'static>(
-    load: &ResolvedLoad,
-    what: String,
-    measure: impl FnOnce() -> T,
-) -> T {
-    use std::any::Any;
-    use std::sync::{Mutex, OnceLock};
-    type Memo = Mutex<std::collections::HashMap<String, Box<dyn Any + Send>>>;
-    static MEMO: OnceLock<Memo> = OnceLock::new();
-    let mut key = format!("{what} {:?}", load.format);
-    for file in &load.files {
-        let meta = std::fs::metadata(file).ok();
-        let modified = meta.as_ref().and_then(|m| m.modified().ok());
-        key.push_str(&format!("|{file}:{:?}:{modified:?}", meta.map(|m| m.len())));
-    }
-    let memo = MEMO.get_or_init(Default::default);
-    if let Ok(known) = memo.lock()
-        && let Some(value) = known.get(&key).and_then(|v| v.downcast_ref::<T>())
-    {
-        return value.clone();
-    }
-    let value = measure();
-    if let Ok(mut known) = memo.lock() {
-        known.insert(key, Box::new(value.clone()));
-    }
-    value
 }
 
 fn measure_source(load: &ResolvedLoad, csv: &CsvOptions) -> Option<SourceStats> {
