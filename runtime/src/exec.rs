@@ -86,10 +86,10 @@ impl Engine {
         }
     }
 
-    fn finish(self) -> Option<RunRecord> {
+    async fn finish(self) -> Option<RunRecord> {
         match self {
             Engine::Local => None,
-            Engine::Cluster(c) => Some(c.finish()),
+            Engine::Cluster(c) => Some(c.finish().await),
         }
     }
 }
@@ -163,7 +163,7 @@ async fn cluster_rows(
             coordinator.add_stage(lowered);
         }
     }
-    tokio::task::block_in_place(|| coordinator.read(stage, output))
+    coordinator.read(stage, output).await
 }
 
 /// What comes back to the coordinator moves direct, unless every exchange was forced through
@@ -420,7 +420,7 @@ async fn run_async(
     if let Some(watch) = &options.watch {
         watch.finished();
     }
-    let record = engine.finish();
+    let record = engine.finish().await;
     result.map(|summary| RunSummary {
         cluster: record,
         ..summary

@@ -344,12 +344,14 @@ impl Coordinator {
 
     /// Runs stage `id` and what it needs (all lowered), then reads its output `output` whole:
     /// the rows of that operator, for a sink, a training or an evaluation.
-    pub fn read(&mut self, id: usize, output: usize) -> Result<Vec<RecordBatch>> {
+    pub async fn read(&mut self, id: usize, output: usize) -> Result<Vec<RecordBatch>> {
         let job = self.next_job;
         self.next_job += 1;
         loop {
-            self.drive(job, id)?;
-            match self.read_whole(id, output) {
+            // Driving waits on the workers' messages, which arrive on threads of their own:
+            // the one blocking part, kept off the runtime's other tasks.
+            tokio::task::block_in_place(|| self.drive(job, id))?;
+            match self.read_whole(id, output).await {
                 Ok(batches) => {
                     if let Some(watch) = &self.watch {
                         watch.job_done(job);
@@ -362,7 +364,7 @@ impl Coordinator {
                     let Some(peer) = lost_peer(&e) else {
                         return Err(e);
                     };
-                    self.peer_lost(&peer)?;
+                    tokio::task::block_in_place(|| self.peer_lost(&peer))?;
                 }
             }
         }
@@ -956,7 +958,7 @@ impl Coordinator {
     }
 
     /// All of output `k` of stage `stage`, read here.
-    fn read_whole(&self, stage: usize, k: usize) -> Result<Vec<RecordBatch>> {
+    async fn read_whole(&self, stage: usize, k: usize) -> Result<Vec<RecordBatch>> {
         let schema = self.stages[&stage].outputs[k].plan.schema();
         let reader: Arc<dyn ExecutionPlan> = Arc::new(ExchangeReadExec::new(
             (stage, k),
@@ -976,12 +978,11 @@ impl Coordinator {
             SessionConfig::new().with_extension(self.channels.clone()),
         );
         let stream = plan.execute(0, ctx.task_ctx())?;
-        tokio::runtime::Handle::current()
-            .block_on(datafusion::physical_plan::common::collect(stream))
+        datafusion::physical_plan::common::collect(stream).await
     }
 
     /// Stops the workers, removes the run's temporary objects and returns what happened.
-    pub fn finish(mut self) -> RunRecord {
+    pub async fn finish(mut self) -> RunRecord {
         // Stages with no task plans (training, evaluation, sinks reading what others sent)
         // were the coordinator's own work.
         for stage in &self.plan.stages {
@@ -1016,10 +1017,7 @@ impl Coordinator {
             self.launch.store.clone(),
             self.channels.prefix.clone(),
         );
-        let removed = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current()
-                .block_on(async { remove_prefix(store.as_ref(), &url, &prefix).await })
-        });
+        let removed = remove_prefix(store.as_ref(), &url, &prefix).await;
         if let Err(e) = removed {
             tracing::warn!(
                 "could not remove the run's temporary objects under {url}/{prefix}: {e}"

@@ -155,6 +155,9 @@ impl MlResults {
                 NodeKind::Train { spec, .. } => {
                     let data = data_input(dag, n);
                     let batches = host.rows(data, self).await?;
+                    // Training is CPU work (or, on a cluster, waiting on the workers' steps)
+                    // on data this task borrows: it runs here, with the runtime told to move
+                    // its other tasks elsewhere meanwhile.
                     let model = tokio::task::block_in_place(|| {
                         let prepared = train::prepare_batches(spec, &batches)
                             .map_err(|e| ml_error(e, at, "while training this model"))?;
