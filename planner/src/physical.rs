@@ -193,6 +193,10 @@ pub struct Exchange {
     /// Key columns of a hash shuffle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<u32>,
+    /// Whether each producer aggregates its rows partially before they move (into a
+    /// grouping, when that shrinks them enough to pay: `candidate::pre_aggregates`).
+    #[serde(default)]
+    pub partial: bool,
     /// How the data moves.
     pub channel: Channel,
     /// Estimated bytes moved.

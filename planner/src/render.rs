@@ -175,9 +175,14 @@ fn exchange_text(out: &mut String, x: &Exchange) {
         .keys
         .map(|k| format!(" on {k} key(s)"))
         .unwrap_or_default();
+    let partial = if x.partial {
+        " of partial aggregates"
+    } else {
+        ""
+    };
     let _ = write!(
         out,
-        "  out: {}{keys} to stage {}, {}",
+        "  out: {}{keys}{partial} to stage {}, {}",
         x.pattern.name(),
         x.to,
         units::bytes(x.bytes)

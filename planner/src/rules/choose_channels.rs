@@ -34,6 +34,7 @@ impl Rule for ChooseChannels {
                     predicted_usd: t.usd,
                 });
                 x.forced = choice.forced;
+                x.partial = choice.partial;
                 x.reason = choice.reason;
             }
         }

@@ -112,6 +112,7 @@ impl Rule for FuseNarrow {
                     consumer: id,
                     pattern: *pattern,
                     keys,
+                    partial: false,
                     channel: Channel::Storage,
                     bytes: p.sizes[input].bytes,
                     predicted_s: 0.0,

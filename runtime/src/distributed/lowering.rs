@@ -401,9 +401,9 @@ impl Lowering<'_> {
     }
 
     /// Each grouping of `plan` that reads an exchange from a stage not lowered yet, split in
-    /// two: the producer aggregates its rows partially before it sends them (recorded in
-    /// [`Lowering::partials`]), and this stage combines the partial states it receives —
-    /// what the planner prices (a grouping shuffles partial aggregates).
+    /// two where the plan says its producers pre-aggregate (`Exchange::partial`): the
+    /// producer aggregates its rows partially before it sends them (recorded in
+    /// [`Lowering::partials`]), and this stage combines the partial states it receives.
     fn split_groupings(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
             let Some(split) = self.split_grouping(&node)? else {
@@ -446,11 +446,8 @@ impl Lowering<'_> {
         else {
             return Ok(None);
         };
-        let groups = matches!(
-            self.plan.exchanges[x].pattern,
-            Pattern::HashShuffle | Pattern::Gather
-        );
-        if !groups || self.before.contains(&read.stage) {
+        // The planner decides where producers pre-aggregate (and prices what moves so).
+        if !self.plan.exchanges[x].partial || self.before.contains(&read.stage) {
             return Ok(None);
         }
         let partial: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
