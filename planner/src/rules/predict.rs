@@ -1,8 +1,9 @@
 //! `predict`: the final timeline and bill. Every stage starts when its inputs have arrived
 //! (stages after the first are started early, so only the first pays a cold start on the
 //! critical path) and finishes one task later. The runtime runs each sink's job on its own,
-//! one after another — a job computes every stage its sink needs, so what sinks share is
-//! computed again, except a model, trained or loaded once and kept — so the plan takes the
+//! one after another — a job computes the stages its sink needs that no earlier job ran
+//! (what sinks share runs once and is kept until its last reader has it; a model, trained
+//! or loaded once, is kept too) — so the plan takes the
 //! cold start, each job's longest chain of stages and exchanges plus the job's own overhead
 //! (a fixed part and planning, per node of the operators and expressions it computes), and
 //! the teardown; each task of the first job pays once more for code run for the first time.
@@ -144,9 +145,10 @@ fn jobs_in_turn(p: &Planning) -> Option<TimeSpent> {
     // before its reader. The first job's tasks are each worker's first: they pay for
     // running code paths for the first time.
     let mut warm = false;
-    let mut job = |roots: &[usize], ops: &[OpId], kept: &mut Vec<bool>| {
+    let mut job = |roots: &[usize], ops: &[OpId], kept: &mut Vec<bool>, ran: &mut Vec<bool>| {
         let planning = planned_nodes(ops, kept) * c.plan_s_per_node;
-        let needed = upstream(roots, kept);
+        let held: Vec<bool> = kept.iter().zip(ran.iter()).map(|(k, r)| *k || *r).collect();
+        let needed = upstream(roots, &held);
         let mut finish = vec![0.0_f64; n];
         let mut longest: f64 = 0.0;
         for (s, stage) in plan.stages.iter().enumerate().filter(|(s, _)| needed[*s]) {
@@ -163,13 +165,15 @@ fn jobs_in_turn(p: &Planning) -> Option<TimeSpent> {
             finish[s] = start + stage.predicted_s + first_time;
             longest = longest.max(finish[s]);
         }
-        warm = true;
-        for s in (0..n).filter(|s| needed[*s] && keeps[*s]) {
-            kept[s] = true;
+        warm = warm || needed.iter().any(|n| *n);
+        for s in (0..n).filter(|s| needed[*s]) {
+            ran[s] = true;
+            kept[s] |= keeps[s];
         }
         ((c.job_overhead_s + planning, longest), needed)
     };
     let mut kept = vec![false; n];
+    let mut ran = vec![false; n];
     let mut time = TimeSpent {
         start_up_s: c.cold_start_s,
         teardown_s: c.teardown_s,
@@ -188,7 +192,7 @@ fn jobs_in_turn(p: &Planning) -> Option<TimeSpent> {
                 .filter(|id| matches!(p.graph.ops[**id].kind, OpKind::Train { .. }))
                 .flat_map(|id| p.graph.ops[*id].inputs.iter().copied())
                 .collect();
-            let ((fixed, work), _) = job(&inputs, &table, &mut kept);
+            let ((fixed, work), _) = job(&inputs, &table, &mut kept, &mut ran);
             time.add_job(fixed, work);
             time.add_job(c.job_overhead_s, plan.stages[t].predicted_s);
             kept[t] = true;
@@ -197,7 +201,7 @@ fn jobs_in_turn(p: &Planning) -> Option<TimeSpent> {
             // A model saved: written from what training kept, no job.
             continue;
         }
-        let ((fixed, work), needed) = job(&[sink], &[sink_op], &mut kept);
+        let ((fixed, work), needed) = job(&[sink], &[sink_op], &mut kept, &mut ran);
         time.add_job(fixed, work);
         if (0..n).any(|s| needed[s] && evaluates[s]) {
             time.add_job(c.job_overhead_s, c.task_overhead_s);
