@@ -216,6 +216,37 @@ show joined | group { total = sum(amount) }
     assert_close(&printed(&out), &printed(&one), 1e-9, "three sinks");
 }
 
+/// Rows a task keeps for several of its outputs carry only the columns those outputs read,
+/// and each reads its own columns of them: two groupings over one filtered table, each
+/// reading different columns, give the one-process answer.
+#[test]
+fn rows_kept_for_several_outputs_serve_each_its_columns() {
+    let (dir, _) = examples_copy();
+    let p = dir.path().join("kept.flow");
+    std::fs::write(
+        &p,
+        r#"let orders = load "data/orders.csv"
+let big = orders | filter amount > 20
+show big | group kind { n = count(), spend = sum(amount) } | sort kind
+show big | group customer_id { last = max(day) } | sort customer_id | take 5
+"#,
+    )
+    .unwrap();
+    let p = p.to_str().unwrap();
+    let plan_path = dir.path().join("plan.json");
+    let planned = plan(p, "2", &plan_path);
+    let (out, report) = run_plan(p, &plan_path, &dir.path().join("run.json"));
+    assert_follows(&planned, &report, "kept rows");
+    let one = flowc(&["run", p], &[]);
+    let printed = |o: &std::process::Output| -> Vec<String> {
+        lines(o)
+            .into_iter()
+            .filter(|l| !l.starts_with("wrote the run's report"))
+            .collect()
+    };
+    assert_close(&printed(&out), &printed(&one), 1e-9, "kept rows");
+}
+
 /// The generated programs of the property test: a join, a grouping, a sort and a union over
 /// the examples' data, each a different shape of exchanges.
 const PROGRAMS: [&str; 3] = [

@@ -279,74 +279,94 @@ impl Lowering<'_> {
     pub async fn stage(&self, id: usize, state: &SessionState) -> Result<Stage> {
         let planned = &self.plan.stages[id];
         let tasks = planned.functions.max(1) as usize;
-        let mut outputs = Vec::new();
-        for (k, of) in self.outputs[id].iter().enumerate() {
-            let mut logical = self.logical(of.op, id)?;
-            if let Some(shared) = self.shared_index(id, of.op)
-                && of.to != Destination::Shared
-            {
-                let schema = logical.schema().clone();
-                let name = format!("shared_{shared}");
-                logical = self.placeholder((id, shared), ReadKind::Own, &schema, name)?;
+        let of = &self.outputs[id];
+        let shared = |k: &usize| of[*k].to == Destination::Shared;
+        let readers: Vec<usize> = (0..of.len()).filter(|k| !shared(k)).collect();
+        if of.len() > readers.len() {
+            // The rows a task keeps for its other outputs carry only the columns those read:
+            // planning the readers once records which (then they are planned for good).
+            for &k in &readers {
+                self.output(id, k, tasks, state).await?;
             }
-            let logical = self.leaves.substitute(self.sent(id, k, logical)?)?;
-            let mut plan = state.create_physical_plan(&logical).await?;
-            // A task is one partition; a union of inputs keeps each as a partition of its own.
-            if plan.output_partitioning().partition_count() > 1 {
-                plan = Arc::new(CoalescePartitionsExec::new(plan));
-            }
-            plan = self.split_groupings(plan)?;
-            let (channel, buckets) = match of.to {
-                Destination::Exchange(x) => {
-                    let x = &self.plan.exchanges[x];
-                    plan = self.limit(x.consumer, plan);
-                    let consumers = self.plan.stages[x.to].functions.max(1) as usize;
-                    let partial = self.partials.borrow().get(&x.id).cloned();
-                    let (root, buckets) = match partial {
-                        Some(partial) => self.pre_aggregate(x, &partial, plan, consumers)?,
-                        None => {
-                            self.divide(x, plan, consumers, (state, self.sent_columns(id, k)))?
-                        }
-                    };
-                    plan = root;
-                    (runtime_channel(x.channel), buckets)
-                }
-                Destination::Shared => (Channel::Direct, 1),
-                Destination::Coordinator => {
-                    // Rows only `show`s read need no more than the longest of them prints.
-                    let readers = self.readers(of.op, id);
-                    let shows_only = readers
-                        .iter()
-                        .all(|r| matches!(self.plan.ops[*r].op.kind, OpKind::Show { .. }));
-                    if shows_only
-                        && let Some(widest) =
-                            readers
-                                .iter()
-                                .max_by_key(|r| match self.plan.ops[**r].op.kind {
-                                    OpKind::Show { limit } => limit,
-                                    _ => 0,
-                                })
-                    {
-                        plan = self.limit(*widest, plan);
-                    }
-                    (self.back, 1)
-                }
-            };
-            let shares = shares_of(&plan, tasks, state).await?;
-            outputs.push(Output {
-                of: *of,
-                channel,
-                buckets,
-                plan,
-                shares,
-            });
+        }
+        let mut outputs: Vec<Option<Output>> = (0..of.len()).map(|_| None).collect();
+        for k in readers.into_iter().chain((0..of.len()).filter(shared)) {
+            outputs[k] = Some(self.output(id, k, tasks, state).await?);
         }
         let inputs = input_stages(self.plan, self.outputs, id);
         Ok(Stage {
             id,
             tasks,
-            outputs,
+            outputs: outputs.into_iter().flatten().collect(),
             inputs,
+        })
+    }
+
+    /// Output `k` of stage `id`, planned for tasks of one partition.
+    async fn output(
+        &self,
+        id: usize,
+        k: usize,
+        tasks: usize,
+        state: &SessionState,
+    ) -> Result<Output> {
+        let of = &self.outputs[id][k];
+        let mut logical = self.logical(of.op, id)?;
+        if let Some(shared) = self.shared_index(id, of.op)
+            && of.to != Destination::Shared
+        {
+            let schema = logical.schema().clone();
+            let name = format!("shared_{shared}");
+            logical = self.placeholder((id, shared), ReadKind::Own, &schema, name)?;
+        }
+        let logical = self.leaves.substitute(self.sent(id, k, logical)?)?;
+        let mut plan = state.create_physical_plan(&logical).await?;
+        // A task is one partition; a union of inputs keeps each as a partition of its own.
+        if plan.output_partitioning().partition_count() > 1 {
+            plan = Arc::new(CoalescePartitionsExec::new(plan));
+        }
+        plan = self.split_groupings(plan)?;
+        let (channel, buckets) = match of.to {
+            Destination::Exchange(x) => {
+                let x = &self.plan.exchanges[x];
+                plan = self.limit(x.consumer, plan);
+                let consumers = self.plan.stages[x.to].functions.max(1) as usize;
+                let partial = self.partials.borrow().get(&x.id).cloned();
+                let (root, buckets) = match partial {
+                    Some(partial) => self.pre_aggregate(x, &partial, plan, consumers)?,
+                    None => self.divide(x, plan, consumers, (state, self.sent_columns(id, k)))?,
+                };
+                plan = root;
+                (runtime_channel(x.channel), buckets)
+            }
+            Destination::Shared => (Channel::Direct, 1),
+            Destination::Coordinator => {
+                // Rows only `show`s read need no more than the longest of them prints.
+                let readers = self.readers(of.op, id);
+                let shows_only = readers
+                    .iter()
+                    .all(|r| matches!(self.plan.ops[*r].op.kind, OpKind::Show { .. }));
+                if shows_only
+                    && let Some(widest) =
+                        readers
+                            .iter()
+                            .max_by_key(|r| match self.plan.ops[**r].op.kind {
+                                OpKind::Show { limit } => limit,
+                                _ => 0,
+                            })
+                {
+                    plan = self.limit(*widest, plan);
+                }
+                (self.back, 1)
+            }
+        };
+        let shares = shares_of(&plan, tasks, state).await?;
+        Ok(Output {
+            of: *of,
+            channel,
+            buckets,
+            plan,
+            shares,
         })
     }
 
@@ -813,8 +833,9 @@ impl Lowering<'_> {
             .enumerate()
             .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), true))
             .collect();
-        // A producer lowered after this stage sends only what this stage reads of it.
-        let needed = (kind != ReadKind::Own && !self.before.contains(&stage)).then(|| {
+        // A producer lowered after this stage (or the rows this task keeps for its outputs,
+        // lowered after them) sends only what this stage reads of it.
+        let needed = (!self.before.contains(&stage)).then(|| {
             self.needs
                 .borrow_mut()
                 .entry((stage, output))
