@@ -97,15 +97,23 @@ pub fn stage_work(
                     w.state_bytes += 2.0 * right.bytes;
                 }
             }
+            // Without keys there is no hash table: each row is added into one accumulator,
+            // column by column, as cheaply as a filter looks at it.
+            OpKind::Aggregate { keys: 0, .. } => w.cpu_s += rows_in * k.narrow_s_per_row,
             OpKind::Aggregate { .. } => {
                 w.cpu_s += rows_in * k.aggregate_s_per_row;
                 w.state_bytes += 2.0 * sizes[id].bytes;
             }
             OpKind::Sort { fetch } => {
-                // A top-k keeps `k` rows in a heap: each row is compared against its top and
-                // the few that enter cost a heap's depth.
-                let kept = fetch.map_or(rows_in, |k| (k as f64).min(rows_in));
-                w.cpu_s += rows_in * kept.max(2.0).log2() * k.sort_s_per_row;
+                let kept = fetch.map_or(rows_in, |n| (n as f64).min(rows_in));
+                if kept < rows_in {
+                    // A top-k looks at each row once, as a filter does, against the top of a
+                    // heap of `k` rows; the few that enter cost a sort of `k`.
+                    w.cpu_s += rows_in * k.narrow_s_per_row
+                        + kept * kept.max(2.0).log2() * k.sort_s_per_row;
+                } else {
+                    w.cpu_s += rows_in * rows_in.max(2.0).log2() * k.sort_s_per_row;
+                }
                 let held = if rows_in > 0.0 {
                     bytes_in * kept / rows_in
                 } else {

@@ -38,6 +38,7 @@ use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::limit::GlobalLimitExec;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, ExecutionPlan, ExecutionPlanProperties, ReplaceChildrenOptions,
 };
@@ -265,9 +266,10 @@ pub struct Lowering<'a> {
     pub back: Channel,
     /// Stages lowered before this lowering began: their outputs are fixed.
     pub before: HashSet<usize>,
-    /// The partial aggregation each producer runs before it sends on an exchange into a
-    /// grouping, decided while lowering the consumer ([`Lowering::split_groupings`]); stages
-    /// are lowered consumers first, so the producer finds it here.
+    /// What each producer runs over its rows before it sends on an exchange: the partial
+    /// aggregation of a grouping ([`Lowering::split_groupings`]) or its own top k of a
+    /// top-k ([`Lowering::note_top_k`]), decided while lowering the consumer; stages are
+    /// lowered consumers first, so the producer finds it here.
     pub partials: RefCell<HashMap<usize, Arc<dyn ExecutionPlan>>>,
     /// The columns each consumer reads of each output of a stage not lowered yet, by
     /// `(stage, output)`; the producer sends only those.
@@ -326,6 +328,7 @@ impl Lowering<'_> {
             plan = Arc::new(CoalescePartitionsExec::new(plan));
         }
         plan = self.split_groupings(plan)?;
+        self.note_top_k(&plan)?;
         let (channel, buckets) = match of.to {
             Destination::Exchange(x) => {
                 let x = &self.plan.exchanges[x];
@@ -418,6 +421,42 @@ impl Lowering<'_> {
             )),
             _ => plan,
         }
+    }
+
+    /// A top-k of `plan` (a sort with a fetch) that reads a gathered exchange from a stage not
+    /// lowered yet has each producer keep only its own top k before it sends (recorded in
+    /// [`Lowering::partials`], as a partial aggregation is): what the planner prices, and k
+    /// rows per function instead of every row crossing to one. Only where the sort reads
+    /// the exchange's rows as they come (renamed at most), so what the producer sends is
+    /// what this stage reads.
+    fn note_top_k(&self, plan: &Arc<dyn ExecutionPlan>) -> Result<()> {
+        plan.apply(|node| {
+            let Some(sort) = node.downcast_ref::<SortExec>() else {
+                return Ok(TreeNodeRecursion::Continue);
+            };
+            let Some(k) = sort.fetch() else {
+                return Ok(TreeNodeRecursion::Continue);
+            };
+            let mut below = sort.input();
+            while below.downcast_ref::<CooperativeExec>().is_some() || renames_only(below) {
+                below = below.children()[0];
+            }
+            if let Some(read) = below.downcast_ref::<ExchangeReadExec>()
+                && let Some(Destination::Exchange(x)) = self
+                    .outputs
+                    .get(read.stage)
+                    .and_then(|o| o.get(read.output))
+                    .map(|o| o.to)
+                && self.plan.exchanges[x].pattern == Pattern::Gather
+                && !self.before.contains(&read.stage)
+            {
+                let local =
+                    SortExec::new(sort.expr().clone(), sort.input().clone()).with_fetch(Some(k));
+                self.partials.borrow_mut().insert(x, Arc::new(local));
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(())
     }
 
     /// Each grouping of `plan` that reads an exchange from a stage not lowered yet, split in
@@ -964,6 +1003,21 @@ impl TableProvider for ExchangeTable {
             .collect();
         Ok(Arc::new(ProjectionExec::try_new(exprs, read)?))
     }
+}
+
+/// Whether `plan` is a projection that only names its input's columns anew, each in its
+/// place.
+fn renames_only(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let Some(projection) = plan.downcast_ref::<ProjectionExec>() else {
+        return false;
+    };
+    let exprs = projection.expr();
+    exprs.len() == projection.input().schema().fields().len()
+        && exprs.iter().enumerate().all(|(i, e)| {
+            e.expr
+                .downcast_ref::<PhysicalColumn>()
+                .is_some_and(|c| c.index() == i)
+        })
 }
 
 /// Calls `f` on every file scan of `plan`, children before parents, left to right.
