@@ -165,13 +165,34 @@ fn a_program_of_many_functions_runs_exactly_its_plan_and_shares_its_work() {
     }
 }
 
+/// Runs `program` (written into a copy of the examples) on 2 workers by its saved plan,
+/// asserts the run followed the plan and printed what one process prints, and returns the
+/// plan and the run's report.
+fn runs_as_planned_and_as_one_process(name: &str, program: &str) -> (Value, Value) {
+    let (dir, _) = examples_copy();
+    let p = dir.path().join(format!("{name}.flow"));
+    std::fs::write(&p, program).unwrap();
+    let p = p.to_str().unwrap();
+    let plan_path = dir.path().join("plan.json");
+    let planned = plan(p, "2", &plan_path);
+    let (out, report) = run_plan(p, &plan_path, &dir.path().join("run.json"));
+    assert_follows(&planned, &report, name);
+    let one = flowc(&["run", p], &[]);
+    let printed = |o: &std::process::Output| -> Vec<String> {
+        lines(o)
+            .into_iter()
+            .filter(|l| !l.starts_with("wrote the run's report"))
+            .collect()
+    };
+    assert_close(&printed(&out), &printed(&one), 1e-9, name);
+    (planned, report)
+}
+
 /// Three sinks over one join: the join's stage runs once, whichever sink needs it first.
 #[test]
 fn three_sinks_over_a_shared_join_compute_it_once() {
-    let (dir, _) = examples_copy();
-    let p = dir.path().join("shared.flow");
-    std::fs::write(
-        &p,
+    let (planned, report) = runs_as_planned_and_as_one_process(
+        "three sinks",
         r#"let customers = load "data/customers.csv"
 let orders = load "data/orders.csv"
 let joined = orders | join customers on customer_id
@@ -179,13 +200,7 @@ show joined | group country { n = count() } | sort country
 save joined | filter amount > 100 to "out/big.csv"
 show joined | group { total = sum(amount) }
 "#,
-    )
-    .unwrap();
-    let p = p.to_str().unwrap();
-    let plan_path = dir.path().join("plan.json");
-    let planned = plan(p, "2", &plan_path);
-    let (out, report) = run_plan(p, &plan_path, &dir.path().join("run.json"));
-    assert_follows(&planned, &report, "three sinks");
+    );
     let join = planned["ops"]
         .as_array()
         .unwrap()
@@ -206,14 +221,6 @@ show joined | group { total = sum(amount) }
         runs, functions,
         "the join ran once per task, not once per sink"
     );
-    let one = flowc(&["run", p], &[]);
-    let printed = |o: &std::process::Output| -> Vec<String> {
-        lines(o)
-            .into_iter()
-            .filter(|l| !l.starts_with("wrote the run's report"))
-            .collect()
-    };
-    assert_close(&printed(&out), &printed(&one), 1e-9, "three sinks");
 }
 
 /// Rows a task keeps for several of its outputs carry only the columns those outputs read,
@@ -221,30 +228,20 @@ show joined | group { total = sum(amount) }
 /// reading different columns, give the one-process answer.
 #[test]
 fn rows_kept_for_several_outputs_serve_each_its_columns() {
-    let (dir, _) = examples_copy();
-    let p = dir.path().join("kept.flow");
-    std::fs::write(
-        &p,
+    let (_, report) = runs_as_planned_and_as_one_process(
+        "kept rows",
         r#"let orders = load "data/orders.csv"
 let big = orders | filter amount > 20
 show big | group kind { n = count(), spend = sum(amount) } | sort kind
 show big | group customer_id { last = max(day) } | sort customer_id | take 5
 "#,
-    )
-    .unwrap();
-    let p = p.to_str().unwrap();
-    let plan_path = dir.path().join("plan.json");
-    let planned = plan(p, "2", &plan_path);
-    let (out, report) = run_plan(p, &plan_path, &dir.path().join("run.json"));
-    assert_follows(&planned, &report, "kept rows");
-    let one = flowc(&["run", p], &[]);
-    let printed = |o: &std::process::Output| -> Vec<String> {
-        lines(o)
-            .into_iter()
-            .filter(|l| !l.starts_with("wrote the run's report"))
-            .collect()
-    };
-    assert_close(&printed(&out), &printed(&one), 1e-9, "kept rows");
+    );
+    let kept = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["output"].as_str().unwrap_or("").starts_with("kept for"));
+    assert!(kept, "no stage kept rows for its other outputs: {report}");
 }
 
 /// The generated programs of the property test: a join, a grouping, a sort and a union over
