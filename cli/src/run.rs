@@ -288,8 +288,9 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
             })?
         }
     };
-    let most = plan.stages.iter().map(|s| s.functions).max().unwrap_or(1);
-    let workers = capped_workers(args.workers.unwrap_or(most), &profile);
+    // Workers follow the plan: as many as it runs at once, never more than asked.
+    let most = plan.peak_functions();
+    let workers = capped_workers(args.workers.unwrap_or(most), &profile).min(most);
     let plan = Arc::new(plan);
     let compression = match args.compression {
         None | Some(CompressionFlag::None) => Compression::None,

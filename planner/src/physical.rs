@@ -346,6 +346,24 @@ impl PhysicalPlan {
             .map(|o| o.id)
     }
 
+    /// The most functions the plan runs at once on its timeline: the stages that run in
+    /// functions of their own, counted while their runs overlap (at least one). What a run
+    /// of the plan needs started, whatever bound it was planned under.
+    pub fn peak_functions(&self) -> u32 {
+        let own: Vec<&Stage> = self.stages.iter().filter(|s| s.runs_in == s.id).collect();
+        own.iter()
+            .map(|s| {
+                own.iter()
+                    .filter(|t| t.start_s <= s.start_s && s.start_s < t.finish_s.max(t.start_s))
+                    .map(|t| t.functions)
+                    .sum::<u32>()
+                    .max(s.functions)
+            })
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
     /// The stage an operator runs in.
     pub fn stage_of(&self, op: OpId) -> usize {
         self.ops[op].stage
