@@ -4,7 +4,7 @@
 //! `cargo bench -p flow-planner --bench plan`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use flow_planner::{Op, OpGraph, OpKind, Options, Origin, Profile, SourceStats};
+use flow_planner::{Op, OpGraph, OpKind, Options, Profile, SourceStats};
 use std::hint::black_box;
 
 /// Blocks of scan → filter → project, a second scan, a join of the two (and of the previous
@@ -13,16 +13,8 @@ pub fn generated(ops: usize) -> OpGraph {
     let mut g = OpGraph::default();
     let mut previous: Option<usize> = None;
     let mut i = 0u64;
-    let push = |g: &mut OpGraph, kind, inputs: Vec<usize>, width| {
-        g.push(Op {
-            kind,
-            inputs,
-            width,
-            origin: Origin::default(),
-            exprs: 0,
-            hints: Default::default(),
-        })
-    };
+    let push =
+        |g: &mut OpGraph, kind, inputs: Vec<usize>, width| g.push(Op::new(kind, inputs, width));
     while g.len() + 9 <= ops {
         i += 1;
         let rows = 100_000 * (1 + i % 97);

@@ -5,13 +5,13 @@
 //! `cargo run -p flow-planner --example plan_graph`
 
 use flow_planner::{
-    Objective, Op, OpGraph, OpKind, Options, Origin, PhysicalPlan, Profile, SourceStats, units,
+    Objective, Op, OpGraph, OpKind, Options, PhysicalPlan, Profile, SourceStats, units,
 };
 
 fn main() {
     let mut graph = OpGraph::default();
-    let events = graph.push(Op {
-        kind: OpKind::Scan {
+    let events = graph.push(Op::new(
+        OpKind::Scan {
             source: "events/*.parquet".into(),
             format: "parquet".into(),
             files: 40,
@@ -22,42 +22,26 @@ fn main() {
             },
             read: None,
         },
-        inputs: vec![],
-        width: 64.0,
-        origin: Origin::default(),
-        exprs: 0,
-        hints: Default::default(),
-    });
-    let purchases = graph.push(Op {
-        kind: OpKind::Filter { keeps: None },
-        inputs: vec![events],
-        width: 64.0,
-        origin: Origin::default(),
-        exprs: 0,
-        hints: Default::default(),
-    });
-    let per_customer = graph.push(Op {
-        kind: OpKind::Aggregate {
+        vec![],
+        64.0,
+    ));
+    let purchases = graph.push(Op::new(OpKind::Filter { keeps: None }, vec![events], 64.0));
+    let per_customer = graph.push(Op::new(
+        OpKind::Aggregate {
             keys: 1,
             groups: None,
         },
-        inputs: vec![purchases],
-        width: 24.0,
-        origin: Origin::default(),
-        exprs: 0,
-        hints: Default::default(),
-    });
-    graph.push(Op {
-        kind: OpKind::Save {
+        vec![purchases],
+        24.0,
+    ));
+    graph.push(Op::new(
+        OpKind::Save {
             path: "spend.parquet".into(),
             format: "parquet".into(),
         },
-        inputs: vec![per_customer],
-        width: 24.0,
-        origin: Origin::default(),
-        exprs: 0,
-        hints: Default::default(),
-    });
+        vec![per_customer],
+        24.0,
+    ));
 
     let aws = Profile::builtin("aws").expect("the built-in profile");
     for objective in [Objective::Latency, Objective::Cost] {

@@ -7,19 +7,11 @@
 
 use flow_planner::cost::point_to_point;
 use flow_planner::{
-    Channel, Objective, Op, OpGraph, OpKind, Options, Origin, PhysicalPlan, Profile, SourceStats,
-    units,
+    Channel, Objective, Op, OpGraph, OpKind, Options, PhysicalPlan, Profile, SourceStats, units,
 };
 
 fn op(kind: OpKind, inputs: Vec<usize>, width: f64) -> Op {
-    Op {
-        kind,
-        inputs,
-        width,
-        origin: Origin::default(),
-        exprs: 0,
-        hints: Default::default(),
-    }
+    Op::new(kind, inputs, width)
 }
 
 fn scan(name: &str, rows: u64, bytes: u64) -> OpKind {

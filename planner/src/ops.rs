@@ -337,6 +337,19 @@ pub struct Op {
 }
 
 impl Op {
+    /// An operator of a graph built by hand (tests, benchmarks, programs embedding the
+    /// planner): it comes from no program, so it has no origin, expressions or hints.
+    pub fn new(kind: OpKind, inputs: Vec<OpId>, width: f64) -> Op {
+        Op {
+            kind,
+            inputs,
+            width,
+            origin: Origin::default(),
+            exprs: 0,
+            hints: OpHints::default(),
+        }
+    }
+
     /// What planning this operator costs, in nodes: itself and its expressions' nodes.
     pub fn planning_nodes(&self) -> f64 {
         1.0 + f64::from(self.exprs)

@@ -1,21 +1,12 @@
 //! Where producers aggregate partially before a grouping's shuffle: the planner decides, from
 //! how much the pre-aggregation shrinks what moves, and the plan records it for the runtime.
 
-use flow_planner::{Op, OpGraph, OpKind, Options, Origin, Profile, SourceStats, plan_graph};
+use flow_planner::{Op, OpGraph, OpKind, Options, Profile, SourceStats, plan_graph};
 
 /// Ten million rows of 16 bytes grouped into `groups` groups by `keys` keys, on two workers.
 fn grouping(keys: u32, groups: u64) -> flow_planner::PhysicalPlan {
     let mut g = OpGraph::default();
-    let mut op = |kind, inputs, width| {
-        g.push(Op {
-            kind,
-            inputs,
-            width,
-            origin: Origin::default(),
-            exprs: 0,
-            hints: Default::default(),
-        })
-    };
+    let mut op = |kind, inputs, width| g.push(Op::new(kind, inputs, width));
     let scan = op(
         OpKind::Scan {
             source: "facts.parquet".into(),

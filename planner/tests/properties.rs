@@ -5,8 +5,8 @@
 use flow_planner::cost::{self, Side};
 use flow_planner::rules::{SAME_COST_RATIO, SAME_TIME_RATIO, SAME_TIME_S};
 use flow_planner::{
-    Channel, Objective, Op, OpGraph, OpKind, Options, Origin, Pattern, PhysicalPlan, Profile,
-    SourceStats, Unmet,
+    Channel, Objective, Op, OpGraph, OpKind, Options, Pattern, PhysicalPlan, Profile, SourceStats,
+    Unmet,
 };
 use proptest::prelude::*;
 
@@ -119,14 +119,7 @@ fn build(specs: &[Spec], scale: u64) -> OpGraph {
             }
         };
         let is_model = kind.is_model();
-        let id = g.push(Op {
-            kind,
-            inputs,
-            width: s.width,
-            origin: Origin::default(),
-            exprs: 0,
-            hints: Default::default(),
-        });
+        let id = g.push(Op::new(kind, inputs, s.width));
         if is_model {
             models.push(id);
         } else {

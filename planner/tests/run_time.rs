@@ -2,19 +2,10 @@
 //! one after another (what they share run once), a model trained once, the fixed costs
 //! of the profile counted where the runtime pays them.
 
-use flow_planner::{
-    Op, OpGraph, OpKind, Options, Origin, PhysicalPlan, Profile, SourceStats, plan_graph,
-};
+use flow_planner::{Op, OpGraph, OpKind, Options, PhysicalPlan, Profile, SourceStats, plan_graph};
 
 fn op(g: &mut OpGraph, kind: OpKind, inputs: Vec<usize>) -> usize {
-    g.push(Op {
-        kind,
-        inputs,
-        width: 40.0,
-        origin: Origin::default(),
-        exprs: 0,
-        hints: Default::default(),
-    })
+    g.push(Op::new(kind, inputs, 40.0))
 }
 
 fn scan(g: &mut OpGraph) -> usize {
@@ -230,12 +221,8 @@ fn planning_a_job_grows_with_its_operators_and_their_expressions() {
         let table = scan(&mut g);
         for _ in 0..sinks {
             let kept = g.push(Op {
-                kind: OpKind::Filter { keeps: None },
-                inputs: vec![table],
-                width: 40.0,
-                origin: Origin::default(),
                 exprs: 10,
-                hints: Default::default(),
+                ..Op::new(OpKind::Filter { keeps: None }, vec![table], 40.0)
             });
             show(&mut g, kept);
         }

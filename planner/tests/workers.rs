@@ -1,16 +1,9 @@
 //! How many workers a run of a plan needs: the most functions its timeline runs at once.
 
-use flow_planner::{Op, OpGraph, OpKind, Options, Origin, Profile, SourceStats, plan_graph};
+use flow_planner::{Op, OpGraph, OpKind, Options, Profile, SourceStats, plan_graph};
 
 fn op(g: &mut OpGraph, kind: OpKind, inputs: Vec<usize>) -> usize {
-    g.push(Op {
-        kind,
-        inputs,
-        width: 16.0,
-        origin: Origin::default(),
-        exprs: 0,
-        hints: Default::default(),
-    })
+    g.push(Op::new(kind, inputs, 16.0))
 }
 
 fn scan(g: &mut OpGraph, name: &str, rows: u64) -> usize {
