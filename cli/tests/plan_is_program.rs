@@ -165,11 +165,18 @@ fn a_program_of_many_functions_runs_exactly_its_plan_and_shares_its_work() {
     }
 }
 
-/// Runs `program` (written into a copy of the examples) on 2 workers by its saved plan,
-/// asserts the run followed the plan and printed what one process prints, and returns the
-/// plan and the run's report.
-fn runs_as_planned_and_as_one_process(name: &str, program: &str) -> (Value, Value) {
+/// Runs `program` (written into a copy of the examples, beside `files`) on 2 workers by its
+/// saved plan, asserts the run followed the plan and printed what one process prints, and
+/// returns the plan and the run's report.
+fn runs_as_planned_and_as_one_process(
+    name: &str,
+    program: &str,
+    files: &[(&str, String)],
+) -> (Value, Value) {
     let (dir, _) = examples_copy();
+    for (file, text) in files {
+        std::fs::write(dir.path().join(file), text).unwrap();
+    }
     let p = dir.path().join(format!("{name}.flow"));
     std::fs::write(&p, program).unwrap();
     let p = p.to_str().unwrap();
@@ -200,6 +207,7 @@ show joined | group country { n = count() } | sort country
 save joined | filter amount > 100 to "out/big.csv"
 show joined | group { total = sum(amount) }
 "#,
+        &[],
     );
     let join = planned["ops"]
         .as_array()
@@ -235,6 +243,7 @@ let big = orders | filter amount > 20
 show big | group kind { n = count(), spend = sum(amount) } | sort kind
 show big | group customer_id { last = max(day) } | sort customer_id | take 5
 "#,
+        &[],
     );
     let kept = report["stages"]
         .as_array()
@@ -242,6 +251,36 @@ show big | group customer_id { last = max(day) } | sort customer_id | take 5
         .iter()
         .any(|s| s["output"].as_str().unwrap_or("").starts_with("kept for"));
     assert!(kept, "no stage kept rows for its other outputs: {report}");
+}
+
+/// A stage of two tasks that deals its rows round-robin to the next (a scan re-divided for a
+/// join with a broadcast side) deals from each task's own bucket: the second task's first
+/// batch once went to a bucket past the last, and the worker panicked.
+#[test]
+fn rows_dealt_round_robin_by_several_tasks_reach_their_consumers() {
+    // Enough rows (2.5 MB) that the scan is planned over two functions.
+    let mut data = String::from("id,name,score,day\n");
+    for i in 0..60_000 {
+        let day = format!("2024-0{}-1{}", i % 9 + 1, i % 10);
+        data.push_str(&format!("{i},n{},{}.5,{day}\n", i % 31, i % 100));
+    }
+    let (planned, _) = runs_as_planned_and_as_one_process(
+        "dealt",
+        r#"let d = load "dealt.csv"
+let e = load "empty.csv"
+show d | filter score > 90 | group name { n = count() } | sort name
+show d | join e on id | group d.name { n = count() }
+"#,
+        &[
+            ("dealt.csv", data),
+            ("empty.csv", "id,name,score,day\n".to_string()),
+        ],
+    );
+    let dealt = planned["exchanges"].as_array().unwrap().iter().any(|x| {
+        x["pattern"] == "repartition"
+            && planned["stages"][x["from"].as_u64().unwrap() as usize]["functions"] == 2
+    });
+    assert!(dealt, "no stage of two functions deals rows: {planned}");
 }
 
 /// The generated programs of the property test: a join, a grouping, a sort and a union over

@@ -385,7 +385,9 @@ impl Task<'_> {
         let mut buckets: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
         let mut partitioner = match partitioning {
             Some(p @ (Partitioning::Hash(..) | Partitioning::RoundRobinBatch(_))) => {
-                Some(BatchPartitioner::try_new(p, Time::new(), id.task, 1)?)
+                // Round-robin dealing starts at this task's own bucket (`task % n`), so the
+                // tasks of a stage do not all deal their first batch to the same consumer.
+                Some(BatchPartitioner::try_new(p, Time::new(), id.task % n, n)?)
             }
             _ => None,
         };
