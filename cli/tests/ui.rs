@@ -477,3 +477,21 @@ fn columns_named_like_keywords_are_written_in_backticks() {
         "the formatter keeps the backticks: {formatted}"
     );
 }
+
+/// A `show` of no rows still prints its table's columns.
+#[test]
+fn an_empty_table_shows_its_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.csv"), "id,name\n").unwrap();
+    let program = dir.path().join("empty.flow");
+    std::fs::write(
+        &program,
+        "show load \"empty.csv\" | group name { n = count() }\n",
+    )
+    .unwrap();
+    let out = flowc(&["run", program.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("| name | n |"), "{stdout}");
+    assert!(stdout.contains("(0 rows)"), "{stdout}");
+}

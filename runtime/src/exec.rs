@@ -9,7 +9,7 @@ use crate::ml::scored::ScoredTable;
 use crate::ml::{AnyModel, MlHost, MlResults};
 use crate::save;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::arrow::util::pretty::pretty_format_batches_with_schema;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::file_format::FileFormat;
@@ -488,12 +488,15 @@ async fn run_sinks(
                     .rows_of(ctx, (dag, &ml), (input, Some(sink)), limited)
                     .await
                     .map_err(fail)?;
+                // An empty table still shows its columns.
+                let schema = stream.schema();
                 let batches = datafusion::physical_plan::common::collect(stream)
                     .await
                     .map_err(fail)?;
                 let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
                 let shown = take_rows(&batches, *limit);
-                let table = pretty_format_batches(&shown).map_err(|e| fail(e.into()))?;
+                let table = pretty_format_batches_with_schema(schema, &shown)
+                    .map_err(|e| fail(e.into()))?;
                 let _ = writeln!(out, "{table}");
                 if total > *limit {
                     let _ = writeln!(out, "(first {limit} rows shown)");
