@@ -58,9 +58,12 @@ pub(crate) fn remembered<T: Serialize + DeserializeOwned>(
 ) -> T {
     let mut key = what;
     for file in files {
-        let meta = std::fs::metadata(file).ok();
+        // Where the file is, not how a program in some folder named it.
+        let path = std::fs::canonicalize(file).unwrap_or_else(|_| PathBuf::from(file));
+        let meta = std::fs::metadata(&path).ok();
         let modified = meta.as_ref().and_then(|m| m.modified().ok());
-        key.push_str(&format!("|{file}:{:?}:{modified:?}", meta.map(|m| m.len())));
+        let size = meta.map(|m| m.len());
+        key.push_str(&format!("|{}:{size:?}:{modified:?}", path.display()));
     }
     if let Ok(answers) = answers().lock()
         && let Some(value) = answers.known.get(&key)
