@@ -94,7 +94,7 @@ pub fn pre_aggregates(p: &Planning, x: &Exchange, from: Side) -> bool {
     let input = p.sizes[x.producer];
     let rows = input.rows.max(1.0);
     let saved = 1.0 - kept_groups(p, x, from.functions) / rows;
-    let aggregate = p.profile.kernels.aggregate_s_per_row;
+    let aggregate = p.profile.aggregate_s_per_row(p.sizes[x.consumer].rows);
     let moving = input.bytes / rows / p.profile.direct_bandwidth(from.memory_mb)
         + input.bytes / rows * p.profile.kernels.write_s_per_byte;
     saved * (moving + aggregate) > aggregate

@@ -171,7 +171,7 @@ fn storage(profile: &Profile, pattern: Pattern, b: f64, from: Side, to: Side) ->
     let p = f64::from(from.functions.max(1));
     let c = f64::from(to.functions.max(1));
     let sw = profile.storage_bandwidth(from.memory_mb);
-    let sr = profile.storage_bandwidth(to.memory_mb);
+    let sr = profile.storage_read_bandwidth(to.memory_mb);
     let (puts, gets, write, read) = match pattern {
         Pattern::HashShuffle | Pattern::Repartition => (
             p,

@@ -42,7 +42,7 @@ pub use ops::{Channel, Op, OpGraph, OpHints, OpId, OpKind, Origin, Size};
 pub use options::{Options, PlanError, Unmet};
 pub use physical::{Exchange, Objective, PLAN_VERSION, Pattern, PhysicalPlan, Stage};
 pub use profile::{Profile, ProfileError};
-pub use stats::{NoStatistics, SourceStats, Statistics};
+pub use stats::{ColumnBytes, NoStatistics, SourceStats, Statistics};
 
 use flow_compiler::Dag;
 use physical::PlannedOp;

@@ -90,7 +90,7 @@ fn read_bytes(
             .map(|(f, _)| f.name().as_str())
             .collect();
         if let OpKind::Scan { read, .. } = &mut graph.ops[*op].kind {
-            *read = stats.read_bytes(load, &columns);
+            *read = stats.column_bytes(load, &columns);
         }
     }
 }

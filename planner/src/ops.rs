@@ -5,7 +5,7 @@
 //! at the same places. Generated graphs (property tests, benchmarks) are built directly.
 
 use crate::needs::Lowered;
-use crate::stats::{self, SourceStats, Statistics};
+use crate::stats::{self, ColumnBytes, SourceStats, Statistics};
 use crate::trace;
 use datafusion::common::Column;
 use datafusion::common::JoinType;
@@ -35,10 +35,11 @@ pub enum OpKind {
         files: u32,
         /// Size and rows, as the statistics saw them.
         stats: SourceStats,
-        /// Bytes of the columns the program reads, when the format stores columns apart
-        /// (Parquet) and the statistics could measure them; otherwise every byte is read.
+        /// What the columns the program reads hold, when the format stores columns apart
+        /// (Parquet) and the statistics could measure them; otherwise every byte is read
+        /// and parsed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        read: Option<u64>,
+        read: Option<ColumnBytes>,
     },
     /// Reads a model file.
     ModelLoad {
@@ -211,8 +212,8 @@ impl fmt::Display for OpKind {
                     crate::units::count(stats.rows as f64)
                 )?;
                 match read {
-                    Some(read) if *read < stats.bytes => {
-                        write!(f, "; reads {})", crate::units::bytes(*read as f64))
+                    Some(read) if read.stored < stats.bytes => {
+                        write!(f, "; reads {})", crate::units::bytes(read.stored as f64))
                     }
                     _ => f.write_str(")"),
                 }
@@ -331,6 +332,11 @@ pub struct Op {
     /// costs in proportion to its operators and their expressions.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub exprs: u32,
+    /// Of those, the nodes that compute something for every row (operators, calls,
+    /// casts, aggregate functions; not columns, literals or names): an operator's work per
+    /// row grows with them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub computes: u32,
     #[serde(default, skip_serializing_if = "OpHints::is_empty")]
     /// Hints of the step it ends.
     pub hints: OpHints,
@@ -346,6 +352,7 @@ impl Op {
             width,
             origin: Origin::default(),
             exprs: 0,
+            computes: 0,
             hints: OpHints::default(),
         }
     }
@@ -602,6 +609,7 @@ impl<'a> Lowering<'a> {
                     width: stats::row_width(&load.schema),
                     origin,
                     exprs: 0,
+                    computes: 0,
                     hints,
                 };
                 let op = self.push(format!("source #{}", id.index()), op);
@@ -622,6 +630,7 @@ impl<'a> Lowering<'a> {
                     width: 1.0,
                     origin,
                     exprs: 0,
+                    computes: 0,
                     hints,
                 };
                 self.push(format!("model #{}", id.index()), op)
@@ -649,6 +658,7 @@ impl<'a> Lowering<'a> {
                     width: 1.0,
                     origin,
                     exprs: 0,
+                    computes: 0,
                     hints,
                 };
                 self.push(format!("train #{}", id.index()), op)
@@ -680,6 +690,7 @@ impl<'a> Lowering<'a> {
                     width,
                     origin,
                     exprs: 0,
+                    computes: 0,
                     hints,
                 };
                 self.push(format!("infer #{}", id.index()), op)
@@ -703,6 +714,7 @@ impl<'a> Lowering<'a> {
                     width,
                     origin,
                     exprs: 0,
+                    computes: 0,
                     hints,
                 };
                 self.push(format!("node #{}", id.index()), op)
@@ -860,6 +872,7 @@ impl<'a> Lowering<'a> {
                 path: path.clone(),
             },
             exprs: expression_nodes(plan),
+            computes: computed_nodes(plan),
             hints: OpHints::default(),
         };
         let op = self.push(key, op);
@@ -886,6 +899,29 @@ pub fn expression_nodes(plan: &LogicalPlan) -> u32 {
         // Counting cannot fail: the closure never returns an error.
         let _ = e.apply(|_| {
             n = n.saturating_add(1);
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+    n
+}
+
+/// Expression nodes of one plan node that compute per row: all but columns, literals,
+/// names and placeholders.
+pub fn computed_nodes(plan: &LogicalPlan) -> u32 {
+    let mut n: u32 = 0;
+    for e in plan.expressions() {
+        let _ = e.apply(|e| {
+            if !matches!(
+                e,
+                Expr::Column(_)
+                    | Expr::Literal(..)
+                    | Expr::Alias(_)
+                    | Expr::ScalarVariable(..)
+                    | Expr::OuterReferenceColumn(..)
+                    | Expr::Placeholder(_)
+            ) {
+                n = n.saturating_add(1);
+            }
             Ok(TreeNodeRecursion::Continue)
         });
     }

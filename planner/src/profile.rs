@@ -112,6 +112,11 @@ pub struct Storage {
     pub latency_s: f64,
     /// Bandwidth of one stream to or from storage.
     pub bandwidth_bytes_per_s: f64,
+    /// Bandwidth of one stream reading from storage, where reading is faster than writing
+    /// (a local folder reads back from the page cache, at memory speed); when absent, reads
+    /// go at `bandwidth_bytes_per_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_bandwidth_bytes_per_s: Option<f64>,
     /// Streams one function keeps open at once (multipart writes, ranged reads).
     pub streams_per_function: u32,
     /// Dollars per PUT request.
@@ -132,14 +137,44 @@ pub struct Storage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Kernels {
-    /// Decoding a source, per byte read.
+    /// Parsing a text source (CSV, JSON) or reading an Arrow file, per byte stored.
     pub scan_s_per_byte: f64,
-    /// A filter or projection, per row.
+    /// Decoding a Parquet column, per value (rows times columns read)...
+    #[serde(default = "Kernels::default_parquet_value")]
+    pub parquet_s_per_value: f64,
+    /// ...and per byte of its pages once decompressed...
+    #[serde(default = "Kernels::default_parquet_byte")]
+    pub parquet_s_per_byte: f64,
+    /// ...plus inflating its pages, per byte they yield, for byte-oriented codecs (Snappy,
+    /// LZ4)...
+    #[serde(default = "Kernels::default_fast_codec")]
+    pub fast_codec_s_per_byte: f64,
+    /// ...and for entropy codecs (Zstandard, gzip, Brotli).
+    #[serde(default = "Kernels::default_entropy_codec")]
+    pub entropy_codec_s_per_byte: f64,
+    /// Computing one node of an expression (an operator, a call, an aggregate function),
+    /// per row; also a limit or a union passing a row on.
     pub narrow_s_per_row: f64,
+    /// A filter selecting rows, per row, besides computing its predicate, when it keeps
+    /// almost all rows or almost none (long runs)...
+    #[serde(default = "Kernels::default_filter")]
+    pub filter_s_per_row: f64,
+    /// ...and what it adds per row when it keeps half of them scattered, the costliest
+    /// selection: a filter keeping `s` of its rows costs `filter_s_per_row +
+    /// filter_mixed_s_per_row · 4s(1 − s)` per row.
+    #[serde(default = "Kernels::default_filter_mixed")]
+    pub filter_mixed_s_per_row: f64,
     /// A hash join, per input row (build and probe).
     pub join_s_per_row: f64,
-    /// A hash aggregation, per input row.
+    /// A hash aggregation, per input row, into few groups (its table in cache), besides
+    /// computing its keys and aggregates.
     pub aggregate_s_per_row: f64,
+    /// The same into more groups: pairs of [groups, seconds per input row], in increasing
+    /// order of groups, interpolated on the logarithm of the groups; past the last point
+    /// the last segment's slope goes on, up to twice the last price. Empty: every grouping
+    /// costs `aggregate_s_per_row`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aggregate_by_groups: Vec<(f64, f64)>,
     /// A sort, per row and per doubling of the rows (`n log2 n`).
     pub sort_s_per_row: f64,
     /// Training, per row of a gradient step and model parameter.
@@ -183,6 +218,30 @@ impl Kernels {
         ONNX_LOAD_S
     }
 
+    fn default_filter() -> f64 {
+        FILTER_S_PER_ROW
+    }
+
+    fn default_filter_mixed() -> f64 {
+        FILTER_MIXED_S_PER_ROW
+    }
+
+    fn default_parquet_value() -> f64 {
+        PARQUET_S_PER_VALUE
+    }
+
+    fn default_parquet_byte() -> f64 {
+        PARQUET_S_PER_BYTE
+    }
+
+    fn default_fast_codec() -> f64 {
+        FAST_CODEC_S_PER_BYTE
+    }
+
+    fn default_entropy_codec() -> f64 {
+        ENTROPY_CODEC_S_PER_BYTE
+    }
+
     fn default_onnx_infer() -> f64 {
         ONNX_INFER_S_PER_BYTE
     }
@@ -191,6 +250,12 @@ impl Kernels {
 const PREPARE_S_PER_VALUE: f64 = 8.8e-9;
 const ONNX_LOAD_S: f64 = 4.3e-3;
 const ONNX_INFER_S_PER_BYTE: f64 = 2.4e-11;
+const FILTER_S_PER_ROW: f64 = 1.6e-9;
+const FILTER_MIXED_S_PER_ROW: f64 = 2.3e-9;
+const PARQUET_S_PER_VALUE: f64 = 1.5e-9;
+const PARQUET_S_PER_BYTE: f64 = 2.6e-10;
+const FAST_CODEC_S_PER_BYTE: f64 = 8.5e-10;
+const ENTROPY_CODEC_S_PER_BYTE: f64 = 1.2e-9;
 
 /// Why a profile was rejected.
 #[derive(Debug, Clone, PartialEq)]
@@ -258,7 +323,13 @@ impl Profile {
             self.direct.slow_start_s,
             self.direct.slow_start_bytes,
             self.kernels.scan_s_per_byte,
+            self.kernels.parquet_s_per_value,
+            self.kernels.parquet_s_per_byte,
+            self.kernels.fast_codec_s_per_byte,
+            self.kernels.entropy_codec_s_per_byte,
             self.kernels.narrow_s_per_row,
+            self.kernels.filter_s_per_row,
+            self.kernels.filter_mixed_s_per_row,
             self.kernels.join_s_per_row,
             self.kernels.aggregate_s_per_row,
             self.kernels.sort_s_per_row,
@@ -309,8 +380,23 @@ impl Profile {
         if points.windows(2).any(|w| w[0].0 >= w[1].0) {
             return fail("direct.bandwidth_by_memory must list memories in increasing order");
         }
+        let curve = &self.kernels.aggregate_by_groups;
+        if curve
+            .iter()
+            .any(|(g, s)| !(positive(*g) && s.is_finite() && *s >= 0.0))
+            || curve.windows(2).any(|w| w[0].0 >= w[1].0)
+        {
+            return fail(
+                "kernels.aggregate_by_groups must list positive group counts in increasing order, \
+                 each with a price that is not negative",
+            );
+        }
         if !positive(self.storage.bandwidth_bytes_per_s)
             || !positive(self.direct.flat_fanout_bytes_per_s)
+            || self
+                .storage
+                .read_bandwidth_bytes_per_s
+                .is_some_and(|b| !positive(b))
         {
             return fail("bandwidths must be positive");
         }
@@ -333,14 +419,23 @@ impl Profile {
         }
     }
 
-    /// Bandwidth one function gets to or from storage: its streams, within its network.
+    /// Bandwidth one function gets writing to storage: its streams, within its network.
     pub fn storage_bandwidth(&self, memory_mb: u32) -> f64 {
-        let streams =
-            f64::from(self.storage.streams_per_function) * self.storage.bandwidth_bytes_per_s;
-        streams.min(
-            self.direct_bandwidth(memory_mb)
-                .max(self.storage.bandwidth_bytes_per_s),
-        )
+        self.streams_within_network(self.storage.bandwidth_bytes_per_s, memory_mb)
+    }
+
+    /// Bandwidth one function gets reading from storage (sources, storage hops).
+    pub fn storage_read_bandwidth(&self, memory_mb: u32) -> f64 {
+        let stream = self
+            .storage
+            .read_bandwidth_bytes_per_s
+            .unwrap_or(self.storage.bandwidth_bytes_per_s);
+        self.streams_within_network(stream, memory_mb)
+    }
+
+    fn streams_within_network(&self, stream: f64, memory_mb: u32) -> f64 {
+        let streams = f64::from(self.storage.streams_per_function) * stream;
+        streams.min(self.direct_bandwidth(memory_mb).max(stream))
     }
 
     /// Memory sizes worth considering: powers of two and whole vCPUs, within the limits.
@@ -381,6 +476,34 @@ impl Profile {
         b0 + (b1 - b0) * (m - f64::from(m0)) / f64::from(m1 - m0)
     }
 
+    /// Seconds per input row of a hash aggregation into `groups` groups.
+    pub fn aggregate_s_per_row(&self, groups: f64) -> f64 {
+        let k = &self.kernels;
+        let curve = &k.aggregate_by_groups;
+        if curve.is_empty() {
+            return k.aggregate_s_per_row;
+        }
+        // Below the first point the table shrinks towards one group, priced at
+        // `aggregate_s_per_row`; past the last, the last segment goes on.
+        let i = curve
+            .partition_point(|(g, _)| *g <= groups)
+            .min(curve.len() - 1);
+        let (g0, s0) = if i == 0 {
+            (1.0, k.aggregate_s_per_row)
+        } else {
+            curve[i - 1]
+        };
+        let (g1, s1) = curve[i];
+        let at = (groups.max(1.0).ln() - g0.ln()) / (g1.ln() - g0.ln()).max(f64::EPSILON);
+        (s0 + (s1 - s0) * at.max(0.0)).clamp(0.0, 2.0 * s1.max(s0))
+    }
+
+    /// Seconds per input row of a filter keeping `keeps` of its rows.
+    pub fn filter_s_per_row(&self, keeps: f64) -> f64 {
+        let s = keeps.clamp(0.0, 1.0);
+        self.kernels.filter_s_per_row + self.kernels.filter_mixed_s_per_row * 4.0 * s * (1.0 - s)
+    }
+
     /// Dollars for `seconds` of one function with this memory (x86 prices).
     pub fn compute_usd(&self, memory_mb: u32, seconds: f64) -> f64 {
         f64::from(memory_mb) / 1024.0 * seconds * self.compute.usd_per_gb_s_x86
@@ -415,6 +538,34 @@ mod tests {
         assert!(most > 5.7 && most <= 6.0, "{most}");
         assert_eq!(aws.vcpus(20_000), 6.0);
         assert!(aws.vcpus(128) < 0.1);
+    }
+
+    #[test]
+    fn an_aggregation_costs_more_per_row_as_its_groups_outgrow_the_cache() {
+        let mut p = Profile::builtin("local").unwrap();
+        p.kernels.aggregate_s_per_row = 5e-9;
+        p.kernels.aggregate_by_groups = vec![(1e3, 6e-9), (1e6, 6e-8)];
+        assert_eq!(p.aggregate_s_per_row(1.0), 5e-9);
+        assert_eq!(p.aggregate_s_per_row(1e3), 6e-9);
+        let mid = p.aggregate_s_per_row(31_623.0);
+        assert!((mid - 3.3e-8).abs() < 1e-10, "{mid}");
+        // Past the last point the last segment goes on, to twice the last price at most.
+        let beyond = p.aggregate_s_per_row(1e7);
+        assert!((beyond - 7.8e-8).abs() < 1e-10, "{beyond}");
+        assert_eq!(p.aggregate_s_per_row(1e12), 1.2e-7);
+        p.kernels.aggregate_by_groups.clear();
+        assert_eq!(p.aggregate_s_per_row(1e9), 5e-9);
+    }
+
+    #[test]
+    fn a_filter_costs_most_when_it_keeps_half_its_rows() {
+        let mut p = Profile::builtin("local").unwrap();
+        p.kernels.filter_s_per_row = 1e-9;
+        p.kernels.filter_mixed_s_per_row = 4e-9;
+        assert_eq!(p.filter_s_per_row(0.0), 1e-9);
+        assert_eq!(p.filter_s_per_row(1.0), 1e-9);
+        assert_eq!(p.filter_s_per_row(0.5), 5e-9);
+        assert!(p.filter_s_per_row(0.1) < p.filter_s_per_row(0.3));
     }
 
     #[test]

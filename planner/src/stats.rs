@@ -47,12 +47,32 @@ pub trait Statistics {
         None
     }
 
-    /// Bytes a scan of a load reads when it reads only `columns`: measured where the format
-    /// stores columns apart (Parquet's column chunks); `None` when every byte is read.
-    fn read_bytes(&self, load: &ResolvedLoad, columns: &[&str]) -> Option<u64> {
+    /// What a scan of a load reads and decodes when it reads only `columns`: measured where
+    /// the format stores columns apart (Parquet's column chunks); `None` for formats read
+    /// whole (text), which are priced per byte stored.
+    fn column_bytes(&self, load: &ResolvedLoad, columns: &[&str]) -> Option<ColumnBytes> {
         let _ = (load, columns);
         None
     }
+}
+
+/// What a scan of a columnar file costs to decode, for the columns it reads. Decoding
+/// depends on more than the bytes stored: a column that is dictionary-encoded is small on
+/// disk and still yields a value per row, and a compressed page is first inflated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColumnBytes {
+    /// Bytes stored: what is read from storage.
+    pub stored: u64,
+    /// Bytes of the pages once decompressed: what the decoder walks through.
+    pub decoded: u64,
+    /// Of `decoded`, the bytes of pages compressed with a byte-oriented codec (Snappy, LZ4):
+    /// inflating costs per byte it yields.
+    pub fast_codec: u64,
+    /// Of `decoded`, the bytes of pages compressed with an entropy codec (Zstandard, gzip,
+    /// Brotli).
+    pub entropy_codec: u64,
+    /// Values decoded: rows times the columns read.
+    pub values: u64,
 }
 
 /// Knows nothing: every source is [`UNKNOWN_SOURCE`]. For tests and for tools without files.

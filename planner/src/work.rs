@@ -5,7 +5,8 @@
 use crate::cost::{MB, TrainingWork};
 use crate::ops::{OpGraph, OpId, OpKind, Size, model_bytes};
 use crate::physical::Pattern;
-use crate::profile::Profile;
+use crate::profile::{Kernels, Profile};
+use crate::stats::ColumnBytes;
 
 /// Memory a task keeps for batches in flight, besides what its operators hold.
 pub const BUFFER_MB: f64 = 16.0;
@@ -58,6 +59,8 @@ pub fn stage_work(
         let input = |i: usize| op.inputs.get(i).map_or(Size::default(), |o| sizes[*o]);
         let rows_in: f64 = op.inputs.iter().map(|o| sizes[*o].rows).sum();
         let bytes_in: f64 = op.inputs.iter().map(|o| sizes[*o].bytes).sum();
+        // Seconds per row of the values the operator's expressions compute.
+        let computing = f64::from(op.computes) * k.narrow_s_per_row;
         for (i, cut) in cuts[id].iter().enumerate() {
             if cut.is_some() && !graph.ops[op.inputs[i]].kind.is_model() {
                 w.rows_in += sizes[op.inputs[i]].rows;
@@ -67,19 +70,33 @@ pub fn stage_work(
             OpKind::Scan {
                 stats, files, read, ..
             } => {
-                let read = read.unwrap_or(stats.bytes) as f64;
-                w.read_bytes += read;
-                w.cpu_s += read * k.scan_s_per_byte;
+                match read {
+                    Some(read) => {
+                        w.read_bytes += read.stored as f64;
+                        w.cpu_s += decode_seconds(k, read);
+                    }
+                    None => {
+                        w.read_bytes += stats.bytes as f64;
+                        w.cpu_s += stats.bytes as f64 * k.scan_s_per_byte;
+                    }
+                }
                 w.files += f64::from(*files);
                 w.rows_in += stats.rows as f64;
             }
             OpKind::ModelLoad { bytes, .. } => w.read_per_task_bytes += *bytes as f64,
-            OpKind::Filter { .. }
-            | OpKind::Project
-            | OpKind::Split { .. }
-            | OpKind::Limit { .. }
-            | OpKind::Union
-            | OpKind::Show { .. } => w.cpu_s += rows_in * k.narrow_s_per_row,
+            OpKind::Filter { .. } => {
+                let keeps = if rows_in > 0.0 {
+                    sizes[id].rows / rows_in
+                } else {
+                    1.0
+                };
+                w.cpu_s += rows_in * (profile.filter_s_per_row(keeps) + computing);
+            }
+            // Naming and choosing columns is free; each computed value costs.
+            OpKind::Project => w.cpu_s += rows_in * computing,
+            OpKind::Split { .. } | OpKind::Limit { .. } | OpKind::Union | OpKind::Show { .. } => {
+                w.cpu_s += rows_in * k.narrow_s_per_row
+            }
             OpKind::Values { rows } => w.cpu_per_task_s += *rows as f64 * k.narrow_s_per_row,
             OpKind::Join { .. } => {
                 let (left, right) = (input(0), input(1));
@@ -97,11 +114,13 @@ pub fn stage_work(
                     w.state_bytes += 2.0 * right.bytes;
                 }
             }
-            // Without keys there is no hash table: each row is added into one accumulator,
-            // column by column, as cheaply as a filter looks at it.
-            OpKind::Aggregate { keys: 0, .. } => w.cpu_s += rows_in * k.narrow_s_per_row,
+            // Without keys there is no hash table: each row is added into one accumulator
+            // per aggregate, as cheaply as any value is computed.
+            OpKind::Aggregate { keys: 0, .. } => {
+                w.cpu_s += rows_in * computing.max(k.narrow_s_per_row);
+            }
             OpKind::Aggregate { .. } => {
-                w.cpu_s += rows_in * k.aggregate_s_per_row;
+                w.cpu_s += rows_in * (profile.aggregate_s_per_row(sizes[id].rows) + computing);
                 w.state_bytes += 2.0 * sizes[id].bytes;
             }
             OpKind::Sort { fetch } => {
@@ -176,6 +195,15 @@ pub fn stage_work(
     w
 }
 
+/// Seconds on one vCPU to decode the columns a Parquet scan reads: a price per value and
+/// per decompressed byte, plus inflating what is compressed at its codec's rate.
+fn decode_seconds(k: &Kernels, read: &ColumnBytes) -> f64 {
+    read.values as f64 * k.parquet_s_per_value
+        + read.decoded as f64 * k.parquet_s_per_byte
+        + read.fast_codec as f64 * k.fast_codec_s_per_byte
+        + read.entropy_codec as f64 * k.entropy_codec_s_per_byte
+}
+
 /// Whether a model file is ONNX (which every function loads into tract before scoring);
 /// anything else is a model flow trained.
 fn is_onnx(path: &str) -> bool {
@@ -195,7 +223,8 @@ impl StageWork {
         let lat = profile.storage.latency_s;
         let reads = self.read_bytes / n + self.read_per_task_bytes;
         let io = if reads > 0.0 || self.files > 0.0 {
-            reads / bw + (self.files / n).ceil().max(1.0) * lat
+            reads / profile.storage_read_bandwidth(memory_mb)
+                + (self.files / n).ceil().max(1.0) * lat
         } else {
             0.0
         };

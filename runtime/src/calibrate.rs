@@ -6,12 +6,13 @@
 //! a distributed run ([`overheads`]) — and returns the profile the planner reads back.
 
 pub mod overheads;
+mod scans;
 
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{SessionConfig, SessionContext};
 use flow_planner::Profile;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -57,15 +58,17 @@ pub fn calibrate(
     note("direct bandwidth (one stream)", rate(bandwidth));
 
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a scratch folder: {e}"))?;
-    let (latency, bandwidth) = folder(dir.path(), 50 * scale, 32 * 1024 * 1024 * scale)
+    let (latency, write, read) = folder(dir.path(), 50 * scale, 32 * 1024 * 1024 * scale)
         .map_err(|e| format!("cannot measure the local folder: {e}"))?;
     profile.storage.latency_s = latency;
-    profile.storage.bandwidth_bytes_per_s = bandwidth;
+    profile.storage.bandwidth_bytes_per_s = write;
+    profile.storage.read_bandwidth_bytes_per_s = Some(read);
     note(
         "storage latency (local folder, per request)",
         seconds(latency),
     );
-    note("storage bandwidth (write then read)", rate(bandwidth));
+    note("storage bandwidth (write)", rate(write));
+    note("storage bandwidth (read back)", rate(read));
 
     if let Ok(cores) = std::thread::available_parallelism() {
         profile.compute.shared_vcpus = Some(cores.get() as f64);
@@ -89,12 +92,32 @@ pub fn calibrate(
     let kernels = &mut profile.kernels;
     for (what, v, field) in [
         (
-            "scan, per byte of Parquet",
-            k.scan,
+            "parse CSV, per byte",
+            k.scan.text_s_per_byte,
             &mut kernels.scan_s_per_byte,
         ),
         (
-            "filter and project, per row",
+            "decode Parquet, per value",
+            k.scan.value_s,
+            &mut kernels.parquet_s_per_value,
+        ),
+        (
+            "decode Parquet, per byte of pages",
+            k.scan.byte_s,
+            &mut kernels.parquet_s_per_byte,
+        ),
+        (
+            "inflate Snappy, per byte it yields",
+            k.scan.fast_codec_s_per_byte,
+            &mut kernels.fast_codec_s_per_byte,
+        ),
+        (
+            "inflate Zstandard, per byte it yields",
+            k.scan.entropy_codec_s_per_byte,
+            &mut kernels.entropy_codec_s_per_byte,
+        ),
+        (
+            "compute an expression node, per row",
             k.narrow,
             &mut kernels.narrow_s_per_row,
         ),
@@ -104,7 +127,17 @@ pub fn calibrate(
             &mut kernels.join_s_per_row,
         ),
         (
-            "hash aggregate, per row",
+            "filter keeping few rows, per row",
+            k.filter,
+            &mut kernels.filter_s_per_row,
+        ),
+        (
+            "filter keeping half, scattered, more per row",
+            k.filter_mixed,
+            &mut kernels.filter_mixed_s_per_row,
+        ),
+        (
+            "hash aggregate into 16 groups, per row",
             k.aggregate,
             &mut kernels.aggregate_s_per_row,
         ),
@@ -147,6 +180,13 @@ pub fn calibrate(
         *field = v;
         note(what, seconds(v));
     }
+    for (groups, v) in &k.aggregate_by_groups {
+        note(
+            "hash aggregate, per row, into more groups",
+            format!("{} at {groups} groups", seconds(*v)),
+        );
+    }
+    profile.kernels.aggregate_by_groups = k.aggregate_by_groups;
 
     if let Some(exe) = exe {
         let o = overheads::measure(exe, dir.path(), 4, scale - 1, k.plan)?;
@@ -254,9 +294,9 @@ fn loopback(round_trips: usize, bytes: usize) -> std::io::Result<(f64, f64)> {
     Ok((latency, bandwidth))
 }
 
-/// Latency of writing then reading a one-byte object, per request, and the bandwidth of
-/// writing then reading a large one, in a local folder.
-fn folder(dir: &Path, objects: usize, bytes: usize) -> std::io::Result<(f64, f64)> {
+/// Latency of writing then reading a one-byte object, per request, and the bandwidths of
+/// writing a large one and of reading it back, in a local folder.
+fn folder(dir: &Path, objects: usize, bytes: usize) -> std::io::Result<(f64, f64, f64)> {
     let start = Instant::now();
     for i in 0..objects {
         let path = dir.join(format!("small-{i}"));
@@ -268,15 +308,16 @@ fn folder(dir: &Path, objects: usize, bytes: usize) -> std::io::Result<(f64, f64
     let path = dir.join("large");
     let start = Instant::now();
     std::fs::write(&path, &data)?;
+    let write = start.elapsed().as_secs_f64().max(1e-9);
+    let start = Instant::now();
     let back = std::fs::read(&path)?;
-    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+    let read = start.elapsed().as_secs_f64().max(1e-9);
     if back.len() != data.len() {
         return Err(std::io::Error::other(
             "the folder returned a different object",
         ));
     }
-    // Each direction at this rate takes the measured time together.
-    Ok((latency, 2.0 * bytes as f64 / elapsed))
+    Ok((latency, bytes as f64 / write, bytes as f64 / read))
 }
 
 /// Total memory of the machine, from /proc/meminfo where there is one.
@@ -293,10 +334,13 @@ fn memory_mb() -> Option<u32> {
 }
 
 struct Kernels {
-    scan: f64,
+    scan: scans::ScanKernels,
     narrow: f64,
+    filter: f64,
+    filter_mixed: f64,
     join: f64,
     aggregate: f64,
+    aggregate_by_groups: Vec<(f64, f64)>,
     sort: f64,
     write: f64,
     plan: f64,
@@ -312,12 +356,17 @@ fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// Generated rows: `k` over `keys` values, `v` uniform in [0, 1), a text `s`, and `u`, every
+/// number below `rows` once in a scattered order (groupings of a known size).
 fn table(rows: usize, keys: usize) -> datafusion::error::Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("k", DataType::Int64, false),
         Field::new("v", DataType::Float64, false),
         Field::new("s", DataType::Utf8, false),
+        Field::new("u", DataType::Int64, false),
     ]));
+    // 7,919 is prime and divides no calibration size: i ↦ 7,919·i mod rows is a permutation.
+    let u = (0..rows as u64).map(|i| (i * 7_919 % rows.max(1) as u64) as i64);
     let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let k: Vec<i64> = (0..rows).map(|_| (next() % keys as u64) as i64).collect();
     let v: Vec<f64> = (0..rows)
@@ -332,14 +381,38 @@ fn table(rows: usize, keys: usize) -> datafusion::error::Result<RecordBatch> {
             Arc::new(Int64Array::from(k)),
             Arc::new(Float64Array::from(v)),
             Arc::new(StringArray::from(s)),
+            Arc::new(Int64Array::from_iter_values(u)),
         ],
     )?)
 }
 
+/// A table of `batch` cut into batches of the engine's size, as a scan yields them: kernels
+/// that stream over one array of millions of rows run out of cache and would be priced
+/// several times what they cost in a pipeline.
+fn in_batches(batch: &RecordBatch) -> datafusion::error::Result<Arc<MemTable>> {
+    let size = SessionConfig::new().batch_size();
+    let batches = (0..batch.num_rows())
+        .step_by(size)
+        .map(|start| batch.slice(start, size.min(batch.num_rows() - start)))
+        .collect();
+    Ok(Arc::new(MemTable::try_new(batch.schema(), vec![batches])?))
+}
+
+/// Median seconds of executing `sql` [`ROUNDS`] times, after one run that warms the caches
+/// and the allocator as earlier batches of a pipeline would. Planning is left out: it is
+/// priced apart, per node (`planning`), and would weigh on the cheapest kernels. Each round
+/// gets a plan of its own: a plan's file scans run once.
 async fn timed(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<f64> {
-    let start = Instant::now();
-    ctx.sql(sql).await?.collect().await?;
-    Ok(start.elapsed().as_secs_f64())
+    let mut times = Vec::with_capacity(ROUNDS);
+    for round in 0..=ROUNDS {
+        let plan = ctx.sql(sql).await?.create_physical_plan().await?;
+        let start = Instant::now();
+        datafusion::physical_plan::collect(plan, ctx.task_ctx()).await?;
+        if round > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(overheads::median(times))
 }
 
 async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> {
@@ -347,19 +420,15 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
     let big = table(rows, rows / 10)?;
     let small = table(rows / 10, rows / 10)?;
     let bytes_in_memory = big.get_array_memory_size() as f64;
-    ctx.register_table(
-        "t",
-        Arc::new(MemTable::try_new(big.schema(), vec![vec![big]])?),
-    )?;
-    ctx.register_table(
-        "d",
-        Arc::new(MemTable::try_new(small.schema(), vec![vec![small]])?),
-    )?;
+    ctx.register_table("t", in_batches(&big)?)?;
+    ctx.register_table("d", in_batches(&small)?)?;
     let n = rows as f64;
     // Warm the engine once so the first query does not pay for planning caches.
     ctx.sql("SELECT count(*) FROM t").await?.collect().await?;
-    let narrow = timed(&ctx, "SELECT k + 1, v * 2 FROM t WHERE v > 0.5").await? / n;
-    let aggregate = timed(&ctx, "SELECT k, sum(v), count(*) FROM t GROUP BY k").await? / n;
+    // Two computed nodes per row: the product and the sum.
+    let narrow = timed(&ctx, "SELECT sum(v * 2) FROM t").await? / n / 2.0;
+    let (filter, filter_mixed) = filters(&ctx, n, narrow).await?;
+    let (aggregate, aggregate_by_groups) = groupings(&ctx, rows, narrow).await?;
     let join = timed(&ctx, "SELECT t.v, d.v FROM t JOIN d ON t.k = d.k").await? / (n * 1.1);
     let sort = timed(&ctx, "SELECT * FROM t ORDER BY v").await? / (n * n.log2());
     let path = dir.join("t.parquet");
@@ -373,24 +442,61 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
         )
         .await?;
     let write = start.elapsed().as_secs_f64() / bytes_in_memory;
-    let file_bytes = dir_bytes(&path) as f64;
-    ctx.register_parquet(
-        "p",
-        path.to_str().unwrap_or(""),
-        ParquetReadOptions::default(),
-    )
-    .await?;
-    let scan = timed(&ctx, "SELECT sum(v), sum(k), max(s) FROM p").await? / file_bytes.max(1.0);
+    let scan = scans::measure(dir, rows).await?;
     let plan = planning(&ctx, 25).await?;
     Ok(Kernels {
         scan,
         narrow,
+        filter,
+        filter_mixed,
         join,
         aggregate,
+        aggregate_by_groups,
         sort,
         write,
         plan,
     })
+}
+
+/// A filter's price per row when it keeps few rows (5%, in long runs between them), and
+/// what keeping half of them, scattered, adds: `t(s) = base + mixed · 4s(1 − s)`; its
+/// predicate's one comparison is priced as any computed node (`narrow`).
+async fn filters(
+    ctx: &SessionContext,
+    n: f64,
+    narrow: f64,
+) -> datafusion::error::Result<(f64, f64)> {
+    let few = timed(ctx, "SELECT k, v FROM t WHERE v < 0.05").await? / n - narrow;
+    let half = timed(ctx, "SELECT k, v FROM t WHERE v < 0.5").await? / n - narrow;
+    let mixed = ((half - few) / (1.0 - 4.0 * 0.05 * 0.95)).max(0.0);
+    Ok(((half - mixed).max(0.0), mixed))
+}
+
+/// A hash aggregation's price per row into 16 groups, and into more: 1,024, 32,768 and
+/// half the rows (each group of two), as its table outgrows the caches; its three computed
+/// nodes (the key, the sum and the count) priced as any (`narrow`).
+async fn groupings(
+    ctx: &SessionContext,
+    rows: usize,
+    narrow: f64,
+) -> datafusion::error::Result<(f64, Vec<(f64, f64)>)> {
+    let n = rows as f64;
+    let per_row = async |key: &str| -> datafusion::error::Result<f64> {
+        let sql = format!("SELECT {key} AS g, sum(v), count(*) FROM t GROUP BY {key}");
+        Ok((timed(ctx, &sql).await? / n - 3.0 * narrow).max(0.0))
+    };
+    let few = per_row("k % 16").await?;
+    let mut curve = Vec::new();
+    for (groups, key) in [
+        (1_024.0, "u % 1024".to_string()),
+        (32_768.0, "u % 32768".to_string()),
+        ((rows / 2) as f64, "u / 2".to_string()),
+    ] {
+        if curve.last().is_none_or(|(g, _)| *g < groups) {
+            curve.push((groups, per_row(&key).await?));
+        }
+    }
+    Ok((few, curve))
 }
 
 /// Seconds of planning per node of a plan (operator or expression node, counted as the
@@ -431,17 +537,6 @@ async fn planning(ctx: &SessionContext, reps: usize) -> datafusion::error::Resul
     Ok(((big_s - small_s) / (big_nodes - small_nodes).max(1.0)).max(0.0))
 }
 
-/// Bytes of a file, or of every file in a folder (DataFusion may write either).
-fn dir_bytes(path: &Path) -> u64 {
-    if path.is_dir() {
-        std::fs::read_dir(path)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| dir_bytes(&e.path())).sum())
-            .unwrap_or(0)
-    } else {
-        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-    }
-}
-
 /// What the ML steps cost, measured on the paths a run takes.
 struct MlKernels {
     prepare: f64,
@@ -462,7 +557,7 @@ const WORDS: usize = 20;
 const NUMBERS: usize = 16;
 const BUCKETS: usize = 2_048;
 
-/// Rounds of each ML measurement, of which the median is kept.
+/// Rounds of each measurement, of which the median is kept.
 const ROUNDS: usize = 3;
 
 /// Times the ML steps a run takes on a generated table of `rows` reviews of 20 words hashed
@@ -613,6 +708,9 @@ mod tests {
         let k = &profile.kernels;
         for v in [
             k.scan_s_per_byte,
+            k.parquet_s_per_value,
+            k.fast_codec_s_per_byte,
+            k.entropy_codec_s_per_byte,
             k.narrow_s_per_row,
             k.join_s_per_row,
             k.aggregate_s_per_row,

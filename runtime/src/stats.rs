@@ -14,7 +14,7 @@ use datafusion::common::DFSchema;
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use flow_compiler::{CsvOptions, Format, ResolvedLoad};
-use flow_planner::{SourceStats, Statistics};
+use flow_planner::{ColumnBytes, SourceStats, Statistics};
 // hashbrown with its fast default hasher: a sample hashes 50,000 values per column.
 use datafusion::common::HashMap;
 use std::fs::File;
@@ -57,11 +57,11 @@ impl Statistics for FileStatistics {
         )
     }
 
-    fn read_bytes(&self, load: &ResolvedLoad, columns: &[&str]) -> Option<u64> {
+    fn column_bytes(&self, load: &ResolvedLoad, columns: &[&str]) -> Option<ColumnBytes> {
         remembered(
             &load.files,
-            format!("read {columns:?} {:?}", load.format),
-            || measure_read_bytes(load, columns),
+            format!("columns {columns:?} {:?}", load.format),
+            || measure_column_bytes(load, columns),
         )
     }
 }
@@ -137,19 +137,36 @@ fn measure_selectivity(load: &ResolvedLoad, csv: &CsvOptions, predicate: &Expr) 
     (sampled > 0).then(|| kept as f64 / sampled as f64)
 }
 
-fn measure_read_bytes(load: &ResolvedLoad, columns: &[&str]) -> Option<u64> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
+fn measure_column_bytes(load: &ResolvedLoad, columns: &[&str]) -> Option<ColumnBytes> {
     if load.format != Format::Parquet {
         return None;
     }
-    let mut bytes = 0u64;
-    for file in &load.files {
+    parquet_column_bytes(&load.files, columns)
+}
+
+/// What `columns` of Parquet `files` hold, from their footers.
+pub(crate) fn parquet_column_bytes(files: &[String], columns: &[&str]) -> Option<ColumnBytes> {
+    use parquet::basic::Compression;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut bytes = ColumnBytes::default();
+    for file in files {
         let reader = SerializedFileReader::new(File::open(file).ok()?).ok()?;
         for group in reader.metadata().row_groups() {
             for chunk in group.columns() {
                 let top = chunk.column_path().parts().first();
-                if top.is_some_and(|name| columns.contains(&name.as_str())) {
-                    bytes += u64::try_from(chunk.compressed_size()).unwrap_or(0);
+                if !top.is_some_and(|name| columns.contains(&name.as_str())) {
+                    continue;
+                }
+                let decoded = u64::try_from(chunk.uncompressed_size()).unwrap_or(0);
+                bytes.stored += u64::try_from(chunk.compressed_size()).unwrap_or(0);
+                bytes.decoded += decoded;
+                bytes.values += u64::try_from(chunk.num_values()).unwrap_or(0);
+                match chunk.compression() {
+                    Compression::UNCOMPRESSED => {}
+                    Compression::SNAPPY | Compression::LZ4 | Compression::LZ4_RAW => {
+                        bytes.fast_codec += decoded;
+                    }
+                    _ => bytes.entropy_codec += decoded,
                 }
             }
         }
@@ -471,9 +488,20 @@ mod tests {
     /// each value four times in order, `store` is one of five in blocks, `shuffled` is one of
     /// 1,000 in no order.
     fn parquet_fixture(dir: &Path, rows: i64) -> ResolvedLoad {
+        written_parquet(
+            dir,
+            rows,
+            parquet::file::properties::WriterProperties::builder(),
+        )
+    }
+
+    fn written_parquet(
+        dir: &Path,
+        rows: i64,
+        props: parquet::file::properties::WriterPropertiesBuilder,
+    ) -> ResolvedLoad {
         use datafusion::arrow::array::{Int64Array, StringArray};
         use parquet::arrow::ArrowWriter;
-        use parquet::file::properties::WriterProperties;
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("order", DataType::Int64, false),
@@ -481,9 +509,7 @@ mod tests {
             Field::new("shuffled", DataType::Int64, false),
         ]));
         let path = dir.join("t.parquet");
-        let props = WriterProperties::builder()
-            .set_max_row_group_row_count(Some(10_000))
-            .build();
+        let props = props.set_max_row_group_row_count(Some(10_000)).build();
         let mut writer =
             ArrowWriter::try_new(File::create(&path).unwrap(), schema.clone(), Some(props))
                 .unwrap();
@@ -556,17 +582,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let load = parquet_fixture(dir.path(), 100_000);
         let all = FileStatistics
-            .read_bytes(&load, &["id", "order", "store", "shuffled"])
+            .column_bytes(&load, &["id", "order", "store", "shuffled"])
             .unwrap();
-        let one = FileStatistics.read_bytes(&load, &["id"]).unwrap();
-        assert!(0 < one && one < all, "{one} of {all}");
+        let one = FileStatistics.column_bytes(&load, &["id"]).unwrap();
+        assert!(
+            0 < one.stored && one.stored < all.stored,
+            "{one:?} of {all:?}"
+        );
+        assert_eq!((one.values, all.values), (100_000, 400_000));
         let file = std::fs::metadata(&load.files[0]).unwrap().len();
-        assert!(all <= file, "{all} of a {file}-byte file");
+        assert!(all.stored <= file, "{all:?} of a {file}-byte file");
         let csv_load = ResolvedLoad {
             format: Format::Csv,
             ..load
         };
-        assert_eq!(FileStatistics.read_bytes(&csv_load, &["id"]), None);
+        assert_eq!(FileStatistics.column_bytes(&csv_load, &["id"]), None);
+    }
+
+    #[test]
+    fn a_parquet_scan_knows_what_is_compressed_and_how() {
+        use parquet::basic::{Compression, ZstdLevel};
+        use parquet::file::properties::WriterProperties;
+        use parquet::schema::types::ColumnPath;
+        let dir = tempfile::tempdir().unwrap();
+        let props = WriterProperties::builder()
+            .set_column_compression(ColumnPath::from("id"), Compression::SNAPPY)
+            .set_column_compression(
+                ColumnPath::from("order"),
+                Compression::ZSTD(ZstdLevel::default()),
+            );
+        let load = written_parquet(dir.path(), 100_000, props);
+        let bytes = |columns: &[&str]| FileStatistics.column_bytes(&load, columns).unwrap();
+        let (id, order, store) = (bytes(&["id"]), bytes(&["order"]), bytes(&["store"]));
+        assert_eq!((id.fast_codec, id.entropy_codec), (id.decoded, 0));
+        assert_eq!((order.fast_codec, order.entropy_codec), (0, order.decoded));
+        assert_eq!((store.fast_codec, store.entropy_codec), (0, 0));
+        assert_eq!(store.decoded, store.stored);
+        // Zstandard shrinks a column of runs (`order` repeats each value four times).
+        assert!(order.decoded > order.stored, "{order:?}");
     }
 
     #[test]
