@@ -95,11 +95,35 @@ pub fn transfer(
     to: Side,
     overlap_s: f64,
 ) -> Transfer {
-    match channel {
-        Channel::Fused => Transfer::default(),
-        Channel::Direct => direct(profile, pattern, bytes.max(0.0), from, to, overlap_s),
-        Channel::Storage => storage(profile, pattern, bytes.max(0.0), from, to),
+    let b = bytes.max(0.0);
+    let moved = match channel {
+        Channel::Fused => return Transfer::default(),
+        Channel::Direct => direct(profile, pattern, b, from, to, overlap_s),
+        Channel::Storage => storage(profile, pattern, b, from, to),
+    };
+    let (encode, decode) = coding(profile, pattern, b, from, to);
+    Transfer {
+        seconds: moved.seconds + encode + decode,
+        usd: moved.usd
+            + function_usd(profile, from.functions, from.memory_mb, encode)
+            + function_usd(profile, to.functions, to.memory_mb, decode),
     }
+}
+
+/// Seconds each producer spends dealing its rows into buckets and encoding them as Arrow
+/// IPC, and each consumer decoding what it reads, whichever channel carries the bytes.
+fn coding(profile: &Profile, pattern: Pattern, b: f64, from: Side, to: Side) -> (f64, f64) {
+    let k = &profile.kernels;
+    let p = f64::from(from.functions.max(1));
+    let c = f64::from(to.functions.max(1));
+    let read = match pattern {
+        Pattern::HashShuffle | Pattern::Repartition | Pattern::Scatter => b / c,
+        Pattern::Gather | Pattern::Broadcast => b,
+    };
+    (
+        b / p * k.encode_s_per_byte / profile.vcpus_when(from.memory_mb, from.functions),
+        read * k.decode_s_per_byte / profile.vcpus_when(to.memory_mb, to.functions),
+    )
 }
 
 fn direct(
@@ -220,7 +244,8 @@ pub fn point_to_point(profile: &Profile, channel: Channel, bytes: f64, memory_mb
                 + bytes / profile.direct_bandwidth(memory_mb)
                 + ramp(profile, bytes)
         }
-        _ => transfer(profile, Pattern::Gather, channel, bytes, one, one, 0.0).seconds,
+        Channel::Storage => storage(profile, Pattern::Gather, bytes.max(0.0), one, one).seconds,
+        Channel::Fused => 0.0,
     }
 }
 

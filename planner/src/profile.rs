@@ -193,8 +193,15 @@ pub struct Kernels {
     /// Scoring with an ONNX model, per row and byte of its file (its weights, mostly).
     #[serde(default = "Kernels::default_onnx_infer")]
     pub onnx_infer_s_per_byte: f64,
-    /// Encoding output (save, exchange), per byte.
+    /// Encoding output as Parquet (`save`), per byte of rows in memory.
     pub write_s_per_byte: f64,
+    /// Dealing rows into an exchange's buckets and encoding them as Arrow IPC, per byte of
+    /// rows in memory...
+    #[serde(default = "Kernels::default_encode")]
+    pub encode_s_per_byte: f64,
+    /// ...and decoding them on the other side.
+    #[serde(default = "Kernels::default_decode")]
+    pub decode_s_per_byte: f64,
 }
 
 impl Compute {
@@ -216,6 +223,14 @@ impl Kernels {
 
     fn default_onnx_load() -> f64 {
         ONNX_LOAD_S
+    }
+
+    fn default_encode() -> f64 {
+        ENCODE_S_PER_BYTE
+    }
+
+    fn default_decode() -> f64 {
+        DECODE_S_PER_BYTE
     }
 
     fn default_filter() -> f64 {
@@ -250,6 +265,8 @@ impl Kernels {
 const PREPARE_S_PER_VALUE: f64 = 8.8e-9;
 const ONNX_LOAD_S: f64 = 4.3e-3;
 const ONNX_INFER_S_PER_BYTE: f64 = 2.4e-11;
+const ENCODE_S_PER_BYTE: f64 = 7.0e-10;
+const DECODE_S_PER_BYTE: f64 = 1.5e-10;
 const FILTER_S_PER_ROW: f64 = 1.6e-9;
 const FILTER_MIXED_S_PER_ROW: f64 = 2.3e-9;
 const PARQUET_S_PER_VALUE: f64 = 1.5e-9;
@@ -339,6 +356,8 @@ impl Profile {
             self.kernels.onnx_load_s,
             self.kernels.onnx_infer_s_per_byte,
             self.kernels.write_s_per_byte,
+            self.kernels.encode_s_per_byte,
+            self.kernels.decode_s_per_byte,
         ];
         if non_negative.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
             return fail("prices, latencies and intervals must be finite and not negative");

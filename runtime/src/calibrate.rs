@@ -5,6 +5,7 @@
 //! loading an ONNX model costs — and, given the `flowc` executable, the fixed costs of
 //! a distributed run ([`overheads`]) — and returns the profile the planner reads back.
 
+mod exchanges;
 pub mod overheads;
 mod scans;
 
@@ -150,6 +151,16 @@ pub fn calibrate(
             "write Parquet, per byte",
             k.write,
             &mut kernels.write_s_per_byte,
+        ),
+        (
+            "deal and encode an exchange, per byte",
+            k.encode,
+            &mut kernels.encode_s_per_byte,
+        ),
+        (
+            "decode an exchange, per byte",
+            k.decode,
+            &mut kernels.decode_s_per_byte,
         ),
         (
             "prepare training rows, per row and input",
@@ -343,6 +354,8 @@ struct Kernels {
     aggregate_by_groups: Vec<(f64, f64)>,
     sort: f64,
     write: f64,
+    encode: f64,
+    decode: f64,
     plan: f64,
 }
 
@@ -442,6 +455,7 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
         )
         .await?;
     let write = start.elapsed().as_secs_f64() / bytes_in_memory;
+    let (encode, decode) = exchanges::measure(&big, "k")?;
     let scan = scans::measure(dir, rows).await?;
     let plan = planning(&ctx, 25).await?;
     Ok(Kernels {
@@ -454,6 +468,8 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
         aggregate_by_groups,
         sort,
         write,
+        encode,
+        decode,
         plan,
     })
 }
@@ -473,8 +489,8 @@ async fn filters(
 }
 
 /// A hash aggregation's price per row into 16 groups, and into more: 1,024, 32,768 and
-/// half the rows (each group of two), as its table outgrows the caches; its three computed
-/// nodes (the key, the sum and the count) priced as any (`narrow`).
+/// half the rows (each group of two), as its table outgrows the caches; its two computed
+/// nodes (the key and the count) priced as any (`narrow`).
 async fn groupings(
     ctx: &SessionContext,
     rows: usize,
@@ -482,8 +498,8 @@ async fn groupings(
 ) -> datafusion::error::Result<(f64, Vec<(f64, f64)>)> {
     let n = rows as f64;
     let per_row = async |key: &str| -> datafusion::error::Result<f64> {
-        let sql = format!("SELECT {key} AS g, sum(v), count(*) FROM t GROUP BY {key}");
-        Ok((timed(ctx, &sql).await? / n - 3.0 * narrow).max(0.0))
+        let sql = format!("SELECT {key} AS g, count(*) FROM t GROUP BY {key}");
+        Ok((timed(ctx, &sql).await? / n - 2.0 * narrow).max(0.0))
     };
     let few = per_row("k % 16").await?;
     let mut curve = Vec::new();
@@ -558,7 +574,7 @@ const NUMBERS: usize = 16;
 const BUCKETS: usize = 2_048;
 
 /// Rounds of each measurement, of which the median is kept.
-const ROUNDS: usize = 3;
+pub(crate) const ROUNDS: usize = 3;
 
 /// Times the ML steps a run takes on a generated table of `rows` reviews of 20 words hashed
 /// into 2,048 buckets beside 16 numbers and a two-class label — wide inputs, where these
