@@ -332,11 +332,10 @@ pub struct Op {
     /// costs in proportion to its operators and their expressions.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub exprs: u32,
-    /// Of those, the nodes that compute something for every row (operators, calls,
-    /// casts, aggregate functions; not columns, literals or names): an operator's work per
+    /// Of those, the nodes that compute something for every row: an operator's work per
     /// row grows with them.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub computes: u32,
+    #[serde(default, skip_serializing_if = "Computes::is_none")]
+    pub computes: Computes,
     #[serde(default, skip_serializing_if = "OpHints::is_empty")]
     /// Hints of the step it ends.
     pub hints: OpHints,
@@ -352,7 +351,7 @@ impl Op {
             width,
             origin: Origin::default(),
             exprs: 0,
-            computes: 0,
+            computes: Computes::default(),
             hints: OpHints::default(),
         }
     }
@@ -609,7 +608,7 @@ impl<'a> Lowering<'a> {
                     width: stats::row_width(&load.schema),
                     origin,
                     exprs: 0,
-                    computes: 0,
+                    computes: Computes::default(),
                     hints,
                 };
                 let op = self.push(format!("source #{}", id.index()), op);
@@ -630,7 +629,7 @@ impl<'a> Lowering<'a> {
                     width: 1.0,
                     origin,
                     exprs: 0,
-                    computes: 0,
+                    computes: Computes::default(),
                     hints,
                 };
                 self.push(format!("model #{}", id.index()), op)
@@ -658,7 +657,7 @@ impl<'a> Lowering<'a> {
                     width: 1.0,
                     origin,
                     exprs: 0,
-                    computes: 0,
+                    computes: Computes::default(),
                     hints,
                 };
                 self.push(format!("train #{}", id.index()), op)
@@ -690,7 +689,7 @@ impl<'a> Lowering<'a> {
                     width,
                     origin,
                     exprs: 0,
-                    computes: 0,
+                    computes: Computes::default(),
                     hints,
                 };
                 self.push(format!("infer #{}", id.index()), op)
@@ -714,7 +713,7 @@ impl<'a> Lowering<'a> {
                     width,
                     origin,
                     exprs: 0,
-                    computes: 0,
+                    computes: Computes::default(),
                     hints,
                 };
                 self.push(format!("node #{}", id.index()), op)
@@ -905,10 +904,34 @@ pub fn expression_nodes(plan: &LogicalPlan) -> u32 {
     n
 }
 
-/// Expression nodes of one plan node that compute per row: all but columns, literals,
-/// names and placeholders.
-pub fn computed_nodes(plan: &LogicalPlan) -> u32 {
-    let mut n: u32 = 0;
+/// The expression nodes an operator computes for every row (operators, calls, casts,
+/// aggregate functions; not columns, literals or names), by what they cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Computes {
+    /// Nodes whose result is a number, a boolean, a date or text.
+    pub plain: u32,
+    /// Nodes whose result is a decimal: arithmetic that keeps precision and checks for
+    /// overflow, several times dearer.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decimal: u32,
+}
+
+impl Computes {
+    fn is_none(&self) -> bool {
+        self.plain == 0 && self.decimal == 0
+    }
+}
+
+/// Expression nodes of one plan node that compute per row, typed against the rows it reads.
+pub fn computed_nodes(plan: &LogicalPlan) -> Computes {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::ExprSchemable;
+    let inputs = plan.inputs();
+    let schema = match inputs.as_slice() {
+        [input] => input.schema(),
+        _ => plan.schema(),
+    };
+    let mut n = Computes::default();
     for e in plan.expressions() {
         let _ = e.apply(|e| {
             if !matches!(
@@ -920,7 +943,15 @@ pub fn computed_nodes(plan: &LogicalPlan) -> u32 {
                     | Expr::OuterReferenceColumn(..)
                     | Expr::Placeholder(_)
             ) {
-                n = n.saturating_add(1);
+                match e.get_type(schema.as_ref()) {
+                    Ok(
+                        DataType::Decimal32(..)
+                        | DataType::Decimal64(..)
+                        | DataType::Decimal128(..)
+                        | DataType::Decimal256(..),
+                    ) => n.decimal = n.decimal.saturating_add(1),
+                    _ => n.plain = n.plain.saturating_add(1),
+                }
             }
             Ok(TreeNodeRecursion::Continue)
         });

@@ -81,6 +81,11 @@ pub struct Compute {
     /// On a shared machine: the memory all functions running at once divide between them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_memory_mb: Option<u32>,
+    /// On a shared machine: the speed of work that misses the caches (hash tables larger
+    /// than them) in each of several functions running at once, as a fraction of one
+    /// running alone — they share the last cache and the memory bandwidth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_efficiency: Option<f64>,
 }
 
 /// Direct TCP channels between functions.
@@ -155,6 +160,9 @@ pub struct Kernels {
     /// Computing one node of an expression (an operator, a call, an aggregate function),
     /// per row; also a limit or a union passing a row on.
     pub narrow_s_per_row: f64,
+    /// The same for a node whose result is a decimal.
+    #[serde(default = "Kernels::default_decimal")]
+    pub decimal_s_per_row: f64,
     /// A filter selecting rows, per row, besides computing its predicate, when it keeps
     /// almost all rows or almost none (long runs)...
     #[serde(default = "Kernels::default_filter")]
@@ -225,6 +233,10 @@ impl Kernels {
         ONNX_LOAD_S
     }
 
+    fn default_decimal() -> f64 {
+        DECIMAL_S_PER_ROW
+    }
+
     fn default_encode() -> f64 {
         ENCODE_S_PER_BYTE
     }
@@ -265,6 +277,7 @@ impl Kernels {
 const PREPARE_S_PER_VALUE: f64 = 8.8e-9;
 const ONNX_LOAD_S: f64 = 4.3e-3;
 const ONNX_INFER_S_PER_BYTE: f64 = 2.4e-11;
+const DECIMAL_S_PER_ROW: f64 = 4.7e-9;
 const ENCODE_S_PER_BYTE: f64 = 7.0e-10;
 const DECODE_S_PER_BYTE: f64 = 1.5e-10;
 const FILTER_S_PER_ROW: f64 = 1.6e-9;
@@ -345,6 +358,7 @@ impl Profile {
             self.kernels.fast_codec_s_per_byte,
             self.kernels.entropy_codec_s_per_byte,
             self.kernels.narrow_s_per_row,
+            self.kernels.decimal_s_per_row,
             self.kernels.filter_s_per_row,
             self.kernels.filter_mixed_s_per_row,
             self.kernels.join_s_per_row,
@@ -382,6 +396,11 @@ impl Profile {
         }
         if c.runtime_overhead_mb >= c.memory_max_mb {
             return fail("runtime_overhead_mb must leave room below memory_max_mb");
+        }
+        if c.shared_efficiency
+            .is_some_and(|e| !(positive(e) && e <= 1.0))
+        {
+            return fail("shared_efficiency must be above 0 and at most 1");
         }
         if c.shared_vcpus.is_some_and(|v| !positive(v))
             || c.shared_memory_mb.is_some_and(|m| m < c.memory_min_mb)
@@ -435,6 +454,15 @@ impl Profile {
         match self.compute.shared_vcpus {
             Some(total) => own.min(total / f64::from(functions.max(1))),
             None => own,
+        }
+    }
+
+    /// The speed of work that misses the caches in each of `functions` functions running
+    /// at once, as a fraction of one alone: below one where they share a machine's memory.
+    pub fn cache_speed(&self, functions: u32) -> f64 {
+        match (self.compute.shared_vcpus, self.compute.shared_efficiency) {
+            (Some(_), Some(efficiency)) if functions > 1 => efficiency,
+            _ => 1.0,
         }
     }
 

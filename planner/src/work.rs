@@ -22,6 +22,9 @@ pub const MIN_CPU_S_PER_TASK: f64 = 1.0;
 pub struct StageWork {
     /// CPU seconds on one vCPU that divide between tasks.
     pub cpu_s: f64,
+    /// Of `cpu_s`, the seconds spent missing the caches (a hash table larger than them):
+    /// they slow down when functions share a machine's memory.
+    pub cache_cpu_s: f64,
     /// CPU seconds every task spends whatever the split (building a broadcast side).
     pub cpu_per_task_s: f64,
     /// Bytes read from storage (sources), divided between tasks.
@@ -60,7 +63,8 @@ pub fn stage_work(
         let rows_in: f64 = op.inputs.iter().map(|o| sizes[*o].rows).sum();
         let bytes_in: f64 = op.inputs.iter().map(|o| sizes[*o].bytes).sum();
         // Seconds per row of the values the operator's expressions compute.
-        let computing = f64::from(op.computes) * k.narrow_s_per_row;
+        let computing = f64::from(op.computes.plain) * k.narrow_s_per_row
+            + f64::from(op.computes.decimal) * k.decimal_s_per_row;
         for (i, cut) in cuts[id].iter().enumerate() {
             if cut.is_some() && !graph.ops[op.inputs[i]].kind.is_model() {
                 w.rows_in += sizes[op.inputs[i]].rows;
@@ -120,7 +124,10 @@ pub fn stage_work(
                 w.cpu_s += rows_in * computing.max(k.narrow_s_per_row);
             }
             OpKind::Aggregate { .. } => {
-                w.cpu_s += rows_in * (profile.aggregate_s_per_row(sizes[id].rows) + computing);
+                let per_row = profile.aggregate_s_per_row(sizes[id].rows);
+                w.cpu_s += rows_in * (per_row + computing);
+                // What it costs beyond a table in cache is spent waiting for memory.
+                w.cache_cpu_s += rows_in * (per_row - k.aggregate_s_per_row).max(0.0);
                 w.state_bytes += 2.0 * sizes[id].bytes;
             }
             OpKind::Sort { fetch } => {
@@ -218,7 +225,8 @@ impl StageWork {
     pub fn task_seconds(&self, profile: &Profile, functions: u32, memory_mb: u32) -> f64 {
         let n = f64::from(functions.max(1));
         let v = profile.vcpus_when(memory_mb, functions);
-        let cpu = (self.cpu_s / n + self.cpu_per_task_s) / v;
+        let slowed = self.cache_cpu_s / n * (1.0 / profile.cache_speed(functions) - 1.0);
+        let cpu = (self.cpu_s / n + slowed + self.cpu_per_task_s) / v;
         let bw = profile.storage_bandwidth(memory_mb);
         let lat = profile.storage.latency_s;
         let reads = self.read_bytes / n + self.read_per_task_bytes;

@@ -5,11 +5,14 @@
 //! loading an ONNX model costs — and, given the `flowc` executable, the fixed costs of
 //! a distributed run ([`overheads`]) — and returns the profile the planner reads back.
 
+mod contention;
 mod exchanges;
 pub mod overheads;
 mod scans;
 
-use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
@@ -128,6 +131,11 @@ pub fn calibrate(
             &mut kernels.join_s_per_row,
         ),
         (
+            "compute a decimal expression node, per row",
+            k.decimal,
+            &mut kernels.decimal_s_per_row,
+        ),
+        (
             "filter keeping few rows, per row",
             k.filter,
             &mut kernels.filter_s_per_row,
@@ -198,6 +206,17 @@ pub fn calibrate(
         );
     }
     profile.kernels.aggregate_by_groups = k.aggregate_by_groups;
+    if let Ok(cores) = std::thread::available_parallelism()
+        && cores.get() > 1
+    {
+        let work = table(rows, rows / 10).map_err(|e| e.to_string())?;
+        let efficiency = contention::measure(&work, cores.get())?;
+        profile.compute.shared_efficiency = Some(efficiency);
+        note(
+            "speed missing caches when all cores work",
+            format!("{:.0}%", efficiency * 100.0),
+        );
+    }
 
     if let Some(exe) = exe {
         let o = overheads::measure(exe, dir.path(), 4, scale - 1, k.plan)?;
@@ -347,6 +366,7 @@ fn memory_mb() -> Option<u32> {
 struct Kernels {
     scan: scans::ScanKernels,
     narrow: f64,
+    decimal: f64,
     filter: f64,
     filter_mixed: f64,
     join: f64,
@@ -369,14 +389,16 @@ fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
     }
 }
 
-/// Generated rows: `k` over `keys` values, `v` uniform in [0, 1), a text `s`, and `u`, every
-/// number below `rows` once in a scattered order (groupings of a known size).
+/// Generated rows: `k` over `keys` values, `v` uniform in [0, 1), a text `s`, `u`, every
+/// number below `rows` once in a scattered order (groupings of a known size), and `p`, a
+/// price as a decimal.
 fn table(rows: usize, keys: usize) -> datafusion::error::Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("k", DataType::Int64, false),
         Field::new("v", DataType::Float64, false),
         Field::new("s", DataType::Utf8, false),
         Field::new("u", DataType::Int64, false),
+        Field::new("p", DataType::Decimal128(15, 2), false),
     ]));
     // 7,919 is prime and divides no calibration size: i ↦ 7,919·i mod rows is a permutation.
     let u = (0..rows as u64).map(|i| (i * 7_919 % rows.max(1) as u64) as i64);
@@ -388,6 +410,8 @@ fn table(rows: usize, keys: usize) -> datafusion::error::Result<RecordBatch> {
     let s: Vec<String> = (0..rows)
         .map(|_| format!("item-{:06}", next() % 1_000_000))
         .collect();
+    // Prices below 100,000.00, in cents.
+    let p: Vec<i128> = (0..rows).map(|_| i128::from(next() % 10_000_000)).collect();
     Ok(RecordBatch::try_new(
         schema,
         vec![
@@ -395,6 +419,7 @@ fn table(rows: usize, keys: usize) -> datafusion::error::Result<RecordBatch> {
             Arc::new(Float64Array::from(v)),
             Arc::new(StringArray::from(s)),
             Arc::new(Int64Array::from_iter_values(u)),
+            Arc::new(Decimal128Array::from(p).with_precision_and_scale(15, 2)?),
         ],
     )?)
 }
@@ -402,7 +427,7 @@ fn table(rows: usize, keys: usize) -> datafusion::error::Result<RecordBatch> {
 /// A table of `batch` cut into batches of the engine's size, as a scan yields them: kernels
 /// that stream over one array of millions of rows run out of cache and would be priced
 /// several times what they cost in a pipeline.
-fn in_batches(batch: &RecordBatch) -> datafusion::error::Result<Arc<MemTable>> {
+pub(crate) fn in_batches(batch: &RecordBatch) -> datafusion::error::Result<Arc<MemTable>> {
     let size = SessionConfig::new().batch_size();
     let batches = (0..batch.num_rows())
         .step_by(size)
@@ -440,6 +465,8 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
     ctx.sql("SELECT count(*) FROM t").await?.collect().await?;
     // Two computed nodes per row: the product and the sum.
     let narrow = timed(&ctx, "SELECT sum(v * 2) FROM t").await? / n / 2.0;
+    // Three decimal nodes: the difference, the product and the sum.
+    let decimal = timed(&ctx, "SELECT sum(p * (1 - p)) FROM t").await? / n / 3.0;
     let (filter, filter_mixed) = filters(&ctx, n, narrow).await?;
     let (aggregate, aggregate_by_groups) = groupings(&ctx, rows, narrow).await?;
     let join = timed(&ctx, "SELECT t.v, d.v FROM t JOIN d ON t.k = d.k").await? / (n * 1.1);
@@ -461,6 +488,7 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
     Ok(Kernels {
         scan,
         narrow,
+        decimal,
         filter,
         filter_mixed,
         join,
