@@ -14,7 +14,6 @@ use datafusion::arrow::array::{
     Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flow_planner::Profile;
@@ -457,7 +456,6 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     let big = table(rows, rows / 10)?;
     let small = table(rows / 10, rows / 10)?;
-    let bytes_in_memory = big.get_array_memory_size() as f64;
     ctx.register_table("t", in_batches(&big)?)?;
     ctx.register_table("d", in_batches(&small)?)?;
     let n = rows as f64;
@@ -471,17 +469,7 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
     let (aggregate, aggregate_by_groups) = groupings(&ctx, rows, narrow).await?;
     let join = timed(&ctx, "SELECT t.v, d.v FROM t JOIN d ON t.k = d.k").await? / (n * 1.1);
     let sort = timed(&ctx, "SELECT * FROM t ORDER BY v").await? / (n * n.log2());
-    let path = dir.join("t.parquet");
-    let start = Instant::now();
-    ctx.sql("SELECT * FROM t")
-        .await?
-        .write_parquet(
-            path.to_str().unwrap_or("t.parquet"),
-            DataFrameWriteOptions::new(),
-            None,
-        )
-        .await?;
-    let write = start.elapsed().as_secs_f64() / bytes_in_memory;
+    let write = saving(&dir.join("t.parquet"), &big)?;
     let (encode, decode) = exchanges::measure(&big, "k")?;
     let scan = scans::measure(dir, rows).await?;
     let plan = planning(&ctx, 25).await?;
@@ -500,6 +488,29 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
         decode,
         plan,
     })
+}
+
+/// Seconds per byte of rows (as the planner counts them) of saving `batch` as Parquet the
+/// way `save` does: the parquet crate's writer with its defaults, batches of the engine's
+/// size.
+fn saving(path: &Path, batch: &RecordBatch) -> datafusion::error::Result<f64> {
+    use parquet::arrow::ArrowWriter;
+    let size = SessionConfig::new().batch_size();
+    let mut times = Vec::with_capacity(ROUNDS);
+    for round in 0..=ROUNDS {
+        let start = Instant::now();
+        let out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let mut writer = ArrowWriter::try_new(out, batch.schema(), None)?;
+        for from in (0..batch.num_rows()).step_by(size) {
+            writer.write(&batch.slice(from, size.min(batch.num_rows() - from)))?;
+        }
+        writer.close()?;
+        if round > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let bytes = batch.num_rows() as f64 * flow_planner::stats::row_width(batch.schema_ref());
+    Ok(overheads::median(times) / bytes.max(1.0))
 }
 
 /// A filter's price per row when it keeps few rows (5%, in long runs between them), and
