@@ -453,6 +453,36 @@ mod tests {
     }
 
     #[test]
+    fn moving_rows_costs_their_encoding_on_every_channel_but_fused() {
+        let p = aws();
+        let move_ = |channel, bytes| {
+            transfer(
+                &p,
+                Pattern::HashShuffle,
+                channel,
+                bytes,
+                side(4),
+                side(4),
+                0.0,
+            )
+        };
+        for channel in [Channel::Direct, Channel::Storage] {
+            let (small, large) = (move_(channel, 1e6), move_(channel, 1e9));
+            let (enc, dec) = coding(&p, Pattern::HashShuffle, 1e9, side(4), side(4));
+            assert!(enc > 0.0 && dec > 0.0);
+            assert!(
+                large.seconds - small.seconds > enc + dec - 1e-9,
+                "{channel:?}"
+            );
+        }
+        assert_eq!(move_(Channel::Fused, 1e9), Transfer::default());
+        // A gather's one consumer decodes everything; a shuffle's consumers a share each.
+        let (_, gather) = coding(&p, Pattern::Gather, 1e9, side(4), side(1));
+        let (_, shuffle) = coding(&p, Pattern::HashShuffle, 1e9, side(4), side(4));
+        assert!(gather > 3.9 * shuffle, "{gather} {shuffle}");
+    }
+
+    #[test]
     fn pairing_hides_behind_work_only_when_there_is_work() {
         let p = aws();
         let busy = transfer(

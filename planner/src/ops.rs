@@ -910,8 +910,8 @@ pub fn expression_nodes(plan: &LogicalPlan) -> u32 {
 pub struct Computes {
     /// Nodes whose result is a number, a boolean, a date or text.
     pub plain: u32,
-    /// Nodes whose result is a decimal: arithmetic that keeps precision and checks for
-    /// overflow, several times dearer.
+    /// Nodes that yield or read decimals: arithmetic that keeps precision and checks for
+    /// overflow, comparisons and casts of 128-bit values, several times dearer.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub decimal: u32,
 }
@@ -943,14 +943,26 @@ pub fn computed_nodes(plan: &LogicalPlan) -> Computes {
                     | Expr::OuterReferenceColumn(..)
                     | Expr::Placeholder(_)
             ) {
-                match e.get_type(schema.as_ref()) {
-                    Ok(
-                        DataType::Decimal32(..)
-                        | DataType::Decimal64(..)
-                        | DataType::Decimal128(..)
-                        | DataType::Decimal256(..),
-                    ) => n.decimal = n.decimal.saturating_add(1),
-                    _ => n.plain = n.plain.saturating_add(1),
+                let decimal = |e: &Expr| {
+                    matches!(
+                        e.get_type(schema.as_ref()),
+                        Ok(DataType::Decimal32(..)
+                            | DataType::Decimal64(..)
+                            | DataType::Decimal128(..)
+                            | DataType::Decimal256(..))
+                    )
+                };
+                // A node reading decimals (a comparison, a cast to a float) works on them as
+                // much as one yielding them.
+                let mut reads_decimal = false;
+                let _ = e.apply_children(|child| {
+                    reads_decimal |= decimal(child);
+                    Ok(TreeNodeRecursion::Continue)
+                });
+                if reads_decimal || decimal(e) {
+                    n.decimal = n.decimal.saturating_add(1);
+                } else {
+                    n.plain = n.plain.saturating_add(1);
                 }
             }
             Ok(TreeNodeRecursion::Continue)
@@ -1036,5 +1048,35 @@ mod tests {
         assert_eq!(expression_nodes(&alias.input), 7);
         // The filter (1 + 7) and the scan (1); the alias is not an operator.
         assert_eq!(planning_nodes(&plan), 9);
+        // Of those, the AND and the two comparisons compute per row.
+        let computes = computed_nodes(&alias.input);
+        assert_eq!((computes.plain, computes.decimal), (3, 0));
+    }
+
+    #[test]
+    fn nodes_that_yield_or_read_decimals_are_counted_apart() {
+        let schema = Schema::new(vec![
+            Field::new("price", DataType::Decimal128(15, 2), false),
+            Field::new("n", DataType::Int64, false),
+        ]);
+        let scan = table_scan(Some("t"), &schema, None).unwrap();
+        // `price * 2 > 10 AND n > 1`: the product yields a decimal and the first comparison
+        // reads one; the second comparison and the AND do neither.
+        let two = lit(datafusion::scalar::ScalarValue::Decimal128(
+            Some(200),
+            15,
+            2,
+        ));
+        let ten = lit(datafusion::scalar::ScalarValue::Decimal128(
+            Some(1000),
+            15,
+            2,
+        ));
+        let plan = scan
+            .filter((col("price") * two).gt(ten).and(col("n").gt(lit(1i64))))
+            .and_then(|b| b.build())
+            .unwrap();
+        let computes = computed_nodes(&plan);
+        assert_eq!((computes.plain, computes.decimal), (2, 2), "{plan}");
     }
 }

@@ -764,9 +764,10 @@ mod tests {
         for v in [
             k.scan_s_per_byte,
             k.parquet_s_per_value,
-            k.fast_codec_s_per_byte,
-            k.entropy_codec_s_per_byte,
             k.narrow_s_per_row,
+            k.decimal_s_per_row,
+            k.encode_s_per_byte,
+            k.decode_s_per_byte,
             k.join_s_per_row,
             k.aggregate_s_per_row,
             k.sort_s_per_row,
@@ -784,6 +785,11 @@ mod tests {
             k.onnx_load_s
         );
         assert!(profile.direct.latency_s > 0.0 && profile.direct.latency_s < 0.01);
+        let groups: Vec<f64> = k.aggregate_by_groups.iter().map(|(g, _)| *g).collect();
+        assert_eq!(groups, [1_024.0, 32_768.0, 125_000.0]);
+        if let Some(e) = profile.compute.shared_efficiency {
+            assert!(e > 0.0 && e <= 1.0, "{e}");
+        }
         let text = to_toml(&profile).unwrap();
         let back = Profile::from_toml(&text).unwrap();
         assert_eq!(back, profile);
