@@ -12,7 +12,7 @@
 //! stage pinned to its consumer's size ([`Pin`](super::Pin), the planner's second pass) takes
 //! that size when it is feasible.
 
-use super::{Planning, Rule};
+use super::{Planning, Rule, SAME_COST_RATIO, SAME_TIME_RATIO, SAME_TIME_S, Score};
 use crate::candidate::{self, Candidate};
 use crate::options::PlanError;
 use crate::units;
@@ -236,13 +236,27 @@ impl Search {
                 "one function: the stage reads all its input in one place".to_string()
             };
         }
-        let mut r = format!(
-            "the {} of {} feasible choice{}",
-            p.score.describe(),
+        let next = self.next_best(p);
+        let choices = format!(
+            "{} feasible choice{}",
             self.feasible,
             if self.feasible == 1 { "" } else { "s" }
         );
-        if let Some(other) = self.next_best(p) {
+        let mut r = match (&next, p.score) {
+            // The next best is ahead on the objective's own measure by less than counts:
+            // the choice won on the other one.
+            (Some((_, true)), Score::Latency) => format!(
+                "the cheapest of the {choices} that finish as soon as any (within {}% or {})",
+                SAME_TIME_RATIO * 100.0,
+                units::seconds(SAME_TIME_S)
+            ),
+            (Some((_, true)), Score::Cost) => format!(
+                "the fastest of the {choices} that cost as little as any (within {}%)",
+                SAME_COST_RATIO * 100.0
+            ),
+            _ => format!("the {} of {choices}", p.score.describe()),
+        };
+        if let Some((other, _)) = next {
             r.push_str(&format!("; {other}"));
         }
         if let (Some(n), Some(why)) = (self.first_feasible_n.filter(|n| *n > 1), &self.first_error)
@@ -253,8 +267,9 @@ impl Search {
     }
 
     /// What the next best size would do instead, in words: "2 × 128 MB would finish
-    /// 0.31 ms later".
-    fn next_best(&self, p: &Planning) -> Option<String> {
+    /// 0.31 ms later"; and whether it is ahead on the objective's own measure (by less than
+    /// what counts as a difference).
+    fn next_best(&self, p: &Planning) -> Option<(String, bool)> {
         let best = self.best.as_ref()?;
         let (n, m, finish, usd) = self
             .priced
@@ -287,11 +302,20 @@ impl Search {
             String::new()
         };
         if dt.abs() <= slack && dc.abs() <= 1e-15 {
-            return Some(format!(
-                "{n} × {m} MB would do as well (a tie keeps the first size tried)"
+            return Some((
+                format!("{n} × {m} MB would do as well (a tie keeps the first size tried)"),
+                false,
             ));
         }
-        Some(format!("the next best, {n} × {m} MB, would {time}{cost}"))
+        let ahead = match p.score {
+            Score::Latency => dt < -slack,
+            Score::Cost => dc < -1e-15,
+            Score::Weighted(_) => false,
+        };
+        Some((
+            format!("the next best, {n} × {m} MB, would {time}{cost}"),
+            ahead,
+        ))
     }
 }
 
