@@ -514,15 +514,21 @@ fn saving(path: &Path, batch: &RecordBatch) -> datafusion::error::Result<f64> {
 }
 
 /// A filter's price per row when it keeps few rows (5%, in long runs between them), and
-/// what keeping half of them, scattered, adds: `t(s) = base + mixed · 4s(1 − s)`; its
-/// predicate's one comparison is priced as any computed node (`narrow`).
+/// what keeping half of them, scattered, adds: `t(s) = base + mixed · 4s(1 − s)`. An
+/// operator reads what it keeps, as in a pipeline (a sum; collecting the rows would price
+/// materialising them); the predicate's comparison and the sum are priced as any computed
+/// node (`narrow`).
 async fn filters(
     ctx: &SessionContext,
     n: f64,
     narrow: f64,
 ) -> datafusion::error::Result<(f64, f64)> {
-    let few = timed(ctx, "SELECT k, v FROM t WHERE v < 0.05").await? / n - narrow;
-    let half = timed(ctx, "SELECT k, v FROM t WHERE v < 0.5").await? / n - narrow;
+    let per_row = async |keeps: f64| -> datafusion::error::Result<f64> {
+        let sql = format!("SELECT sum(k) FROM t WHERE v < {keeps}");
+        Ok(timed(ctx, &sql).await? / n - narrow * (1.0 + keeps))
+    };
+    let few = per_row(0.05).await?;
+    let half = per_row(0.5).await?;
     let mixed = ((half - few) / (1.0 - 4.0 * 0.05 * 0.95)).max(0.0);
     Ok(((half - mixed).max(0.0), mixed))
 }
