@@ -423,16 +423,28 @@ fn table(rows: usize, keys: usize) -> datafusion::error::Result<RecordBatch> {
     )?)
 }
 
-/// A table of `batch` cut into batches of the engine's size, as a scan yields them: kernels
-/// that stream over one array of millions of rows run out of cache and would be priced
-/// several times what they cost in a pipeline.
-pub(crate) fn in_batches(batch: &RecordBatch) -> datafusion::error::Result<Arc<MemTable>> {
+/// `batch` cut into batches of the engine's size, as a scan yields them: kernels that
+/// stream over one array of millions of rows run out of cache and would be priced several
+/// times what they cost in a pipeline.
+pub(crate) fn engine_batches(batch: &RecordBatch) -> Vec<RecordBatch> {
     let size = SessionConfig::new().batch_size();
-    let batches = (0..batch.num_rows())
+    (0..batch.num_rows())
         .step_by(size)
         .map(|start| batch.slice(start, size.min(batch.num_rows() - start)))
-        .collect();
-    Ok(Arc::new(MemTable::try_new(batch.schema(), vec![batches])?))
+        .collect()
+}
+
+/// A table of `batch` in [`engine_batches`].
+pub(crate) fn in_batches(batch: &RecordBatch) -> datafusion::error::Result<Arc<MemTable>> {
+    Ok(Arc::new(MemTable::try_new(
+        batch.schema(),
+        vec![engine_batches(batch)],
+    )?))
+}
+
+/// Bytes of `batch`'s rows as the planner counts them.
+pub(crate) fn row_bytes(batch: &RecordBatch) -> f64 {
+    batch.num_rows() as f64 * flow_planner::stats::row_width(batch.schema_ref())
 }
 
 /// Median seconds of executing `sql` [`ROUNDS`] times, after one run that warms the caches
@@ -495,22 +507,21 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
 /// size.
 fn saving(path: &Path, batch: &RecordBatch) -> datafusion::error::Result<f64> {
     use parquet::arrow::ArrowWriter;
-    let size = SessionConfig::new().batch_size();
+    let batches = engine_batches(batch);
     let mut times = Vec::with_capacity(ROUNDS);
     for round in 0..=ROUNDS {
         let start = Instant::now();
         let out = std::io::BufWriter::new(std::fs::File::create(path)?);
         let mut writer = ArrowWriter::try_new(out, batch.schema(), None)?;
-        for from in (0..batch.num_rows()).step_by(size) {
-            writer.write(&batch.slice(from, size.min(batch.num_rows() - from)))?;
+        for part in &batches {
+            writer.write(part)?;
         }
         writer.close()?;
         if round > 0 {
             times.push(start.elapsed().as_secs_f64());
         }
     }
-    let bytes = batch.num_rows() as f64 * flow_planner::stats::row_width(batch.schema_ref());
-    Ok(overheads::median(times) / bytes.max(1.0))
+    Ok(overheads::median(times) / row_bytes(batch).max(1.0))
 }
 
 /// A filter's price per row when it keeps few rows (5%, in long runs between them), and

@@ -3,8 +3,8 @@
 //! bucket as one Arrow IPC stream, and, on the other side, decoding it — each per byte of
 //! rows in memory, as the planner counts an exchange's bytes.
 
-use super::ROUNDS;
 use super::overheads::median;
+use super::{ROUNDS, engine_batches, row_bytes};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -13,7 +13,6 @@ use datafusion::physical_expr::Partitioning;
 use datafusion::physical_expr::expressions::col;
 use datafusion::physical_plan::metrics::Time;
 use datafusion::physical_plan::repartition::BatchPartitioner;
-use datafusion::prelude::SessionConfig;
 use std::time::Instant;
 
 /// Buckets the calibration deals rows into: a shuffle between two workers.
@@ -22,12 +21,8 @@ const BUCKETS: usize = 2;
 /// Seconds per byte of encoding (dealing included) and of decoding `batch`'s rows, dealt
 /// by the hash of `key`.
 pub fn measure(batch: &RecordBatch, key: &str) -> Result<(f64, f64)> {
-    let bytes = batch.num_rows() as f64 * flow_planner::stats::row_width(batch.schema_ref());
-    let size = SessionConfig::new().batch_size();
-    let batches: Vec<RecordBatch> = (0..batch.num_rows())
-        .step_by(size)
-        .map(|start| batch.slice(start, size.min(batch.num_rows() - start)))
-        .collect();
+    let bytes = row_bytes(batch);
+    let batches = engine_batches(batch);
     let (mut encode, mut decode) = (Vec::new(), Vec::new());
     for round in 0..=ROUNDS {
         let start = Instant::now();
