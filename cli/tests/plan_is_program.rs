@@ -422,3 +422,111 @@ fn functions_edited_in_a_saved_plan_are_the_tasks_that_run() {
     );
     assert_eq!(cluster::big_outputs(dir.path()), expected);
 }
+
+/// Every row of a million crosses a hash shuffle into a grouping: enough bytes per consumer
+/// that reading them as they are written pays.
+const WIDE: &str = r#"let facts = load "facts.csv"
+save facts | group id { total = sum(value) } | group { keys = count(), total = sum(total) } to "out/sums.csv"
+"#;
+
+/// The local profile as if every function had a core of its own (no cores shared between
+/// functions running at once), written into `dir`: there pipelining a consumer with its
+/// producers pays, as it does on Lambda.
+fn a_core_per_function(dir: &Path) -> String {
+    let local = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../planner/profiles/local.toml"
+    ))
+    .unwrap();
+    let own: String = local
+        .lines()
+        .filter(|l| !l.starts_with("shared_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = dir.join("cores.toml");
+    std::fs::write(&path, own).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A stage the plan pipelines starts with its producers and reads them as they write: its
+/// tasks are sent before its producers' tasks end, the rows are one process's, and when a
+/// producer fails under its readers they run again with it, not blamed for it.
+#[test]
+fn a_pipelined_stage_reads_its_producers_while_they_run_and_outlives_their_failure() {
+    let (dir, p) = cluster::big_program(WIDE);
+    run_ok(&["run", &p], &[], "one process");
+    let expected = saved(dir.path(), "sums.csv", false);
+    let profile = a_core_per_function(dir.path());
+    let out = run_ok(
+        &["plan", &p, "--profile", &profile, "--format", "json"],
+        &[],
+        "plan on a core per function",
+    );
+    // Two functions a stage are enough to see it, on a machine of two cores.
+    let mut planned: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for stage in planned["stages"].as_array_mut().unwrap() {
+        let functions = stage["functions"].as_u64().unwrap().min(2);
+        stage["functions"] = Value::from(functions);
+    }
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(&plan_path, serde_json::to_string(&planned).unwrap()).unwrap();
+    let piped: Vec<u64> = planned["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["pipelined"] == true)
+        .map(|s| s["id"].as_u64().unwrap())
+        .collect();
+    assert!(!piped.is_empty(), "no stage is pipelined: {planned}");
+    for fault in ["", "err@shuffle"] {
+        clear_outputs(dir.path());
+        let what = format!("pipelined, faults `{fault}`");
+        let report_path = dir.path().join("run.json");
+        run_ok(
+            &[
+                "run",
+                &p,
+                "--plan",
+                plan_path.to_str().unwrap(),
+                "--report",
+                report_path.to_str().unwrap(),
+            ],
+            &[("FLOW_FAULTS", fault)],
+            &what,
+        );
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+        assert_follows(&planned, &report, &what);
+        assert_eq!(saved(dir.path(), "sums.csv", false), expected, "{what}");
+        let tasks = report["tasks"].as_array().unwrap();
+        let of = |stage: u64| tasks.iter().filter(move |t| t["id"]["stage"] == stage);
+        for s in &piped {
+            let first_sent = of(*s)
+                .map(|t| t["start_s"].as_f64().unwrap())
+                .fold(f64::INFINITY, f64::min);
+            let producers_done = planned["exchanges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["to"] == *s)
+                .flat_map(|x| of(x["from"].as_u64().unwrap()))
+                .map(|t| t["end_s"].as_f64().unwrap())
+                .fold(0.0, f64::max);
+            assert!(
+                first_sent < producers_done,
+                "{what}: stage {s} was sent at {first_sent} s, after its producers ended at {producers_done} s"
+            );
+        }
+        if !fault.is_empty() {
+            let blamed_on_producer = tasks.iter().any(|t| {
+                t["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("whose output this task was reading"))
+            });
+            assert!(
+                blamed_on_producer,
+                "{what}: no reader met its producer's failure: {report}"
+            );
+        }
+    }
+}

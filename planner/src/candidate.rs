@@ -6,7 +6,7 @@
 use crate::cost::{self, Side, Training, TrainingWork, Transfer};
 use crate::ops::{Channel, OpKind};
 use crate::options::PlanError;
-use crate::physical::{Exchange, Pattern};
+use crate::physical::{CHUNK_BYTES, Exchange, Pattern};
 use crate::rules::Planning;
 use crate::units;
 use crate::work::StageWork;
@@ -43,6 +43,10 @@ pub struct Candidate {
     /// One per exchange feeding the stage, in exchange order.
     pub inputs: Vec<(usize, PricedChannel)>,
     pub training: Option<(Training, bool)>,
+    /// Whether it starts with its producers and reads them as they write ([`pipelined`]).
+    pub pipelined: bool,
+    /// Seconds of its task that miss the caches, at a function's speed alone.
+    pub cache_s: f64,
 }
 
 /// Bytes an exchange moves when the functions of `from` produce it: partial aggregates
@@ -316,27 +320,133 @@ pub fn evaluate(
     } else {
         c.cold_start_s
     };
-    let compute_usd = cost::function_usd(profile, functions, memory_mb, base + start_up)
-        + training_usd
-        + if start_up > 0.0 {
-            f64::from(functions) * c.usd_per_request
-        } else {
-            0.0
-        };
-    usd += compute_usd;
-    Ok(Candidate {
+    let bill = |alive_s: f64| {
+        cost::function_usd(profile, functions, memory_mb, alive_s + start_up)
+            + training_usd
+            + if start_up > 0.0 {
+                f64::from(functions) * c.usd_per_request
+            } else {
+                0.0
+            }
+    };
+    let mut chosen = Candidate {
         functions,
         memory_mb,
         task_s,
         start_s: start,
         finish_s: start + task_s,
-        usd,
-        compute_usd,
+        usd: usd + bill(base),
+        compute_usd: bill(base),
         runs_in: fused_into.unwrap_or(stage),
         needs_mb,
         inputs,
         training,
-    })
+        pipelined: false,
+        cache_s: work.cache_seconds(profile, functions, memory_mb),
+    };
+    // A stage fused into its producer's functions, or going on in its one task, runs after
+    // it there: nothing to overlap.
+    if fused_into.is_none()
+        && !goes_on
+        && chosen.training.is_none()
+        && let Some((launch, finish)) = pipelined(p, &chosen)
+    {
+        // Its functions are alive, and billed, from their launch, waiting included.
+        let compute_usd = bill(finish - launch - task_s + base);
+        if p.score
+            .better((finish, usd + compute_usd), (chosen.finish_s, chosen.usd))
+        {
+            chosen.start_s = launch;
+            chosen.finish_s = finish;
+            chosen.usd = usd + compute_usd;
+            chosen.compute_usd = compute_usd;
+            chosen.pipelined = true;
+        }
+    }
+    Ok(chosen)
+}
+
+/// When a stage reading every input over direct channels would start and finish if it were
+/// launched with its producers and read them as they write: each producer, its transfer
+/// and the stage's own task then overlap as a pipeline of [`CHUNK_BYTES`] chunks — the
+/// slowest of the three, plus one chunk's worth of the other two. On a shared machine the
+/// overlap is no faster than the cores the producers and the stage occupy allow. `None` when
+/// an input moves otherwise or is read by a sort, or the target (or the workers asked for)
+/// cannot run producers and consumers at once.
+fn pipelined(p: &Planning, stage: &Candidate) -> Option<(f64, f64)> {
+    let profile = p.profile;
+    // A sort does its work once its input has all arrived: nothing of it overlaps.
+    let streams = |(id, choice): &(usize, PricedChannel)| {
+        choice.channel == Channel::Direct
+            && !matches!(
+                p.graph.ops[p.plan.exchanges[*id].consumer].kind,
+                OpKind::Sort { .. }
+            )
+    };
+    if stage.inputs.is_empty() || !stage.inputs.iter().all(streams) {
+        return None;
+    }
+    let producers = |id: usize| &p.plan.stages[p.plan.exchanges[id].from];
+    let at_once: u32 = stage.functions
+        + stage
+            .inputs
+            .iter()
+            .map(|(id, _)| producers(*id).functions)
+            .sum::<u32>();
+    // Functions asked for are processes started: a pipelined stage and its producers must
+    // fit in them together, or the stage would wait for a free one after all.
+    let most = match p.options.workers {
+        Some(asked) if !p.options.searched => asked.min(profile.compute.max_concurrency),
+        _ => profile.compute.max_concurrency,
+    };
+    // On a shared machine the other stages running then (independent scans, say) take cores
+    // too, which the timeline does not count: overlap only what fits in the cores alone.
+    let fits = profile
+        .compute
+        .shared_vcpus
+        .is_none_or(|cores| f64::from(at_once) <= cores);
+    if at_once > most || !fits {
+        return None;
+    }
+    // The share of a shared machine's cores a stage's functions occupy.
+    let occupies = |functions: u32, memory_mb: u32| match profile.compute.shared_vcpus {
+        Some(total) => {
+            (f64::from(functions) * profile.vcpus_when(memory_mb, functions) / total).min(1.0)
+        }
+        None => 0.0,
+    };
+    let mine = occupies(stage.functions, stage.memory_mb);
+    // Work that misses the caches slows when producers and consumers share the machine, as
+    // it does within a stage of several functions (where it is already counted).
+    let crowded = 1.0 / profile.cache_speed(at_once) - 1.0;
+    let slowed = |cache_s: f64, functions: u32| {
+        if functions == 1 {
+            cache_s * crowded
+        } else {
+            0.0
+        }
+    };
+    let mut launch: f64 = 0.0;
+    let mut finish: f64 = 0.0;
+    for (id, choice) in &stage.inputs {
+        let from = producers(*id);
+        let made = (from.finish_s - from.start_s).max(0.0)
+            + p.chosen
+                .get(from.id)
+                .map_or(0.0, |c| slowed(c.cache_s, c.functions));
+        let moved = choice.transfer.seconds;
+        let work = stage.task_s + slowed(stage.cache_s, stage.functions);
+        let per_consumer = choice.bytes / f64::from(stage.functions.max(1));
+        let chunks = (per_consumer / CHUNK_BYTES as f64).floor().max(1.0);
+        let slowest = made.max(moved).max(work);
+        let piped = slowest + (made + moved + work - slowest) / chunks;
+        let theirs = occupies(from.functions, from.memory_mb);
+        // Moving bytes between processes of one machine takes its cores too.
+        let cores = made * theirs + moved * theirs.max(mine) + work * mine;
+        launch = launch.max(from.start_s);
+        finish = finish.max(from.start_s + piped.max(cores));
+    }
+    Some((launch, finish.max(launch + stage.task_s)))
 }
 
 /// The training collective of a stage: the program's `sync` if it names one, else the best

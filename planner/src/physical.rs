@@ -135,6 +135,11 @@ pub struct Batching {
     pub reason: String,
 }
 
+/// What a producer hands a consumer reading it as it writes at a time, over a direct channel:
+/// the runtime cuts each bucket of a task's output into chunks of this size, and the planner
+/// prices pipelined stages by it.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
 /// A stage: operators fused into one task per function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
@@ -153,6 +158,10 @@ pub struct Stage {
     pub runs_in: usize,
     /// Whether the stage can be split into more tasks (a global sort or a save cannot).
     pub partitioned: bool,
+    /// Whether its functions start with its producers' and read their direct channels while
+    /// they write ([`CHUNK_BYTES`] at a time), rather than after them.
+    #[serde(default)]
+    pub pipelined: bool,
     /// Time of one task, inputs received, from start to output ready.
     pub predicted_s: f64,
     /// Compute cost of all its functions (exchanges are counted on the exchanges).

@@ -118,6 +118,12 @@ fn stage_text(out: &mut String, plan: &PhysicalPlan, stage: &Stage) {
         if stage.runs_in != stage.id {
             let _ = writeln!(out, "  runs in the function(s) of stage {}", stage.runs_in);
         }
+        if stage.pipelined {
+            let _ = writeln!(
+                out,
+                "  starts with its producers and reads them as they write"
+            );
+        }
     }
     for x in plan.exchanges.iter().filter(|x| x.to == stage.id) {
         let _ = writeln!(

@@ -244,6 +244,13 @@ impl StageWork {
         cpu.max(io) + write
     }
 
+    /// Seconds of one task's work that miss the caches, at the speed of a function alone:
+    /// what slows when other functions share the machine.
+    pub fn cache_seconds(&self, profile: &Profile, functions: u32, memory_mb: u32) -> f64 {
+        let n = f64::from(functions.max(1));
+        self.cache_cpu_s / n / profile.vcpus_when(memory_mb, functions)
+    }
+
     /// Memory one task needs, in MB.
     pub fn needs_mb(&self, profile: &Profile, functions: u32) -> f64 {
         let n = f64::from(functions.max(1));

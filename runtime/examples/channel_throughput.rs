@@ -100,6 +100,7 @@ fn direct(channels: &Channels, outbox: &Outbox, handle: &tokio::runtime::Handle)
             addr,
             key: "k".into(),
             bucket: 0,
+            producer: None,
         };
         channels
             .read(&location, handle, &mut |b| {

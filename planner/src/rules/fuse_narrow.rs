@@ -182,6 +182,7 @@ fn empty_stage(id: usize) -> Stage {
         predicted_usd: 0.0,
         start_s: 0.0,
         finish_s: 0.0,
+        pipelined: false,
         needs_mb: 0.0,
         forced: false,
         reason: String::new(),

@@ -1,6 +1,7 @@
 //! `predict`: the final timeline and bill. Every stage starts when its inputs have arrived
 //! (stages after the first are started early, so only the first pays a cold start on the
-//! critical path) and finishes one task later. The runtime runs each sink's job on its own,
+//! critical path) and finishes one task later — or, when it is pipelined, starts with its
+//! producers and finishes when the pipeline the sizing priced drains. The runtime runs each sink's job on its own,
 //! one after another — a job computes the stages its sink needs that no earlier job ran
 //! (what sinks share runs once and is kept until its last reader has it; a model, trained
 //! or loaded once, is kept too) — so the plan takes the
@@ -149,20 +150,31 @@ fn jobs_in_turn(p: &Planning) -> Option<TimeSpent> {
         let planning = planned_nodes(ops, kept) * c.plan_s_per_node;
         let held: Vec<bool> = kept.iter().zip(ran.iter()).map(|(k, r)| *k || *r).collect();
         let needed = upstream(roots, &held);
+        let mut started = vec![0.0_f64; n];
         let mut finish = vec![0.0_f64; n];
         let mut longest: f64 = 0.0;
         for (s, stage) in plan.stages.iter().enumerate().filter(|(s, _)| needed[*s]) {
-            let start = plan
-                .inputs_of(s)
-                .filter(|x| needed[x.from])
-                .map(|x| finish[x.from] + x.predicted_s)
-                .fold(0.0, f64::max);
             let first_time = if warm || plan.continues_task(s) {
                 0.0
             } else {
                 c.first_task_s
             };
-            finish[s] = start + stage.predicted_s + first_time;
+            // A pipelined stage overlaps its producers only when they run in this job too.
+            let streams = stage.pipelined && plan.inputs_of(s).all(|x| needed[x.from]);
+            if streams {
+                started[s] = plan
+                    .inputs_of(s)
+                    .map(|x| started[x.from])
+                    .fold(0.0, f64::max);
+                finish[s] = started[s] + (stage.finish_s - stage.start_s) + first_time;
+            } else {
+                started[s] = plan
+                    .inputs_of(s)
+                    .filter(|x| needed[x.from])
+                    .map(|x| finish[x.from] + x.predicted_s)
+                    .fold(0.0, f64::max);
+                finish[s] = started[s] + stage.predicted_s + first_time;
+            }
             longest = longest.max(finish[s]);
         }
         warm = warm || needed.iter().any(|n| *n);

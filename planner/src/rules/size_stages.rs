@@ -41,6 +41,7 @@ impl Rule for SizeStages {
             s.finish_s = best.0.finish_s;
             s.needs_mb = best.0.needs_mb;
             s.runs_in = best.0.runs_in;
+            s.pipelined = best.0.pipelined;
             s.forced = best.1;
             s.reason = best.2;
         }

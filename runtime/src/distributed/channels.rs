@@ -5,8 +5,8 @@
 //! extension.
 
 use super::auth::Secret;
-use super::outbox::Outbox;
-use super::protocol::{receive, send};
+use super::outbox::{Ended, Outbox};
+use super::protocol::{AttemptId, read_frame, receive, send, write_frame};
 use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::CompressionType;
@@ -17,10 +17,14 @@ use datafusion::error::{DataFusionError, Result};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long a reader waits for a producer's output to be opened: the producer's task message
+/// may still be on its way when a consumer started early asks for it.
+const PRODUCER_START: Duration = Duration::from_secs(60);
 
 /// Where one bucket of one committed task output can be read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +37,11 @@ pub enum Location {
         key: String,
         /// The bucket.
         bucket: usize,
+        /// The producing attempt, when it was still running as the reader was sent here: its
+        /// output may not be opened yet, so the reader waits for it rather than calling the
+        /// peer lost, and reads it while it is written.
+        #[serde(default)]
+        producer: Option<AttemptId>,
     },
     /// An object in the run's store.
     Storage {
@@ -88,19 +97,87 @@ pub fn lost_peer(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     None
 }
 
+/// A producing task that failed while a consumer read its output over a direct channel. Not
+/// the consumer's fault, nor its peer's: the consumer runs again once the producer has. It
+/// travels like [`PeerLost`], as a typed error.
+#[derive(Debug)]
+pub struct ProducerFailed {
+    /// The producing attempt.
+    pub producer: AttemptId,
+    /// Why it failed.
+    pub reason: String,
+}
+
+impl std::fmt::Display for ProducerFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "task {} of stage {}, whose output this task was reading, failed: {}",
+            self.producer.task, self.producer.stage, self.reason
+        )
+    }
+}
+
+impl std::error::Error for ProducerFailed {}
+
+/// The producing attempt whose failure caused an error, found among its causes.
+pub fn failed_producer(error: &(dyn std::error::Error + 'static)) -> Option<AttemptId> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(failed) = e.downcast_ref::<ProducerFailed>() {
+            return Some(failed.producer);
+        }
+        cause = e.source();
+    }
+    None
+}
+
 /// Where [`Channels::open`]'s bytes come from, to name a failure while reading them.
 enum Origin {
     Object(String),
-    Peer(String),
+    Peer {
+        addr: String,
+        key: String,
+        producer: Option<AttemptId>,
+    },
 }
 
 impl Origin {
-    fn error(&self, e: impl std::fmt::Display) -> DataFusionError {
+    fn error(&self, e: impl std::error::Error + 'static) -> DataFusionError {
         match self {
             Origin::Object(path) => DataFusionError::Execution(format!("cannot read {path}: {e}")),
-            Origin::Peer(addr) => PeerLost::error(addr, e),
+            Origin::Peer {
+                addr,
+                key,
+                producer,
+            } => match (unserved(&e), producer) {
+                (Some(StreamEnd::ProducerFailed(reason)), Some(producer)) => {
+                    DataFusionError::External(Box::new(ProducerFailed {
+                        producer: *producer,
+                        reason: reason.clone(),
+                    }))
+                }
+                (Some(StreamEnd::Missing), _) => {
+                    PeerLost::error(addr, format!("it no longer holds {key}"))
+                }
+                _ => PeerLost::error(addr, e),
+            },
         }
     }
+}
+
+/// The server's word on why a stream ended early, found among an error's causes.
+fn unserved<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a StreamEnd> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(end) = io.get_ref().and_then(|i| i.downcast_ref::<StreamEnd>())
+        {
+            return Some(end);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// A request for one bucket over a direct channel.
@@ -110,16 +187,68 @@ pub struct Fetch {
     pub key: String,
     /// The bucket.
     pub bucket: usize,
-    /// How long the server may wait for the key to be posted (collective messages).
+    /// How long the server may wait for the key to appear (a collective message not posted
+    /// yet, a task whose message is still on its way).
     #[serde(default)]
     pub wait_ms: u64,
 }
 
-/// The answer before the data: whether the bucket exists.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct FetchReply {
-    /// An error for people, or none when the IPC stream follows.
-    pub error: Option<String>,
+/// What follows the last chunk of a bucket sent over a direct channel: after the chunks (one
+/// frame each) an empty frame, then this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamEnd {
+    /// Everything was sent.
+    Complete,
+    /// The producing task failed; why.
+    ProducerFailed(String),
+    /// The server does not hold the key (never had it, or released it).
+    Missing,
+}
+
+impl std::fmt::Display for StreamEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamEnd::Complete => write!(f, "complete"),
+            StreamEnd::ProducerFailed(why) => write!(f, "its producer failed: {why}"),
+            StreamEnd::Missing => write!(f, "the peer does not hold it"),
+        }
+    }
+}
+
+impl std::error::Error for StreamEnd {}
+
+/// The bytes of a bucket sent as frames ([`Channels::serve`]), read as one byte stream that
+/// ends where the server said it ended, or fails with the [`StreamEnd`] saying why.
+struct Frames<R> {
+    inner: R,
+    chunk: Vec<u8>,
+    at: usize,
+    end: Option<StreamEnd>,
+}
+
+impl<R: Read> Read for Frames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.at < self.chunk.len() {
+                let n = buf.len().min(self.chunk.len() - self.at);
+                buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            match &self.end {
+                Some(StreamEnd::Complete) => return Ok(0),
+                Some(end) => return Err(std::io::Error::other(end.clone())),
+                None => {}
+            }
+            let frame = read_frame(&mut self.inner)?;
+            if frame.is_empty() {
+                self.end = Some(receive(&mut self.inner)?);
+            } else {
+                self.chunk = frame;
+                self.at = 0;
+            }
+        }
+    }
 }
 
 /// How a process reaches the run's channels.
@@ -221,9 +350,19 @@ impl Channels {
         handle: &tokio::runtime::Handle,
         sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        let (source, origin) = self.open(location, handle, Duration::ZERO)?;
-        let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, source), None)
-            .map_err(|e| origin.error(e))?;
+        let wait = match location {
+            Location::Direct {
+                producer: Some(_), ..
+            } => PRODUCER_START,
+            _ => Duration::ZERO,
+        };
+        let (source, origin) = self.open(location, handle, wait)?;
+        let mut source = BufReader::with_capacity(1 << 20, source);
+        // A bucket its producer dealt no rows to is empty, not even a schema.
+        if source.fill_buf().map_err(|e| origin.error(e))?.is_empty() {
+            return Ok(());
+        }
+        let reader = StreamReader::try_new(source, None).map_err(|e| origin.error(e))?;
         for batch in reader {
             sink(batch.map_err(|e| origin.error(e))?)?;
         }
@@ -270,7 +409,12 @@ impl Channels {
                     Origin::Object(path.clone()),
                 ))
             }
-            Location::Direct { addr, key, bucket } => {
+            Location::Direct {
+                addr,
+                key,
+                bucket,
+                producer,
+            } => {
                 let lost = |e: std::io::Error| PeerLost::error(addr, e);
                 let mut stream = TcpStream::connect(addr).map_err(lost)?;
                 let _ = stream.set_nodelay(true);
@@ -281,14 +425,20 @@ impl Channels {
                     wait_ms: wait.as_millis() as u64,
                 };
                 send(&mut stream, &fetch).map_err(lost)?;
-                let reply: FetchReply = receive(&mut stream).map_err(lost)?;
-                if let Some(error) = reply.error {
-                    return Err(PeerLost::error(
-                        addr,
-                        format!("it no longer holds {key}: {error}"),
-                    ));
-                }
-                Ok((Box::new(stream), Origin::Peer(addr.clone())))
+                let frames = Frames {
+                    inner: stream,
+                    chunk: Vec::new(),
+                    at: 0,
+                    end: None,
+                };
+                Ok((
+                    Box::new(frames),
+                    Origin::Peer {
+                        addr: addr.clone(),
+                        key: key.clone(),
+                        producer: *producer,
+                    },
+                ))
             }
         }
     }
@@ -302,17 +452,21 @@ impl Channels {
         let _ = stream.set_read_timeout(None);
         let fetch: Fetch = receive(&mut stream)?;
         let wait = Duration::from_millis(fetch.wait_ms);
-        let Some(encoded) = outbox.get(&fetch.key, fetch.bucket, wait) else {
-            return send(
-                &mut stream,
-                &FetchReply {
-                    error: Some(format!("no output {} bucket {}", fetch.key, fetch.bucket)),
-                },
-            );
-        };
-        send(&mut stream, &FetchReply { error: None })?;
         // The reader's pace limits ours through TCP's flow control.
-        stream.write_all(&encoded)?;
+        let ended = outbox.follow(&fetch.key, fetch.bucket, wait, |chunk| {
+            if chunk.is_empty() {
+                Ok(())
+            } else {
+                write_frame(&mut stream, chunk)
+            }
+        })?;
+        write_frame(&mut stream, &[])?;
+        let end = match ended {
+            Ended::Sealed => StreamEnd::Complete,
+            Ended::Failed(why) => StreamEnd::ProducerFailed(why),
+            Ended::Missing => StreamEnd::Missing,
+        };
+        send(&mut stream, &end)?;
         stream.flush()
     }
 }
@@ -370,6 +524,7 @@ mod tests {
                     addr,
                     key: "k".into(),
                     bucket: 0,
+                    producer: None,
                 },
                 runtime.handle(),
                 &mut |b| {
@@ -380,6 +535,96 @@ mod tests {
             .unwrap();
         assert_eq!(rows, 1000);
         server.join().unwrap().unwrap();
+    }
+
+    /// A worker's outbox served on a port of its own, and a producing attempt's key open in
+    /// it.
+    fn live_producer(secret: &Secret) -> (Arc<Outbox>, Location, AttemptId) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let outbox = Arc::new(Outbox::default());
+        outbox.serve(listener, Arc::new(channels(secret.clone())));
+        let producer = AttemptId {
+            job: 0,
+            stage: 1,
+            task: 2,
+            attempt: 0,
+        };
+        let location = Location::Direct {
+            addr,
+            key: producer.output_key(0),
+            bucket: 0,
+            producer: Some(producer),
+        };
+        (outbox, location, producer)
+    }
+
+    /// Reads `location` on a thread of its own, counting rows.
+    fn read_on_thread(
+        secret: &Secret,
+        location: Location,
+    ) -> std::thread::JoinHandle<Result<usize>> {
+        let c = channels(secret.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            let mut rows = 0;
+            c.read(&location, runtime.handle(), &mut |b| {
+                rows += b.num_rows();
+                Ok(())
+            })
+            .map(|()| rows)
+        })
+    }
+
+    #[test]
+    fn a_reader_follows_a_producer_that_starts_and_writes_after_it_asked() {
+        let secret = Secret::generate().unwrap();
+        let (outbox, location, producer) = live_producer(&secret);
+        let reader = read_on_thread(&secret, location);
+        std::thread::sleep(Duration::from_millis(30));
+        let key = producer.output_key(0);
+        outbox.open(key.clone());
+        let (schema, _) = batch();
+        let big = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(0..50_000))],
+        )
+        .unwrap();
+        let mut bucket = super::super::bucket::Bucket::default();
+        for _ in 0..3 {
+            bucket
+                .write(&schema, &big, &IpcWriteOptions::default())
+                .unwrap();
+            outbox.append(&key, 0, bucket.chunk().expect("a batch makes a chunk"));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        outbox.append(&key, 0, bucket.finish().unwrap());
+        outbox.seal(&key);
+        assert_eq!(reader.join().unwrap().unwrap(), 150_000);
+    }
+
+    #[test]
+    fn a_producer_failing_under_its_reader_is_a_typed_error_naming_the_producer() {
+        let secret = Secret::generate().unwrap();
+        let (outbox, location, producer) = live_producer(&secret);
+        let key = producer.output_key(0);
+        outbox.open(key.clone());
+        let (schema, b) = batch();
+        let mut bucket = super::super::bucket::Bucket::default();
+        bucket
+            .write(&schema, &b, &IpcWriteOptions::default())
+            .unwrap();
+        // The schema and a batch, but no end: the producer is still writing.
+        let mut started = bucket.finish().unwrap().to_vec();
+        started.truncate(started.len() - 8);
+        outbox.append(&key, 0, started.into());
+        let reader = read_on_thread(&secret, location);
+        std::thread::sleep(Duration::from_millis(30));
+        outbox.fail(&key, "disk full");
+        let error = reader.join().unwrap().unwrap_err();
+        assert_eq!(failed_producer(&error), Some(producer));
+        assert_eq!(lost_peer(&error), None);
+        assert!(error.to_string().contains("disk full"), "{error}");
     }
 
     #[test]
@@ -419,6 +664,7 @@ mod tests {
             addr: addr.clone(),
             key: "j0/s0/t0/a0".into(),
             bucket: 0,
+            producer: None,
         };
         let error = c.read(&location, rt.handle(), &mut |_| Ok(())).unwrap_err();
         assert_eq!(lost_peer(&error).as_deref(), Some(addr.as_str()));

@@ -62,6 +62,7 @@ impl Mailbox for DirectMailbox {
             addr: addr.clone(),
             key: tag.to_string(),
             bucket: 0,
+            producer: None,
         };
         self.channels.fetch(&location, &self.handle, PATIENCE)
     }

@@ -406,7 +406,9 @@ impl Coordinator {
         loop {
             self.start_stages(job, target)?;
             let active = self.needed(target);
-            if active.is_empty() {
+            // A consumer that read its producers while they ran may finish before they
+            // report: the job waits for them, so each task's report lands in its job.
+            if active.is_empty() && !self.any_running() {
                 tracing::debug!(
                     "job {job}: stage {target} done {:.1} ms into the run",
                     self.elapsed_ms()
@@ -417,6 +419,12 @@ impl Coordinator {
             let event = self.wait()?;
             self.handle(event)?;
         }
+    }
+
+    fn any_running(&self) -> bool {
+        self.runs
+            .values()
+            .any(|r| r.running.iter().any(Option::is_some))
     }
 
     /// The next event from the workers, or why none will come.
@@ -457,6 +465,7 @@ impl Coordinator {
                     id,
                     error: message,
                     lost_peer,
+                    failed_producer,
                 },
             ) => {
                 let Some(slot) = self.slot(w) else {
@@ -471,10 +480,12 @@ impl Coordinator {
                     return Ok(());
                 }
                 run.running[id.task] = None;
-                match lost_peer {
+                match (lost_peer, failed_producer) {
                     // Not this task's fault: its input died with a peer.
-                    Some(peer) => self.peer_lost(&peer)?,
-                    None => self.failed(id, message)?,
+                    (Some(peer), _) => self.peer_lost(&peer)?,
+                    // Nor this: it was reading a producer that failed.
+                    (None, Some(producer)) => self.producer_failed(producer, message)?,
+                    (None, None) => self.failed(id, message)?,
                 }
             }
             Event::Message(
@@ -585,6 +596,20 @@ impl Coordinator {
             )));
         }
         Ok(())
+    }
+
+    /// A reader learnt that the producer it followed failed, perhaps before the producer's own
+    /// report arrives: the producer's attempt is over, so no other reader is sent to it.
+    fn producer_failed(&mut self, producer: AttemptId, message: String) -> Result<()> {
+        let Some(run) = self.runs.get_mut(&producer.stage) else {
+            return Ok(());
+        };
+        if run.running[producer.task].is_none_or(|(_, a)| a != producer.attempt) {
+            // Its own report came first and was counted.
+            return Ok(());
+        }
+        run.running[producer.task] = None;
+        self.failed(producer, message)
     }
 
     fn peer_lost(&mut self, peer: &str) -> Result<()> {
@@ -809,15 +834,49 @@ impl Coordinator {
             })
     }
 
-    /// Sends every task of `active` whose inputs are committed to an idle worker.
+    /// Whether stage `consumer` may start reading stage `producer`: every task of it has
+    /// committed, or the plan pipelines `consumer`, every producing task has started and
+    /// everything it sends `consumer` moves over direct channels, which a reader follows
+    /// while its producer writes.
+    fn input_ready(&self, producer: usize, consumer: usize) -> bool {
+        let Some(run) = self.runs.get(&producer) else {
+            return false;
+        };
+        if run.complete() {
+            return true;
+        }
+        let started = run
+            .committed
+            .iter()
+            .zip(&run.running)
+            .all(|(c, r)| c.is_some() || r.is_some());
+        let pipelined = self.plan.stages.get(consumer).is_some_and(|s| s.pipelined);
+        started && pipelined && self.streams_to(producer, consumer)
+    }
+
+    /// Whether everything stage `producer` sends stage `consumer` goes over direct channels
+    /// to the consumer's workers.
+    fn streams_to(&self, producer: usize, consumer: usize) -> bool {
+        let Some(stage) = self.stages.get(&producer) else {
+            return false;
+        };
+        let mut feeding = stage
+            .outputs
+            .iter()
+            .filter(|o| {
+                matches!(o.of.to, lowering::Destination::Exchange(x)
+                    if self.plan.exchanges[x].to == consumer)
+            })
+            .peekable();
+        feeding.peek().is_some()
+            && feeding.all(|o| o.channel == Channel::Direct && !self.read_back(o))
+    }
+
+    /// Sends every task of `active` whose inputs are ready to an idle worker.
     fn dispatch(&mut self, active: &[usize]) -> Result<()> {
         for id in active {
             let stage = self.stages[id].clone();
-            if !stage
-                .inputs
-                .iter()
-                .all(|i| self.runs.get(i).is_some_and(StageRun::complete))
-            {
+            if !stage.inputs.iter().all(|i| self.input_ready(*i, *id)) {
                 continue;
             }
             for task in 0..stage.tasks {
@@ -902,6 +961,7 @@ impl Coordinator {
                 addr: output.addr.clone(),
                 key,
                 bucket,
+                producer: None,
             },
             Channel::Storage => Location::Storage {
                 path: self.channels.object_path(&key, bucket),
@@ -910,22 +970,44 @@ impl Coordinator {
     }
 
     /// Where task `task`'s share of one output of a stage is: its bucket of every producing
-    /// task, or everything.
+    /// task, or everything. A producer still running is read where it writes.
     fn locations(&self, stage: usize, k: usize, kind: ReadKind, task: usize) -> Vec<Location> {
         let Some(run) = self.runs.get(&stage) else {
             return Vec::new();
         };
+        let mine = |bucket: usize| match kind {
+            ReadKind::Share => bucket == task,
+            ReadKind::Whole => true,
+            ReadKind::Own => false,
+        };
+        let buckets = self
+            .stages
+            .get(&stage)
+            .and_then(|s| s.outputs.get(k))
+            .map_or(1, |o| lowering::bucket_count(&o.plan));
         let mut out = Vec::new();
-        for o in run.committed.iter().flatten() {
-            let rows = o.rows.get(k).map(Vec::as_slice).unwrap_or_default();
-            for (bucket, n) in rows.iter().enumerate() {
-                let mine = match kind {
-                    ReadKind::Share => bucket == task,
-                    ReadKind::Whole => true,
-                    ReadKind::Own => false,
+        for (t, (committed, running)) in run.committed.iter().zip(&run.running).enumerate() {
+            if let Some(o) = committed {
+                let rows = o.rows.get(k).map(Vec::as_slice).unwrap_or_default();
+                for (bucket, n) in rows.iter().enumerate() {
+                    if mine(bucket) && *n > 0 {
+                        out.push(self.location(o, k, bucket));
+                    }
+                }
+            } else if let Some((w, attempt)) = *running {
+                let producer = AttemptId {
+                    job: run.job,
+                    stage,
+                    task: t,
+                    attempt,
                 };
-                if mine && *n > 0 {
-                    out.push(self.location(o, k, bucket));
+                for bucket in (0..buckets).filter(|b| mine(*b)) {
+                    out.push(Location::Direct {
+                        addr: self.data_addr(w),
+                        key: producer.output_key(k),
+                        bucket,
+                        producer: Some(producer),
+                    });
                 }
             }
         }

@@ -6,6 +6,8 @@
 //!   fails, a permanent failure;
 //! - `stall@shuffle`, `stall@gather`, `stall@last`: like `kill`, but the worker stops working
 //!   instead of dying, a run held open (for the Ctrl-C test);
+//! - `err@shuffle`, `err@gather`, `err@last`: like `kill`, but the task fails with an error,
+//!   once (a transient failure, met by the consumers reading it as it writes);
 //! - `kill@train`: member 1 of the first attempt at a data-parallel training kills itself
 //!   with SIGKILL in its second epoch.
 //!
@@ -44,6 +46,7 @@ pub struct Faults {
     kill: Vec<String>,
     fail: Vec<String>,
     stall: Vec<String>,
+    err: Vec<String>,
 }
 
 impl Faults {
@@ -55,6 +58,7 @@ impl Faults {
                 Some(("kill", role)) => faults.kill.push(role.to_string()),
                 Some(("fail", role)) => faults.fail.push(role.to_string()),
                 Some(("stall", role)) => faults.stall.push(role.to_string()),
+                Some(("err", role)) => faults.err.push(role.to_string()),
                 _ => {}
             }
         }
@@ -79,10 +83,16 @@ impl Faults {
         }
     }
 
-    /// Called after each batch a task computes: an injected death or stall.
-    pub fn during_task(&self, id: &AttemptId, role: Role, batches: usize) {
+    /// Called after each batch a task computes: an injected death, stall or error.
+    pub fn during_task(&self, id: &AttemptId, role: Role, batches: usize) -> Result<()> {
         if batches != 1 || id.task != 0 || id.attempt != 0 {
-            return;
+            return Ok(());
+        }
+        if self.err.iter().any(|r| r == role.name()) {
+            return Err(DataFusionError::Execution(format!(
+                "injected transient failure of stage {} task {} ({FAULTS_ENV})",
+                id.stage, id.task
+            )));
         }
         if self.stall.iter().any(|r| r == role.name()) {
             std::thread::sleep(std::time::Duration::from_secs(600));
@@ -90,6 +100,7 @@ impl Faults {
         if self.kill.iter().any(|r| r == role.name()) {
             die();
         }
+        Ok(())
     }
 }
 

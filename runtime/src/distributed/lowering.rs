@@ -1075,6 +1075,23 @@ fn by_file(config: &FileScanConfig, tasks: usize) -> Vec<FileGroup> {
     FileGroup::new(files).split_files(tasks)
 }
 
+/// What an output's plan deals its rows out by: the plan under the dealing, and how it deals
+/// (`None`: everything in one bucket). Workers deal as this says; readers count buckets by it.
+pub fn dealing(plan: &Arc<dyn ExecutionPlan>) -> (Arc<dyn ExecutionPlan>, Option<Partitioning>) {
+    match plan.downcast_ref::<RepartitionExec>() {
+        Some(rep) => (rep.input().clone(), Some(rep.partitioning().clone())),
+        None => (plan.clone(), None),
+    }
+}
+
+/// How many buckets an output's plan deals its rows into.
+pub fn bucket_count(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    match dealing(plan).1 {
+        Some(Partitioning::Hash(_, n) | Partitioning::RoundRobinBatch(n)) => n,
+        _ => 1,
+    }
+}
+
 /// Task `task`'s plan of an output: its share of every scan.
 pub fn task_plan(output: &Output, task: usize, tasks: usize) -> Result<Arc<dyn ExecutionPlan>> {
     if tasks < 2 {

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod bucket;
 pub mod channels;
 pub mod codec;
 pub mod collective;

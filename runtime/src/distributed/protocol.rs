@@ -120,6 +120,14 @@ pub struct TaskOutput {
     pub shared: bool,
 }
 
+impl TaskOutput {
+    /// Whether the producing worker keeps it (and serves it over direct channels), rather
+    /// than writing it to the run's store.
+    pub fn kept_here(&self) -> bool {
+        self.shared || self.channel != Channel::Storage
+    }
+}
+
 impl AttemptId {
     /// The key output `output` of this attempt is stored under.
     pub fn output_key(&self, output: usize) -> String {
@@ -196,6 +204,10 @@ pub enum ToCoordinator {
         /// The `data_addr` of a direct-channel peer that could not be reached, if that was the
         /// cause (the coordinator then treats the peer as dead).
         lost_peer: Option<String>,
+        /// A producer this task was reading while it ran, if that producer failed first:
+        /// the task is not at fault and runs again once the producer has.
+        #[serde(default)]
+        failed_producer: Option<AttemptId>,
     },
 }
 

@@ -3,7 +3,8 @@
 //! one at a time with DataFusion held to one partition (the one vCPU of its function).
 
 use super::auth::Secret;
-use super::channels::{Channels, Compression, lost_peer};
+use super::bucket::Bucket;
+use super::channels::{Channels, Compression, failed_producer, lost_peer};
 use super::codec;
 use super::collective::{DirectMailbox, Group, Mailbox, StoreMailbox};
 use super::faults::{Faults, Role};
@@ -13,12 +14,11 @@ use super::protocol::{
     send,
 };
 use super::store::open_store;
-use bytes::Bytes;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use datafusion::physical_expr::Partitioning;
 use datafusion::physical_plan::metrics::Time;
-use datafusion::physical_plan::repartition::{BatchPartitioner, RepartitionExec};
+use datafusion::physical_plan::repartition::BatchPartitioner;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flow_planner::Channel;
 use flow_planner::physical::Algorithm;
@@ -184,6 +184,7 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                     Err(e) => ToCoordinator::Failed {
                         id,
                         lost_peer: lost_peer(&e),
+                        failed_producer: failed_producer(&e),
                         error: e.to_string(),
                     },
                 };
@@ -322,11 +323,18 @@ struct Task<'a> {
 
 impl Task<'_> {
     /// Computes every output in order; what they shared is forgotten once they are done.
+    /// Every output kept here is opened first, so a consumer started early finds it; one the
+    /// task did not finish is marked failed, so its readers learn why.
     async fn run(
         &self,
         outputs: &[TaskOutput],
         plans: &[Vec<u8>],
     ) -> Result<(Vec<Vec<u64>>, Vec<Vec<u64>>)> {
+        for (k, output) in outputs.iter().enumerate() {
+            if output.kept_here() {
+                self.outbox.open(self.id.output_key(k));
+            }
+        }
         let mut rows = Vec::with_capacity(plans.len());
         let mut bytes = Vec::with_capacity(plans.len());
         let mut ran = Ok(());
@@ -339,6 +347,14 @@ impl Task<'_> {
                 Err(e) => {
                     ran = Err(e);
                     break;
+                }
+            }
+        }
+        if let Err(e) = &ran {
+            let why = e.to_string();
+            for (k, output) in outputs.iter().enumerate().skip(rows.len()) {
+                if output.kept_here() {
+                    self.outbox.fail(&self.id.output_key(k), &why);
                 }
             }
         }
@@ -366,10 +382,7 @@ impl Task<'_> {
             id.key(),
             datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
         );
-        let (input, partitioning) = match plan.downcast_ref::<RepartitionExec>() {
-            Some(rep) => (rep.input().clone(), Some(rep.partitioning().clone())),
-            None => (plan.clone(), None),
-        };
+        let (input, partitioning) = super::lowering::dealing(&plan);
         let role = match (&partitioning, output.back) {
             (_, true) => Role::Last,
             (Some(Partitioning::Hash(..)), false) => Role::Shuffle,
@@ -378,11 +391,8 @@ impl Task<'_> {
         self.faults.before_task(&id, role)?;
         let schema = input.schema();
         let mut stream = input.execute(0, task_ctx)?;
-        let n = match &partitioning {
-            Some(Partitioning::Hash(_, n) | Partitioning::RoundRobinBatch(n)) => *n,
-            _ => 1,
-        };
-        let mut buckets: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
+        let n = super::lowering::bucket_count(&plan);
+        let mut buckets: Vec<Bucket> = (0..n).map(|_| Bucket::default()).collect();
         let mut partitioner = match partitioning {
             Some(p @ (Partitioning::Hash(..) | Partitioning::RoundRobinBatch(_))) => {
                 // Round-robin dealing starts at this task's own bucket (`task % n`), so the
@@ -391,20 +401,27 @@ impl Task<'_> {
             }
             _ => None,
         };
+        let key = id.output_key(k);
+        let kept_here = output.kept_here();
+        let options = self.channels.ipc_options()?;
+        let mut write = |bucket: usize, part: RecordBatch| -> Result<()> {
+            let b = &mut buckets[bucket];
+            b.write(&schema, &part, &options)?;
+            if kept_here && let Some(chunk) = b.chunk() {
+                self.outbox.append(&key, bucket, chunk);
+            }
+            Ok(())
+        };
         let mut seen = 0usize;
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             seen += 1;
-            self.faults.during_task(&id, role, seen);
+            self.faults.during_task(&id, role, seen)?;
             match partitioner.as_mut() {
-                Some(p) => p.partition(batch, |bucket, part| {
-                    buckets[bucket].push(part);
-                    Ok(())
-                })?,
-                None => buckets[0].push(batch),
+                Some(p) => p.partition(batch, &mut write)?,
+                None => write(0, batch)?,
             }
         }
-        let key = id.output_key(k);
         tracing::debug!(
             "worker {} ran {key}, measured:\n{}",
             std::process::id(),
@@ -413,29 +430,21 @@ impl Task<'_> {
             )
             .indent(true)
         );
-        let rows: Vec<u64> = buckets
-            .iter()
-            .map(|b| b.iter().map(|x| x.num_rows() as u64).sum())
-            .collect();
-        let mut encoded = Vec::with_capacity(n);
-        for (bucket, batches) in buckets.iter().enumerate() {
-            encoded.push(if rows[bucket] == 0 {
-                Bytes::new()
-            } else {
-                self.channels.encode(&schema, batches)?
-            });
-        }
-        let sizes = encoded.iter().map(|b| b.len() as u64).collect();
-        match output.channel {
-            Channel::Storage if !output.shared => {
-                for (bucket, bytes) in encoded.into_iter().enumerate() {
-                    if rows[bucket] > 0 {
-                        self.channels.put(&key, bucket, bytes).await?;
-                    }
-                }
+        for (bucket, b) in buckets.iter_mut().enumerate() {
+            let rest = b.finish()?;
+            if kept_here {
+                self.outbox.append(&key, bucket, rest);
+            } else if b.rows > 0 {
+                // A storage hop writes each bucket whole, as one object per attempt.
+                self.channels.put(&key, bucket, rest).await?;
             }
-            _ => self.outbox.keep(key, encoded),
         }
-        Ok((rows, sizes))
+        if kept_here {
+            self.outbox.seal(&key);
+        }
+        Ok((
+            buckets.iter().map(|b| b.rows).collect(),
+            buckets.iter().map(|b| b.bytes).collect(),
+        ))
     }
 }
