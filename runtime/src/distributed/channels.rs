@@ -151,10 +151,13 @@ impl Origin {
                 key,
                 producer,
             } => match (unserved(&e), producer) {
-                (Some(StreamEnd::ProducerFailed(reason)), Some(producer)) => {
+                (Some(end @ (StreamEnd::ProducerFailed(_) | StreamEnd::Taken)), Some(producer)) => {
                     DataFusionError::External(Box::new(ProducerFailed {
                         producer: *producer,
-                        reason: reason.clone(),
+                        reason: match end {
+                            StreamEnd::ProducerFailed(reason) => reason.clone(),
+                            other => other.to_string(),
+                        },
                     }))
                 }
                 (Some(StreamEnd::Missing), _) => {
@@ -203,6 +206,8 @@ pub enum StreamEnd {
     ProducerFailed(String),
     /// The server does not hold the key (never had it, or released it).
     Missing,
+    /// A bucket handed over as it was read, to another reader: its producer must run again.
+    Taken,
 }
 
 impl std::fmt::Display for StreamEnd {
@@ -211,6 +216,7 @@ impl std::fmt::Display for StreamEnd {
             StreamEnd::Complete => write!(f, "complete"),
             StreamEnd::ProducerFailed(why) => write!(f, "its producer failed: {why}"),
             StreamEnd::Missing => write!(f, "the peer does not hold it"),
+            StreamEnd::Taken => write!(f, "its rows were handed to an earlier reader"),
         }
     }
 }
@@ -465,6 +471,7 @@ impl Channels {
             Ended::Sealed => StreamEnd::Complete,
             Ended::Failed(why) => StreamEnd::ProducerFailed(why),
             Ended::Missing => StreamEnd::Missing,
+            Ended::Taken => StreamEnd::Taken,
         };
         send(&mut stream, &end)?;
         stream.flush()
@@ -583,7 +590,7 @@ mod tests {
         let reader = read_on_thread(&secret, location);
         std::thread::sleep(Duration::from_millis(30));
         let key = producer.output_key(0);
-        outbox.open(key.clone());
+        outbox.open(key.clone(), false);
         let (schema, _) = batch();
         let big = RecordBatch::try_new(
             schema.clone(),
@@ -608,7 +615,7 @@ mod tests {
         let secret = Secret::generate().unwrap();
         let (outbox, location, producer) = live_producer(&secret);
         let key = producer.output_key(0);
-        outbox.open(key.clone());
+        outbox.open(key.clone(), false);
         let (schema, b) = batch();
         let mut bucket = super::super::bucket::Bucket::default();
         bucket

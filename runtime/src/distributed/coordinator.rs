@@ -23,7 +23,7 @@ use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flow_planner::{Channel, PhysicalPlan};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -137,6 +137,11 @@ pub struct Coordinator {
     /// When the last worker was started.
     launched: Instant,
     sent: HashMap<AttemptId, (f64, Channel)>,
+    /// Attempts still running whose output is no longer wanted: a task that took part of it
+    /// as it was written failed, so the producer runs again from the start.
+    abandoned: HashSet<AttemptId>,
+    /// Per running attempt, the producing attempts whose consumed outputs it takes.
+    takes: HashMap<AttemptId, Vec<AttemptId>>,
     record: RunRecord,
     watch: Option<Arc<dyn Watch>>,
     _interrupt: Registered,
@@ -227,6 +232,8 @@ impl Coordinator {
             clock,
             launched: Instant::now(),
             sent: HashMap::new(),
+            abandoned: HashSet::new(),
+            takes: HashMap::new(),
             record: RunRecord {
                 workers,
                 channel: options
@@ -473,6 +480,9 @@ impl Coordinator {
                 };
                 slot.busy = None;
                 self.note(id, w, 0.0, 0, 0, Some(message.clone()));
+                if self.abandoned.remove(&id) {
+                    return Ok(());
+                }
                 let Some(run) = self.runs.get_mut(&id.stage) else {
                     return Ok(());
                 };
@@ -480,6 +490,7 @@ impl Coordinator {
                     return Ok(());
                 }
                 run.running[id.task] = None;
+                self.reader_failed(id);
                 match (lost_peer, failed_producer) {
                     // Not this task's fault: its input died with a peer.
                     (Some(peer), _) => self.peer_lost(&peer)?,
@@ -514,6 +525,12 @@ impl Coordinator {
         };
         slot.busy = None;
         let addr = slot.data_addr.clone();
+        self.takes.remove(&id);
+        if self.abandoned.remove(&id) {
+            let why = "abandoned: a task reading it as it was written failed, so it ran again";
+            self.note(id, w, seconds, 0, 0, Some(why.to_string()));
+            return;
+        }
         // What a task shares among its outputs stays in it: only the others moved.
         let moved: Vec<bool> = self.stages.get(&id.stage).map_or_else(Vec::new, |s| {
             s.outputs
@@ -598,6 +615,65 @@ impl Coordinator {
         Ok(())
     }
 
+    /// The producing attempts whose consumed outputs a task of stage `stage` sent now
+    /// takes: every task of each producing stage feeding it so.
+    fn sources_taken(&self, stage: usize) -> Vec<AttemptId> {
+        let mut taken = Vec::new();
+        let Some(consumer) = self.stages.get(&stage) else {
+            return taken;
+        };
+        for p in &consumer.inputs {
+            let feeds = self.stages.get(p).is_some_and(|s| {
+                s.outputs.iter().any(|o| {
+                    self.consumed(o)
+                        && matches!(o.of.to, lowering::Destination::Exchange(x)
+                            if self.plan.exchanges[x].to == stage)
+                })
+            });
+            let Some(run) = self.runs.get(p).filter(|_| feeds) else {
+                continue;
+            };
+            for (t, (committed, running)) in run.committed.iter().zip(&run.running).enumerate() {
+                match (committed, running) {
+                    (Some(o), _) => taken.push(o.id),
+                    (None, Some((_, attempt))) => taken.push(AttemptId {
+                        job: run.job,
+                        stage: *p,
+                        task: t,
+                        attempt: *attempt,
+                    }),
+                    (None, None) => {}
+                }
+            }
+        }
+        taken
+    }
+
+    /// A task failed: what it had taken of consumed outputs as they were written is gone, so
+    /// each producing attempt it took from runs again — a committed one is forgotten, a
+    /// running one abandoned (its late report counts for nothing).
+    fn reader_failed(&mut self, reader: AttemptId) {
+        for p in self.takes.remove(&reader).unwrap_or_default() {
+            let Some(run) = self.runs.get_mut(&p.stage) else {
+                continue;
+            };
+            if run.committed[p.task].as_ref().is_some_and(|o| o.id == p) {
+                run.committed[p.task] = None;
+            } else if run.running[p.task].is_some_and(|(_, a)| a == p.attempt) {
+                run.running[p.task] = None;
+                self.abandoned.insert(p);
+            } else {
+                continue;
+            }
+            tracing::debug!(
+                "task {} of stage {} runs again: its reader {} failed",
+                p.task,
+                p.stage,
+                reader.key()
+            );
+        }
+    }
+
     /// A reader learnt that the producer it followed failed, perhaps before the producer's own
     /// report arrives: the producer's attempt is over, so no other reader is sent to it.
     fn producer_failed(&mut self, producer: AttemptId, message: String) -> Result<()> {
@@ -666,6 +742,7 @@ impl Coordinator {
             && run.running[id.task] == Some((w, id.attempt))
         {
             run.running[id.task] = None;
+            self.reader_failed(id);
             let message = format!("worker {pid} died while running it");
             self.note(id, w, 0.0, 0, 0, Some(message.clone()));
             self.failed(id, message)?;
@@ -872,6 +949,22 @@ impl Coordinator {
             && feeding.all(|o| o.channel == Channel::Direct && !self.read_back(o))
     }
 
+    /// Whether an output is consumed as it is written ([`super::outbox`]): a shuffle or
+    /// scatter over a direct channel into a stage the plan pipelines and that reads nothing
+    /// else — so its one reader per bucket always drains it, and holding the producer to
+    /// that reader's pace cannot wait on anything the producer itself must make.
+    fn consumed(&self, output: &lowering::Output) -> bool {
+        let lowering::Destination::Exchange(x) = output.of.to else {
+            return false;
+        };
+        let x = &self.plan.exchanges[x];
+        output.channel == Channel::Direct
+            && !self.read_back(output)
+            && ReadKind::of(x.pattern) == ReadKind::Share
+            && self.plan.stages.get(x.to).is_some_and(|s| s.pipelined)
+            && self.plan.exchanges.iter().filter(|y| y.to == x.to).count() == 1
+    }
+
     /// Sends every task of `active` whose inputs are ready to an idle worker.
     fn dispatch(&mut self, active: &[usize]) -> Result<()> {
         for id in active {
@@ -910,8 +1003,13 @@ impl Coordinator {
                         channel: o.channel,
                         back: self.read_back(o),
                         shared: o.of.to == lowering::Destination::Shared,
+                        consumed: self.consumed(o),
                     })
                     .collect();
+                let taken = self.sources_taken(*id);
+                if !taken.is_empty() {
+                    self.takes.insert(attempt_id, taken);
+                }
                 let run = self.runs.get_mut(id).expect("started above");
                 run.next_attempt[task] += 1;
                 run.running[task] = Some((w, attempt_id.attempt));

@@ -32,6 +32,17 @@ pub enum ReadKind {
     Own,
 }
 
+impl ReadKind {
+    /// What each consuming task reads of an exchange of this pattern.
+    pub fn of(pattern: flow_planner::Pattern) -> ReadKind {
+        use flow_planner::Pattern;
+        match pattern {
+            Pattern::HashShuffle | Pattern::Scatter | Pattern::Repartition => ReadKind::Share,
+            Pattern::Gather | Pattern::Broadcast => ReadKind::Whole,
+        }
+    }
+}
+
 /// Reads one output of another stage.
 #[derive(Debug)]
 pub struct ExchangeReadExec {

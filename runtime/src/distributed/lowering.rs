@@ -826,10 +826,7 @@ impl Lowering<'_> {
                 .iter()
                 .position(|o| o.to == Destination::Exchange(x.id))
                 .ok_or_else(|| internal(format!("exchange {} has no output", x.id)))?;
-            let kind = match x.pattern {
-                Pattern::HashShuffle | Pattern::Scatter | Pattern::Repartition => ReadKind::Share,
-                Pattern::Gather | Pattern::Broadcast => ReadKind::Whole,
-            };
+            let kind = ReadKind::of(x.pattern);
             let name = format!("exchange_{}", x.id);
             return self.placeholder((x.from, output), kind, child.schema(), name);
         }

@@ -5,11 +5,16 @@
 //! A task's output is opened when the task starts and grows chunk by chunk while it runs; a
 //! reader that asks for a bucket is sent the chunks already there and then each new one as it
 //! is appended, until the output is sealed (or its task fails). So a consuming task started
-//! while its producers still run reads as they write: the plan's stages overlap. What was sent
-//! stays kept until the coordinator releases it, so a reader that fails reads again instead of
-//! the producer running again. A fetch may wait for a key not opened yet: the members of a
-//! collective post and fetch in any order, and a consumer may ask before its producer's task
-//! message has arrived.
+//! while its producers still run reads as they write: the plan's stages overlap. A fetch may
+//! wait for a key not opened yet: the members of a collective post and fetch in any order,
+//! and a consumer may ask before its producer's task message has arrived.
+//!
+//! An output is either *kept* — what was sent stays until the coordinator releases it, so a
+//! reader that fails reads again, and any number of readers may read a bucket — or
+//! *consumed*: each bucket has one reader, a chunk is dropped once it is handed over, and the
+//! producer waits while its reader has more than [`WINDOW_BYTES`] of the bucket still to take
+//! (backpressure: the producer's memory is bounded by its reader's pace). A consumed bucket
+//! is read once; its reader failing means its producer runs again (the coordinator's rule).
 
 use super::channels::Channels;
 use bytes::Bytes;
@@ -17,6 +22,10 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+/// How much of a consumed bucket may wait for its reader before the producer waits too: a
+/// few chunks, so the reader never starves while the producer encodes the next one.
+pub const WINDOW_BYTES: usize = 4 * super::bucket::CHUNK_BYTES;
 
 /// How a kept output ended, or that it has not.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,12 +38,42 @@ enum State {
     Failed(String),
 }
 
+/// One bucket's chunks.
+#[derive(Debug, Default)]
+struct Chunks {
+    /// In order; in a consumed bucket the ones handed over are left empty.
+    list: Vec<Bytes>,
+    /// Chunks handed to the reader of a consumed bucket.
+    handed: usize,
+    /// Bytes appended and not handed over yet (consumed buckets).
+    waiting: usize,
+    /// Whether a reader is following the bucket.
+    reading: bool,
+}
+
 /// One key's chunks.
 #[derive(Debug)]
 struct Kept {
-    /// Per bucket, the chunks in order; their concatenation is one Arrow IPC stream.
-    buckets: Vec<Vec<Bytes>>,
+    buckets: Vec<Chunks>,
     state: State,
+    consumed: bool,
+}
+
+impl Kept {
+    fn new(consumed: bool) -> Kept {
+        Kept {
+            buckets: Vec::new(),
+            state: State::Open,
+            consumed,
+        }
+    }
+
+    fn bucket(&mut self, bucket: usize) -> &mut Chunks {
+        if self.buckets.len() <= bucket {
+            self.buckets.resize_with(bucket + 1, Chunks::default);
+        }
+        &mut self.buckets[bucket]
+    }
 }
 
 /// How following a bucket ended.
@@ -46,6 +85,8 @@ pub enum Ended {
     Failed(String),
     /// The key was not there in time, or was released while being read.
     Missing,
+    /// A consumed bucket another reader had started on.
+    Taken,
 }
 
 /// Messages and outputs kept for peers.
@@ -61,6 +102,15 @@ impl Outbox {
         self.kept.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn wait<'a>(
+        &self,
+        kept: MutexGuard<'a, HashMap<String, Kept>>,
+    ) -> MutexGuard<'a, HashMap<String, Kept>> {
+        self.changed
+            .wait(kept)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn update(&self, key: &str, change: impl FnOnce(&mut Kept)) {
         if let Some(kept) = self.lock().get_mut(key) {
             change(kept);
@@ -68,26 +118,33 @@ impl Outbox {
         self.changed.notify_all();
     }
 
-    /// Starts an output under `key` that chunks will be appended to.
-    pub fn open(&self, key: String) {
-        self.lock().insert(
-            key,
-            Kept {
-                buckets: Vec::new(),
-                state: State::Open,
-            },
-        );
+    /// Starts an output under `key` that chunks will be appended to; `consumed` when each
+    /// bucket has one reader and need not be kept once read.
+    pub fn open(&self, key: String, consumed: bool) {
+        self.lock().insert(key, Kept::new(consumed));
         self.changed.notify_all();
     }
 
-    /// Appends a chunk to bucket `bucket` of an open output.
+    /// Appends a chunk to bucket `bucket` of an open output. For a consumed output, first
+    /// waits while the bucket's reader has more than [`WINDOW_BYTES`] still to take.
     pub fn append(&self, key: &str, bucket: usize, chunk: Bytes) {
-        self.update(key, |kept| {
-            if kept.buckets.len() <= bucket {
-                kept.buckets.resize_with(bucket + 1, Vec::new);
+        let mut kept = self.lock();
+        loop {
+            let Some(k) = kept.get_mut(key) else {
+                return;
+            };
+            let consumed = k.consumed;
+            let b = k.bucket(bucket);
+            if consumed && b.reading && b.waiting >= WINDOW_BYTES {
+                kept = self.wait(kept);
+                continue;
             }
-            kept.buckets[bucket].push(chunk);
-        });
+            b.waiting += chunk.len();
+            b.list.push(chunk);
+            break;
+        }
+        drop(kept);
+        self.changed.notify_all();
     }
 
     /// Marks an open output complete.
@@ -111,13 +168,12 @@ impl Outbox {
 
     /// Keeps `buckets` under `key`, complete, one chunk each.
     pub fn keep(&self, key: String, buckets: Vec<Bytes>) {
-        self.lock().insert(
-            key,
-            Kept {
-                buckets: buckets.into_iter().map(|b| vec![b]).collect(),
-                state: State::Sealed,
-            },
-        );
+        let mut kept = Kept::new(false);
+        kept.state = State::Sealed;
+        for (b, bytes) in buckets.into_iter().enumerate() {
+            kept.bucket(b).list.push(bytes);
+        }
+        self.lock().insert(key, kept);
         self.changed.notify_all();
     }
 
@@ -142,19 +198,52 @@ impl Outbox {
         key: &str,
         bucket: usize,
         wait: Duration,
+        each: impl FnMut(&Bytes) -> std::io::Result<()>,
+    ) -> std::io::Result<Ended> {
+        let ended = self.follow_marked(key, bucket, wait, each);
+        // The reader is gone, however it ended: its producer no longer waits for it.
+        self.update(key, |kept| {
+            if let Some(b) = kept.buckets.get_mut(bucket) {
+                b.reading = false;
+            }
+        });
+        ended
+    }
+
+    fn follow_marked(
+        &self,
+        key: &str,
+        bucket: usize,
+        wait: Duration,
         mut each: impl FnMut(&Bytes) -> std::io::Result<()>,
     ) -> std::io::Result<Ended> {
         let deadline = Instant::now() + wait;
         let mut sent = 0;
+        let mut first = true;
         let mut kept = self.lock();
         loop {
-            let (fresh, state) = match kept.get(key) {
+            let (fresh, state) = match kept.get_mut(key) {
                 Some(k) => {
-                    let chunks = k.buckets.get(bucket).map_or(&[][..], Vec::as_slice);
-                    (
-                        chunks[sent.min(chunks.len())..].to_vec(),
-                        Some(k.state.clone()),
-                    )
+                    let consumed = k.consumed;
+                    let state = k.state.clone();
+                    let b = k.bucket(bucket);
+                    if first && consumed {
+                        if b.reading || b.handed > 0 {
+                            return Ok(Ended::Taken);
+                        }
+                        b.reading = true;
+                    }
+                    first = false;
+                    let fresh: Vec<Bytes> = if consumed {
+                        let taken: Vec<Bytes> =
+                            b.list[b.handed..].iter_mut().map(std::mem::take).collect();
+                        b.handed = b.list.len();
+                        b.waiting = 0;
+                        taken
+                    } else {
+                        b.list[sent.min(b.list.len())..].to_vec()
+                    };
+                    (fresh, Some(state))
                 }
                 // Released while being read: what was handed over is all there is.
                 None if sent > 0 => return Ok(Ended::Missing),
@@ -162,6 +251,8 @@ impl Outbox {
             };
             if !fresh.is_empty() {
                 drop(kept);
+                // The producer may be waiting for room.
+                self.changed.notify_all();
                 for chunk in &fresh {
                     each(chunk)?;
                 }
@@ -172,12 +263,7 @@ impl Outbox {
             match state {
                 Some(State::Sealed) => return Ok(Ended::Sealed),
                 Some(State::Failed(why)) => return Ok(Ended::Failed(why)),
-                Some(State::Open) => {
-                    kept = self
-                        .changed
-                        .wait(kept)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
+                Some(State::Open) => kept = self.wait(kept),
                 None => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -233,7 +319,7 @@ mod tests {
     #[test]
     fn a_reader_gets_chunks_appended_after_it_started_reading() {
         let outbox = Arc::new(Outbox::default());
-        outbox.open("k".into());
+        outbox.open("k".into(), false);
         outbox.append("k", 1, chunk("a"));
         let reader = {
             let outbox = outbox.clone();
@@ -262,7 +348,7 @@ mod tests {
     #[test]
     fn a_failed_output_tells_its_readers_and_keeps_nothing() {
         let outbox = Outbox::default();
-        outbox.open("k".into());
+        outbox.open("k".into(), false);
         outbox.append("k", 0, chunk("half"));
         outbox.fail("k", "out of memory");
         let ended = outbox.follow("k", 0, Duration::ZERO, |_| Ok(())).unwrap();
@@ -294,7 +380,7 @@ mod tests {
     #[test]
     fn releasing_an_output_ends_its_readers() {
         let outbox = Arc::new(Outbox::default());
-        outbox.open("j0/s1/t0/a0/o0".into());
+        outbox.open("j0/s1/t0/a0/o0".into(), false);
         outbox.append("j0/s1/t0/a0/o0", 0, chunk("x"));
         let reader = {
             let outbox = outbox.clone();
@@ -307,5 +393,55 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         outbox.release("j0/");
         assert_eq!(reader.join().unwrap(), Ended::Missing);
+    }
+
+    #[test]
+    fn a_consumed_bucket_holds_its_producer_to_its_readers_pace_and_is_read_once() {
+        let outbox = Arc::new(Outbox::default());
+        outbox.open("k".into(), true);
+        let chunk = Bytes::from(vec![7u8; WINDOW_BYTES / 2]);
+        // No reader yet: nothing to wait for.
+        for _ in 0..4 {
+            outbox.append("k", 0, chunk.clone());
+        }
+        let producer = {
+            let outbox = outbox.clone();
+            let chunk = chunk.clone();
+            std::thread::spawn(move || {
+                for _ in 0..16 {
+                    outbox.append("k", 0, chunk.clone());
+                }
+                outbox.seal("k");
+            })
+        };
+        // The producer wrote past the window only as the reader took: the most waiting for
+        // the reader at any time is the window plus one chunk.
+        let mut got = 0;
+        let mut most_waiting = 0;
+        let ended = outbox
+            .follow("k", 0, Duration::ZERO, |c| {
+                got += c.len();
+                std::thread::sleep(Duration::from_millis(2));
+                let kept = outbox.lock();
+                most_waiting = most_waiting.max(kept["k"].buckets[0].waiting);
+                Ok(())
+            })
+            .unwrap();
+        producer.join().unwrap();
+        assert_eq!(ended, Ended::Sealed);
+        assert_eq!(got, 20 * chunk.len());
+        assert!(
+            most_waiting <= WINDOW_BYTES + chunk.len(),
+            "{most_waiting} bytes waited for the reader"
+        );
+        // Handed over means gone: a second reader is refused, and nothing is held.
+        let again = outbox.follow("k", 0, Duration::ZERO, |_| Ok(())).unwrap();
+        assert_eq!(again, Ended::Taken);
+        let held: usize = outbox.lock()["k"].buckets[0]
+            .list
+            .iter()
+            .map(Bytes::len)
+            .sum();
+        assert_eq!(held, 0);
     }
 }

@@ -118,6 +118,10 @@ pub struct TaskOutput {
     /// Whether it is kept only for the task's other outputs, which share it, and forgotten
     /// when the task ends.
     pub shared: bool,
+    /// Whether each bucket's one reader takes it as it is written, holding the producer to
+    /// its pace, and nothing is kept once read ([`super::outbox`]).
+    #[serde(default)]
+    pub consumed: bool,
 }
 
 impl TaskOutput {

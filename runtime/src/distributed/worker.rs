@@ -332,7 +332,7 @@ impl Task<'_> {
     ) -> Result<(Vec<Vec<u64>>, Vec<Vec<u64>>)> {
         for (k, output) in outputs.iter().enumerate() {
             if output.kept_here() {
-                self.outbox.open(self.id.output_key(k));
+                self.outbox.open(self.id.output_key(k), output.consumed);
             }
         }
         let mut rows = Vec::with_capacity(plans.len());
