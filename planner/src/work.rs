@@ -227,11 +227,15 @@ impl StageWork {
         let v = profile.vcpus_when(memory_mb, functions);
         let slowed = self.cache_cpu_s / n * (1.0 / profile.cache_speed(functions) - 1.0);
         let cpu = (self.cpu_s / n + slowed + self.cpu_per_task_s) / v;
-        let bw = profile.storage_bandwidth(memory_mb);
+        // Where functions share a machine's cores, copying bytes from its page cache or to
+        // its files is a core's work too: a function with part of a core moves them at that
+        // part of its speed alone.
+        let share = v / profile.vcpus(memory_mb);
+        let bw = profile.storage_bandwidth(memory_mb) * share;
         let lat = profile.storage.latency_s;
         let reads = self.read_bytes / n + self.read_per_task_bytes;
         let io = if reads > 0.0 || self.files > 0.0 {
-            reads / profile.storage_read_bandwidth(memory_mb)
+            reads / (profile.storage_read_bandwidth(memory_mb) * share)
                 + (self.files / n).ceil().max(1.0) * lat
         } else {
             0.0
