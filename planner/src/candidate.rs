@@ -171,14 +171,32 @@ pub fn choose_channel(
         });
     }
     if fusable {
+        // Only a producer whose one output this is runs inside its consumer's task; one with
+        // other outputs keeps this one encoded in the function for the consumer to decode.
+        let shares = p
+            .plan
+            .exchanges
+            .iter()
+            .any(|y| y.from == x.from && y.id != x.id);
+        let (transfer, reason) = if shares {
+            (
+                cost::kept_in_function(p.profile, x.pattern, bytes, from, to),
+                "producer and consumer are the same function: nothing moves, but the producer's other outputs keep it encoded there",
+            )
+        } else {
+            (
+                Transfer::default(),
+                "producer and consumer are the same function: nothing moves",
+            )
+        };
         return Ok(PricedChannel {
             partial,
             channel: Channel::Fused,
             bytes,
-            transfer: Transfer::default(),
+            transfer,
             alternative: None,
             forced: false,
-            reason: "producer and consumer are the same function: nothing moves".into(),
+            reason: reason.into(),
         });
     }
     let storage = price(Channel::Storage);
@@ -394,11 +412,14 @@ fn pipelined(p: &Planning, stage: &Candidate) -> Option<(f64, f64)> {
             .map(|(id, _)| producers(*id).functions)
             .sum::<u32>();
     // Functions asked for are processes started: a pipelined stage and its producers must
-    // fit in them together, or the stage would wait for a free one after all.
-    let most = match p.options.workers {
-        Some(asked) if !p.options.searched => asked.min(profile.compute.max_concurrency),
-        _ => profile.compute.max_concurrency,
-    };
+    // fit in them together, or the stage would wait for a free one after all. The search's
+    // bounds mean the same, so each plan it tries is the plan that bound asks for.
+    let most = p
+        .options
+        .workers
+        .map_or(profile.compute.max_concurrency, |asked| {
+            asked.min(profile.compute.max_concurrency)
+        });
     // On a shared machine the other stages running then (independent scans, say) take cores
     // too, which the timeline does not count: overlap only what fits in the cores alone.
     let fits = profile

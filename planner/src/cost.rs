@@ -112,6 +112,23 @@ pub fn transfer(
 
 /// Seconds each producer spends dealing its rows into buckets and encoding them as Arrow
 /// IPC, and each consumer decoding what it reads, whichever channel carries the bytes.
+/// Time and cost of an exchange fused into one function whose producer has other outputs
+/// too: the runtime runs such a producer as a task of its own, which keeps its rows encoded
+/// for the consumer to decode in the same function. Nothing moves; the coding is paid.
+pub fn kept_in_function(
+    profile: &Profile,
+    pattern: Pattern,
+    bytes: f64,
+    from: Side,
+    to: Side,
+) -> Transfer {
+    let (encode, decode) = coding(profile, pattern, bytes.max(0.0), from, to);
+    Transfer {
+        seconds: encode + decode,
+        usd: function_usd(profile, from.functions, from.memory_mb, encode + decode),
+    }
+}
+
 fn coding(profile: &Profile, pattern: Pattern, b: f64, from: Side, to: Side) -> (f64, f64) {
     let k = &profile.kernels;
     let p = f64::from(from.functions.max(1));

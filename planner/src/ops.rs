@@ -472,23 +472,34 @@ pub fn estimate(graph: &OpGraph) -> Vec<Size> {
 /// the textbook estimate: every key of the side with fewer distinct keys finds its matches
 /// (`left × right / max(distinct)`, each side's distinct keys at most its rows); without
 /// them, the larger side (a key–foreign-key join). Outer joins keep at least their preserved
-/// sides.
+/// sides. A semi join keeps the share of its side's keys the other side has (containment:
+/// the side with fewer keys has them all in the other), an anti join the rest; without
+/// distinct keys, all of its side.
 fn join_rows(join: &str, keys: u32, distinct: Option<[u64; 2]>, left: f64, right: f64) -> f64 {
+    let distinct = distinct.map(|[l, r]| {
+        (
+            (l as f64).min(left).max(1.0),
+            (r as f64).min(right).max(1.0),
+        )
+    });
     let inner = match distinct {
-        Some([l, r]) => {
-            let l = (l as f64).min(left).max(1.0);
-            let r = (r as f64).min(right).max(1.0);
-            left * right / l.max(r)
-        }
+        Some((l, r)) => left * right / l.max(r),
         None if keys == 0 => left * right,
         None => left.max(right),
     };
+    // The share of the left side's keys found on the right, and the reverse.
+    let (left_found, right_found) =
+        distinct.map_or((1.0, 1.0), |(l, r)| ((r / l).min(1.0), (l / r).min(1.0)));
     match join {
         "Full" => inner.max(left + right),
         "Left" => inner.max(left),
         "Right" => inner.max(right),
-        "RightSemi" | "RightAnti" => right,
-        "LeftSemi" | "LeftAnti" | "LeftMark" => left,
+        "LeftSemi" => left * left_found,
+        "RightSemi" => right * right_found,
+        "LeftAnti" if distinct.is_some() => left * (1.0 - left_found),
+        "RightAnti" if distinct.is_some() => right * (1.0 - right_found),
+        "RightAnti" => right,
+        "LeftAnti" | "LeftMark" => left,
         _ => inner,
     }
 }
@@ -1027,6 +1038,20 @@ fn split_fraction(predicate: &Expr) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_semi_join_keeps_the_share_of_its_keys_the_other_side_has() {
+        // Ten million rows on five million keys, against a hundred thousand keys.
+        let distinct = Some([5_000_000, 100_000]);
+        let semi = join_rows("LeftSemi", 1, distinct, 1e7, 1e5);
+        let anti = join_rows("LeftAnti", 1, distinct, 1e7, 1e5);
+        assert!((semi - 2e5).abs() < 1.0, "{semi}");
+        assert!((semi + anti - 1e7).abs() < 1.0, "{anti}");
+        // Unknown keys: the whole side, as before.
+        assert_eq!(join_rows("LeftSemi", 1, None, 1e7, 1e5), 1e7);
+        let right = join_rows("RightSemi", 1, Some([100_000, 5_000_000]), 1e5, 1e7);
+        assert!((right - 2e5).abs() < 1.0, "{right}");
+    }
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::logical_expr::{col, lit, table_scan};
 

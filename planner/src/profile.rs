@@ -172,8 +172,12 @@ pub struct Kernels {
     /// filter_mixed_s_per_row · 4s(1 − s)` per row.
     #[serde(default = "Kernels::default_filter_mixed")]
     pub filter_mixed_s_per_row: f64,
-    /// A hash join, per input row (build and probe).
+    /// A hash join, per input row (build and probe), besides what it outputs.
     pub join_s_per_row: f64,
+    /// ...and per row it outputs (gathering the matched rows of both sides). Profiles
+    /// before it priced output within `join_s_per_row`: 0 there.
+    #[serde(default)]
+    pub join_output_s_per_row: f64,
     /// A hash aggregation, per input row, into few groups (its table in cache), besides
     /// computing its keys and aggregates.
     pub aggregate_s_per_row: f64,

@@ -117,6 +117,7 @@ pub fn stage_work(
                     w.cpu_s += (left.rows + right.rows) * k.join_s_per_row;
                     w.state_bytes += 2.0 * right.bytes;
                 }
+                w.cpu_s += sizes[id].rows * k.join_output_s_per_row;
             }
             // Without keys there is no hash table: each row is added into one accumulator
             // per aggregate, as cheaply as any value is computed.

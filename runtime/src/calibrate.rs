@@ -130,6 +130,11 @@ pub fn calibrate(
             &mut kernels.join_s_per_row,
         ),
         (
+            "hash join, per output row",
+            k.join_output,
+            &mut kernels.join_output_s_per_row,
+        ),
+        (
             "compute a decimal expression node, per row",
             k.decimal,
             &mut kernels.decimal_s_per_row,
@@ -369,6 +374,7 @@ struct Kernels {
     filter: f64,
     filter_mixed: f64,
     join: f64,
+    join_output: f64,
     aggregate: f64,
     aggregate_by_groups: Vec<(f64, f64)>,
     sort: f64,
@@ -464,6 +470,39 @@ async fn timed(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<f64
     Ok(overheads::median(times))
 }
 
+/// A hash join's price per input row and per output row: `t` (n rows) joined to `d` (n/10
+/// rows on as many keys: each row of `t` matches one of `d` on average), then to `d` with its
+/// keys spread fifty times wider (one row of `t` in fifty matches). The inputs are the same;
+/// the difference is what is output.
+async fn joins(ctx: &SessionContext, n: f64) -> datafusion::error::Result<(f64, f64)> {
+    let sparse = ctx
+        .sql("SELECT k * 50 AS k, v FROM d")
+        .await?
+        .collect()
+        .await?;
+    let schema = sparse
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| datafusion::error::DataFusionError::Internal("no rows in d".into()))?;
+    ctx.register_table("e", Arc::new(MemTable::try_new(schema, vec![sparse])?))?;
+    let rows = |sql: &'static str| async move {
+        let batches = ctx.sql(sql).await?.collect().await?;
+        Ok::<f64, datafusion::error::DataFusionError>(batches.first().map_or(0.0, |b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .map_or(0.0, |a| a.value(0) as f64)
+        }))
+    };
+    let dense_out = rows("SELECT count(*) FROM t JOIN d ON t.k = d.k").await?;
+    let sparse_out = rows("SELECT count(*) FROM t JOIN e ON t.k = e.k").await?;
+    let dense = timed(ctx, "SELECT t.v, d.v FROM t JOIN d ON t.k = d.k").await?;
+    let sparse = timed(ctx, "SELECT t.v, e.v FROM t JOIN e ON t.k = e.k").await?;
+    let output = ((dense - sparse) / (dense_out - sparse_out).max(1.0)).max(0.0);
+    let input = ((sparse - sparse_out * output) / (n * 1.1)).max(dense / (n * 1.1) / 10.0);
+    Ok((input, output))
+}
+
 async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     let big = table(rows, rows / 10)?;
@@ -479,7 +518,7 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
     let decimal = timed(&ctx, "SELECT sum(p * (1 - p)) FROM t").await? / n / 3.0;
     let (filter, filter_mixed) = filters(&ctx, n, narrow).await?;
     let (aggregate, aggregate_by_groups) = groupings(&ctx, rows, narrow).await?;
-    let join = timed(&ctx, "SELECT t.v, d.v FROM t JOIN d ON t.k = d.k").await? / (n * 1.1);
+    let (join, join_output) = joins(&ctx, n).await?;
     let sort = timed(&ctx, "SELECT * FROM t ORDER BY v").await? / (n * n.log2());
     let write = saving(&dir.join("t.parquet"), &big)?;
     let (encode, decode) = exchanges::measure(&big, "k")?;
@@ -492,6 +531,7 @@ async fn kernels(dir: &Path, rows: usize) -> datafusion::error::Result<Kernels> 
         filter,
         filter_mixed,
         join,
+        join_output,
         aggregate,
         aggregate_by_groups,
         sort,

@@ -6,9 +6,9 @@
 use super::channels::{Channels, Location};
 use super::outbox::Outbox;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Statistics, stats::Precision};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
@@ -57,6 +57,9 @@ pub struct ExchangeReadExec {
     pub locations: Vec<Vec<Location>>,
     schema: SchemaRef,
     cache: Arc<PlanProperties>,
+    /// The planner's estimate of what a task reads, for DataFusion's choices while the
+    /// stage is planned (which side of a join to build on); unknown in the workers.
+    statistics: Arc<Statistics>,
 }
 
 impl ExchangeReadExec {
@@ -74,6 +77,7 @@ impl ExchangeReadExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
+        let statistics = Arc::new(Statistics::new_unknown(&schema));
         ExchangeReadExec {
             stage,
             output,
@@ -81,7 +85,17 @@ impl ExchangeReadExec {
             locations: vec![Vec::new(); partitions],
             schema,
             cache,
+            statistics,
         }
+    }
+
+    /// The same reader, expected to read about `rows` rows of `bytes` bytes.
+    pub fn with_estimate(mut self, rows: f64, bytes: f64) -> Self {
+        let mut statistics = Statistics::new_unknown(&self.schema);
+        statistics.num_rows = Precision::Inexact(rows.max(0.0) as usize);
+        statistics.total_byte_size = Precision::Inexact(bytes.max(0.0) as usize);
+        self.statistics = Arc::new(statistics);
+        self
     }
 
     /// The same reader with its locations known.
@@ -93,6 +107,7 @@ impl ExchangeReadExec {
             locations,
             schema: self.schema.clone(),
             cache: self.cache.clone(),
+            statistics: self.statistics.clone(),
         }
     }
 
@@ -108,17 +123,11 @@ fn read_here(
     key: &str,
     sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
 ) -> Result<()> {
-    let missing = || DataFusionError::Internal(format!("the task's own output {key} is not kept"));
-    let bytes = outbox
-        .ok_or_else(missing)?
-        .get(key, 0, std::time::Duration::ZERO)
-        .ok_or_else(missing)?;
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
-    for batch in reader {
-        sink(batch?)?;
+    let batches = outbox.and_then(|o| o.batches(key)).ok_or_else(|| {
+        DataFusionError::Internal(format!("the task's own output {key} is not kept"))
+    })?;
+    for batch in batches {
+        sink(batch)?;
     }
     Ok(())
 }
@@ -151,6 +160,10 @@ impl ExecutionPlan for ExchangeReadExec {
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         Vec::new()
+    }
+
+    fn partition_statistics(&self, _partition: Option<usize>) -> Result<Arc<Statistics>> {
+        Ok(self.statistics.clone())
     }
 
     fn apply_expressions(

@@ -15,6 +15,7 @@
 //! `show` — have no task plan: their inputs come back to the coordinator, and the models they
 //! make ride inside the plans of the `infer` operators that use them.
 
+use super::estimated::Estimated;
 use super::exchange::{ExchangeReadExec, ReadKind};
 use super::row_groups::RowGroups;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -24,8 +25,8 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema};
 use datafusion::datasource::TableType;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
-use datafusion::datasource::provider_as_source;
 use datafusion::datasource::source::{DataSource, DataSourceExec};
+use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, SubqueryAlias, TableScan};
@@ -319,7 +320,10 @@ impl Lowering<'_> {
         {
             let schema = logical.schema().clone();
             let name = format!("shared_{shared}");
-            logical = self.placeholder((id, shared), ReadKind::Own, &schema, name)?;
+            let made = &self.plan.ops[of.op];
+            let n = tasks.max(1) as f64;
+            let estimate = (made.rows / n, made.bytes / n);
+            logical = self.placeholder((id, shared), ReadKind::Own, &schema, name, estimate)?;
         }
         let logical = self.leaves.substitute(self.sent(id, k, logical)?)?;
         let mut plan = state.create_physical_plan(&logical).await?;
@@ -828,11 +832,18 @@ impl Lowering<'_> {
                 .ok_or_else(|| internal(format!("exchange {} has no output", x.id)))?;
             let kind = ReadKind::of(x.pattern);
             let name = format!("exchange_{}", x.id);
-            return self.placeholder((x.from, output), kind, child.schema(), name);
+            let share = match kind {
+                ReadKind::Share => f64::from(self.plan.stages[stage].functions.max(1)),
+                _ => 1.0,
+            };
+            let estimate = (made.rows / share, made.bytes / share);
+            return self.placeholder((x.from, output), kind, child.schema(), name, estimate);
         }
         if let Some(k) = self.shared_index(stage, producer) {
             let name = format!("shared_{k}");
-            return self.placeholder((stage, k), ReadKind::Own, child.schema(), name);
+            let tasks = f64::from(self.plan.stages[stage].functions.max(1));
+            let estimate = (made.rows / tasks, made.bytes / tasks);
+            return self.placeholder((stage, k), ReadKind::Own, child.schema(), name, estimate);
         }
         match child {
             LogicalPlan::TableScan(scan) => match node_of_scan(scan) {
@@ -840,10 +851,35 @@ impl Lowering<'_> {
                     let input = self.infer_input(node, producer, stage)?;
                     self.leaves.scored(node, input, scan)
                 }
-                _ => Ok(child.clone()),
+                _ => self.estimated(scan, producer, stage),
             },
             _ => self.rebuild(child, producer, stage),
         }
+    }
+
+    /// A scan of operator `op` telling DataFusion the planner's estimate of what one task
+    /// of `stage` reads ([`Estimated`]).
+    fn estimated(&self, scan: &TableScan, op: OpId, stage: usize) -> Result<LogicalPlan> {
+        // The compiler's placeholder becomes the table it stands for here, so the estimate
+        // can wrap it.
+        let substituted = self
+            .leaves
+            .substitute(LogicalPlan::TableScan(scan.clone()))?;
+        let LogicalPlan::TableScan(scan) = substituted else {
+            return Ok(substituted);
+        };
+        let Ok(inner) = source_as_provider(&scan.source) else {
+            return Ok(LogicalPlan::TableScan(scan));
+        };
+        let tasks = f64::from(self.plan.stages[stage].functions.max(1));
+        let made = &self.plan.ops[op];
+        let mut estimated = scan.clone();
+        estimated.source = provider_as_source(Arc::new(Estimated {
+            inner,
+            rows: made.rows / tasks,
+            bytes: made.bytes / tasks,
+        }));
+        Ok(LogicalPlan::TableScan(estimated))
     }
 
     /// The index of the output of `stage` that keeps `op`'s rows for the task's other
@@ -862,6 +898,7 @@ impl Lowering<'_> {
         kind: ReadKind,
         schema: &DFSchema,
         name: String,
+        estimate: (f64, f64),
     ) -> Result<LogicalPlan> {
         let fields: Vec<Field> = schema
             .fields()
@@ -884,6 +921,7 @@ impl Lowering<'_> {
             kind,
             schema: Arc::new(Schema::new(fields)),
             needed,
+            estimate,
         };
         let columns = schema.iter().enumerate().map(|(i, (qualifier, field))| {
             Expr::Column(Column::new_unqualified(format!("c{i}")))
@@ -928,6 +966,8 @@ pub struct ExchangeTable {
     /// Where the columns read are recorded when the producer is yet to be lowered (it then
     /// sends only them); `None` when it sends every column.
     needed: Option<Needed>,
+    /// The planner's rows and bytes for what one task reads.
+    estimate: (f64, f64),
 }
 
 #[async_trait::async_trait]
@@ -974,13 +1014,16 @@ impl TableProvider for ExchangeTable {
             (None, _) => all,
         };
         let schema = Arc::new(self.schema.project(&sent)?);
-        let read: Arc<dyn ExecutionPlan> = Arc::new(ExchangeReadExec::new(
-            (self.stage, self.output),
-            self.kind,
-            1,
-            schema.clone(),
-            EquivalenceProperties::new(schema.clone()),
-        ));
+        let read: Arc<dyn ExecutionPlan> = Arc::new(
+            ExchangeReadExec::new(
+                (self.stage, self.output),
+                self.kind,
+                1,
+                schema.clone(),
+                EquivalenceProperties::new(schema.clone()),
+            )
+            .with_estimate(self.estimate.0, self.estimate.1),
+        );
         let wanted = projection
             .cloned()
             .unwrap_or_else(|| (0..self.schema.fields().len()).collect());

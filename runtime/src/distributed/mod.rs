@@ -12,6 +12,7 @@ pub mod channels;
 pub mod codec;
 pub mod collective;
 pub mod coordinator;
+pub mod estimated;
 pub mod exchange;
 pub mod faults;
 pub mod loaded_models;

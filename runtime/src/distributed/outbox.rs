@@ -18,6 +18,7 @@
 
 use super::channels::Channels;
 use bytes::Bytes;
+use datafusion::arrow::record_batch::RecordBatch;
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -94,6 +95,8 @@ pub enum Ended {
 pub struct Outbox {
     kept: Mutex<HashMap<String, Kept>>,
     changed: Condvar,
+    /// Rows a task keeps for its own other outputs, as batches: they never leave the process.
+    batches: Mutex<HashMap<String, Vec<RecordBatch>>>,
 }
 
 impl Outbox {
@@ -279,15 +282,33 @@ impl Outbox {
         }
     }
 
+    fn lock_batches(&self) -> MutexGuard<'_, HashMap<String, Vec<RecordBatch>>> {
+        // Entries are inserted and removed whole.
+        self.batches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps a task's rows for its other outputs under `key`.
+    pub fn keep_batches(&self, key: String, batches: Vec<RecordBatch>) {
+        self.lock_batches().insert(key, batches);
+    }
+
+    /// The rows kept under `key` by [`Outbox::keep_batches`].
+    pub fn batches(&self, key: &str) -> Option<Vec<RecordBatch>> {
+        self.lock_batches().get(key).cloned()
+    }
+
     /// Forgets `key`.
     pub fn forget(&self, key: &str) {
         self.lock().remove(key);
+        self.lock_batches().remove(key);
         self.changed.notify_all();
     }
 
     /// Forgets every key that starts with `prefix`.
     pub fn release(&self, prefix: &str) {
         self.lock().retain(|key, _| !key.starts_with(prefix));
+        self.lock_batches()
+            .retain(|key, _| !key.starts_with(prefix));
         self.changed.notify_all();
     }
 

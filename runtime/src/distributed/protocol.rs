@@ -125,10 +125,11 @@ pub struct TaskOutput {
 }
 
 impl TaskOutput {
-    /// Whether the producing worker keeps it (and serves it over direct channels), rather
-    /// than writing it to the run's store.
+    /// Whether the producing worker keeps it encoded and serves it over direct channels,
+    /// rather than writing it to the run's store (or, shared, keeping its batches as they
+    /// are for the task's other outputs).
     pub fn kept_here(&self) -> bool {
-        self.shared || self.channel != Channel::Storage
+        !self.shared && self.channel != Channel::Storage
     }
 }
 

@@ -391,6 +391,19 @@ impl Task<'_> {
         self.faults.before_task(&id, role)?;
         let schema = input.schema();
         let mut stream = input.execute(0, task_ctx)?;
+        if output.shared {
+            // Read by this task's other outputs only: kept as they are, never encoded.
+            let mut batches = Vec::new();
+            let (mut rows, mut bytes) = (0, 0);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                bytes += batch.get_array_memory_size() as u64;
+                batches.push(batch);
+            }
+            self.outbox.keep_batches(id.output_key(k), batches);
+            return Ok((vec![rows], vec![bytes]));
+        }
         let n = super::lowering::bucket_count(&plan);
         let mut buckets: Vec<Bucket> = (0..n).map(|_| Bucket::default()).collect();
         let mut partitioner = match partitioning {
