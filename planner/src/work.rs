@@ -235,9 +235,12 @@ impl StageWork {
         let bw = profile.storage_bandwidth(memory_mb) * share;
         let lat = profile.storage.latency_s;
         let reads = self.read_bytes / n + self.read_per_task_bytes;
+        // Reading the page cache streams through memory, which functions sharing a machine
+        // share as they share its last cache.
+        let read_bw =
+            profile.storage_read_bandwidth(memory_mb) * share * profile.cache_speed(functions);
         let io = if reads > 0.0 || self.files > 0.0 {
-            reads / (profile.storage_read_bandwidth(memory_mb) * share)
-                + (self.files / n).ceil().max(1.0) * lat
+            reads / read_bw + (self.files / n).ceil().max(1.0) * lat
         } else {
             0.0
         };
