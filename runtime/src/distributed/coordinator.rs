@@ -111,6 +111,21 @@ impl StageRun {
     fn complete(&self) -> bool {
         self.committed.iter().all(Option::is_some)
     }
+
+    /// The attempt at task `task` of stage `stage` whose output readers are sent to: the
+    /// committed one, else the one running.
+    fn current(&self, stage: usize, task: usize) -> Option<AttemptId> {
+        match (&self.committed[task], self.running[task]) {
+            (Some(o), _) => Some(o.id),
+            (None, Some((_, attempt))) => Some(AttemptId {
+                job: self.job,
+                stage,
+                task,
+                attempt,
+            }),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The coordinator of one run.
@@ -623,28 +638,11 @@ impl Coordinator {
             return taken;
         };
         for p in &consumer.inputs {
-            let feeds = self.stages.get(p).is_some_and(|s| {
-                s.outputs.iter().any(|o| {
-                    self.consumed(o)
-                        && matches!(o.of.to, lowering::Destination::Exchange(x)
-                            if self.plan.exchanges[x].to == stage)
-                })
-            });
+            let feeds = self.feeding(*p, stage).any(|o| self.consumed(o));
             let Some(run) = self.runs.get(p).filter(|_| feeds) else {
                 continue;
             };
-            for (t, (committed, running)) in run.committed.iter().zip(&run.running).enumerate() {
-                match (committed, running) {
-                    (Some(o), _) => taken.push(o.id),
-                    (None, Some((_, attempt))) => taken.push(AttemptId {
-                        job: run.job,
-                        stage: *p,
-                        task: t,
-                        attempt: *attempt,
-                    }),
-                    (None, None) => {}
-                }
-            }
+            taken.extend((0..run.committed.len()).filter_map(|t| run.current(*p, t)));
         }
         taken
     }
@@ -934,19 +932,21 @@ impl Coordinator {
     /// Whether everything stage `producer` sends stage `consumer` goes over direct channels
     /// to the consumer's workers.
     fn streams_to(&self, producer: usize, consumer: usize) -> bool {
-        let Some(stage) = self.stages.get(&producer) else {
-            return false;
-        };
-        let mut feeding = stage
-            .outputs
-            .iter()
-            .filter(|o| {
+        let mut feeding = self.feeding(producer, consumer).peekable();
+        feeding.peek().is_some()
+            && feeding.all(|o| o.channel == Channel::Direct && !self.read_back(o))
+    }
+
+    /// The outputs of stage `producer` that go to stage `consumer`.
+    fn feeding(&self, producer: usize, consumer: usize) -> impl Iterator<Item = &lowering::Output> {
+        self.stages
+            .get(&producer)
+            .into_iter()
+            .flat_map(|s| s.outputs.iter())
+            .filter(move |o| {
                 matches!(o.of.to, lowering::Destination::Exchange(x)
                     if self.plan.exchanges[x].to == consumer)
             })
-            .peekable();
-        feeding.peek().is_some()
-            && feeding.all(|o| o.channel == Channel::Direct && !self.read_back(o))
     }
 
     /// Whether an output is consumed as it is written ([`super::outbox`]): a shuffle or
@@ -1092,13 +1092,7 @@ impl Coordinator {
                         out.push(self.location(o, k, bucket));
                     }
                 }
-            } else if let Some((w, attempt)) = *running {
-                let producer = AttemptId {
-                    job: run.job,
-                    stage,
-                    task: t,
-                    attempt,
-                };
+            } else if let (Some((w, _)), Some(producer)) = (*running, run.current(stage, t)) {
                 for bucket in (0..buckets).filter(|b| mine(*b)) {
                     out.push(Location::Direct {
                         addr: self.data_addr(w),

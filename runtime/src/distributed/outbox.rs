@@ -180,19 +180,6 @@ impl Outbox {
         self.changed.notify_all();
     }
 
-    /// Bucket `bucket` of `key` whole, waiting up to `wait` for it to be sealed; `None` if it
-    /// was not, or failed.
-    pub fn get(&self, key: &str, bucket: usize, wait: Duration) -> Option<Bytes> {
-        let mut whole = Vec::new();
-        match self.follow(key, bucket, wait, |chunk| {
-            whole.extend_from_slice(chunk);
-            Ok(())
-        }) {
-            Ok(Ended::Sealed) => Some(whole.into()),
-            _ => None,
-        }
-    }
-
     /// Hands every chunk of bucket `bucket` of `key` to `each`, in order, as they are
     /// appended, until the output is sealed or fails. Waits up to `wait` for the key to be
     /// opened; once it is, waits as long as its task runs. `each` runs without the lock held.
@@ -333,6 +320,19 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    /// Bucket `bucket` of `key` whole, waiting up to `wait` for it to be sealed; `None` if it
+    /// was not, or failed.
+    fn get(outbox: &Outbox, key: &str, bucket: usize, wait: Duration) -> Option<Bytes> {
+        let mut whole = Vec::new();
+        match outbox.follow(key, bucket, wait, |chunk| {
+            whole.extend_from_slice(chunk);
+            Ok(())
+        }) {
+            Ok(Ended::Sealed) => Some(whole.into()),
+            _ => None,
+        }
+    }
+
     fn chunk(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
     }
@@ -362,8 +362,8 @@ mod tests {
         outbox.seal("k");
         assert_eq!(reader.join().unwrap(), ("abc".to_string(), Ended::Sealed));
         // Kept after it was read: a second reader gets all of it at once.
-        assert_eq!(outbox.get("k", 1, Duration::ZERO), Some(chunk("abc")));
-        assert_eq!(outbox.get("k", 7, Duration::ZERO), Some(Bytes::new()));
+        assert_eq!(get(&outbox, "k", 1, Duration::ZERO), Some(chunk("abc")));
+        assert_eq!(get(&outbox, "k", 7, Duration::ZERO), Some(Bytes::new()));
     }
 
     #[test]
@@ -374,7 +374,7 @@ mod tests {
         outbox.fail("k", "out of memory");
         let ended = outbox.follow("k", 0, Duration::ZERO, |_| Ok(())).unwrap();
         assert_eq!(ended, Ended::Failed("out of memory".into()));
-        assert_eq!(outbox.get("k", 0, Duration::ZERO), None);
+        assert_eq!(get(&outbox, "k", 0, Duration::ZERO), None);
     }
 
     #[test]
@@ -392,7 +392,7 @@ mod tests {
             })
         };
         assert_eq!(
-            outbox.get("k", 0, Duration::from_secs(10)),
+            get(&outbox, "k", 0, Duration::from_secs(10)),
             Some(chunk("late"))
         );
         poster.join().unwrap();
