@@ -297,8 +297,8 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
         Some(CompressionFlag::Lz4) => Compression::Lz4,
         Some(CompressionFlag::Zstd) => Compression::Zstd,
     };
-    let cluster = Cluster {
-        options: ClusterOptions {
+    let cluster = Cluster::local(
+        ClusterOptions {
             workers,
             plan: plan.clone(),
             forced: args.channel,
@@ -308,7 +308,7 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
             log: crate::logging::filter(args.verbose),
         },
         exe,
-    };
+    );
     Ok((cluster, plan))
 }
 

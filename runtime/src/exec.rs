@@ -4,7 +4,7 @@
 use crate::distributed::lowering::{self, Destination, Lowering};
 use crate::distributed::protocol::TrainHeader;
 use crate::distributed::record::RunRecord;
-use crate::distributed::{Channel, ClusterOptions, Coordinator, LocalBackend, Watch};
+use crate::distributed::{Backend, Channel, ClusterOptions, Coordinator, LocalBackend, Watch};
 use crate::ml::scored::ScoredTable;
 use crate::ml::{AnyModel, MlHost, MlResults};
 use crate::save;
@@ -48,13 +48,31 @@ pub struct RunOptions {
     pub watch: Option<Arc<dyn Watch>>,
 }
 
-/// A distributed run: its options and the `flowc` binary local workers run.
-#[derive(Debug, Clone)]
+/// A distributed run: its options and where its functions come from.
+#[derive(Clone)]
 pub struct Cluster {
     /// Workers, channel, store, attempts.
     pub options: ClusterOptions,
-    /// The executable started as `EXE worker ...`.
-    pub exe: PathBuf,
+    /// Makes the backend that starts the run's functions (once per run).
+    pub backend: Arc<dyn Fn() -> Box<dyn Backend> + Send + Sync>,
+}
+
+impl Cluster {
+    /// A run on `flowc worker` processes of this machine, started as `EXE worker ...`.
+    pub fn local(options: ClusterOptions, exe: PathBuf) -> Cluster {
+        Cluster {
+            options,
+            backend: Arc::new(move || Box::new(LocalBackend::new(exe.clone()))),
+        }
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a sink's rows are computed.
@@ -398,7 +416,7 @@ async fn run_async(
     let mut engine = match &options.cluster {
         None => Engine::Local,
         Some(cluster) => {
-            let backend = Box::new(LocalBackend::new(cluster.exe.clone()));
+            let backend = (cluster.backend)();
             Engine::Cluster(Box::new(
                 Coordinator::start(&cluster.options, backend, options.watch.clone()).map_err(
                     |e| {

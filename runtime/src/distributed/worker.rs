@@ -44,60 +44,78 @@ pub struct WorkerArgs {
     pub compression: Compression,
 }
 
-/// Runs a worker until the coordinator says stop or goes away.
-pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), String> {
-    let store = open_store(&args.store).map_err(|e| e.to_string())?;
-    let channels = Arc::new(Channels {
-        secret: secret.clone(),
-        store,
-        prefix: args.prefix.clone(),
-        compression: args.compression,
-    });
-    let outbox = Arc::new(Outbox::default());
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let data_addr = listener
-        .local_addr()
-        .map_err(|e| e.to_string())?
-        .to_string();
-    outbox.serve(listener, channels.clone());
-    let mut control = TcpStream::connect(&args.connect).map_err(|e| e.to_string())?;
-    let _ = control.set_nodelay(true);
-    secret.answer(&mut control).map_err(|e| e.to_string())?;
-    send(
-        &mut control,
-        &ToCoordinator::Hello {
-            data_addr,
-            pid: std::process::id(),
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut state = flow_compiler::session_state();
-    let mut config = SessionConfig::new().with_target_partitions(1);
-    // A scan partition would otherwise steal the files of its sibling partitions, which in a
-    // distributed run are other workers' tasks: every file would be read once per task.
-    config
-        .options_mut()
-        .execution
-        .enable_file_stream_work_stealing = false;
-    *state.config_mut() = config
-        .with_extension(channels.clone())
-        .with_extension(outbox.clone());
-    let ctx = SessionContext::new_with_state(state);
-    let faults = Arc::new(Faults::from_env());
-    loop {
-        // The coordinator closing the connection is the normal way a worker learns the run is
-        // over (or that the coordinator died): either way, exit.
-        let Ok(message) = receive::<ToWorker>(&mut control) else {
-            return Ok(());
-        };
+/// One function's state: the run's channels, what it keeps for its peers, the DataFusion
+/// session its tasks run in and the runtime their I/O runs on. A `flowc worker` process keeps
+/// one for the life of the run; a Lambda sandbox keeps one per run it serves.
+pub struct Function {
+    runtime: tokio::runtime::Runtime,
+    ctx: SessionContext,
+    channels: Arc<Channels>,
+    outbox: Arc<Outbox>,
+    faults: Arc<Faults>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("prefix", &self.channels.prefix)
+            .finish()
+    }
+}
+
+impl Function {
+    /// A function of the run whose objects live under `prefix` in `store`.
+    pub fn new(
+        store: &str,
+        prefix: &str,
+        compression: Compression,
+        secret: Secret,
+    ) -> std::result::Result<Function, String> {
+        let store = open_store(store)?;
+        let channels = Arc::new(Channels {
+            secret,
+            store,
+            prefix: prefix.to_string(),
+            compression,
+        });
+        let outbox = Arc::new(Outbox::default());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut state = flow_compiler::session_state();
+        let mut config = SessionConfig::new().with_target_partitions(1);
+        // A scan partition would otherwise steal the files of its sibling partitions, which in
+        // a distributed run are other workers' tasks: every file would be read once per task.
+        config
+            .options_mut()
+            .execution
+            .enable_file_stream_work_stealing = false;
+        *state.config_mut() = config
+            .with_extension(channels.clone())
+            .with_extension(outbox.clone());
+        Ok(Function {
+            runtime,
+            ctx: SessionContext::new_with_state(state),
+            channels,
+            outbox,
+            faults: Arc::new(Faults::from_env()),
+        })
+    }
+
+    /// Serves what this function keeps to its peers over direct channels, on `listener`.
+    pub fn serve_outbox(&self, listener: TcpListener) {
+        self.outbox.serve(listener, self.channels.clone());
+    }
+
+    /// Does what one message asks, with the frames that came with it (a task's plans, a
+    /// training member's header and rows); the answer for the coordinator, if it wants one.
+    pub fn handle(&self, message: ToWorker, frames: Vec<Vec<u8>>) -> Option<ToCoordinator> {
         match message {
-            ToWorker::Shutdown => return Ok(()),
+            ToWorker::Shutdown => None,
             ToWorker::Release { prefix } => {
-                outbox.release(&prefix);
+                self.outbox.release(&prefix);
+                None
             }
             ToWorker::Train {
                 key,
@@ -106,75 +124,17 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                 peers,
                 mailbox,
                 algorithm,
-            } => {
-                let frames: std::io::Result<Vec<Vec<u8>>> =
-                    (0..3).map(|_| read_frame(&mut control)).collect();
-                let Ok(frames) = frames else {
-                    return Ok(());
-                };
-                let started = Instant::now();
-                let rank = member.rank;
-                let kept = (mailbox != Channel::Storage).then(|| outbox.clone());
-                let mailbox: Box<dyn Mailbox> = match mailbox {
-                    Channel::Direct | Channel::Fused => Box::new(DirectMailbox {
-                        channels: channels.clone(),
-                        outbox: outbox.clone(),
-                        peers,
-                        handle: runtime.handle().clone(),
-                    }),
-                    Channel::Storage => Box::new(StoreMailbox {
-                        channels: channels.clone(),
-                        rank,
-                        handle: runtime.handle().clone(),
-                    }),
-                };
-                let fault = (faults.clone(), attempt);
-                let name = key.clone();
-                // On a blocking thread while this thread drives the runtime the mailbox's
-                // I/O runs on.
-                let trained = runtime.block_on(async move {
-                    tokio::task::spawn_blocking(move || {
-                        train_member(&name, member, mailbox, algorithm, &frames, fault, kept)
-                    })
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(TrainingFailure::from(format!("training stopped: {e}")))
-                    })
-                });
-                let reply = match trained {
-                    Ok(params) => ToCoordinator::Trained {
-                        key,
-                        rank,
-                        params,
-                        seconds: started.elapsed().as_secs_f64(),
-                    },
-                    Err(failure) => ToCoordinator::TrainFailed {
-                        key,
-                        rank,
-                        error: failure.error,
-                        lost_peer: failure.lost_peer,
-                    },
-                };
-                if send(&mut control, &reply).is_err() {
-                    return Ok(());
-                }
-            }
+            } => Some(self.train(key, attempt, member, peers, mailbox, algorithm, frames)),
             ToWorker::Task { id, outputs } => {
-                let plans: std::io::Result<Vec<Vec<u8>>> =
-                    outputs.iter().map(|_| read_frame(&mut control)).collect();
-                let Ok(plans) = plans else {
-                    return Ok(());
-                };
                 let started = Instant::now();
                 let task = Task {
-                    ctx: &ctx,
-                    channels: &channels,
-                    outbox: &outbox,
-                    faults: &faults,
+                    ctx: &self.ctx,
+                    channels: &self.channels,
+                    outbox: &self.outbox,
+                    faults: &self.faults,
                     id,
                 };
-                let result = runtime.block_on(task.run(&outputs, &plans));
-                let reply = match result {
+                Some(match self.runtime.block_on(task.run(&outputs, &frames)) {
                     Ok((rows, bytes)) => ToCoordinator::Done {
                         id,
                         rows,
@@ -187,11 +147,114 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
                         failed_producer: failed_producer(&e),
                         error: e.to_string(),
                     },
-                };
-                if send(&mut control, &reply).is_err() {
-                    return Ok(());
-                }
+                })
             }
+        }
+    }
+
+    /// Trains as one member of a data-parallel group.
+    #[allow(clippy::too_many_arguments)]
+    fn train(
+        &self,
+        key: String,
+        attempt: u32,
+        member: Member,
+        peers: Vec<String>,
+        mailbox: Channel,
+        algorithm: Algorithm,
+        frames: Vec<Vec<u8>>,
+    ) -> ToCoordinator {
+        let started = Instant::now();
+        let rank = member.rank;
+        let kept = (mailbox != Channel::Storage).then(|| self.outbox.clone());
+        let mailbox: Box<dyn Mailbox> = match mailbox {
+            Channel::Direct | Channel::Fused => Box::new(DirectMailbox {
+                channels: self.channels.clone(),
+                outbox: self.outbox.clone(),
+                peers,
+                handle: self.runtime.handle().clone(),
+            }),
+            Channel::Storage => Box::new(StoreMailbox {
+                channels: self.channels.clone(),
+                rank,
+                handle: self.runtime.handle().clone(),
+            }),
+        };
+        let fault = (self.faults.clone(), attempt);
+        let name = key.clone();
+        // On a blocking thread while this thread drives the runtime the mailbox's I/O runs on.
+        let trained = self.runtime.block_on(async move {
+            tokio::task::spawn_blocking(move || {
+                train_member(&name, member, mailbox, algorithm, &frames, fault, kept)
+            })
+            .await
+            .unwrap_or_else(|e| Err(TrainingFailure::from(format!("training stopped: {e}"))))
+        });
+        match trained {
+            Ok(params) => ToCoordinator::Trained {
+                key,
+                rank,
+                params,
+                seconds: started.elapsed().as_secs_f64(),
+            },
+            Err(failure) => ToCoordinator::TrainFailed {
+                key,
+                rank,
+                error: failure.error,
+                lost_peer: failure.lost_peer,
+            },
+        }
+    }
+}
+
+/// Frames that follow a message on the control connection.
+fn frames_after(message: &ToWorker) -> usize {
+    match message {
+        ToWorker::Task { outputs, .. } => outputs.len(),
+        ToWorker::Train { .. } => 3,
+        ToWorker::Release { .. } | ToWorker::Shutdown => 0,
+    }
+}
+
+/// Runs a worker until the coordinator says stop or goes away.
+pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), String> {
+    let function = Function::new(&args.store, &args.prefix, args.compression, secret.clone())?;
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let data_addr = listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .to_string();
+    function.serve_outbox(listener);
+    let mut control = TcpStream::connect(&args.connect).map_err(|e| e.to_string())?;
+    let _ = control.set_nodelay(true);
+    secret.answer(&mut control).map_err(|e| e.to_string())?;
+    send(
+        &mut control,
+        &ToCoordinator::Hello {
+            data_addr,
+            pid: std::process::id(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    loop {
+        // The coordinator closing the connection is the normal way a worker learns the run is
+        // over (or that the coordinator died): either way, exit.
+        let Ok(message) = receive::<ToWorker>(&mut control) else {
+            return Ok(());
+        };
+        if matches!(message, ToWorker::Shutdown) {
+            return Ok(());
+        }
+        let frames: std::io::Result<Vec<Vec<u8>>> = (0..frames_after(&message))
+            .map(|_| read_frame(&mut control))
+            .collect();
+        let Ok(frames) = frames else {
+            return Ok(());
+        };
+        if let Some(reply) = function.handle(message, frames)
+            && send(&mut control, &reply).is_err()
+        {
+            return Ok(());
         }
     }
 }
