@@ -18,7 +18,7 @@ impl flow_lsp::Environment for Machine {
     }
 
     fn profile(&self, target: &str) -> Result<Profile, String> {
-        crate::plan::profile(target, None)
+        crate::plan::target_profile(target, None, None)
     }
 }
 

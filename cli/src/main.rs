@@ -125,6 +125,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Lambda starts the function's `bootstrap` (this binary) with no arguments.
+    if flow_lambda::function::started_by_lambda() && std::env::args_os().len() == 1 {
+        return match flow_lambda::function::serve() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(USER_ERROR)
+            }
+        };
+    }
     // The compiler recurses over the program; a large stack keeps the limits of the parser
     // (not the machine's default stack) the binding ones.
     let worker = std::thread::Builder::new()

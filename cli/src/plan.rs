@@ -58,6 +58,10 @@ pub struct PlanArgs {
     /// A profile file to plan with instead of the target's
     #[arg(long, value_name = "PATH")]
     pub profile: Option<PathBuf>,
+    /// A rendezvous host through which Lambda functions would open direct channels; without
+    /// one, a Lambda plan moves every exchange through storage
+    #[arg(long, value_name = "HOST:PORT")]
+    pub rendezvous: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: PlanFormat,
     /// Print the plan after each planner rule
@@ -80,9 +84,25 @@ pub fn calibrated_profile_path() -> Option<PathBuf> {
     Some(base.join("flow").join("local.toml"))
 }
 
+/// Why Lambda functions cannot reach each other without a rendezvous host.
+pub const NO_RENDEZVOUS: &str = "Lambda functions accept no connections, and without a rendezvous host they cannot reach each other";
+
 /// The profile for a target: a file given with `--profile`, the calibrated local profile if
-/// `flowc calibrate` wrote one, else the built-in one.
-pub fn profile(target: &str, file: Option<&Path>) -> Result<Profile, String> {
+/// `flowc calibrate` wrote one, else the built-in one. On Lambda without a rendezvous host
+/// the profile says functions cannot reach each other directly.
+pub fn target_profile(
+    target: &str,
+    file: Option<&Path>,
+    rendezvous: Option<&str>,
+) -> Result<Profile, String> {
+    let mut profile = profile(target, file)?;
+    if target == "lambda" && rendezvous.is_none() {
+        profile.direct.unreachable = Some(NO_RENDEZVOUS.into());
+    }
+    Ok(profile)
+}
+
+fn profile(target: &str, file: Option<&Path>) -> Result<Profile, String> {
     let read = |path: &Path| {
         std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read profile {}: {e}", path.display()))
@@ -121,7 +141,8 @@ pub fn plan(args: &PlanArgs) -> u8 {
         eprintln!("error: unknown target `{target}`; targets are `local` and `lambda`");
         return USAGE;
     }
-    let profile = match profile(&target, args.profile.as_deref()) {
+    let profile = match target_profile(&target, args.profile.as_deref(), args.rendezvous.as_deref())
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");

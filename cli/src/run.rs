@@ -1,15 +1,22 @@
 //! `flowc run` and `flowc worker`: runs a program in this process, or across worker processes
 //! as the planner (or the flags) decide, with a progress display, a report and logs.
 
-use crate::plan::{ObjectiveFlag, channel_flag, diagnostic, flag_error, options_from, profile};
+use crate::plan::{
+    ObjectiveFlag, channel_flag, diagnostic, flag_error, options_from, target_profile,
+};
 use crate::progress::Progress;
 use crate::run_report;
 use crate::{OutputFormat, USAGE, USER_ERROR, report};
 use clap::{Args, ValueEnum};
 use flow_compiler::Compiled;
+use flow_lambda::LambdaBackend;
+use flow_lambda::backend::LambdaOptions;
+use flow_lambda::deployment::Deployment;
+use flow_lambda::names::DEFAULT_PREFIX;
 use flow_lang::diagnostic::has_errors;
 use flow_lang::{Code, Diagnostic, Span};
 use flow_planner::PhysicalPlan;
+use flow_runtime::distributed::Backend;
 use flow_runtime::distributed::auth::{SECRET_ENV, Secret};
 use flow_runtime::distributed::channels::Compression;
 use flow_runtime::distributed::store::default_store;
@@ -19,6 +26,7 @@ use flow_runtime::{Cluster, FileStatistics, RunOptions, Saved};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 pub enum CompressionFlag {
@@ -31,7 +39,8 @@ pub enum CompressionFlag {
 pub struct RunArgs {
     /// The .flow program to run
     pub file: PathBuf,
-    /// Where to run: local (this machine) or lambda
+    /// Where to run: local (this machine) or lambda (functions deployed with `flowc deploy`,
+    /// exchanging data through an S3 --store)
     #[arg(long)]
     pub target: Option<String>,
     /// Worker processes to run the pipeline on (default: as planned)
@@ -64,6 +73,13 @@ pub struct RunArgs {
     /// refused when the program or its inputs' schemas changed since it was made
     #[arg(long, value_name = "PATH")]
     pub plan: Option<PathBuf>,
+    /// The prefix of the deployed Lambda functions' names (default: flowc)
+    #[arg(long, value_name = "NAME")]
+    pub function_prefix: Option<String>,
+    /// On Lambda, the longest a task may take before it is stopped and retried (default:
+    /// ten times its stage's predicted time, at least 60 s, at most Lambda's 900 s)
+    #[arg(long, value_name = "SECONDS")]
+    pub task_timeout: Option<f64>,
     /// Log what the run does (-v: steps, -vv: details, -vvv: everything); RUST_LOG overrides
     #[arg(short, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -75,7 +91,8 @@ pub struct RunArgs {
 impl RunArgs {
     /// Whether any flag asks for worker processes.
     fn distributed(&self) -> bool {
-        self.workers.is_some()
+        self.lambda()
+            || self.workers.is_some()
             || self.channel.is_some()
             || self.objective.is_some()
             || self.memory_mb.is_some()
@@ -84,6 +101,10 @@ impl RunArgs {
             || self.report.is_some()
             || self.profile.is_some()
             || self.plan.is_some()
+    }
+
+    fn lambda(&self) -> bool {
+        self.target.as_deref() == Some("lambda")
     }
 
     /// The planning flags given, which a saved plan has already decided.
@@ -192,17 +213,12 @@ pub fn run(args: RunArgs) -> u8 {
 /// Flags that cannot work together or are not available, as a usage error.
 fn refuse_usage(args: &RunArgs) -> Option<u8> {
     let target = args.target.as_deref();
-    if target == Some("lambda") {
-        eprintln!(
-            "error: `--target lambda` is not available yet: it is implemented by the AWS Lambda backend, which has not landed in this version of flowc"
-        );
-        eprintln!(
-            "hint: run with `--target local` (the default); `flowc plan --target lambda` already shows the plan it would run"
-        );
+    if let Some(t) = target.filter(|t| *t != "local" && *t != "lambda") {
+        eprintln!("error: unknown target `{t}`; targets are `local` and `lambda`");
         return Some(USAGE);
     }
-    if let Some(t) = target.filter(|t| *t != "local") {
-        eprintln!("error: unknown target `{t}`; targets are `local` and `lambda`");
+    if let Some(message) = refuse_lambda_usage(args) {
+        eprintln!("{message}");
         return Some(USAGE);
     }
     if args.workers == Some(0) {
@@ -243,6 +259,45 @@ fn refuse_usage(args: &RunArgs) -> Option<u8> {
     None
 }
 
+/// Flags that only mean something on Lambda, and what Lambda needs.
+fn refuse_lambda_usage(args: &RunArgs) -> Option<String> {
+    if !args.lambda() {
+        let flag = [
+            (args.function_prefix.is_some(), "--function-prefix"),
+            (args.task_timeout.is_some(), "--task-timeout"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))?;
+        return Some(format!(
+            "error: {flag} is for runs on Lambda; add `--target lambda`"
+        ));
+    }
+    if !args
+        .store
+        .as_deref()
+        .is_some_and(|s| s.starts_with("s3://"))
+    {
+        return Some(
+            "error: `--target lambda` needs a store every function can reach: `--store s3://BUCKET/PREFIX`\nhint: `scripts/local-lambda start` gives a local S3 and Lambda to try it without an AWS account"
+                .into(),
+        );
+    }
+    if args.channel == Some(Channel::Direct) {
+        return Some(format!(
+            "error: --channel direct cannot run on Lambda: {}",
+            crate::plan::NO_RENDEZVOUS
+        ));
+    }
+    if let Some(t) = args.task_timeout
+        && !(t.is_finite() && t > 0.0 && t <= 900.0)
+    {
+        return Some(format!(
+            "error: --task-timeout {t}: give seconds between 0 and Lambda's limit of 900"
+        ));
+    }
+    None
+}
+
 fn run_error(message: String, label: &str) -> Diagnostic {
     Diagnostic::error(Code::E0029, message, Span::default(), label)
 }
@@ -268,8 +323,18 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
             "while starting the run",
         )
     })?;
-    let profile = profile("local", args.profile.as_deref())
+    let target = if args.lambda() { "lambda" } else { "local" };
+    let mut profile = target_profile(target, args.profile.as_deref(), None)
         .map_err(|e| Refused::Flags(format!("error: {e}")))?;
+    let deployment = if args.lambda() {
+        let prefix = args.function_prefix.as_deref().unwrap_or(DEFAULT_PREFIX);
+        let deployment = Deployment::find(prefix)
+            .map_err(|e| run_error(e, "while looking for the deployed Lambda functions"))?;
+        profile.compute.deployed_mb = Some(deployment.sizes.clone());
+        Some(deployment)
+    } else {
+        None
+    };
     let plan = match &args.plan {
         Some(path) => saved_plan(path, compiled)?,
         None => {
@@ -297,19 +362,36 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
         Some(CompressionFlag::Lz4) => Compression::Lz4,
         Some(CompressionFlag::Zstd) => Compression::Zstd,
     };
-    let cluster = Cluster::local(
-        ClusterOptions {
-            workers,
-            plan: plan.clone(),
-            forced: args.channel,
-            store: args.store.clone().unwrap_or_else(default_store),
-            max_attempts: MAX_ATTEMPTS,
-            compression,
-            log: crate::logging::filter(args.verbose),
-        },
-        exe,
-    );
+    let options = ClusterOptions {
+        workers,
+        plan: plan.clone(),
+        forced: args.channel,
+        store: args.store.clone().unwrap_or_else(default_store),
+        max_attempts: MAX_ATTEMPTS,
+        compression,
+        log: crate::logging::filter(args.verbose),
+        direct: !args.lambda(),
+    };
+    let cluster = match deployment {
+        Some(deployment) => lambda_cluster(options, deployment, args),
+        None => Cluster::local(options, exe),
+    };
     Ok((cluster, plan))
+}
+
+/// A run whose workers are invocations of the deployed Lambda functions.
+fn lambda_cluster(options: ClusterOptions, deployment: Deployment, args: &RunArgs) -> Cluster {
+    let lambda = LambdaOptions {
+        plan: options.plan.clone(),
+        deployment,
+        task_timeout: args.task_timeout.map(Duration::from_secs_f64),
+    };
+    Cluster {
+        options,
+        backend: Arc::new(move || {
+            LambdaBackend::new(lambda.clone()).map(|b| Box::new(b) as Box<dyn Backend>)
+        }),
+    }
 }
 
 /// Worker processes for a run: what was asked, at most what the `local` profile (or

@@ -56,6 +56,9 @@ pub fn direct_gate(profile: &Profile, from: Side, to: Side, durable: bool) -> Op
     if durable {
         return Some("the data must outlive the functions (a model is kept for retries), so it goes to storage".into());
     }
+    if let Some(why) = &profile.direct.unreachable {
+        return Some(why.clone());
+    }
     let alive = u64::from(from.functions) + u64::from(to.functions);
     if alive > u64::from(profile.compute.max_concurrency) {
         return Some(format!(

@@ -86,6 +86,11 @@ pub struct Compute {
     /// running alone — they share the last cache and the memory bandwidth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_efficiency: Option<f64>,
+    /// The memory sizes functions exist with, when only those can run (Lambda functions
+    /// as deployed): the planner sizes stages among them alone. Set by whoever knows the
+    /// deployment, not written in profiles.
+    #[serde(default, skip)]
+    pub deployed_mb: Option<Vec<u32>>,
 }
 
 /// Direct TCP channels between functions.
@@ -107,6 +112,11 @@ pub struct Direct {
     pub pairing_s: f64,
     /// Dollars per hour of the rendezvous host.
     pub rendezvous_usd_per_hour: f64,
+    /// Why functions cannot reach each other directly, when they cannot (Lambda functions
+    /// accept no connections: without a rendezvous host every exchange goes through
+    /// storage). Set by whoever knows the run's setting, not written in profiles.
+    #[serde(default, skip)]
+    pub unreachable: Option<String>,
 }
 
 /// The storage hop.
@@ -492,6 +502,13 @@ impl Profile {
     /// Memory sizes worth considering: powers of two and whole vCPUs, within the limits.
     pub fn memory_candidates(&self) -> Vec<u32> {
         let c = &self.compute;
+        if let Some(deployed) = &c.deployed_mb {
+            let mut sizes = deployed.clone();
+            sizes.retain(|m| (c.memory_min_mb..=c.memory_max_mb).contains(m));
+            sizes.sort_unstable();
+            sizes.dedup();
+            return sizes;
+        }
         let mut sizes: Vec<u32> = Vec::new();
         let mut m = c.memory_min_mb;
         while m < c.memory_max_mb {

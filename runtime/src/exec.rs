@@ -53,8 +53,9 @@ pub struct RunOptions {
 pub struct Cluster {
     /// Workers, channel, store, attempts.
     pub options: ClusterOptions,
-    /// Makes the backend that starts the run's functions (once per run).
-    pub backend: Arc<dyn Fn() -> Box<dyn Backend> + Send + Sync>,
+    /// Makes the backend that starts the run's functions (once per run), or says why it
+    /// cannot.
+    pub backend: Arc<dyn Fn() -> Result<Box<dyn Backend>, String> + Send + Sync>,
 }
 
 impl Cluster {
@@ -62,7 +63,7 @@ impl Cluster {
     pub fn local(options: ClusterOptions, exe: PathBuf) -> Cluster {
         Cluster {
             options,
-            backend: Arc::new(move || Box::new(LocalBackend::new(exe.clone()))),
+            backend: Arc::new(move || Ok(Box::new(LocalBackend::new(exe.clone())))),
         }
     }
 }
@@ -162,7 +163,7 @@ async fn cluster_rows(
         plan: &plan,
         leaves: &leaves,
         outputs: &outputs,
-        back: back_channel(&plan),
+        back: back_channel(&plan, coordinator.direct()),
         before: (0..plan.stages.len())
             .filter(|s| coordinator.lowered(*s))
             .collect(),
@@ -184,14 +185,15 @@ async fn cluster_rows(
     coordinator.read(stage, output).await
 }
 
-/// What comes back to the coordinator moves direct, unless every exchange was forced through
-/// storage (`--channel storage`).
-fn back_channel(plan: &PhysicalPlan) -> Channel {
-    let all_storage = !plan.exchanges.is_empty()
-        && plan
-            .exchanges
-            .iter()
-            .all(|x| x.forced && x.channel == Channel::Storage);
+/// What comes back to the coordinator moves direct, unless the coordinator cannot reach its
+/// functions (Lambda) or every exchange was forced through storage (`--channel storage`).
+fn back_channel(plan: &PhysicalPlan, direct: bool) -> Channel {
+    let all_storage = !direct
+        || (!plan.exchanges.is_empty()
+            && plan
+                .exchanges
+                .iter()
+                .all(|x| x.forced && x.channel == Channel::Storage));
     if all_storage {
         Channel::Storage
     } else {
@@ -416,22 +418,22 @@ async fn run_async(
     let mut engine = match &options.cluster {
         None => Engine::Local,
         Some(cluster) => {
-            let backend = (cluster.backend)();
-            Engine::Cluster(Box::new(
-                Coordinator::start(&cluster.options, backend, options.watch.clone()).map_err(
-                    |e| {
-                        Diagnostic::error(
-                            Code::E0029,
-                            format!(
-                                "cannot start the workers: {}",
-                                crate::diagnose::clean(&e.to_string())
-                            ),
-                            Span::default(),
-                            "while starting the run",
-                        )
-                    },
-                )?,
-            ))
+            let started = (cluster.backend)()
+                .map_err(DataFusionError::Execution)
+                .and_then(|backend| {
+                    Coordinator::start(&cluster.options, backend, options.watch.clone())
+                });
+            Engine::Cluster(Box::new(started.map_err(|e| {
+                Diagnostic::error(
+                    Code::E0029,
+                    format!(
+                        "cannot start the workers: {}",
+                        crate::diagnose::clean(&e.to_string())
+                    ),
+                    Span::default(),
+                    "while starting the run",
+                )
+            })?))
         }
     };
     let result = run_sinks(compiled, out, &ctx, &mut engine, options.watch.as_deref()).await;

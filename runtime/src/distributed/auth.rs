@@ -53,18 +53,45 @@ impl Secret {
 
     /// The secret from [`SECRET_ENV`].
     pub fn from_env() -> Option<Secret> {
-        std::env::var(SECRET_ENV)
-            .ok()
-            .and_then(|s| Secret::from_hex(&s))
+        Secret::from_var(SECRET_ENV)
+    }
+
+    /// The secret in the environment variable `name`, written as [`Secret::to_hex`] does.
+    pub fn from_var(name: &str) -> Option<Secret> {
+        std::env::var(name).ok().and_then(|s| Secret::from_hex(&s))
     }
 
     fn mac(&self, nonce: &[u8]) -> Hmac<Sha256> {
+        self.keyed(b"flow-run/1", nonce)
+    }
+
+    fn keyed(&self, domain: &[u8], bytes: &[u8]) -> Hmac<Sha256> {
         // HMAC accepts keys of any length; this cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(b"flow-run/1");
-        mac.update(nonce);
+        mac.update(domain);
+        mac.update(bytes);
         mac
+    }
+
+    /// A signature of `message` under this secret (hex), for messages that travel without a
+    /// connection to challenge, such as a Lambda invocation's payload.
+    pub fn sign(&self, message: &[u8]) -> String {
+        let tag = self
+            .keyed(b"flow-message/1", message)
+            .finalize()
+            .into_bytes();
+        tag.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `signature` is [`Secret::sign`]'s of `message` (compared in constant time).
+    pub fn verify(&self, message: &[u8], signature: &str) -> bool {
+        let Some(tag) = Secret::from_hex(signature) else {
+            return false;
+        };
+        self.keyed(b"flow-message/1", message)
+            .verify_slice(&tag.0)
+            .is_ok()
     }
 
     /// The listener's side: challenge the caller; an error means the caller is not one of us
@@ -118,6 +145,17 @@ mod tests {
         assert!(handshake(&a, &a).is_ok());
         let refused = handshake(&a, &b).unwrap_err();
         assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+    }
+
+    #[test]
+    fn a_signature_holds_for_its_message_under_its_secret_only() {
+        let a = Secret::generate().unwrap();
+        let b = Secret::generate().unwrap();
+        let signature = a.sign(b"task 3");
+        assert!(a.verify(b"task 3", &signature));
+        assert!(!a.verify(b"task 4", &signature));
+        assert!(!b.verify(b"task 3", &signature));
+        assert!(!a.verify(b"task 3", "not hex"));
     }
 
     #[test]

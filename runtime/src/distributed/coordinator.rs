@@ -47,6 +47,9 @@ pub struct ClusterOptions {
     pub compression: Compression,
     /// The `RUST_LOG` filter workers log with (none: theirs).
     pub log: Option<String>,
+    /// Whether functions can reach each other directly (worker processes here can; Lambda
+    /// functions without a rendezvous host cannot, so all they exchange goes through storage).
+    pub direct: bool,
 }
 
 /// Longest wait for a started worker to join when none is running.
@@ -147,6 +150,8 @@ pub struct Coordinator {
     /// How many times the coordinator has read each output, by `(stage, output)`.
     read: HashMap<(usize, usize), usize>,
     max_attempts: u32,
+    /// [`ClusterOptions::direct`].
+    direct: bool,
     next_job: usize,
     clock: Instant,
     /// When the last worker was started.
@@ -243,6 +248,7 @@ impl Coordinator {
             runs: HashMap::new(),
             read: HashMap::new(),
             max_attempts: options.max_attempts.max(1),
+            direct: options.direct,
             next_job: 0,
             clock,
             launched: Instant::now(),
@@ -748,6 +754,11 @@ impl Coordinator {
         self.replace()
     }
 
+    /// Whether functions and the coordinator reach each other directly ([`ClusterOptions::direct`]).
+    pub fn direct(&self) -> bool {
+        self.direct
+    }
+
     /// Workers the run asked for.
     pub fn workers(&self) -> usize {
         self.want
@@ -772,7 +783,11 @@ impl Coordinator {
 
     /// The channel a training's members reach each other over when the plan says nothing.
     pub(super) fn default_channel(&self) -> Channel {
-        Channel::Direct
+        if self.direct {
+            Channel::Direct
+        } else {
+            Channel::Storage
+        }
     }
 
     /// Waits until as many workers as the run asked for have joined.

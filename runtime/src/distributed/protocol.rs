@@ -87,6 +87,9 @@ pub enum ToWorker {
     Train {
         /// Names this training attempt; its messages' tags start with it.
         key: String,
+        /// The plan's training stage (which says the function's memory), if it has one.
+        #[serde(default)]
+        stage: Option<usize>,
         /// Which attempt at the training this is, from 0.
         attempt: u32,
         /// The member's rank, the group's size, the sync mode and schedule.
@@ -106,6 +109,17 @@ pub enum ToWorker {
     },
     /// Exit.
     Shutdown,
+}
+
+impl ToWorker {
+    /// How many frames follow the message on the control connection.
+    pub fn frames(&self) -> usize {
+        match self {
+            ToWorker::Task { outputs, .. } => outputs.len(),
+            ToWorker::Train { .. } => 3,
+            ToWorker::Release { .. } | ToWorker::Shutdown => 0,
+        }
+    }
 }
 
 /// One output of a task.

@@ -29,6 +29,8 @@ pub struct Collective {
 pub struct Training {
     /// Workers training together (1: the coordinator trains alone).
     pub group: usize,
+    /// The plan's training stage, when the plan has one.
+    pub stage: Option<usize>,
     pub collective: Collective,
 }
 
@@ -70,6 +72,7 @@ impl Coordinator {
         };
         Training {
             group,
+            stage: stage.map(|s| s.id),
             collective: self.collective(spec, stage.and_then(|s| s.collective.as_ref())),
         }
     }
@@ -150,6 +153,7 @@ impl Coordinator {
                 .collect();
             let message = ToWorker::Train {
                 key: key.clone(),
+                stage: training.stage,
                 attempt,
                 member: Member {
                     rank,

@@ -111,6 +111,17 @@ impl Function {
     /// Does what one message asks, with the frames that came with it (a task's plans, a
     /// training member's header and rows); the answer for the coordinator, if it wants one.
     pub fn handle(&self, message: ToWorker, frames: Vec<Vec<u8>>) -> Option<ToCoordinator> {
+        self.handle_until(message, frames, None)
+    }
+
+    /// [`Function::handle`], with a task stopping with an error once `deadline` passes
+    /// (Lambda may let a timed-out invocation run on: a function keeps its own deadline).
+    pub fn handle_until(
+        &self,
+        message: ToWorker,
+        frames: Vec<Vec<u8>>,
+        deadline: Option<Instant>,
+    ) -> Option<ToCoordinator> {
         match message {
             ToWorker::Shutdown => None,
             ToWorker::Release { prefix } => {
@@ -119,6 +130,7 @@ impl Function {
             }
             ToWorker::Train {
                 key,
+                stage: _,
                 attempt,
                 member,
                 peers,
@@ -133,6 +145,7 @@ impl Function {
                     outbox: &self.outbox,
                     faults: &self.faults,
                     id,
+                    deadline,
                 };
                 Some(match self.runtime.block_on(task.run(&outputs, &frames)) {
                     Ok((rows, bytes)) => ToCoordinator::Done {
@@ -207,15 +220,6 @@ impl Function {
     }
 }
 
-/// Frames that follow a message on the control connection.
-fn frames_after(message: &ToWorker) -> usize {
-    match message {
-        ToWorker::Task { outputs, .. } => outputs.len(),
-        ToWorker::Train { .. } => 3,
-        ToWorker::Release { .. } | ToWorker::Shutdown => 0,
-    }
-}
-
 /// Runs a worker until the coordinator says stop or goes away.
 pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), String> {
     let function = Function::new(&args.store, &args.prefix, args.compression, secret.clone())?;
@@ -245,7 +249,7 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
         if matches!(message, ToWorker::Shutdown) {
             return Ok(());
         }
-        let frames: std::io::Result<Vec<Vec<u8>>> = (0..frames_after(&message))
+        let frames: std::io::Result<Vec<Vec<u8>>> = (0..message.frames())
             .map(|_| read_frame(&mut control))
             .collect();
         let Ok(frames) = frames else {
@@ -382,6 +386,8 @@ struct Task<'a> {
     outbox: &'a Outbox,
     faults: &'a Faults,
     id: AttemptId,
+    /// When the task must stop, if ever.
+    deadline: Option<Instant>,
 }
 
 impl Task<'_> {
@@ -493,6 +499,12 @@ impl Task<'_> {
             let batch = batch?;
             seen += 1;
             self.faults.during_task(&id, role, seen)?;
+            if self.deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(datafusion::error::DataFusionError::Execution(format!(
+                    "task {} passed its deadline and stopped",
+                    id.key()
+                )));
+            }
             match partitioner.as_mut() {
                 Some(p) => p.partition(batch, &mut write)?,
                 None => write(0, batch)?,

@@ -1,0 +1,387 @@
+//! Lambda invocations as a run's workers. The coordinator starts workers through the
+//! runtime's [`Backend`] trait and speaks the worker protocol to them; here each worker is a
+//! relay in this process: it joins the coordinator like a `flowc worker` (proving the run's
+//! secret), and turns every task or training member it is sent into one synchronous
+//! invocation of the function with the stage's memory, whose answer it passes back. The
+//! runtime owns retries: the SDK's are off, an invocation that errors or passes its deadline
+//! is a failed attempt the coordinator retries, and throttling (429) is waited out here with
+//! exponential backoff and jitter, and counted.
+
+use crate::deployment::Deployment;
+use crate::names::function_name;
+use crate::request::{MAX_PAYLOAD_BYTES, Request, Run};
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_sdk_lambda::error::DisplayErrorContext;
+use aws_sdk_lambda::primitives::Blob;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use flow_planner::PhysicalPlan;
+use flow_runtime::distributed::auth::Secret;
+use flow_runtime::distributed::backend::{Backend, Launch};
+use flow_runtime::distributed::protocol::{
+    AttemptId, ToCoordinator, ToWorker, read_frame, receive, send,
+};
+use std::collections::HashMap;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+/// Lambda's longest invocation.
+pub const MAX_TASK: Duration = Duration::from_secs(900);
+
+/// How a run invokes its functions.
+#[derive(Debug, Clone)]
+pub struct LambdaOptions {
+    /// The plan the run executes: each stage's memory picks the function.
+    pub plan: Arc<PhysicalPlan>,
+    /// The functions it may invoke.
+    pub deployment: Deployment,
+    /// The longest a task may take; by default ten times its stage's predicted time, at
+    /// least a minute, at most [`MAX_TASK`].
+    pub task_timeout: Option<Duration>,
+}
+
+/// What the relays share: the client and what every invocation needs.
+struct Invoker {
+    runtime: &'static tokio::runtime::Runtime,
+    client: aws_sdk_lambda::Client,
+    plan: Arc<PhysicalPlan>,
+    prefix: String,
+    key: Secret,
+    task_timeout: Option<Duration>,
+    throttled: Arc<AtomicU64>,
+}
+
+/// Starts relays that run a run's tasks as Lambda invocations.
+pub struct LambdaBackend {
+    invoker: Arc<Invoker>,
+    relays: Arc<Mutex<HashMap<u32, Relay>>>,
+    next: u32,
+}
+
+impl std::fmt::Debug for LambdaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaBackend")
+            .field("prefix", &self.invoker.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A started relay: how to stop it.
+struct Relay {
+    stop: Arc<AtomicBool>,
+    control: Option<TcpStream>,
+}
+
+/// The runtime the SDK's calls run on: one for the process, never dropped (a runtime cannot
+/// be dropped from within another, where a run's backend may end).
+pub fn sdk_runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("flow-aws")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// The AWS configuration from the standard settings (credentials, region, `AWS_ENDPOINT_URL*`),
+/// with the SDK's retries off: the runtime owns them.
+pub async fn aws_config() -> Result<aws_config::SdkConfig, String> {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(RetryConfig::disabled())
+        .load()
+        .await;
+    if config.region().is_none() {
+        return Err(
+            "no AWS region is set: set AWS_REGION (or AWS_DEFAULT_REGION), or a region in ~/.aws/config"
+                .into(),
+        );
+    }
+    Ok(config)
+}
+
+impl LambdaBackend {
+    /// A backend invoking the functions of `options.deployment`.
+    pub fn new(options: LambdaOptions) -> Result<LambdaBackend, String> {
+        let runtime = sdk_runtime()?;
+        // On a thread of its own: the caller may be running on another runtime.
+        let config = std::thread::scope(|s| {
+            s.spawn(|| runtime.block_on(aws_config()))
+                .join()
+                .unwrap_or_else(|_| Err("setting up the AWS client failed".into()))
+        })?;
+        let client = aws_sdk_lambda::Client::new(&config);
+        Ok(LambdaBackend {
+            invoker: Arc::new(Invoker {
+                runtime,
+                client,
+                plan: options.plan,
+                prefix: options.deployment.prefix,
+                key: options.deployment.key,
+                task_timeout: options.task_timeout,
+                throttled: Arc::default(),
+            }),
+            relays: Arc::default(),
+            next: 1,
+        })
+    }
+
+    /// Invocations throttled so far (each waited out and tried again).
+    pub fn throttled(&self) -> Arc<AtomicU64> {
+        self.invoker.throttled.clone()
+    }
+
+    fn relays(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Relay>> {
+        self.relays.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Backend for LambdaBackend {
+    fn launch(&mut self, launch: &Launch, secret: &Secret) -> std::io::Result<()> {
+        let pid = self.next;
+        self.next += 1;
+        let mut control = TcpStream::connect(&launch.coordinator)?;
+        let _ = control.set_nodelay(true);
+        secret.answer(&mut control)?;
+        send(
+            &mut control,
+            &ToCoordinator::Hello {
+                data_addr: format!("lambda-relay-{pid}"),
+                pid,
+            },
+        )?;
+        let stop = Arc::new(AtomicBool::new(false));
+        self.relays().insert(
+            pid,
+            Relay {
+                stop: stop.clone(),
+                control: control.try_clone().ok(),
+            },
+        );
+        let run = Run {
+            store: launch.store.clone(),
+            prefix: launch.prefix.clone(),
+            compression: launch.compression.name().to_string(),
+            secret: secret.to_hex(),
+        };
+        let invoker = self.invoker.clone();
+        std::thread::spawn(move || relay(&invoker, &run, control, &stop));
+        Ok(())
+    }
+
+    fn kill(&mut self, pid: u32) {
+        if let Some(relay) = self.relays().remove(&pid) {
+            relay.stop();
+        }
+    }
+
+    /// Stops every relay. An invocation already sent runs on to its deadline: Lambda cannot
+    /// stop it, and its function stops itself there.
+    fn shutdown(&mut self) {
+        for (_, relay) in self.relays().drain() {
+            relay.stop();
+        }
+    }
+}
+
+impl Relay {
+    fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(control) = &self.control {
+            let _ = control.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// One relay: passes each message the coordinator sends it to an invocation, and the
+/// invocation's answer back, until the coordinator or the backend stops it.
+fn relay(invoker: &Invoker, run: &Run, mut control: TcpStream, stop: &AtomicBool) {
+    while let Ok(message) = receive::<ToWorker>(&mut control) {
+        let frames: std::io::Result<Vec<Vec<u8>>> = (0..message.frames())
+            .map(|_| read_frame(&mut control))
+            .collect();
+        let Ok(frames) = frames else { return };
+        if matches!(message, ToWorker::Shutdown) || stop.load(Ordering::SeqCst) {
+            return;
+        }
+        // Nothing is kept in a function between invocations that a release could free.
+        if matches!(message, ToWorker::Release { .. }) {
+            continue;
+        }
+        let reply = invoker.invoke(run, message, &frames);
+        if stop.load(Ordering::SeqCst) || send(&mut control, &reply).is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits before trying a throttled invocation again: exponential from 100 ms, at most 5 s,
+/// with full jitter so throttled relays do not come back together.
+fn backoff(tries: u32) -> Duration {
+    let cap = Duration::from_millis(100 * (1u64 << tries.min(6))).min(Duration::from_secs(5));
+    let jitter = getrandom::u32().unwrap_or(u32::MAX / 2);
+    cap.mul_f64(f64::from(jitter) / f64::from(u32::MAX))
+}
+
+impl Invoker {
+    /// The plan's stage a message works for, if it names one.
+    fn stage(&self, message: &ToWorker) -> Option<&flow_planner::Stage> {
+        let id = match message {
+            ToWorker::Task { id, .. } => Some(id.stage),
+            ToWorker::Train { stage, .. } => *stage,
+            ToWorker::Release { .. } | ToWorker::Shutdown => None,
+        };
+        id.and_then(|s| self.plan.stages.get(s))
+    }
+
+    /// The longest the message's work may take.
+    fn timeout(&self, stage: Option<&flow_planner::Stage>) -> Duration {
+        if let Some(t) = self.task_timeout {
+            return t.min(MAX_TASK);
+        }
+        let predicted = stage.map_or(0.0, |s| s.predicted_s.max(0.0));
+        Duration::from_secs_f64((10.0 * predicted).clamp(60.0, MAX_TASK.as_secs_f64()))
+    }
+
+    /// Runs one message as one invocation and returns the function's answer, or a failure
+    /// for the coordinator to retry.
+    fn invoke(&self, run: &Run, message: ToWorker, frames: &[Vec<u8>]) -> ToCoordinator {
+        let stage = self.stage(&message);
+        let memory = stage
+            .map(|s| s.memory_mb)
+            .or_else(|| self.plan.stages.iter().map(|s| s.memory_mb).max())
+            .unwrap_or(1769);
+        let name = function_name(&self.prefix, memory);
+        let timeout = self.timeout(stage);
+        let fail = failure(&message);
+        let request = Request::new(run.clone(), message, frames, SystemTime::now() + timeout);
+        let payload = match request.sign(&self.key) {
+            Ok(p) if p.len() > MAX_PAYLOAD_BYTES => {
+                return fail(format!(
+                    "the request for {name} is {} bytes, over Lambda's limit of {MAX_PAYLOAD_BYTES}",
+                    p.len()
+                ));
+            }
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        self.runtime
+            .block_on(self.call(&name, payload, timeout))
+            .unwrap_or_else(fail)
+    }
+
+    /// Invokes `name` until it answers or fails for a reason other than throttling.
+    async fn call(
+        &self,
+        name: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<ToCoordinator, String> {
+        // The function stops itself at its deadline; the answer may take a little longer.
+        let patience = timeout + Duration::from_secs(5);
+        let mut tries = 0;
+        loop {
+            let call = self
+                .client
+                .invoke()
+                .function_name(name)
+                .payload(Blob::new(payload.clone()))
+                .send();
+            let answered = tokio::time::timeout(patience, call).await.map_err(|_| {
+                format!(
+                    "the invocation of {name} did not answer within {} s",
+                    patience.as_secs()
+                )
+            })?;
+            match answered {
+                Ok(out) => return reply(name, &out),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_too_many_requests_exception()) =>
+                {
+                    self.throttled.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff(tries)).await;
+                    tries += 1;
+                }
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    return Err(format!(
+                        "there is no function {name}: deploy the functions with `flowc deploy`"
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!("invoking {name}: {}", DisplayErrorContext(&e)));
+                }
+            }
+        }
+    }
+}
+
+/// The function's answer in an invocation's output, or why there is none.
+fn reply(
+    name: &str,
+    out: &aws_sdk_lambda::operation::invoke::InvokeOutput,
+) -> Result<ToCoordinator, String> {
+    let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
+    if out.function_error().is_some() {
+        return Err(format!("{name} failed: {}", error_text(body)));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "{name} answered something that is not a flow reply ({e}): {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        )
+    })
+}
+
+/// The message of a function error's payload (`{"errorType": ..., "errorMessage": ...}`).
+fn error_text(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("errorMessage")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+}
+
+/// How to report a message's failure to the coordinator.
+fn failure(message: &ToWorker) -> impl Fn(String) -> ToCoordinator + use<> {
+    enum Who {
+        Task(AttemptId),
+        Member(String, usize),
+        Nobody,
+    }
+    let who = match message {
+        ToWorker::Task { id, .. } => Who::Task(*id),
+        ToWorker::Train { key, member, .. } => Who::Member(key.clone(), member.rank),
+        ToWorker::Release { .. } | ToWorker::Shutdown => Who::Nobody,
+    };
+    move |error| match &who {
+        Who::Task(id) => ToCoordinator::Failed {
+            id: *id,
+            error,
+            lost_peer: None,
+            failed_producer: None,
+        },
+        Who::Member(key, rank) => ToCoordinator::TrainFailed {
+            key: key.clone(),
+            rank: *rank,
+            error,
+            lost_peer: None,
+        },
+        Who::Nobody => ToCoordinator::Hello {
+            data_addr: String::new(),
+            pid: 0,
+        },
+    }
+}
