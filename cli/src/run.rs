@@ -189,6 +189,13 @@ pub fn run(args: RunArgs) -> u8 {
                     Saved::Model(file) => writeln!(out, "saved the model to {}", file.display()),
                 };
             }
+            if let Some(record) = summary.cluster.as_ref().filter(|r| r.throttled > 0) {
+                eprintln!(
+                    "note: Lambda throttled {} invocation{}; each was retried after a pause",
+                    record.throttled,
+                    if record.throttled == 1 { "" } else { "s" }
+                );
+            }
             if let (Some(path), Some(record)) = (&args.report, &summary.cluster) {
                 let text = run_report::render(path, &args.file, record, plan.as_deref());
                 if let Err(e) = std::fs::write(path, text) {

@@ -50,7 +50,7 @@ struct Invoker {
     prefix: String,
     key: Secret,
     task_timeout: Option<Duration>,
-    throttled: Arc<AtomicU64>,
+    throttled: AtomicU64,
 }
 
 /// Starts relays that run a run's tasks as Lambda invocations.
@@ -129,16 +129,11 @@ impl LambdaBackend {
                 prefix: options.deployment.prefix,
                 key: options.deployment.key,
                 task_timeout: options.task_timeout,
-                throttled: Arc::default(),
+                throttled: AtomicU64::new(0),
             }),
             relays: Arc::default(),
             next: 1,
         })
-    }
-
-    /// Invocations throttled so far (each waited out and tried again).
-    pub fn throttled(&self) -> Arc<AtomicU64> {
-        self.invoker.throttled.clone()
     }
 
     fn relays(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Relay>> {
@@ -177,6 +172,10 @@ impl Backend for LambdaBackend {
         let invoker = self.invoker.clone();
         std::thread::spawn(move || relay(&invoker, &run, control, &stop));
         Ok(())
+    }
+
+    fn throttled(&self) -> u64 {
+        self.invoker.throttled.load(Ordering::Relaxed)
     }
 
     fn kill(&mut self, pid: u32) {

@@ -106,12 +106,14 @@ async fn answer(key: &Secret, signed: Signed) -> Result<ToCoordinator, lambda_ru
     ) {
         return Err("refused: a function is sent tasks and training members only".into());
     }
-    let function = function_for(&request)?;
     let frames = request.frames()?;
     let deadline = Instant::now() + left;
-    let message = request.message;
-    let reply =
-        tokio::task::spawn_blocking(move || function.handle_until(message, frames, Some(deadline)))
-            .await?;
+    // Off the async threads: a function holds a runtime of its own, which may neither run
+    // nor be dropped (when the sandbox moves to another run) inside this one.
+    let reply = tokio::task::spawn_blocking(move || {
+        let function = function_for(&request)?;
+        Ok::<_, String>(function.handle_until(request.message, frames, Some(deadline)))
+    })
+    .await??;
     reply.ok_or_else(|| "the request asked for no answer".into())
 }

@@ -136,7 +136,15 @@ pub fn choose_channel(
     let partial = pre_aggregates(p, x, from);
     let price = |c| cost::transfer(profile, x.pattern, c, bytes, from, to, overlap_s);
     let gate = cost::direct_gate(profile, from, to, durable(p, x));
-    let fusable = allow_fuse && cost::can_fuse(x.pattern, from, to);
+    // A producer with other outputs runs apart from its consumer's task: where functions
+    // cannot reach each other, what it keeps for that task must go through storage.
+    let alone = profile.direct.unreachable.is_none()
+        || !p
+            .plan
+            .exchanges
+            .iter()
+            .any(|y| y.from == x.from && y.id != x.id);
+    let fusable = allow_fuse && alone && cost::can_fuse(profile, x.pattern, from, to);
     if let Some((channel, why, _)) = requested(p, x) {
         if channel == Channel::Direct
             && let Some(gate) = &gate

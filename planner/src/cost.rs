@@ -78,10 +78,17 @@ pub fn direct_gate(profile: &Profile, from: Side, to: Side, durable: bool) -> Op
     None
 }
 
-/// Whether producer and consumer can be one function, so that nothing moves.
-pub fn can_fuse(pattern: Pattern, from: Side, to: Side) -> bool {
+/// Whether producer and consumer can be one function, so that nothing moves. Where
+/// functions cannot reach each other directly (and so cannot hand rows from one task to the
+/// next in the same function), only one function feeding one, which the runtime runs as one
+/// task, can.
+pub fn can_fuse(profile: &Profile, pattern: Pattern, from: Side, to: Side) -> bool {
+    let one_to_one = from.functions == 1 && to.functions == 1;
+    if profile.direct.unreachable.is_some() {
+        return from.memory_mb == to.memory_mb && one_to_one;
+    }
     from.memory_mb == to.memory_mb
-        && ((from.functions == 1 && to.functions == 1)
+        && (one_to_one
             || (matches!(pattern, Pattern::Scatter | Pattern::Repartition)
                 && from.functions == to.functions))
 }

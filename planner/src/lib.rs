@@ -247,7 +247,7 @@ fn run_fused(
     score: Score,
 ) -> Result<(PhysicalPlan, Trace), PlanError> {
     let first = run_pinned(graph.clone(), profile, options, score, Vec::new())?;
-    let pins = fusion_pins(&first.0);
+    let pins = fusion_pins(&first.0, profile);
     if pins.iter().all(Option::is_none) {
         return Ok(first);
     }
@@ -263,7 +263,7 @@ fn run_fused(
 /// most, so only its largest such input is pinned, as sizing fuses the largest input; pins
 /// do not chain (a stage is either pinned or fused into, not both), or the second would
 /// undo the first.
-fn fusion_pins(plan: &PhysicalPlan) -> Vec<Option<rules::Pin>> {
+fn fusion_pins(plan: &PhysicalPlan, profile: &Profile) -> Vec<Option<rules::Pin>> {
     let mut pins = vec![None; plan.stages.len()];
     let mut claimed = vec![false; plan.stages.len()];
     let mut exchanges: Vec<&Exchange> = plan.exchanges.iter().collect();
@@ -278,7 +278,7 @@ fn fusion_pins(plan: &PhysicalPlan) -> Vec<Option<rules::Pin>> {
         if x.channel != Channel::Fused
             && !same
             && to.runs_in == to.id
-            && cost::can_fuse(x.pattern, consumer, consumer)
+            && cost::can_fuse(profile, x.pattern, consumer, consumer)
             && pins[x.from].is_none()
             && !claimed[x.to]
             // A stage fusing into its producer keeps its size for that; a stage pinned to

@@ -164,6 +164,7 @@ async fn cluster_rows(
         leaves: &leaves,
         outputs: &outputs,
         back: back_channel(&plan, coordinator.direct()),
+        direct: coordinator.direct(),
         before: (0..plan.stages.len())
             .filter(|s| coordinator.lowered(*s))
             .collect(),

@@ -201,29 +201,12 @@ impl S3Server {
 
     /// One plain HTTP request (moto accepts unsigned ones); the whole reply.
     pub fn request(&self, method: &str, path: &str) -> std::io::Result<String> {
-        use std::io::{Read, Write};
-        let addr = self.endpoint.trim_start_matches("http://");
-        let mut conn = std::net::TcpStream::connect(addr)?;
-        write!(
-            conn,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut reply = String::new();
-        conn.read_to_string(&mut reply)?;
-        Ok(reply)
+        http_request(&self.endpoint, method, path, "")
     }
 
     /// Keys of every object in the bucket.
     pub fn keys(&self) -> Vec<String> {
-        let reply = self
-            .request("GET", &format!("/{}?list-type=2", self.bucket))
-            .unwrap();
-        reply
-            .split("<Key>")
-            .skip(1)
-            .filter_map(|k| k.split("</Key>").next())
-            .map(str::to_string)
-            .collect()
+        bucket_keys(&self.endpoint, &self.bucket)
     }
 
     /// The environment `flowc` reads the endpoint and credentials from.
@@ -234,6 +217,129 @@ impl S3Server {
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
             ("AWS_DEFAULT_REGION", "us-east-1".into()),
         ]
+    }
+}
+
+/// One plain HTTP request with `body` to `endpoint` (`http://host:port`); the whole reply.
+pub fn http_request(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let addr = endpoint.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+/// Keys of every object in a bucket of the S3 server at `endpoint`.
+pub fn bucket_keys(endpoint: &str, bucket: &str) -> Vec<String> {
+    let reply = http_request(endpoint, "GET", &format!("/{bucket}?list-type=2"), "").unwrap();
+    reply
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split("</Key>").next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// S3 and Lambda on loopback (`scripts/lambda-emulator.py`): moto, cargo-lambda's Invoke
+/// and Runtime APIs, and a front that starts `flowc` function instances as invocations
+/// need them. Stops with the test: its standard input is this end of a pipe.
+pub struct LambdaEmulator {
+    child: std::process::Child,
+    /// The variables that point `flowc` at it, with the deployment's key and size.
+    pub env: Vec<(String, String)>,
+    pub bucket: String,
+}
+
+impl LambdaEmulator {
+    /// Starts it with `args` (`--throttle-every 3`, say); its function instances also see
+    /// `env` (`FLOW_FAULTS`, say).
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> LambdaEmulator {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lambda-emulator.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["--flowc", env!("CARGO_BIN_EXE_flowc"), "--while-stdin"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start scripts/lambda-emulator.py: {e}"));
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            panic!("the emulator did not start ({e}): {line:?}; scripts/test installs moto and cargo-lambda")
+        });
+        let mut vars: Vec<(String, String)> = ready["env"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        vars.push((
+            "FLOW_LAMBDA_KEY".into(),
+            ready["key"].as_str().unwrap().into(),
+        ));
+        vars.push(("FLOW_LAMBDA_MEMORY_MB".into(), "1769".into()));
+        let bucket = ready["env"]["FLOW_LAMBDA_BUCKET"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        LambdaEmulator {
+            child,
+            env: vars,
+            bucket,
+        }
+    }
+
+    /// [`LambdaEmulator::env`] as `flowc` takes it, plus `more`.
+    pub fn vars<'a>(&'a self, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(more.iter().copied())
+            .collect()
+    }
+
+    /// The value of one of its variables.
+    pub fn var(&self, name: &str) -> &str {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap()
+    }
+
+    /// `--store` for runs in its bucket.
+    pub fn store(&self) -> String {
+        format!("s3://{}/runs", self.bucket)
+    }
+
+    /// Keys of every object in its bucket.
+    pub fn keys(&self) -> Vec<String> {
+        bucket_keys(self.var("AWS_ENDPOINT_URL"), &self.bucket)
+    }
+}
+
+impl Drop for LambdaEmulator {
+    fn drop(&mut self) {
+        // Its standard input closing stops it and everything it started.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
     }
 }
 

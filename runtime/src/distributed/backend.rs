@@ -38,6 +38,11 @@ pub trait Backend: Send {
     fn dismiss(&mut self) {
         self.shutdown();
     }
+    /// Times the platform refused to start a function for now (throttling), each waited out
+    /// and tried again. None by default.
+    fn throttled(&self) -> u64 {
+        0
+    }
 }
 
 /// Workers as `flowc worker` processes on this machine.

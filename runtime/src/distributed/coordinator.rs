@@ -266,6 +266,7 @@ impl Coordinator {
                 seconds: 0.0,
                 stages: Vec::new(),
                 tasks: Vec::new(),
+                throttled: 0,
             },
             watch,
             _interrupt: interrupt,
@@ -1213,6 +1214,7 @@ impl Coordinator {
             );
         }
         self.record.seconds = self.clock.elapsed().as_secs_f64();
+        self.record.throttled = self.backend.throttled();
         tracing::debug!(
             "workers dismissed {:.1} ms into the run",
             self.record.seconds * 1e3

@@ -265,6 +265,9 @@ pub struct Lowering<'a> {
     pub outputs: &'a [Vec<OutputOf>],
     /// The channel of what the coordinator reads.
     pub back: Channel,
+    /// Whether functions reach each other directly; where they cannot, what a fused
+    /// exchange hands from one task to another goes through storage.
+    pub direct: bool,
     /// Stages lowered before this lowering began: their outputs are fixed.
     pub before: HashSet<usize>,
     /// What each producer runs over its rows before it sends on an exchange: the partial
@@ -278,6 +281,16 @@ pub struct Lowering<'a> {
 }
 
 impl Lowering<'_> {
+    /// The runtime moves a fused exchange like a direct one (the function is the same), or
+    /// through storage where functions cannot reach each other.
+    fn runtime_channel(&self, channel: Channel) -> Channel {
+        match channel {
+            Channel::Fused if self.direct => Channel::Direct,
+            Channel::Fused => Channel::Storage,
+            other => other,
+        }
+    }
+
     /// Lowers stage `id`, planning each output with `state` (one target partition).
     pub async fn stage(&self, id: usize, state: &SessionState) -> Result<Stage> {
         let planned = &self.plan.stages[id];
@@ -344,9 +357,10 @@ impl Lowering<'_> {
                     None => self.divide(x, plan, consumers, (state, self.sent_columns(id, k)))?,
                 };
                 plan = root;
-                (runtime_channel(x.channel), buckets)
+                (self.runtime_channel(x.channel), buckets)
             }
-            Destination::Shared => (Channel::Direct, 1),
+            // Never moved: kept in the task for its other outputs.
+            Destination::Shared => (self.runtime_channel(Channel::Fused), 1),
             Destination::Coordinator => {
                 // Rows only `show`s read need no more than the longest of them prints.
                 let readers = self.readers(of.op, id);
@@ -930,14 +944,6 @@ impl Lowering<'_> {
         LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?
             .project(columns)?
             .build()
-    }
-}
-
-/// The runtime moves a fused exchange like a direct one: the function is the same.
-fn runtime_channel(channel: Channel) -> Channel {
-    match channel {
-        Channel::Fused => Channel::Direct,
-        other => other,
     }
 }
 

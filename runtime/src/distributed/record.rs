@@ -26,6 +26,9 @@ pub struct RunRecord {
     pub stages: Vec<StageRecord>,
     /// Every attempt at every task.
     pub tasks: Vec<TaskRecord>,
+    /// Times the platform refused to start a function for now (Lambda's throttling), each
+    /// waited out and tried again.
+    pub throttled: u64,
 }
 
 /// One stage of the plan as it ran.
