@@ -183,9 +183,25 @@ fn json_diagnostics_for_tools() {
 fn usage_errors_exit_2_and_explain_prints_the_catalogue() {
     assert_eq!(flowc(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(flowc(&["run"]).status.code(), Some(2));
-    let later = flowc(&["run", "tests/ui-run/bad_data.flow", "--target", "lambda"]);
-    assert_eq!(later.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&later.stderr).contains("not available yet"));
+    // Lambda needs a store every function reaches, and has no direct channels yet.
+    let no_store = flowc(&["run", "tests/ui-run/bad_data.flow", "--target", "lambda"]);
+    assert_eq!(no_store.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_store.stderr).contains("--store s3://"));
+    let direct = flowc(&[
+        "run",
+        "tests/ui-run/bad_data.flow",
+        "--target",
+        "lambda",
+        "--store",
+        "s3://b/runs",
+        "--channel",
+        "direct",
+    ]);
+    assert_eq!(direct.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&direct.stderr).contains("rendezvous"));
+    let local_only = flowc(&["run", "tests/ui-run/bad_data.flow", "--task-timeout", "5"]);
+    assert_eq!(local_only.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&local_only.stderr).contains("--target lambda"));
     let none = flowc(&["run", "tests/ui-run/bad_data.flow", "--workers", "0"]);
     assert_eq!(none.status.code(), Some(2));
     let explain = flowc(&["explain", "e0003"]);
