@@ -79,7 +79,11 @@ fn every_example_plans_on_both_targets() {
         for (target, more, suffix) in [
             ("local", &[][..], ""),
             ("lambda", &[][..], ""),
-            ("lambda", &["--rendezvous", "203.0.113.7:7000"][..], "_rendezvous"),
+            (
+                "lambda",
+                &["--rendezvous", "203.0.113.7:7000"][..],
+                "_rendezvous",
+            ),
         ] {
             let mut args = vec![p, "--target", target];
             args.extend(more);

@@ -12,6 +12,7 @@ use crate::names::function_name;
 use crate::request::{MAX_PAYLOAD_BYTES, Request, Run};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_sdk_lambda::config::ProvideCredentials;
 use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -106,6 +107,14 @@ pub async fn aws_config() -> Result<aws_config::SdkConfig, String> {
             "no AWS region is set: set AWS_REGION (or AWS_DEFAULT_REGION), or a region in ~/.aws/config"
                 .into(),
         );
+    }
+    let credentials = config
+        .credentials_provider()
+        .ok_or("the AWS SDK has no credentials provider")?;
+    if let Err(e) = credentials.provide_credentials().await {
+        return Err(format!(
+            "no AWS credentials were found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials): {e}"
+        ));
     }
     Ok(config)
 }
