@@ -40,6 +40,12 @@ import urllib.request
 SIZES = [128, 256, 512, 1024, 1769, 2048, 3538, 4096, 5307, 7076, 8192, 8845, 10240]
 
 
+def signed_for(service):
+    """An Authorization header naming `service` (moto checks no signatures, but routes by it)."""
+    return (f"AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, "
+            "SignedHeaders=host, Signature=0")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,7 +81,9 @@ class Functions:
         """The function's environment and memory as deployed in moto, if it was."""
         try:
             url = f"http://127.0.0.1:{self.moto_port}/2015-03-31/functions/{name}/configuration"
-            with urllib.request.urlopen(url, timeout=5) as reply:
+            # moto routes by the service a request is signed for; this one is for Lambda.
+            request = urllib.request.Request(url, headers={"Authorization": signed_for("lambda")})
+            with urllib.request.urlopen(request, timeout=5) as reply:
                 conf = json.load(reply)
             env = conf.get("Environment", {}).get("Variables", {})
             return env, conf.get("MemorySize")
@@ -293,7 +301,7 @@ def main():
     iam = urllib.request.Request(
         f"http://127.0.0.1:{moto_port}/", data=role_form.encode(), method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded",
-                 "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0"},
+                 "Authorization": signed_for("iam")},
     )
     reply = urllib.request.urlopen(iam, timeout=30).read().decode()
     role = re.search(r"<Arn>([^<]+)</Arn>", reply).group(1)

@@ -11,6 +11,7 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::stdout::print(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+mod deploy;
 mod interrupted;
 mod logging;
 mod lsp;
@@ -114,6 +115,11 @@ enum Command {
         after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc run pipeline.flow --workers 4\n  flowc run pipeline.flow --workers 2 --channel storage --store /tmp/flow-store\n  flowc run pipeline.flow --workers 4 --report run.html\n  AWS_ENDPOINT_URL=http://127.0.0.1:9000 flowc run pipeline.flow --channel storage --store s3://bucket/runs\n\nWithout --workers, --channel, --objective, --profile, --store, --compression or --report\nthe pipeline runs in this process. With them it runs on `flowc worker` processes as planned for the\nlocal profile. Ctrl-C stops the workers and removes temporary files (exit code 130)."
     )]
     Run(run::RunArgs),
+    /// Deploy flowc as AWS Lambda functions, one per memory size, for `run --target lambda`
+    #[command(
+        after_help = "Examples:\n  flowc deploy --role arn:aws:iam::123456789012:role/flow --bucket my-bucket\n  flowc deploy --role ARN --bucket NAME --memory-mb 1769,3538 --dry-run\n  flowc deploy --role ARN --bucket NAME --arch arm64 --package target/lambda/flowc/bootstrap.zip\n\nCredentials, region and endpoints come from the standard AWS settings (AWS_PROFILE,\nAWS_REGION, AWS_ENDPOINT_URL, ...). A second deploy of the same flowc changes nothing."
+    )]
+    Deploy(deploy::DeployArgs),
     /// Serve the language server over standard input and output (started by editors)
     #[command(
         after_help = "Examples:\n  flowc lsp    (editors start it; see docs/editors.md for VS Code and Neovim)\n\nIt speaks LSP (JSON-RPC with Content-Length headers) on stdin and stdout and exits\nafter the client's `exit`: 0 after `shutdown`, 1 without."
@@ -158,6 +164,7 @@ fn dispatch(command: Command) -> u8 {
         Command::Plan(args) => plan::plan(&args),
         Command::Calibrate { output, quick } => calibrate(output, quick),
         Command::Run(args) => run::run(args),
+        Command::Deploy(args) => deploy::deploy(args),
         Command::Lsp => lsp::serve(),
         Command::Worker(flags) => run::worker(flags),
     }

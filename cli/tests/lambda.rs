@@ -156,3 +156,173 @@ fn throttled_invocations_are_retried_with_backoff_and_counted() {
         "{stderr}"
     );
 }
+
+/// Runs `flowc` with only `env` set (and PATH), as on a machine without AWS settings.
+fn flowc_alone(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"));
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir().join("flow-no-home"))
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn deploy_creates_changes_nothing_the_second_time_and_updates_changed_code() {
+    let lambda = LambdaEmulator::start(&[], &[]);
+    let env = lambda.undeployed_vars();
+    let role = lambda.var("FLOW_LAMBDA_ROLE").to_string();
+    let bucket = lambda.bucket.clone();
+    let deploy = |more: &[&str]| {
+        let mut args = vec![
+            "deploy",
+            "--role",
+            &role,
+            "--bucket",
+            &bucket,
+            "--memory-mb",
+            "1769",
+        ];
+        args.extend(more);
+        flowc_alone(&args, &env)
+    };
+
+    let dry = deploy(&["--dry-run"]);
+    let (out, err) = text(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{err}");
+    assert!(out.contains("would create flowc-1769mb"), "{out}");
+
+    let first = deploy(&[]);
+    let (out, err) = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{err}");
+    assert!(out.contains("created flowc-1769mb (1769 MB"), "{out}");
+
+    let second = deploy(&[]);
+    let (out, err) = text(&second);
+    assert_eq!(second.status.code(), Some(0), "{err}");
+    assert!(out.contains("flowc-1769mb is up to date"), "{out}");
+    assert!(
+        !out.contains("created") && !out.contains("updated"),
+        "{out}"
+    );
+
+    // Other code: a package of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("bootstrap.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+    zip.start_file("bootstrap", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut zip, b"#!/bin/sh\nexec flowc\n").unwrap();
+    zip.finish().unwrap();
+    let changed = deploy(&["--package", zip_path.to_str().unwrap()]);
+    let (out, err) = text(&changed);
+    assert_eq!(changed.status.code(), Some(0), "{err}");
+    assert!(
+        out.contains("updated the code of flowc-1769mb and published version"),
+        "{out}"
+    );
+
+    // The run finds the deployment (its sizes and key) by listing the functions.
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("p.flow");
+    std::fs::write(dir.path().join("t.csv"), "n\n1\n2\n3\n").unwrap();
+    std::fs::write(
+        &program,
+        "let t = load \"t.csv\"\nshow t | derive m = n * 2\n",
+    )
+    .unwrap();
+    let store = lambda.store();
+    let run = flowc_alone(
+        &[
+            "run",
+            program.to_str().unwrap(),
+            "--target",
+            "lambda",
+            "--store",
+            &store,
+        ],
+        &env,
+    );
+    let (out, err) = text(&run);
+    assert_eq!(run.status.code(), Some(0), "{err}");
+    assert!(out.contains("| 3 | 6 "), "{out}");
+}
+
+#[test]
+fn deploy_errors_name_the_setting_and_create_nothing() {
+    let lambda = LambdaEmulator::start(&[], &[]);
+    let env = lambda.undeployed_vars();
+    let role = lambda.var("FLOW_LAMBDA_ROLE").to_string();
+    let listed = || {
+        http_request(
+            lambda.var("AWS_ENDPOINT_URL_LAMBDA"),
+            "GET",
+            "/2015-03-31/functions/",
+            "",
+        )
+        .unwrap()
+    };
+
+    let missing_bucket = flowc_alone(
+        &["deploy", "--role", &role, "--bucket", "no-such-bucket"],
+        &env,
+    );
+    let (_, err) = text(&missing_bucket);
+    assert_eq!(missing_bucket.status.code(), Some(1), "{err}");
+    assert!(err.contains("--bucket no-such-bucket"), "{err}");
+    assert!(!listed().contains("flowc-"), "nothing created");
+
+    let bad_role = "arn:aws:iam::123456789012:role/no-such-role";
+    let refused = flowc_alone(
+        &["deploy", "--role", bad_role, "--bucket", &lambda.bucket],
+        &env,
+    );
+    let (_, err) = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("--role {bad_role}")), "{err}");
+    assert!(!listed().contains("flowc-"), "nothing created");
+    assert_eq!(
+        lambda.keys(),
+        Vec::<String>::new(),
+        "no package left behind"
+    );
+
+    let no_credentials: Vec<(&str, &str)> = env
+        .iter()
+        .copied()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
+        .collect();
+    let anonymous = flowc_alone(
+        &["deploy", "--role", &role, "--bucket", &lambda.bucket],
+        &no_credentials,
+    );
+    let (_, err) = text(&anonymous);
+    assert_eq!(anonymous.status.code(), Some(1), "{err}");
+    assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
+    assert!(!listed().contains("flowc-"), "nothing created");
+
+    let usage = flowc_alone(
+        &[
+            "deploy",
+            "--role",
+            &role,
+            "--bucket",
+            &lambda.bucket,
+            "--memory-mb",
+            "64",
+        ],
+        &env,
+    );
+    assert_eq!(usage.status.code(), Some(2));
+}

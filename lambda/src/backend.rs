@@ -75,6 +75,20 @@ struct Relay {
     control: Option<TcpStream>,
 }
 
+/// What an AWS call's failure says, short: the service's code and message when it answered,
+/// else the whole chain of causes (a connection refused, no credentials).
+pub fn said<E, R>(e: &aws_sdk_lambda::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_lambda::error::ProvideErrorMetadata;
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => DisplayErrorContext(e).to_string(),
+    }
+}
+
 /// The runtime the SDK's calls run on: one for the process, never dropped (a runtime cannot
 /// be dropped from within another, where a run's backend may end).
 pub fn sdk_runtime() -> Result<&'static tokio::runtime::Runtime, String> {
@@ -94,14 +108,21 @@ pub fn sdk_runtime() -> Result<&'static tokio::runtime::Runtime, String> {
 /// The AWS configuration from the standard settings (credentials, region, `AWS_ENDPOINT_URL*`),
 /// with the SDK's retries off: the runtime owns them.
 pub async fn aws_config() -> Result<aws_config::SdkConfig, String> {
+    aws_config_in(None).await
+}
+
+/// [`aws_config`], in `region` when one is given.
+pub async fn aws_config_in(region: Option<&str>) -> Result<aws_config::SdkConfig, String> {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let config = aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
-        .retry_config(RetryConfig::disabled())
-        .load()
-        .await;
+        .retry_config(RetryConfig::disabled());
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_string()));
+    }
+    let config = loader.load().await;
     if config.region().is_none() {
         return Err(
             "no AWS region is set: set AWS_REGION (or AWS_DEFAULT_REGION), or a region in ~/.aws/config"
@@ -329,9 +350,7 @@ impl Invoker {
                         "there is no function {name}: deploy the functions with `flowc deploy`"
                     ));
                 }
-                Err(e) => {
-                    return Err(format!("invoking {name}: {}", DisplayErrorContext(&e)));
-                }
+                Err(e) => return Err(format!("invoking {name}: {}", said(&e))),
             }
         }
     }

@@ -5,10 +5,9 @@
 //! sizes) and `FLOW_LAMBDA_KEY` when the Lambda API in use serves invocations only (the local
 //! emulator).
 
-use crate::backend::{aws_config, sdk_runtime};
+use crate::backend::{aws_config, said, sdk_runtime};
 use crate::names::memory_of;
 use crate::request::KEY_ENV;
-use aws_sdk_lambda::error::DisplayErrorContext;
 use flow_runtime::distributed::auth::Secret;
 
 /// The environment variable listing the deployed memory sizes when they are not looked up.
@@ -71,12 +70,8 @@ async fn list(prefix: &str) -> Result<Deployment, String> {
     let mut sizes = Vec::new();
     let mut key = None;
     while let Some(function) = pages.next().await {
-        let function = function.map_err(|e| {
-            format!(
-                "cannot list the deployed functions: {}",
-                DisplayErrorContext(&e)
-            )
-        })?;
+        let function =
+            function.map_err(|e| format!("cannot list the deployed functions: {}", said(&e)))?;
         let Some(memory) = function
             .function_name()
             .and_then(|name| memory_of(prefix, name))

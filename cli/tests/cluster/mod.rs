@@ -315,6 +315,16 @@ impl LambdaEmulator {
             .collect()
     }
 
+    /// Its variables without the deployment it stands in for (key and sizes): what a user
+    /// has after `scripts/local-lambda start`, before `flowc deploy`.
+    pub fn undeployed_vars(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .filter(|(k, _)| !k.starts_with("FLOW_LAMBDA_KEY") && k != "FLOW_LAMBDA_MEMORY_MB")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
     /// The value of one of its variables.
     pub fn var(&self, name: &str) -> &str {
         self.env

@@ -38,7 +38,23 @@ fn open_s3(url: &str, rest: &str) -> Result<Arc<dyn ObjectStore>, String> {
             "`--store {url}` names no bucket; write it as s3://bucket or s3://bucket/prefix"
         ));
     }
+    let s3 =
+        open_bucket(bucket, None).map_err(|e| format!("cannot open the run store {url}: {e}"))?;
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        Ok(s3)
+    } else {
+        Ok(Arc::new(PrefixStore::new(s3, prefix)))
+    }
+}
+
+/// An S3 bucket, with endpoint, credentials and (unless `region` is given) region from the
+/// standard AWS variables. Nothing is contacted yet.
+pub fn open_bucket(bucket: &str, region: Option<&str>) -> Result<Arc<dyn ObjectStore>, String> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(region) = region {
+        builder = builder.with_region(region);
+    }
     // A local S3-compatible server speaks plain HTTP; saying the endpoint is enough.
     let endpoint = builder
         .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
@@ -46,15 +62,7 @@ fn open_s3(url: &str, rest: &str) -> Result<Arc<dyn ObjectStore>, String> {
     if endpoint.is_some_and(|e| e.starts_with("http://")) {
         builder = builder.with_allow_http(true);
     }
-    let s3 = builder
-        .build()
-        .map_err(|e| format!("cannot open the run store {url}: {e}"))?;
-    let prefix = prefix.trim_matches('/');
-    if prefix.is_empty() {
-        Ok(Arc::new(s3))
-    } else {
-        Ok(Arc::new(PrefixStore::new(s3, prefix)))
-    }
+    Ok(Arc::new(builder.build().map_err(|e| e.to_string())?))
 }
 
 /// The default store: a folder under the system's temporary directory.
