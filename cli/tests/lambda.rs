@@ -326,3 +326,65 @@ fn deploy_errors_name_the_setting_and_create_nothing() {
     );
     assert_eq!(usage.status.code(), Some(2));
 }
+
+/// The `flowc` lines of the README's "Run on AWS Lambda" block, split into words, with
+/// `$VAR` taken from `vars`.
+fn readme_lambda_commands(vars: &[(&str, &str)]) -> Vec<Vec<String>> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme
+        .split("## Run on AWS Lambda")
+        .nth(1)
+        .expect("the README has a section \"Run on AWS Lambda\"");
+    let block = section
+        .split("```sh")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    block
+        .lines()
+        .filter(|l| l.starts_with("flowc "))
+        .map(|line| {
+            let mut line = line.to_string();
+            for (k, v) in vars {
+                line = line.replace(&format!("${k}"), v);
+            }
+            line.split_whitespace()
+                .skip(1)
+                .map(|w| w.trim_matches('"').to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_readmes_lambda_commands_work_against_the_emulators() {
+    let lambda = LambdaEmulator::start(&[], &[]);
+    let env = lambda.undeployed_vars();
+    let commands = readme_lambda_commands(&env);
+    let names: Vec<&str> = commands.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(names, ["deploy", "plan", "run"], "{commands:?}");
+    // The examples' paths are relative to the repository; they run in a copy of its examples.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    cluster::copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples"),
+        &root.join("examples"),
+    );
+    for args in &commands {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"));
+        c.args(&args).current_dir(root).env("NO_COLOR", "1");
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "flowc {args:?}: {stderr}");
+        if args[0] == "run" {
+            assert!(stdout.contains("rows"), "{stdout}");
+        }
+    }
+}
