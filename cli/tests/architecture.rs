@@ -13,6 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "runtime",
         &["flow-planner", "flow-compiler", "flow-lang", "flow-stdlib"],
     ),
+    ("lambda", &["flow-planner", "flow-runtime"]),
     (
         "lsp",
         &["flow-lang", "flow-compiler", "flow-planner", "flow-stdlib"],
@@ -25,6 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "flow-compiler",
             "flow-planner",
             "flow-runtime",
+            "flow-lambda",
             "flow-lsp",
         ],
     ),
@@ -174,4 +176,23 @@ fn only_the_lsp_crate_knows_lsp() {
         "[dependencies]\nlsp-types.workspace = true\n",
         "lsp-types"
     ));
+}
+
+#[test]
+fn only_the_lambda_crate_knows_lambda_and_the_aws_sdk() {
+    let sdk = [
+        "lambda_runtime",
+        "aws-config",
+        "aws-sdk-lambda",
+        "aws-smithy-http-client",
+    ];
+    for (krate, _) in ALLOWED {
+        let manifest = std::fs::read_to_string(root().join(krate).join("Cargo.toml")).unwrap();
+        let knows = sdk.iter().any(|dep| depends_on(&manifest, dep));
+        assert_eq!(
+            knows,
+            *krate == "lambda",
+            "crate `{krate}`: only `lambda` may depend on Lambda and the AWS SDK (ARCHITECTURE.md)"
+        );
+    }
 }
