@@ -388,3 +388,46 @@ fn the_readmes_lambda_commands_work_against_the_emulators() {
         }
     }
 }
+
+#[test]
+fn a_request_over_six_megabytes_travels_through_the_store() {
+    // Each of two training members gets 200,000 rows: about 6.5 MB of request.
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = String::from("a,b,y\n");
+    for i in 0..400_000u64 {
+        let (a, b) = ((i * 7919) % 1000, (i * 31) % 997);
+        rows.push_str(&format!("{a},{b},{}\n", 2 * a + b));
+    }
+    std::fs::write(dir.path().join("rows.csv"), rows).unwrap();
+    let program = dir.path().join("p.flow");
+    std::fs::write(
+        &program,
+        "let rows = load \"rows.csv\"\n\
+         let model = rows | train linear(label = y, features = [a, b], epochs = 1, sync = \"average\")\n\
+         show rows | infer model | evaluate y\n",
+    )
+    .unwrap();
+    let lambda = LambdaEmulator::start(&[], &[]);
+    let store = lambda.store();
+    let p = program.to_str().unwrap();
+    let args = [
+        "run",
+        p,
+        "--target",
+        "lambda",
+        "--store",
+        &store,
+        "--workers",
+        "2",
+        "-v",
+    ];
+    let run = run_ok(&args, &lambda.vars(&[]), "a 6.5 MB training request");
+    let (out, err) = text(&run);
+    assert!(out.contains("r2"), "{out}");
+    assert!(err.contains("through the run's store"), "{err}");
+    assert_eq!(
+        lambda.keys(),
+        Vec::<String>::new(),
+        "spilled requests are removed"
+    );
+}

@@ -9,7 +9,7 @@
 
 use crate::deployment::Deployment;
 use crate::names::function_name;
-use crate::request::{MAX_PAYLOAD_BYTES, Request, Run};
+use crate::request::{MAX_PAYLOAD_BYTES, Reply, Request, Run, Signed, Spill};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_lambda::config::ProvideCredentials;
@@ -295,27 +295,37 @@ impl Invoker {
         let fail = failure(&message);
         let request = Request::new(run.clone(), message, frames, SystemTime::now() + timeout);
         let payload = match request.sign(&self.key) {
-            Ok(p) if p.len() > MAX_PAYLOAD_BYTES => {
-                return fail(format!(
-                    "the request for {name} is {} bytes, over Lambda's limit of {MAX_PAYLOAD_BYTES}",
-                    p.len()
-                ));
-            }
             Ok(p) => p,
             Err(e) => return fail(e),
         };
         self.runtime
-            .block_on(self.call(&name, payload, timeout))
+            .block_on(async {
+                // Over Lambda's limit, the request waits in the run's store.
+                let payload = if payload.len() > MAX_PAYLOAD_BYTES - 1024 {
+                    tracing::info!(
+                        "the request for {name} is {} bytes, over Lambda's limit: it goes through the run's store",
+                        payload.len()
+                    );
+                    let spilled = Spill::put(run, "requests", payload).await?;
+                    serde_json::to_vec(&Signed {
+                        spilled: Some(spilled),
+                        ..Signed::default()
+                    })
+                    .map_err(|e| e.to_string())?
+                } else {
+                    payload
+                };
+                match self.call(&name, payload, timeout).await? {
+                    Reply::Answer(answer) => Ok(answer),
+                    Reply::Spilled(spill) => serde_json::from_slice(&spill.get().await?)
+                        .map_err(|e| format!("{name} spilled a reply that is not one: {e}")),
+                }
+            })
             .unwrap_or_else(fail)
     }
 
     /// Invokes `name` until it answers or fails for a reason other than throttling.
-    async fn call(
-        &self,
-        name: &str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<ToCoordinator, String> {
+    async fn call(&self, name: &str, payload: Vec<u8>, timeout: Duration) -> Result<Reply, String> {
         // The function stops itself at its deadline; the answer may take a little longer.
         let patience = timeout + Duration::from_secs(5);
         let mut tries = 0;
@@ -360,7 +370,7 @@ impl Invoker {
 fn reply(
     name: &str,
     out: &aws_sdk_lambda::operation::invoke::InvokeOutput,
-) -> Result<ToCoordinator, String> {
+) -> Result<Reply, String> {
     let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
     if out.function_error().is_some() {
         return Err(format!("{name} failed: {}", error_text(body)));

@@ -5,9 +5,9 @@
 //! the runtime's [`Function`], kept between invocations of the same run while the sandbox
 //! lives. A request past its deadline is refused; a task that reaches it stops.
 
-use crate::request::{KEY_ENV, Request, Signed};
+use crate::request::{KEY_ENV, MAX_PAYLOAD_BYTES, Reply, Request, Signed, Spill};
 use flow_runtime::distributed::auth::Secret;
-use flow_runtime::distributed::protocol::{ToCoordinator, ToWorker};
+use flow_runtime::distributed::protocol::ToWorker;
 use flow_runtime::distributed::worker::Function;
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -94,8 +94,13 @@ fn function_for(request: &Request) -> Result<Arc<Function>, String> {
 /// Least time a request must have left to be started.
 const LEAST_TIME: Duration = Duration::from_millis(100);
 
-async fn answer(key: &Secret, signed: Signed) -> Result<ToCoordinator, lambda_runtime::Error> {
+async fn answer(key: &Secret, signed: Signed) -> Result<Reply, lambda_runtime::Error> {
+    let signed = match &signed.spilled {
+        Some(spill) => serde_json::from_slice(&spill.get().await?)?,
+        None => signed,
+    };
     let request = Request::open(&signed, key)?;
+    let run = request.run.clone();
     let left = request.time_left();
     if left < LEAST_TIME {
         return Err("refused: the request's deadline has passed".into());
@@ -115,5 +120,10 @@ async fn answer(key: &Secret, signed: Signed) -> Result<ToCoordinator, lambda_ru
         Ok::<_, String>(function.handle_until(request.message, frames, Some(deadline)))
     })
     .await??;
-    reply.ok_or_else(|| "the request asked for no answer".into())
+    let reply = reply.ok_or("the request asked for no answer")?;
+    let bytes = serde_json::to_vec(&reply)?;
+    if bytes.len() > MAX_PAYLOAD_BYTES - 1024 {
+        return Ok(Reply::Spilled(Spill::put(&run, "replies", bytes).await?));
+    }
+    Ok(Reply::Answer(reply))
 }

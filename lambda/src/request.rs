@@ -7,7 +7,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use flow_runtime::distributed::auth::Secret;
 use flow_runtime::distributed::channels::Compression;
-use flow_runtime::distributed::protocol::ToWorker;
+use flow_runtime::distributed::protocol::{ToCoordinator, ToWorker};
+use flow_runtime::distributed::store::open_store;
+use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjectPath;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,11 +50,62 @@ pub struct Request {
     pub frames: Vec<String>,
 }
 
-/// The payload of an invocation: the request's JSON text and its signature.
-#[derive(Debug, Serialize, Deserialize)]
+/// The payload of an invocation: the request's JSON text and its signature, or where in the
+/// run's store a payload too large for Lambda was put.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Signed {
+    #[serde(default)]
     pub body: String,
+    #[serde(default)]
     pub signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spilled: Option<Spill>,
+}
+
+/// An object in a run's store holding what did not fit in Lambda's 6 MB.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spill {
+    /// The run's store URL.
+    pub store: String,
+    /// The object's path in it.
+    pub path: String,
+}
+
+/// What a function answers: the reply itself, or where it put a reply over 6 MB.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    Answer(ToCoordinator),
+    Spilled(Spill),
+}
+
+impl Spill {
+    /// Puts `bytes` under the run's prefix (removed with the run's other objects).
+    pub async fn put(run: &Run, what: &str, bytes: Vec<u8>) -> Result<Spill, String> {
+        let mut name = [0u8; 16];
+        getrandom::fill(&mut name).map_err(|e| e.to_string())?;
+        let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
+        let spill = Spill {
+            store: run.store.clone(),
+            path: format!("{}/lambda/{what}/{name}", run.prefix),
+        };
+        let store = open_store(&spill.store)?;
+        store
+            .put(&ObjectPath::from(spill.path.as_str()), bytes.into())
+            .await
+            .map_err(|e| format!("cannot put {what} over 6 MB in the run's store: {e}"))?;
+        Ok(spill)
+    }
+
+    /// The bytes put there.
+    pub async fn get(&self) -> Result<Vec<u8>, String> {
+        let store = open_store(&self.store)?;
+        let object = store
+            .get(&ObjectPath::from(self.path.as_str()))
+            .await
+            .map_err(|e| format!("cannot read {} from the run's store: {e}", self.path))?;
+        let bytes = object.bytes().await.map_err(|e| e.to_string())?;
+        Ok(bytes.to_vec())
+    }
 }
 
 impl Request {
@@ -72,7 +126,12 @@ impl Request {
     pub fn sign(&self, key: &Secret) -> Result<Vec<u8>, String> {
         let body = serde_json::to_string(self).map_err(|e| e.to_string())?;
         let signature = key.sign(body.as_bytes());
-        serde_json::to_vec(&Signed { body, signature }).map_err(|e| e.to_string())
+        serde_json::to_vec(&Signed {
+            body,
+            signature,
+            spilled: None,
+        })
+        .map_err(|e| e.to_string())
     }
 
     /// The request in a signed payload, if `key` signed it and it is of this version.
