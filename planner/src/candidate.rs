@@ -334,9 +334,9 @@ pub fn evaluate(
         }
         None => None,
     };
-    if task_s > c.max_duration_s {
+    if task_s > cost::SAFE_FRACTION * c.max_duration_s {
         return Err(format!(
-            "each task would run {}, over the {} limit of one function",
+            "each task would run {}, over half the {} limit of one function (a task past the limit is lost, and predictions can be off)",
             units::seconds(task_s),
             units::seconds(c.max_duration_s)
         ));

@@ -78,6 +78,11 @@ pub fn direct_gate(profile: &Profile, from: Side, to: Side, durable: bool) -> Op
     None
 }
 
+/// The most of a function's time limit a task may be predicted to take: predictions of work
+/// they were not fitted to are off by up to a third (docs/benchmarks.md), and a task that
+/// reaches the limit is stopped and lost.
+pub const SAFE_FRACTION: f64 = 0.5;
+
 /// Whether producer and consumer can be one function, so that nothing moves. Where
 /// functions cannot reach each other directly (and so cannot hand rows from one task to the
 /// next in the same function), only one function feeding one, which the runtime runs as one

@@ -147,8 +147,8 @@ fn check_limits(plan: &PhysicalPlan, profile: &Profile) -> Result<(), TestCaseEr
             s.memory_mb
         );
         prop_assert!(
-            s.predicted_s <= profile.compute.max_duration_s,
-            "stage {} takes {} s",
+            s.predicted_s <= flow_planner::cost::SAFE_FRACTION * profile.compute.max_duration_s,
+            "stage {} takes {} s, over the safe part of a function's time limit",
             s.id,
             s.predicted_s
         );
