@@ -22,6 +22,7 @@ use flow_runtime::distributed::backend::{Backend, Launch};
 use flow_runtime::distributed::protocol::{
     AttemptId, ToCoordinator, ToWorker, read_frame, receive, send,
 };
+use flow_runtime::interrupt::{Registered, on_interrupt};
 use std::collections::HashMap;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,6 +60,8 @@ pub struct LambdaBackend {
     invoker: Arc<Invoker>,
     relays: Arc<Mutex<HashMap<u32, Relay>>>,
     next: u32,
+    /// Ctrl-C stops the relays: no invocation is sent after it.
+    _interrupt: Registered,
 }
 
 impl std::fmt::Debug for LambdaBackend {
@@ -151,6 +154,7 @@ impl LambdaBackend {
                 .unwrap_or_else(|_| Err("setting up the AWS client failed".into()))
         })?;
         let client = aws_sdk_lambda::Client::new(&config);
+        let relays: Arc<Mutex<HashMap<u32, Relay>>> = Arc::default();
         Ok(LambdaBackend {
             invoker: Arc::new(Invoker {
                 runtime,
@@ -161,13 +165,21 @@ impl LambdaBackend {
                 task_timeout: options.task_timeout,
                 throttled: AtomicU64::new(0),
             }),
-            relays: Arc::default(),
+            relays: relays.clone(),
             next: 1,
+            _interrupt: on_interrupt(move || stop_all(&relays)),
         })
     }
 
     fn relays(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Relay>> {
         self.relays.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn stop_all(relays: &Mutex<HashMap<u32, Relay>>) {
+    let mut relays = relays.lock().unwrap_or_else(PoisonError::into_inner);
+    for (_, relay) in relays.drain() {
+        relay.stop();
     }
 }
 
@@ -217,9 +229,7 @@ impl Backend for LambdaBackend {
     /// Stops every relay. An invocation already sent runs on to its deadline: Lambda cannot
     /// stop it, and its function stops itself there.
     fn shutdown(&mut self) {
-        for (_, relay) in self.relays().drain() {
-            relay.stop();
-        }
+        stop_all(&self.relays);
     }
 }
 
