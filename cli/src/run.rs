@@ -197,7 +197,13 @@ pub fn run(args: RunArgs) -> u8 {
                 );
             }
             if let (Some(path), Some(record)) = (&args.report, &summary.cluster) {
-                let text = run_report::render(path, &args.file, record, plan.as_deref());
+                // A run on Lambda is billed: its report prices what ran as the plan did.
+                let prices = args
+                    .lambda()
+                    .then(|| flow_planner::Profile::builtin("aws").ok())
+                    .flatten();
+                let text =
+                    run_report::render(path, &args.file, record, plan.as_deref(), prices.as_ref());
                 if let Err(e) = std::fs::write(path, text) {
                     eprintln!("error: cannot write the report {}: {e}", path.display());
                     return USER_ERROR;

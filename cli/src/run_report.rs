@@ -3,8 +3,8 @@
 //! the bytes each channel moved and, per stage, the planner's predicted time next to the
 //! measured one. The run's stages are the plan's, one for one (same ids, same tasks).
 
-use flow_planner::PhysicalPlan;
-use flow_planner::units::{bytes, seconds};
+use flow_planner::units::{bytes, seconds, usd};
+use flow_planner::{PhysicalPlan, Profile};
 use flow_runtime::distributed::record::RunRecord;
 use flow_runtime::distributed::{StageRecord, TaskRecord};
 use serde::Serialize;
@@ -45,6 +45,8 @@ struct Report<'a> {
     /// SHA-256 of the plan's JSON (`flowc plan --format json`): which plan the run followed.
     plan_sha256: Option<String>,
     bytes_per_channel: BTreeMap<&'a str, u64>,
+    /// Invocations the platform throttled, each waited out and tried again.
+    throttled: u64,
     stages: Vec<StageReport<'a>>,
     tasks: &'a [TaskRecord],
 }
@@ -68,6 +70,14 @@ struct StageReport<'a> {
     /// and the stage's predicted duration.
     planned_functions: Option<u32>,
     predicted_s: Option<f64>,
+    /// Each function's memory as planned, and what the stage's attempts were billed:
+    /// GB-seconds of their measured busy time (rounded up to the millisecond, as Lambda
+    /// bills), and in dollars with the requests, next to the plan's dollars — on a target
+    /// with prices.
+    memory_mb: Option<u32>,
+    billed_gb_s: f64,
+    measured_usd: Option<f64>,
+    predicted_usd: Option<f64>,
 }
 
 /// The report for `path`'s kind (JSON when the kind is unknown; callers check it first).
@@ -76,8 +86,9 @@ pub fn render(
     program: &Path,
     record: &RunRecord,
     plan: Option<&PhysicalPlan>,
+    prices: Option<&Profile>,
 ) -> String {
-    let report = build(program, record, plan);
+    let report = build(program, record, plan, prices);
     match Kind::of(path) {
         Some(Kind::Html) => html(&report),
         _ => serde_json::to_string_pretty(&report)
@@ -85,7 +96,12 @@ pub fn render(
     }
 }
 
-fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>) -> Report<'a> {
+fn build<'a>(
+    program: &Path,
+    record: &'a RunRecord,
+    plan: Option<&PhysicalPlan>,
+    prices: Option<&Profile>,
+) -> Report<'a> {
     let mut bytes_per_channel = BTreeMap::new();
     for t in record.tasks.iter().filter(|t| t.ok()) {
         *bytes_per_channel.entry(t.channel.name()).or_insert(0) += t.bytes;
@@ -107,6 +123,12 @@ fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>)
             let end_s = tasks.iter().map(|t| t.end_s).fold(0.0, f64::max);
             let start_s = if start_s.is_finite() { start_s } else { 0.0 };
             let planned = plan.and_then(|p| p.stages.get(stage.stage));
+            let memory_mb = planned.map(|s| s.memory_mb);
+            let billed_s: f64 = tasks.iter().map(|t| (t.busy_s * 1e3).ceil() / 1e3).sum();
+            let billed_gb_s = f64::from(memory_mb.unwrap_or(0)) / 1024.0 * billed_s;
+            let measured_usd = prices.zip(memory_mb).map(|(p, m)| {
+                p.compute_usd(m, billed_s) + tasks.len() as f64 * p.compute.usd_per_request
+            });
             StageReport {
                 stage,
                 label: stage.label(),
@@ -120,6 +142,12 @@ fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>)
                 failed_attempts: tasks.iter().filter(|t| !t.ok()).count(),
                 planned_functions: planned.map(|s| s.functions),
                 predicted_s: planned.map(|s| s.finish_s - s.start_s),
+                memory_mb,
+                billed_gb_s,
+                measured_usd,
+                predicted_usd: planned
+                    .filter(|_| prices.is_some())
+                    .map(|s| s.predicted_usd),
             }
         })
         .collect();
@@ -134,6 +162,7 @@ fn build<'a>(program: &Path, record: &'a RunRecord, plan: Option<&PhysicalPlan>)
         predicted_s: plan.map(|p| p.predicted_s),
         plan_sha256: plan.map(PhysicalPlan::hash),
         bytes_per_channel,
+        throttled: record.throttled,
         stages,
         tasks: &record.tasks,
     }
@@ -181,12 +210,15 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th
             bytes(*n as f64)
         );
     }
-    out.push_str("</table>\n<h2>Stages</h2>\n<table><tr><th>stage</th><th>tasks</th><th>output</th>\
-<th>rows</th><th>bytes</th><th>retries</th><th>measured</th><th>runs in</th><th>predicted</th></tr>\n");
+    out.push_str(
+        "</table>\n<h2>Stages</h2>\n<table><tr><th>stage</th><th>tasks</th><th>output</th>\
+<th>rows</th><th>bytes</th><th>retries</th><th>measured</th><th>runs in</th><th>predicted</th>\
+<th>GB-s billed</th><th>cost measured</th><th>cost predicted</th></tr>\n",
+    );
     for s in &report.stages {
         let _ = writeln!(
             out,
-            "<tr><td><span style=\"color:hsl({},60%,40%)\">■</span> {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><span style=\"color:hsl({},60%,40%)\">■</span> {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
             hue(s.stage.job, s.stage.stage),
             escape(&s.label),
             s.stage.tasks,
@@ -202,6 +234,9 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th
             seconds(s.measured_s),
             s.stage.runs_in,
             s.predicted_s.map_or("—".into(), seconds),
+            s.billed_gb_s,
+            s.measured_usd.map_or("—".into(), usd),
+            s.predicted_usd.map_or("—".into(), usd),
         );
     }
     out.push_str("</table>\n</body></html>\n");

@@ -138,6 +138,7 @@ fn throttled_invocations_are_retried_with_backoff_and_counted() {
     clear_outputs(dir.path());
     let lambda = LambdaEmulator::start(&["--throttle-every", "2"], &[]);
     let store = lambda.store();
+    let report = dir.path().join("run.json");
     let args = [
         "run",
         &p,
@@ -147,6 +148,8 @@ fn throttled_invocations_are_retried_with_backoff_and_counted() {
         &store,
         "--workers",
         "4",
+        "--report",
+        report.to_str().unwrap(),
     ];
     let run = run_ok(&args, &lambda.vars(&[]), "throttled");
     assert_eq!(saved(dir.path(), "joined.csv", true), expected);
@@ -155,6 +158,22 @@ fn throttled_invocations_are_retried_with_backoff_and_counted() {
         stderr.contains("throttled") && stderr.contains("retried"),
         "{stderr}"
     );
+    // The report counts the throttling and prices each stage as billed, beside the plan.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(report["throttled"].as_u64().unwrap() > 0, "{report}");
+    let ran: Vec<&serde_json::Value> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["attempts"].as_u64().unwrap() > 0)
+        .collect();
+    assert!(!ran.is_empty(), "{report}");
+    for stage in ran {
+        assert!(stage["measured_usd"].as_f64().unwrap() > 0.0, "{stage}");
+        assert!(stage["predicted_usd"].as_f64().is_some(), "{stage}");
+        assert!(stage["billed_gb_s"].as_f64().unwrap() > 0.0, "{stage}");
+    }
 }
 
 /// Runs `flowc` with only `env` set (and PATH), as on a machine without AWS settings.
