@@ -368,10 +368,13 @@ impl Channels {
         if source.fill_buf().map_err(|e| origin.error(e))?.is_empty() {
             return Ok(());
         }
-        let reader = StreamReader::try_new(source, None).map_err(|e| origin.error(e))?;
-        for batch in reader {
+        let mut reader = StreamReader::try_new(source, None).map_err(|e| origin.error(e))?;
+        for batch in reader.by_ref() {
             sink(batch.map_err(|e| origin.error(e))?)?;
         }
+        // Past the stream's end marker a peer still says how the stream ended: read it, so
+        // the peer's last words are heard rather than written to a closed connection.
+        std::io::copy(reader.get_mut(), &mut std::io::sink()).map_err(|e| origin.error(e))?;
         Ok(())
     }
 
