@@ -81,8 +81,12 @@ pub fn deploy(args: DeployArgs) -> u8 {
     } else {
         args.memory_mb.clone()
     };
-    if let Some(m) = sizes.iter().find(|m| !(128..=10240).contains(*m)) {
-        eprintln!("error: --memory-mb {m}: Lambda functions have 128 to 10240 MB");
+    // The `aws` profile owns Lambda's memory range.
+    let (least, most) = flow_planner::Profile::builtin("aws")
+        .map(|p| (p.compute.memory_min_mb, p.compute.memory_max_mb))
+        .unwrap_or((128, 10240));
+    if let Some(m) = sizes.iter().find(|m| !(least..=most).contains(*m)) {
+        eprintln!("error: --memory-mb {m}: Lambda functions have {least} to {most} MB");
         return USAGE;
     }
     let options = DeployOptions {

@@ -7,8 +7,8 @@
 mod cluster;
 
 use cluster::{
-    LambdaEmulator, SHUFFLE, big_matches, big_program, clear_outputs, examples_match, flowc,
-    http_request, on_1_2_4_8_workers, run_ok, saved,
+    LambdaEmulator, SHUFFLE, assert_failed_cleanly, big_matches, big_program, clear_outputs,
+    examples_match, flowc, http_request, on_1_2_4_8_workers, run_ok, saved,
 };
 use flow_lambda::request::{Request, Run};
 use flow_runtime::distributed::auth::Secret;
@@ -116,18 +116,7 @@ fn a_killed_instance_is_retried_after_its_deadline_and_a_permanent_failure_leave
     let store = failing.store();
     let args = ["run", &p, "--target", "lambda", "--store", &store];
     let run = flowc(&args, &failing.vars(&[]));
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("failed 4 times"), "{stderr}");
-    assert!(
-        !dir.path().join("out/joined.csv").exists(),
-        "no partial output"
-    );
-    assert_eq!(
-        failing.keys(),
-        Vec::<String>::new(),
-        "a failed run leaves no objects"
-    );
+    assert_failed_cleanly(&run, dir.path(), failing.keys());
 }
 
 #[test]

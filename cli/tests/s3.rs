@@ -5,8 +5,8 @@
 mod cluster;
 
 use cluster::{
-    S3Server, SHUFFLE, big_matches, big_program, clear_outputs, examples_copy, examples_match,
-    flowc, on_1_2_4_8_workers, run_ok, saved,
+    S3Server, SHUFFLE, assert_failed_cleanly, big_matches, big_program, clear_outputs,
+    examples_copy, examples_match, flowc, on_1_2_4_8_workers, run_ok, saved,
 };
 
 /// The server's variables as `flowc` takes them, plus `more`.
@@ -64,18 +64,7 @@ fn a_killed_worker_and_a_permanent_failure_through_s3() {
     clear_outputs(dir.path());
 
     let run = flowc(&args, &env(&vars, &[("FLOW_FAULTS", "fail@shuffle")]));
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("failed 4 times"), "{stderr}");
-    assert!(
-        !dir.path().join("out/joined.csv").exists(),
-        "no partial output"
-    );
-    assert_eq!(
-        s3.keys(),
-        Vec::<String>::new(),
-        "a failed run leaves no objects"
-    );
+    assert_failed_cleanly(&run, dir.path(), s3.keys());
 }
 
 #[test]

@@ -251,6 +251,16 @@ pub fn bucket_keys(endpoint: &str, bucket: &str) -> Vec<String> {
         .collect()
 }
 
+/// Insists that a run failed as a user error with a task's attempts used up, leaving no
+/// output in `dir` and no object (`keys`) in its store.
+pub fn assert_failed_cleanly(run: &Output, dir: &Path, keys: Vec<String>) {
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed 4 times"), "{stderr}");
+    assert!(!dir.join("out/joined.csv").exists(), "no partial output");
+    assert_eq!(keys, Vec::<String>::new(), "a failed run leaves no objects");
+}
+
 /// S3 and Lambda on loopback (`scripts/lambda-emulator.py`): moto, cargo-lambda's Invoke
 /// and Runtime APIs, and a front that starts `flowc` function instances as invocations
 /// need them. Stops with the test: its standard input is this end of a pipe.
