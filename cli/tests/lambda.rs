@@ -439,3 +439,43 @@ fn a_request_over_six_megabytes_travels_through_the_store() {
         "spilled requests are removed"
     );
 }
+
+#[test]
+fn ctrl_c_stops_a_lambda_run_and_leaves_nothing_behind() {
+    let (dir, program) = big_program(SHUFFLE);
+    let lambda = LambdaEmulator::start(&[], &[("FLOW_FAULTS", "stall@last")]);
+    let store = lambda.store();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"));
+    command
+        .args(["run", &program, "--target", "lambda", "--store", &store])
+        .args(["--workers", "2", "--task-timeout", "120"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in lambda.vars(&[]) {
+        command.env(k, v);
+    }
+    let child = command.spawn().unwrap();
+    // The shuffle's objects in the bucket: the run is under way, its last stage stalled.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while lambda.keys().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never wrote to its store"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(lambda.keys(), Vec::<String>::new(), "temporary objects left");
+    assert!(
+        !dir.path().join("out/joined.csv").exists(),
+        "partial output left"
+    );
+}
