@@ -75,6 +75,8 @@ struct StageReport<'a> {
     /// bills), and in dollars with the requests, next to the plan's dollars — on a target
     /// with prices.
     memory_mb: Option<u32>,
+    /// The most memory any of its tasks held (the workers' peak resident memory).
+    peak_mb: Option<f64>,
     billed_gb_s: f64,
     measured_usd: Option<f64>,
     predicted_usd: Option<f64>,
@@ -143,6 +145,7 @@ fn build<'a>(
                 planned_functions: planned.map(|s| s.functions),
                 predicted_s: planned.map(|s| s.finish_s - s.start_s),
                 memory_mb,
+                peak_mb: ok().filter_map(|t| t.peak_mb).reduce(f64::max),
                 billed_gb_s,
                 measured_usd,
                 predicted_usd: planned
@@ -218,7 +221,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th
     for s in &report.stages {
         let _ = writeln!(
             out,
-            "<tr><td><span style=\"color:hsl({},60%,40%)\">■</span> {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><span style=\"color:hsl({},60%,40%)\">■</span> {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
             hue(s.stage.job, s.stage.stage),
             escape(&s.label),
             s.stage.tasks,
@@ -234,6 +237,8 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th
             seconds(s.measured_s),
             s.stage.runs_in,
             s.predicted_s.map_or("—".into(), seconds),
+            s.memory_mb.map_or("—".into(), |m| format!("{m} MB")),
+            s.peak_mb.map_or("—".into(), |m| format!("{m:.0} MB")),
             s.billed_gb_s,
             s.measured_usd.map_or("—".into(), usd),
             s.predicted_usd.map_or("—".into(), usd),

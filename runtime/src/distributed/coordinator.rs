@@ -486,8 +486,14 @@ impl Coordinator {
                     rows,
                     bytes,
                     seconds,
+                    peak_mb,
                 },
-            ) => self.done(w, id, (rows, bytes), seconds),
+            ) => {
+                self.done(w, id, (rows, bytes), seconds);
+                if let Some(task) = self.record.tasks.last_mut().filter(|t| t.id == id) {
+                    task.peak_mb = peak_mb;
+                }
+            }
             Event::Message(
                 w,
                 ToCoordinator::Failed {
@@ -610,6 +616,7 @@ impl Coordinator {
             busy_s,
             rows,
             bytes,
+            peak_mb: None,
             error,
         };
         if let Some(watch) = &self.watch {

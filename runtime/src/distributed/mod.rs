@@ -18,6 +18,7 @@ pub mod faults;
 pub mod loaded_models;
 pub mod lowering;
 pub mod outbox;
+pub mod peak;
 pub mod protocol;
 pub mod record;
 pub mod row_groups;

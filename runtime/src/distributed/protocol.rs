@@ -198,6 +198,10 @@ pub enum ToCoordinator {
         bytes: Vec<Vec<u64>>,
         /// Seconds from receiving the task to outputs ready.
         seconds: f64,
+        /// The worker's peak resident memory while it ran the task, in MB, where it can
+        /// tell ([`super::peak`]).
+        #[serde(default)]
+        peak_mb: Option<f64>,
     },
     /// A member finished training; every member ends with the same parameters.
     Trained {

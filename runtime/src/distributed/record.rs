@@ -203,6 +203,8 @@ pub struct TaskRecord {
     pub rows: u64,
     /// Bytes of output it wrote to its channel.
     pub bytes: u64,
+    /// The worker's peak resident memory while it ran, in MB, where it could tell.
+    pub peak_mb: Option<f64>,
     /// Why it failed, when it did.
     pub error: Option<String>,
 }

@@ -147,12 +147,14 @@ impl Function {
                     id,
                     deadline,
                 };
+                super::peak::reset();
                 Some(match self.runtime.block_on(task.run(&outputs, &frames)) {
                     Ok((rows, bytes)) => ToCoordinator::Done {
                         id,
                         rows,
                         bytes,
                         seconds: started.elapsed().as_secs_f64(),
+                        peak_mb: super::peak::read_mb(),
                     },
                     Err(e) => ToCoordinator::Failed {
                         id,

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# flow on Lambda, emulated on this machine (scripts/lambda-emulator.py: moto for S3,
+# cargo-lambda's Invoke and Runtime APIs, flowc processes as function instances), in one run:
+#   1. per-invocation overhead: each task's time from sent to answered, less the time the
+#      function spent on it (the run report's tasks), p50 and p99 over every task of a
+#      million-row join/group/sort/union program on 8 functions per stage;
+#   2. the 10-million-row shuffle of bench/shuffle.sh on 2 and 4 workers through storage:
+#      worker processes with a local-folder store, the same with S3 on moto (the store's
+#      cost alone), and Lambda functions through S3 on moto (--target lambda), with hyperfine.
+# The emulator shares this machine's two cores with the coordinator and moto: the figures
+# are the overheads of the protocol and the store, not Lambda's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null || { apt-get install -y -qq hyperfine >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq hyperfine); }
+cargo build --release -q -p flow-cli
+flowc=$PWD/target/release/flowc
+out=target/bench-lambda
+mkdir -p "$out"
+
+# The shuffle's data, as bench/shuffle.sh makes it.
+shuffle=target/bench-shuffle
+if [ ! -f "$shuffle/facts.parquet" ]; then
+  RUNS=1 bash bench/shuffle.sh >/dev/null
+fi
+cat > "$shuffle/shuffle.flow" <<'FLOW'
+# Every row crosses the shuffle: 10,000,000 rows on 5,000,000 keys.
+let facts = load "facts.parquet"
+show facts | group key { total = sum(value) } | group { keys = count(), total = sum(total) }
+FLOW
+
+# A million rows, as the tests make them.
+if [ ! -f "$out/facts.csv" ]; then
+  awk 'BEGIN { print "id,key,value"; for (i = 0; i < 1000000; i++) printf "%d,%d,%d\n", i, (i * 7919) % 1000, (i * 31) % 10007 }' > "$out/facts.csv"
+  awk 'BEGIN { print "key,name"; for (k = 0; k < 1000; k++) printf "%d,name%d\n", k, k % 37 }' > "$out/dims.csv"
+fi
+cat > "$out/program.flow" <<'FLOW'
+let facts = load "facts.csv"
+let dims = load "dims.csv"
+let joined = facts | join dims on key | group name { n = count(), total = sum(value) }
+show joined | sort name
+let both = (facts | filter key < 10 | select id, key)
+  | union (facts | filter key >= 990 | select id, key)
+  | group key { n = count(), low = min(id) }
+show both | sort key
+FLOW
+
+coproc EMULATOR { exec python3 scripts/lambda-emulator.py --flowc "$flowc" --while-stdin --concurrency 16; }
+read -r ready <&"${EMULATOR[0]}"
+eval "$(python3 -c '
+import json, shlex, sys
+d = json.loads(sys.argv[1])
+for k, v in d["env"].items(): print(f"export {k}={shlex.quote(v)}")
+print("export FLOW_LAMBDA_KEY=" + d["key"])
+print("export FLOW_LAMBDA_MEMORY_MB=1769")
+' "$ready")"
+store="s3://$FLOW_LAMBDA_BUCKET/runs"
+
+# 1. Per-invocation overhead, over five runs.
+rm -f "$out"/report-*.json
+for i in 1 2 3 4 5; do
+  "$flowc" run "$out/program.flow" --target lambda --store "$store" --workers 8 \
+    --report "$out/report-$i.json" >/dev/null
+done
+python3 - "$out"/report-*.json <<'PY'
+import json, sys
+gaps = []
+for path in sys.argv[1:]:
+    for t in json.load(open(path))["tasks"]:
+        if t.get("error") is None:
+            gaps.append((t["end_s"] - t["start_s"] - t["busy_s"]) * 1e3)
+gaps.sort()
+pick = lambda q: gaps[min(len(gaps) - 1, int(q * len(gaps)))]
+print(f"per-invocation overhead over {len(gaps)} invocations: p50 {pick(0.5):.1f} ms, p99 {pick(0.99):.1f} ms")
+PY
+
+# 2. The shuffle through S3 on moto against a local folder.
+hyperfine --warmup 1 --runs "${RUNS:-3}" --export-markdown "$out/shuffle.md" \
+  -n "2 workers, local folder" "$flowc run $shuffle/shuffle.flow --workers 2 --channel storage" \
+  -n "2 workers, S3 on moto" "$flowc run $shuffle/shuffle.flow --workers 2 --channel storage --store $store" \
+  -n "2 functions, S3 on moto" "$flowc run $shuffle/shuffle.flow --target lambda --store $store --workers 2" \
+  -n "4 workers, local folder" "$flowc run $shuffle/shuffle.flow --workers 4 --channel storage" \
+  -n "4 workers, S3 on moto" "$flowc run $shuffle/shuffle.flow --workers 4 --channel storage --store $store" \
+  -n "4 functions, S3 on moto" "$flowc run $shuffle/shuffle.flow --target lambda --store $store --workers 4"
+cat "$out/shuffle.md"
