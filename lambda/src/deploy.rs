@@ -326,27 +326,7 @@ impl Wanted<'_> {
                 ));
                 return Ok(());
             }
-            client
-                .create_function()
-                .function_name(name)
-                .runtime(Runtime::Providedal2023)
-                .handler("bootstrap")
-                .role(&o.role)
-                .code(
-                    FunctionCode::builder()
-                        .s3_bucket(&o.bucket)
-                        .s3_key(self.key)
-                        .build(),
-                )
-                .memory_size(memory as i32)
-                .timeout(self.timeout())
-                .architectures(arch.clone())
-                .environment(self.environment())
-                .publish(true)
-                .send()
-                .await
-                .map_err(|e| self.refused(name, "create", &e))?;
-            self.wait_active(client, name).await?;
+            self.create(client, memory, name).await?;
             say(format!("created {name} ({memory} MB, {})", arch.as_str()));
             return Ok(());
         };
@@ -360,49 +340,98 @@ impl Wanted<'_> {
             say(format!("{name} is up to date"));
             return Ok(());
         }
-        if o.dry_run {
-            if code_differs {
+        if code_differs {
+            if o.dry_run {
                 say(format!(
                     "would update the code of {name} and publish a version"
                 ));
+            } else {
+                let version = self.update_code(client, name).await?;
+                say(format!(
+                    "updated the code of {name} and published version {version}"
+                ));
             }
-            if config_differs {
-                say(format!("would update the configuration of {name}"));
-            }
-            return Ok(());
-        }
-        if code_differs {
-            let updated = client
-                .update_function_code()
-                .function_name(name)
-                .s3_bucket(&o.bucket)
-                .s3_key(self.key)
-                .architectures(arch.clone())
-                .publish(true)
-                .send()
-                .await
-                .map_err(|e| self.refused(name, "update the code of", &e))?;
-            self.wait_updated(client, name).await?;
-            say(format!(
-                "updated the code of {name} and published version {}",
-                updated.version().unwrap_or("?")
-            ));
         }
         if config_differs {
-            client
-                .update_function_configuration()
-                .function_name(name)
-                .role(&o.role)
-                .memory_size(memory as i32)
-                .timeout(self.timeout())
-                .environment(self.environment())
-                .send()
-                .await
-                .map_err(|e| self.refused(name, "update the configuration of", &e))?;
-            self.wait_updated(client, name).await?;
-            say(format!("updated the configuration of {name}"));
+            if o.dry_run {
+                say(format!("would update the configuration of {name}"));
+            } else {
+                self.update_configuration(client, memory, name).await?;
+                say(format!("updated the configuration of {name}"));
+            }
         }
         Ok(())
+    }
+
+    async fn create(
+        &self,
+        client: &aws_sdk_lambda::Client,
+        memory: u32,
+        name: &str,
+    ) -> Result<(), String> {
+        let o = self.options;
+        client
+            .create_function()
+            .function_name(name)
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .role(&o.role)
+            .code(
+                FunctionCode::builder()
+                    .s3_bucket(&o.bucket)
+                    .s3_key(self.key)
+                    .build(),
+            )
+            .memory_size(memory as i32)
+            .timeout(self.timeout())
+            .architectures(o.arch.lambda())
+            .environment(self.environment())
+            .publish(true)
+            .send()
+            .await
+            .map_err(|e| self.refused(name, "create", &e))?;
+        self.wait_active(client, name).await
+    }
+
+    /// Points the function at the package and publishes a version; the version.
+    async fn update_code(
+        &self,
+        client: &aws_sdk_lambda::Client,
+        name: &str,
+    ) -> Result<String, String> {
+        let o = self.options;
+        let updated = client
+            .update_function_code()
+            .function_name(name)
+            .s3_bucket(&o.bucket)
+            .s3_key(self.key)
+            .architectures(o.arch.lambda())
+            .publish(true)
+            .send()
+            .await
+            .map_err(|e| self.refused(name, "update the code of", &e))?;
+        self.wait_updated(client, name).await?;
+        Ok(updated.version().unwrap_or("?").to_string())
+    }
+
+    async fn update_configuration(
+        &self,
+        client: &aws_sdk_lambda::Client,
+        memory: u32,
+        name: &str,
+    ) -> Result<(), String> {
+        let o = self.options;
+        client
+            .update_function_configuration()
+            .function_name(name)
+            .role(&o.role)
+            .memory_size(memory as i32)
+            .timeout(self.timeout())
+            .environment(self.environment())
+            .send()
+            .await
+            .map_err(|e| self.refused(name, "update the configuration of", &e))?;
+        self.wait_updated(client, name).await
     }
 
     /// Lambda's refusal, naming the setting that caused it where it is clear.
