@@ -475,15 +475,7 @@ fn ctrl_c_stops_every_worker_and_leaves_nothing_behind() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(processes_mentioning(&store_arg).len(), 2, "two workers run");
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    cluster::interrupt(child);
     assert_eq!(walk(&store), no_files(), "temporary objects left");
     assert_eq!(
         walk(&dir.path().join("out")),

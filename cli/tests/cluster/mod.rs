@@ -251,6 +251,19 @@ pub fn bucket_keys(endpoint: &str, bucket: &str) -> Vec<String> {
         .collect()
 }
 
+/// Sends a running `flowc` Ctrl-C and insists that it stopped as interrupted (exit 130).
+pub fn interrupt(child: std::process::Child) {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+}
+
 /// Insists that a run failed as a user error with a task's attempts used up, leaving no
 /// output in `dir` and no object (`keys`) in its store.
 pub fn assert_failed_cleanly(run: &Output, dir: &Path, keys: Vec<String>) {
