@@ -120,6 +120,15 @@ enum Command {
         after_help = "Examples:\n  flowc deploy --role arn:aws:iam::123456789012:role/flow --bucket my-bucket\n  flowc deploy --role ARN --bucket NAME --memory-mb 1769,3538 --dry-run\n  flowc deploy --role ARN --bucket NAME --arch arm64 --package target/lambda/flowc/bootstrap.zip\n\nCredentials, region and endpoints come from the standard AWS settings (AWS_PROFILE,\nAWS_REGION, AWS_ENDPOINT_URL, ...). A second deploy of the same flowc changes nothing."
     )]
     Deploy(deploy::DeployArgs),
+    /// Serve as the rendezvous host through which functions behind NAT open direct channels
+    #[command(
+        after_help = "Examples:\n  flowc rendezvous --listen 0.0.0.0:7400\n  flowc run pipeline.flow --workers 4 --rendezvous HOST:7400\n\nRuns meet here: each proves it belongs to its run (an HMAC with a key derived from the\nrun's secret; strangers are dropped unanswered), learns its peers' public endpoints, and\npunches a connection to them. No data passes through the host. It runs until stopped."
+    )]
+    Rendezvous {
+        /// Address to listen on, HOST:PORT (port 0 picks one, printed on start)
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: String,
+    },
     /// Serve the language server over standard input and output (started by editors)
     #[command(
         after_help = "Examples:\n  flowc lsp    (editors start it; see docs/editors.md for VS Code and Neovim)\n\nIt speaks LSP (JSON-RPC with Content-Length headers) on stdin and stdout and exits\nafter the client's `exit`: 0 after `shutdown`, 1 without."
@@ -155,6 +164,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// `flowc rendezvous`: serves until the process is stopped.
+fn rendezvous(listen: &str) -> u8 {
+    logging::init(0);
+    let listener = match std::net::TcpListener::bind(listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return USER_ERROR;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => println!("rendezvous host listening on {addr}"),
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return USER_ERROR;
+        }
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    flow_runtime::distributed::rendezvous::server::serve(listener, Default::default());
+    0
+}
+
 fn dispatch(command: Command) -> u8 {
     match command {
         Command::Check { files, format } => check(&files, format),
@@ -166,6 +197,7 @@ fn dispatch(command: Command) -> u8 {
         Command::Run(args) => run::run(args),
         Command::Deploy(args) => deploy::deploy(args),
         Command::Lsp => lsp::serve(),
+        Command::Rendezvous { listen } => rendezvous(&listen),
         Command::Worker(flags) => run::worker(flags),
     }
 }

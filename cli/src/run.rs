@@ -19,6 +19,7 @@ use flow_planner::PhysicalPlan;
 use flow_runtime::distributed::Backend;
 use flow_runtime::distributed::auth::{SECRET_ENV, Secret};
 use flow_runtime::distributed::channels::Compression;
+use flow_runtime::distributed::punched::PunchOptions;
 use flow_runtime::distributed::store::default_store;
 use flow_runtime::distributed::worker::{WorkerArgs, serve};
 use flow_runtime::distributed::{Channel, ClusterOptions, Watch};
@@ -80,6 +81,22 @@ pub struct RunArgs {
     /// ten times its stage's predicted time, at least 60 s, at most Lambda's 900 s)
     #[arg(long, value_name = "SECONDS")]
     pub task_timeout: Option<f64>,
+    /// Connect workers' direct channels through this rendezvous host (`flowc rendezvous`),
+    /// for workers that cannot accept connections (each behind its own NAT): pairs punch
+    /// through, and a pair that cannot falls back to the storage hop
+    #[arg(long, value_name = "HOST:PORT")]
+    pub rendezvous: Option<String>,
+    /// With --rendezvous: how long a pair tries to punch before falling back to storage
+    #[arg(long, value_name = "SECONDS", requires = "rendezvous")]
+    pub punch_timeout: Option<f64>,
+    /// With --rendezvous: fail the run instead of falling back to storage when a pair
+    /// cannot punch (for experiments)
+    #[arg(long, requires = "rendezvous")]
+    pub strict_channels: bool,
+    /// Where the coordinator listens for its workers: HOST or HOST:PORT (default: 127.0.0.1,
+    /// any free port); workers elsewhere need an address they can reach
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
     /// Log what the run does (-v: steps, -vv: details, -vvv: everything); RUST_LOG overrides
     #[arg(short, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -87,6 +104,9 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "human")]
     pub format: OutputFormat,
 }
+
+/// Default of `flowc run --punch-timeout`.
+const PUNCH_TIMEOUT_S: f64 = 3.0;
 
 impl RunArgs {
     /// Whether any flag asks for worker processes.
@@ -101,6 +121,26 @@ impl RunArgs {
             || self.report.is_some()
             || self.profile.is_some()
             || self.plan.is_some()
+            || self.rendezvous.is_some()
+            || self.listen.is_some()
+    }
+
+    /// How workers reach each other through the rendezvous host, if one is given.
+    fn punch(&self) -> Option<PunchOptions> {
+        Some(PunchOptions {
+            rendezvous: self.rendezvous.clone()?,
+            within: Duration::from_secs_f64(self.punch_timeout.unwrap_or(PUNCH_TIMEOUT_S)),
+            strict: self.strict_channels,
+        })
+    }
+
+    /// The coordinator's control address.
+    fn listen(&self) -> String {
+        match self.listen.as_deref() {
+            None => "127.0.0.1:0".into(),
+            Some(host) if host.parse::<std::net::SocketAddr>().is_ok() => host.into(),
+            Some(host) => format!("{host}:0"),
+        }
     }
 
     fn lambda(&self) -> bool {
@@ -196,6 +236,13 @@ pub fn run(args: RunArgs) -> u8 {
                     if record.throttled == 1 { "" } else { "s" }
                 );
             }
+            if let Some(punched) = summary
+                .cluster
+                .as_ref()
+                .and_then(|r| run_report::Punched::of(&r.links))
+            {
+                eprintln!("{}", punched.describe());
+            }
             if let (Some(path), Some(record)) = (&args.report, &summary.cluster) {
                 // A run on Lambda is billed: its report prices what ran as the plan did.
                 let prices = args
@@ -236,6 +283,12 @@ fn refuse_usage(args: &RunArgs) -> Option<u8> {
     }
     if args.workers == Some(0) {
         eprintln!("error: --workers takes a positive number");
+        return Some(USAGE);
+    }
+    if let Some(t) = args.punch_timeout
+        && !(t.is_finite() && t > 0.0)
+    {
+        eprintln!("error: --punch-timeout {t}: give a positive number of seconds");
         return Some(USAGE);
     }
     if let Some(path) = &args.plan
@@ -300,6 +353,12 @@ fn refuse_lambda_usage(args: &RunArgs) -> Option<String> {
             "error: --channel direct cannot run on Lambda: {}",
             crate::plan::NO_RENDEZVOUS
         ));
+    }
+    if args.rendezvous.is_some() {
+        return Some(
+            "error: --rendezvous does not run on Lambda yet: Lambda runs move every exchange through the --store\nhint: `flowc plan FILE --target lambda --rendezvous HOST:PORT` prices direct channels there"
+                .into(),
+        );
     }
     if let Some(t) = args.task_timeout
         && !(t.is_finite() && t > 0.0 && t <= 900.0)
@@ -384,6 +443,8 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
         compression,
         log: crate::logging::filter(args.verbose),
         direct: !args.lambda(),
+        listen: args.listen(),
+        punch: args.punch(),
     };
     let cluster = match deployment {
         Some(deployment) => lambda_cluster(options, deployment, args),
@@ -475,6 +536,20 @@ pub struct WorkerFlags {
     /// Compression of exchanged data
     #[arg(long, default_value = "none")]
     compression: String,
+    /// The rendezvous host peers are reached through (they cannot listen)
+    #[arg(long, value_name = "HOST:PORT")]
+    rendezvous: Option<String>,
+    /// How long a pair tries to punch before falling back to storage
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 3000,
+        requires = "rendezvous"
+    )]
+    punch_timeout_ms: u64,
+    /// Fail instead of falling back to storage
+    #[arg(long, requires = "rendezvous")]
+    strict_channels: bool,
 }
 
 pub fn worker(flags: WorkerFlags) -> u8 {
@@ -493,11 +568,17 @@ pub fn worker(flags: WorkerFlags) -> u8 {
         );
         return USAGE;
     };
+    let punch = flags.rendezvous.map(|rendezvous| PunchOptions {
+        rendezvous,
+        within: Duration::from_millis(flags.punch_timeout_ms),
+        strict: flags.strict_channels,
+    });
     let args = WorkerArgs {
         connect: flags.connect,
         store: flags.store,
         prefix: flags.prefix,
         compression,
+        punch,
     };
     match serve(&args, secret) {
         Ok(()) => 0,

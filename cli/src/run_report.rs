@@ -5,6 +5,7 @@
 
 use flow_planner::units::{bytes, seconds, usd};
 use flow_planner::{PhysicalPlan, Profile};
+use flow_runtime::distributed::punched::{FellBack, Links};
 use flow_runtime::distributed::record::RunRecord;
 use flow_runtime::distributed::{StageRecord, TaskRecord};
 use serde::Serialize;
@@ -47,8 +48,66 @@ struct Report<'a> {
     bytes_per_channel: BTreeMap<&'a str, u64>,
     /// Invocations the platform throttled, each waited out and tried again.
     throttled: u64,
+    /// Punched direct channels, when the run went through a rendezvous host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    punched: Option<Punched<'a>>,
     stages: Vec<StageReport<'a>>,
     tasks: &'a [TaskRecord],
+}
+
+/// What punched direct channels did in a run.
+#[derive(Serialize)]
+pub struct Punched<'a> {
+    /// Connections punched.
+    pub connections: usize,
+    /// Median and 99th percentile of the time one took, from dialling the host to connected.
+    pub p50_s: f64,
+    pub p99_s: f64,
+    /// Pairs that could not punch and moved their data through storage.
+    pub fell_back: &'a [FellBack],
+}
+
+impl Punched<'_> {
+    /// The summary of `links`; none if nothing was punched or fell back.
+    pub fn of(links: &Links) -> Option<Punched<'_>> {
+        if links.is_empty() {
+            return None;
+        }
+        let mut times = links.punched.clone();
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            let i = ((times.len() as f64 - 1.0) * q).round() as usize;
+            times.get(i).copied().unwrap_or(0.0)
+        };
+        Some(Punched {
+            connections: times.len(),
+            p50_s: at(0.5),
+            p99_s: at(0.99),
+            fell_back: &links.fell_back,
+        })
+    }
+
+    /// One line for people, and one per pair that fell back.
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "direct channels: {} punched (p50 {:.1} ms, p99 {:.1} ms)",
+            self.connections,
+            self.p50_s * 1e3,
+            self.p99_s * 1e3
+        );
+        if !self.fell_back.is_empty() {
+            let n = self.fell_back.len();
+            let _ = write!(
+                text,
+                "; {n} pair{} fell back to storage:",
+                if n == 1 { "" } else { "s" }
+            );
+            for f in self.fell_back {
+                let _ = write!(text, "\n  {} -> {}: {}", f.from, f.to, f.reason);
+            }
+        }
+        text
+    }
 }
 
 #[derive(Serialize)]
@@ -166,6 +225,7 @@ fn build<'a>(
         plan_sha256: plan.map(PhysicalPlan::hash),
         bytes_per_channel,
         throttled: record.throttled,
+        punched: Punched::of(&record.links),
         stages,
         tasks: &record.tasks,
     }

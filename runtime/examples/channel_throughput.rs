@@ -135,6 +135,7 @@ fn main() {
             store: open_store(&store_url).expect("a store"),
             prefix: "bench".into(),
             compression,
+            punching: None,
         };
         let encoded = channels.encode(&schema, &data).expect("encoded");
         let mb = encoded.len() as f64 / 1e6;

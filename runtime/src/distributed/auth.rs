@@ -9,7 +9,7 @@ use sha2::Sha256;
 use std::io::{self, Read, Write};
 
 /// Bytes of a nonce and of a secret.
-const LEN: usize = 32;
+pub const LEN: usize = 32;
 
 /// The environment variable a worker process reads its run's secret from (never the command
 /// line, which other users of the machine can read).
@@ -61,6 +61,26 @@ impl Secret {
         std::env::var(name).ok().and_then(|s| Secret::from_hex(&s))
     }
 
+    /// The key the run's processes prove themselves with to a rendezvous host. It is derived
+    /// from the secret, not the secret: the host that holds it can pass no handshake of the
+    /// run's own connections, which [`Secret::challenge`] with the secret itself.
+    pub fn rendezvous_key(&self) -> Secret {
+        let tag = self
+            .keyed(b"flow-rendezvous-key/1", b"")
+            .finalize()
+            .into_bytes();
+        let mut bytes = [0u8; LEN];
+        bytes.copy_from_slice(&tag);
+        Secret(bytes)
+    }
+
+    /// The run's name at a rendezvous host: derived from the secret, so no stranger can
+    /// guess it, and no two runs share one.
+    pub fn run_name(&self) -> String {
+        let tag = self.keyed(b"flow-run-name/1", b"").finalize().into_bytes();
+        tag[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     fn mac(&self, nonce: &[u8]) -> Hmac<Sha256> {
         self.keyed(b"flow-run/1", nonce)
     }
@@ -94,11 +114,17 @@ impl Secret {
             .is_ok()
     }
 
+    /// A fresh random nonce.
+    pub fn nonce() -> io::Result<[u8; LEN]> {
+        let mut nonce = [0u8; LEN];
+        getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(nonce)
+    }
+
     /// The listener's side: challenge the caller; an error means the caller is not one of us
     /// and the connection must be dropped.
     pub fn challenge(&self, stream: &mut (impl Read + Write)) -> io::Result<()> {
-        let mut nonce = [0u8; LEN];
-        getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
+        let nonce = Secret::nonce()?;
         stream.write_all(&nonce)?;
         stream.flush()?;
         let mut answer = [0u8; LEN];

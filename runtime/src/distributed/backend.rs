@@ -4,6 +4,7 @@
 
 use super::auth::{SECRET_ENV, Secret};
 use super::channels::Compression;
+use super::punched::PunchOptions;
 use crate::interrupt::{Registered, interrupted, on_interrupt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -22,6 +23,8 @@ pub struct Launch {
     pub compression: Compression,
     /// The `RUST_LOG` filter workers log with (none: the inherited one).
     pub log: Option<String>,
+    /// The rendezvous host workers reach each other through, if they cannot listen.
+    pub punch: Option<PunchOptions>,
 }
 
 /// Starts and stops workers.
@@ -44,6 +47,10 @@ pub trait Backend: Send {
         0
     }
 }
+
+/// A command put in front of every worker command [`LocalBackend`] runs, when set: the NAT
+/// test bed's (`scripts/nat-testbed`), which starts each worker inside a private host.
+pub const LAUNCHER_ENV: &str = "FLOW_WORKER_LAUNCHER";
 
 /// Workers as `flowc worker` processes on this machine.
 #[derive(Debug)]
@@ -91,12 +98,37 @@ fn signal_all(children: &mut [Child]) {
     }
 }
 
+/// The `flowc worker` flags that say how to reach peers through a rendezvous host.
+fn punch_args(punch: Option<&PunchOptions>) -> Vec<String> {
+    let Some(punch) = punch else {
+        return Vec::new();
+    };
+    let mut args = vec![
+        "--rendezvous".to_string(),
+        punch.rendezvous.clone(),
+        "--punch-timeout-ms".to_string(),
+        punch.within.as_millis().to_string(),
+    ];
+    if punch.strict {
+        args.push("--strict-channels".into());
+    }
+    args
+}
+
 impl Backend for LocalBackend {
     fn launch(&mut self, launch: &Launch, secret: &Secret) -> std::io::Result<()> {
         if interrupted() {
             return Err(std::io::Error::other("the run was interrupted"));
         }
-        let mut command = Command::new(&self.exe);
+        // The NAT test bed puts each worker in a private host of its own.
+        let mut command = match std::env::var_os(LAUNCHER_ENV).filter(|l| !l.is_empty()) {
+            Some(launcher) => {
+                let mut command = Command::new(launcher);
+                command.arg(&self.exe);
+                command
+            }
+            None => Command::new(&self.exe),
+        };
         if let Some(filter) = &launch.log {
             command.env("RUST_LOG", filter);
         }
@@ -110,6 +142,7 @@ impl Backend for LocalBackend {
             .arg(&launch.prefix)
             .arg("--compression")
             .arg(launch.compression.name())
+            .args(punch_args(launch.punch.as_ref()))
             .env(SECRET_ENV, secret.to_hex())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -7,6 +7,7 @@
 use super::auth::Secret;
 use super::outbox::{Ended, Outbox};
 use super::protocol::{AttemptId, read_frame, receive, send, write_frame};
+use super::punched::{Punching, Reached};
 use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::CompressionType;
@@ -184,7 +185,7 @@ fn unserved<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Stre
 }
 
 /// A request for one bucket over a direct channel.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fetch {
     /// The attempt key, or a collective message's tag.
     pub key: String,
@@ -222,6 +223,17 @@ impl std::fmt::Display for StreamEnd {
 }
 
 impl std::error::Error for StreamEnd {}
+
+impl From<Ended> for StreamEnd {
+    fn from(ended: Ended) -> StreamEnd {
+        match ended {
+            Ended::Sealed => StreamEnd::Complete,
+            Ended::Failed(why) => StreamEnd::ProducerFailed(why),
+            Ended::Missing => StreamEnd::Missing,
+            Ended::Taken => StreamEnd::Taken,
+        }
+    }
+}
 
 /// The bytes of a bucket sent as frames ([`Channels::serve`]), read as one byte stream that
 /// ends where the server said it ended, or fails with the [`StreamEnd`] saying why.
@@ -268,6 +280,9 @@ pub struct Channels {
     pub prefix: String,
     /// Compression of IPC data on the wire and in the store.
     pub compression: Compression,
+    /// How direct peers are reached when none can listen: through a rendezvous host, by
+    /// name. Without it a direct location's address is a data server's `host:port`.
+    pub punching: Option<Arc<Punching>>,
 }
 
 /// Compression of the Arrow IPC buffers a channel moves (`--compression`).
@@ -425,14 +440,32 @@ impl Channels {
                 producer,
             } => {
                 let lost = |e: std::io::Error| PeerLost::error(addr, e);
-                let mut stream = TcpStream::connect(addr).map_err(lost)?;
-                let _ = stream.set_nodelay(true);
-                self.secret.answer(&mut stream).map_err(lost)?;
                 let fetch = Fetch {
                     key: key.clone(),
                     bucket: *bucket,
                     wait_ms: wait.as_millis() as u64,
                 };
+                let origin = Origin::Peer {
+                    addr: addr.clone(),
+                    key: key.clone(),
+                    producer: *producer,
+                };
+                let mut stream = match &self.punching {
+                    None => TcpStream::connect(addr).map_err(lost)?,
+                    Some(punching) => match punching.dial(addr, &fetch).map_err(lost)? {
+                        Reached::Stream(stream) => stream,
+                        Reached::Stored {
+                            path: Some(path), ..
+                        } => {
+                            return self.open(&Location::Storage { path }, handle, wait);
+                        }
+                        Reached::Stored { end, .. } => {
+                            return Err(origin.error(std::io::Error::other(end)));
+                        }
+                    },
+                };
+                let _ = stream.set_nodelay(true);
+                self.secret.answer(&mut stream).map_err(lost)?;
                 send(&mut stream, &fetch).map_err(lost)?;
                 let frames = Frames {
                     inner: stream,
@@ -440,14 +473,7 @@ impl Channels {
                     at: 0,
                     end: None,
                 };
-                Ok((
-                    Box::new(frames),
-                    Origin::Peer {
-                        addr: addr.clone(),
-                        key: key.clone(),
-                        producer: *producer,
-                    },
-                ))
+                Ok((Box::new(frames), origin))
             }
         }
     }
@@ -470,13 +496,7 @@ impl Channels {
             }
         })?;
         write_frame(&mut stream, &[])?;
-        let end = match ended {
-            Ended::Sealed => StreamEnd::Complete,
-            Ended::Failed(why) => StreamEnd::ProducerFailed(why),
-            Ended::Missing => StreamEnd::Missing,
-            Ended::Taken => StreamEnd::Taken,
-        };
-        send(&mut stream, &end)?;
+        send(&mut stream, &StreamEnd::from(ended))?;
         stream.flush()
     }
 }
@@ -494,6 +514,7 @@ mod tests {
             store: Arc::new(object_store::memory::InMemory::new()),
             prefix: "run".into(),
             compression: Compression::None,
+            punching: None,
         }
     }
 

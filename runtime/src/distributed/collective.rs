@@ -303,6 +303,7 @@ mod tests {
             store: crate::distributed::store::open_store(&store.display().to_string()).unwrap(),
             prefix: "run".into(),
             compression: Compression::None,
+            punching: None,
         })
     }
 

@@ -13,6 +13,7 @@ use super::codec;
 use super::exchange::{ExchangeReadExec, ReadKind};
 use super::lowering::{self, Stage, task_plan};
 use super::protocol::{AttemptId, TaskOutput, ToCoordinator, ToWorker, receive, send, write_frame};
+use super::punched::{Links, PunchOptions, Punching};
 use super::record::{RunRecord, StageRecord, TaskRecord, Watch};
 use super::store::{open_store, remove_prefix};
 use crate::interrupt::{Registered, on_interrupt};
@@ -50,6 +51,11 @@ pub struct ClusterOptions {
     /// Whether functions can reach each other directly (worker processes here can; Lambda
     /// functions without a rendezvous host cannot, so all they exchange goes through storage).
     pub direct: bool,
+    /// Where the coordinator listens for its workers (`host:port`; port 0 picks one).
+    pub listen: String,
+    /// The rendezvous host workers reach each other through when none can listen for the
+    /// others (each sits behind its own NAT); none: workers listen for each other.
+    pub punch: Option<PunchOptions>,
 }
 
 /// Longest wait for a started worker to join when none is running.
@@ -137,6 +143,8 @@ pub struct Coordinator {
     secret: Secret,
     launch: Launch,
     channels: Arc<Channels>,
+    /// The run's connection to its rendezvous host: the run is open there while it lasts.
+    _rendezvous: Option<TcpStream>,
     events: Receiver<Event>,
     slots: Vec<Option<Slot>>,
     want: usize,
@@ -190,8 +198,12 @@ impl Coordinator {
     ) -> Result<Coordinator> {
         let clock = Instant::now();
         let secret = Secret::generate().map_err(|e| error(format!("no randomness: {e}")))?;
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| error(format!("cannot open the control port: {e}")))?;
+        let listener = TcpListener::bind(&options.listen).map_err(|e| {
+            error(format!(
+                "cannot open the control port on {}: {e}",
+                options.listen
+            ))
+        })?;
         let addr = listener
             .local_addr()
             .map_err(|e| error(e.to_string()))?
@@ -222,6 +234,22 @@ impl Coordinator {
             prefix: prefix.clone(),
             compression: options.compression,
             log: options.log.clone(),
+            punch: options.punch.clone(),
+        };
+        let (rendezvous, punching) = match &options.punch {
+            Some(punch) => {
+                let reach = |e: std::io::Error| {
+                    error(format!(
+                        "cannot open the run at the rendezvous host {}: {e}",
+                        punch.rendezvous
+                    ))
+                };
+                let punching =
+                    Punching::new(punch, &secret, "coordinator".into(), None).map_err(reach)?;
+                let open = punching.rendezvous().open().map_err(reach)?;
+                (Some(open), Some(Arc::new(punching)))
+            }
+            None => (None, None),
         };
         let workers = options.workers.max(1) as usize;
         for _ in 0..workers {
@@ -238,7 +266,9 @@ impl Coordinator {
                 store,
                 prefix,
                 compression: options.compression,
+                punching,
             }),
+            _rendezvous: rendezvous,
             events: rx,
             slots: Vec::new(),
             want: workers,
@@ -267,6 +297,7 @@ impl Coordinator {
                 stages: Vec::new(),
                 tasks: Vec::new(),
                 throttled: 0,
+                links: Links::default(),
             },
             watch,
             _interrupt: interrupt,
@@ -487,8 +518,10 @@ impl Coordinator {
                     bytes,
                     seconds,
                     peak_mb,
+                    links,
                 },
             ) => {
+                self.heard_links(links);
                 self.done(w, id, (rows, bytes), seconds);
                 if let Some(task) = self.record.tasks.last_mut().filter(|t| t.id == id) {
                     task.peak_mb = peak_mb;
@@ -770,6 +803,11 @@ impl Coordinator {
     /// Workers the run asked for.
     pub fn workers(&self) -> usize {
         self.want
+    }
+
+    /// Adds what a worker's punched channels did to the run's record.
+    pub(super) fn heard_links(&mut self, links: Links) {
+        self.record.links.extend(links);
     }
 
     pub(super) fn max_attempts(&self) -> u32 {
@@ -1222,6 +1260,9 @@ impl Coordinator {
         }
         self.record.seconds = self.clock.elapsed().as_secs_f64();
         self.record.throttled = self.backend.throttled();
+        if let Some(punching) = &self.channels.punching {
+            self.record.links.extend(punching.take_links());
+        }
         tracing::debug!(
             "workers dismissed {:.1} ms into the run",
             self.record.seconds * 1e3

@@ -1,6 +1,7 @@
 //! What the coordinator and its workers say to each other over the control connection: one
 //! length-prefixed JSON message per frame, a task's serialised plan in the frame after it.
 
+use super::punched::Links;
 use flow_planner::Channel;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
@@ -202,6 +203,9 @@ pub enum ToCoordinator {
         /// tell ([`super::peak`]).
         #[serde(default)]
         peak_mb: Option<f64>,
+        /// What the task's punched channels did.
+        #[serde(default)]
+        links: Links,
     },
     /// A member finished training; every member ends with the same parameters.
     Trained {
@@ -209,6 +213,9 @@ pub enum ToCoordinator {
         rank: usize,
         params: Vec<f64>,
         seconds: f64,
+        /// What the member's punched channels did.
+        #[serde(default)]
+        links: Links,
     },
     /// A member could not train.
     TrainFailed {

@@ -5,6 +5,7 @@
 use super::channels::Compression;
 use super::lowering::{Destination, OutputOf, Stage, for_each_scan, inlined};
 use super::protocol::AttemptId;
+use super::punched::Links;
 use flow_planner::{Channel, PhysicalPlan};
 use serde::Serialize;
 
@@ -29,6 +30,9 @@ pub struct RunRecord {
     /// Times the platform refused to start a function for now (Lambda's throttling), each
     /// waited out and tried again.
     pub throttled: u64,
+    /// What punched direct channels did: their setup times and the pairs that fell back to
+    /// storage (empty without a rendezvous host).
+    pub links: Links,
 }
 
 /// One stage of the plan as it ran.

@@ -204,9 +204,13 @@ impl Coordinator {
                         key: k,
                         rank,
                         params: p,
+                        links,
                         ..
                     },
-                ) if k == key && rank < size => params[rank] = Some(p),
+                ) if k == key && rank < size => {
+                    self.heard_links(links);
+                    params[rank] = Some(p);
+                }
                 Event::Message(
                     _,
                     ToCoordinator::TrainFailed {

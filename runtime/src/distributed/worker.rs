@@ -13,6 +13,7 @@ use super::protocol::{
     AttemptId, TaskOutput, ToCoordinator, ToWorker, TrainHeader, f64_values, read_frame, receive,
     send,
 };
+use super::punched::{Links, PunchOptions, Punching};
 use super::store::open_store;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
@@ -42,6 +43,8 @@ pub struct WorkerArgs {
     pub prefix: String,
     /// Compression of channel data.
     pub compression: Compression,
+    /// The rendezvous host peers are reached through, when they cannot listen.
+    pub punch: Option<PunchOptions>,
 }
 
 /// One function's state: the run's channels, what it keeps for its peers, the DataFusion
@@ -70,6 +73,7 @@ impl Function {
         prefix: &str,
         compression: Compression,
         secret: Secret,
+        punching: Option<Arc<Punching>>,
     ) -> std::result::Result<Function, String> {
         let store = open_store(store)?;
         let channels = Arc::new(Channels {
@@ -77,6 +81,7 @@ impl Function {
             store,
             prefix: prefix.to_string(),
             compression,
+            punching,
         });
         let outbox = Arc::new(Outbox::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -101,6 +106,16 @@ impl Function {
             outbox,
             faults: Arc::new(Faults::from_env()),
         })
+    }
+
+    /// What this function's punched channels did since it last said (nothing without a
+    /// rendezvous host).
+    fn links(&self) -> Links {
+        self.channels
+            .punching
+            .as_ref()
+            .map(|p| p.take_links())
+            .unwrap_or_default()
     }
 
     /// Serves what this function keeps to its peers over direct channels, on `listener`.
@@ -155,6 +170,7 @@ impl Function {
                         bytes,
                         seconds: started.elapsed().as_secs_f64(),
                         peak_mb: super::peak::read_mb(),
+                        links: self.links(),
                     },
                     Err(e) => ToCoordinator::Failed {
                         id,
@@ -211,6 +227,7 @@ impl Function {
                 rank,
                 params,
                 seconds: started.elapsed().as_secs_f64(),
+                links: self.links(),
             },
             Err(failure) => ToCoordinator::TrainFailed {
                 key,
@@ -224,13 +241,45 @@ impl Function {
 
 /// Runs a worker until the coordinator says stop or goes away.
 pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), String> {
-    let function = Function::new(&args.store, &args.prefix, args.compression, secret.clone())?;
+    // The data server: peers' connections when they can reach it, this worker's own reads
+    // of what it keeps when they cannot.
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let data_addr = listener
+    let own = listener
         .local_addr()
         .map_err(|e| e.to_string())?
         .to_string();
+    let punching = match &args.punch {
+        Some(options) => {
+            let name = Punching::fresh_name().map_err(|e| e.to_string())?;
+            let punching =
+                Punching::new(options, &secret, name, Some(own.clone())).map_err(|e| {
+                    format!(
+                        "cannot reach the rendezvous host {}: {e}",
+                        options.rendezvous
+                    )
+                })?;
+            Some(Arc::new(punching))
+        }
+        None => None,
+    };
+    let function = Function::new(
+        &args.store,
+        &args.prefix,
+        args.compression,
+        secret.clone(),
+        punching.clone(),
+    )?;
     function.serve_outbox(listener);
+    // Peers reach this worker by its name through the rendezvous host, or at its data server.
+    let data_addr = match &punching {
+        Some(punching) => {
+            punching
+                .serve(function.channels.clone(), function.outbox.clone())
+                .map_err(|e| format!("cannot register with the rendezvous host: {e}"))?;
+            punching.me().to_string()
+        }
+        None => own,
+    };
     let mut control = TcpStream::connect(&args.connect).map_err(|e| e.to_string())?;
     let _ = control.set_nodelay(true);
     secret.answer(&mut control).map_err(|e| e.to_string())?;

@@ -1,0 +1,372 @@
+//! `flowc rendezvous`: introduces a run's functions to each other and relays no data. One
+//! thread per connection; every read before a connection has proven itself has a deadline, so
+//! a client that connects and says nothing (or says it slowly) holds only its own thread, and
+//! only for [`Options::hello_within`].
+
+use super::{Hello, Intent, Said, Tell, receive, send};
+use crate::distributed::auth::Secret;
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How patient the host is.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Longest a new connection may take to prove itself.
+    pub hello_within: Duration,
+    /// Longest a dialer waits for the member it asked for to answer.
+    pub pairing_within: Duration,
+    /// Longest a pairing stays open after its sides learned of each other (for a note after
+    /// a failed punch: the producer stores what was asked for, then says where).
+    pub linger: Duration,
+    /// Connections served at once; more are closed as they arrive.
+    pub max_connections: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            hello_within: Duration::from_secs(5),
+            pairing_within: Duration::from_secs(10),
+            linger: Duration::from_secs(900),
+            max_connections: 4096,
+        }
+    }
+}
+
+/// Serves `listener` until the process ends.
+pub fn serve(listener: TcpListener, options: Options) {
+    let host = Arc::new(Host {
+        runs: Mutex::default(),
+        next: AtomicU64::new(1),
+        open: AtomicUsize::new(0),
+        options,
+    });
+    for conn in listener.incoming().flatten() {
+        if host.open.fetch_add(1, Ordering::SeqCst) >= host.options.max_connections {
+            host.open.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        let host = host.clone();
+        std::thread::spawn(move || {
+            let id = host.next.fetch_add(1, Ordering::SeqCst);
+            if let Err(e) = host.connection(id, conn) {
+                tracing::debug!("rendezvous connection {id} ended: {e}");
+            }
+            host.open.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
+struct Host {
+    runs: Mutex<HashMap<String, Run>>,
+    /// Connection and pairing numbers.
+    next: AtomicU64,
+    open: AtomicUsize,
+    options: Options,
+}
+
+struct Run {
+    key: Secret,
+    /// The connection that opened it: the run ends with it.
+    opener: u64,
+    members: HashMap<String, Member>,
+    pending: HashMap<u64, Pending>,
+}
+
+struct Member {
+    connection: u64,
+    tell: Sender<Said>,
+}
+
+/// A dialer waiting for its member to answer.
+struct Pending {
+    dialer: SocketAddr,
+    answer: Sender<Matched>,
+}
+
+/// What a dialer learns when its member answers: where it is, and the two ends of the
+/// pairing's notes.
+struct Matched {
+    peer: SocketAddr,
+    to_peer: Sender<String>,
+    from_peer: Receiver<String>,
+}
+
+/// Reads with one deadline for the whole read, however slowly the bytes come.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    until: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "too slow"));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut stream = self.stream;
+        stream.read(buf)
+    }
+}
+
+fn refuse(stream: &mut TcpStream, reason: impl Into<String>) -> io::Result<()> {
+    send(
+        stream,
+        &Said::Refused {
+            reason: reason.into(),
+        },
+    )
+}
+
+impl Host {
+    fn runs(&self) -> MutexGuard<'_, HashMap<String, Run>> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn connection(&self, id: u64, mut stream: TcpStream) -> io::Result<()> {
+        let _ = stream.set_nodelay(true);
+        let from = stream.peer_addr()?;
+        let nonce = Secret::nonce()?;
+        io::Write::write_all(&mut stream, &nonce)?;
+        let hello: Hello = receive(&mut Deadline {
+            stream: &stream,
+            until: Instant::now() + self.options.hello_within,
+        })?;
+        stream.set_read_timeout(None)?;
+        if let Intent::Open { key } = &hello.intent {
+            return self.open(id, stream, &hello.run, key);
+        }
+        // A stranger hears nothing: an unknown run and a wrong proof look the same.
+        let known = self
+            .runs()
+            .get(&hello.run)
+            .is_some_and(|run| hello.proven(&run.key, &nonce));
+        if !known {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "unproven"));
+        }
+        match hello.intent {
+            Intent::Open { .. } => unreachable!("handled above"),
+            Intent::Register { name } => self.register(id, stream, &hello.run, name),
+            Intent::Dial { to, note } => self.dial(stream, from, &hello.run, &to, note),
+            Intent::Accept { pairing } => self.accept(stream, from, &hello.run, pairing),
+        }
+    }
+
+    fn open(&self, id: u64, mut stream: TcpStream, run: &str, key: &str) -> io::Result<()> {
+        let Some(key) = Secret::from_hex(key) else {
+            return refuse(&mut stream, "a run's key is 64 hex digits");
+        };
+        {
+            let mut runs = self.runs();
+            if runs.contains_key(run) {
+                drop(runs);
+                return refuse(&mut stream, "a run of that name is open");
+            }
+            runs.insert(
+                run.to_string(),
+                Run {
+                    key,
+                    opener: id,
+                    members: HashMap::new(),
+                    pending: HashMap::new(),
+                },
+            );
+        }
+        let said = send(&mut stream, &Said::Welcome);
+        if said.is_ok() {
+            // The opener says nothing more; its connection closing ends the run.
+            let _ = io::copy(&mut stream, &mut io::sink());
+        }
+        let mut runs = self.runs();
+        if runs.get(run).is_some_and(|r| r.opener == id) {
+            runs.remove(run);
+        }
+        said
+    }
+
+    fn register(&self, id: u64, mut stream: TcpStream, run: &str, name: String) -> io::Result<()> {
+        let (tell, heard) = channel();
+        {
+            let mut runs = self.runs();
+            let Some(r) = runs.get_mut(run) else {
+                return Ok(());
+            };
+            if r.members.contains_key(&name) {
+                drop(runs);
+                return refuse(&mut stream, format!("a member named {name} is registered"));
+            }
+            r.members.insert(
+                name.clone(),
+                Member {
+                    connection: id,
+                    tell: tell.clone(),
+                },
+            );
+        }
+        drop(tell);
+        // The member says nothing more: its connection closing (read here) unregisters it,
+        // which drops the last sender and wakes the loop below.
+        let watcher = stream.try_clone()?;
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut watcher = &watcher;
+                let _ = io::copy(&mut watcher, &mut io::sink());
+                if let Some(r) = self.runs().get_mut(run)
+                    && r.members.get(&name).is_some_and(|m| m.connection == id)
+                {
+                    r.members.remove(&name);
+                }
+            });
+            let result = send(&mut stream, &Said::Welcome).and_then(|()| {
+                loop {
+                    match heard.recv() {
+                        Ok(said) => send(&mut stream, &said)?,
+                        Err(_) => break Ok(()),
+                    }
+                }
+            });
+            let _ = stream.shutdown(Shutdown::Both);
+            result
+        })
+    }
+
+    fn dial(
+        &self,
+        mut stream: TcpStream,
+        from: SocketAddr,
+        run: &str,
+        to: &str,
+        note: String,
+    ) -> io::Result<()> {
+        let (answer, answered) = channel();
+        let pairing = self.next.fetch_add(1, Ordering::SeqCst);
+        let asked = {
+            let mut runs = self.runs();
+            match runs.get_mut(run) {
+                Some(r) => match r.members.get(to) {
+                    Some(member) => {
+                        let asked = member.tell.send(Said::Meet { pairing, note }).is_ok();
+                        if asked {
+                            r.pending.insert(
+                                pairing,
+                                Pending {
+                                    dialer: from,
+                                    answer,
+                                },
+                            );
+                        }
+                        asked
+                    }
+                    None => false,
+                },
+                None => false,
+            }
+        };
+        if !asked {
+            return refuse(&mut stream, format!("no member named {to} is registered"));
+        }
+        let matched = answered.recv_timeout(self.options.pairing_within);
+        let Ok(matched) = matched else {
+            if let Some(r) = self.runs().get_mut(run) {
+                r.pending.remove(&pairing);
+            }
+            return refuse(
+                &mut stream,
+                format!(
+                    "{to} did not answer within {:?}",
+                    self.options.pairing_within
+                ),
+            );
+        };
+        send(
+            &mut stream,
+            &Said::Peer {
+                peer: matched.peer,
+                yours: from,
+            },
+        )?;
+        self.relay(stream, matched.to_peer, matched.from_peer)
+    }
+
+    fn accept(
+        &self,
+        mut stream: TcpStream,
+        from: SocketAddr,
+        run: &str,
+        pairing: u64,
+    ) -> io::Result<()> {
+        let pending = self
+            .runs()
+            .get_mut(run)
+            .and_then(|r| r.pending.remove(&pairing));
+        let (to_dialer, dialer_hears) = channel();
+        let (to_member, member_hears) = channel();
+        let dialer = pending.and_then(|p| {
+            let matched = Matched {
+                peer: from,
+                to_peer: to_member,
+                from_peer: dialer_hears,
+            };
+            p.answer.send(matched).is_ok().then_some(p.dialer)
+        });
+        let Some(dialer) = dialer else {
+            return refuse(&mut stream, "the pairing is over");
+        };
+        send(
+            &mut stream,
+            &Said::Peer {
+                peer: dialer,
+                yours: from,
+            },
+        )?;
+        self.relay(stream, to_dialer, member_hears)
+    }
+
+    /// Passes notes between the two sides of a pairing until either leaves or it has lasted
+    /// [`Options::linger`]; then ends this side's connection, so its client hears that the
+    /// other side is gone.
+    fn relay(
+        &self,
+        mut stream: TcpStream,
+        to_peer: Sender<String>,
+        from_peer: Receiver<String>,
+    ) -> io::Result<()> {
+        let until = Instant::now() + self.options.linger;
+        let reader = stream.try_clone()?;
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut reader = Deadline {
+                    stream: &reader,
+                    until,
+                };
+                while let Ok(Tell { note }) = receive(&mut reader) {
+                    if to_peer.send(note).is_err() {
+                        break;
+                    }
+                }
+                let _ = reader.stream.shutdown(Shutdown::Both);
+            });
+            let result = loop {
+                let left = until.saturating_duration_since(Instant::now());
+                match from_peer.recv_timeout(left) {
+                    Ok(note) => {
+                        if let Err(e) = send(&mut stream, &Said::Note { note }) {
+                            break Err(e);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                        break Ok(());
+                    }
+                }
+            };
+            let _ = stream.shutdown(Shutdown::Both);
+            result
+        })
+    }
+}
