@@ -7,7 +7,41 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn flowc(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_flowc"));
+    flowc_via(&Via::Here, args, env)
+}
+
+/// Where a test's `flowc` runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Via {
+    /// On this machine, as it is.
+    Here,
+    /// On the public host of a NAT test bed (`scripts/nat-testbed`) of `hosts` private hosts,
+    /// the first `symmetric` of them behind port-randomising NATs; its workers start in the
+    /// private hosts.
+    Nat { hosts: usize, symmetric: usize },
+}
+
+/// The rendezvous host and coordinator address a NAT test bed gives a run.
+pub const NAT_FLAGS: [&str; 4] = ["--rendezvous", "198.18.0.1:7400", "--listen", "198.18.0.1"];
+
+pub fn flowc_via(via: &Via, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let exe = env!("CARGO_BIN_EXE_flowc");
+    let mut c = match via {
+        Via::Here => Command::new(exe),
+        Via::Nat { hosts, symmetric } => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/nat-testbed");
+            let mut c = Command::new(script);
+            c.args(["run", "--hosts", &hosts.to_string()]).args([
+                "--symmetric",
+                &symmetric.to_string(),
+                "--flowc",
+                exe,
+                "--",
+                exe,
+            ]);
+            c
+        }
+    };
     c.args(args).env("NO_COLOR", "1");
     for (k, v) in env {
         c.env(k, v);
@@ -108,7 +142,12 @@ pub fn big_program(program: &str) -> (tempfile::TempDir, String) {
 
 /// Runs `flowc` and insists that it succeeds; `what` names the case in failures.
 pub fn run_ok(args: &[&str], env: &[(&str, &str)], what: &str) -> Output {
-    let run = flowc(args, env);
+    run_ok_via(&Via::Here, args, env, what)
+}
+
+/// [`run_ok`], run where `via` says.
+pub fn run_ok_via(via: &Via, args: &[&str], env: &[(&str, &str)], what: &str) -> Output {
+    let run = flowc_via(via, args, env);
     assert_eq!(
         run.status.code(),
         Some(0),
@@ -386,6 +425,11 @@ impl Drop for S3Server {
 /// Every example without ML steps, run with each of `variants` (extra `flowc run` flags),
 /// prints the same rows as in one process.
 pub fn examples_match(variants: &[Vec<String>], env: &[(&str, &str)]) {
+    examples_match_via(&Via::Here, variants, env);
+}
+
+/// [`examples_match`], the variants run where `via` says.
+pub fn examples_match_via(via: &Via, variants: &[Vec<String>], env: &[(&str, &str)]) {
     let (_dir, files) = examples_copy();
     for path in files {
         let p = path.to_str().unwrap();
@@ -399,7 +443,7 @@ pub fn examples_match(variants: &[Vec<String>], env: &[(&str, &str)]) {
             let what = format!("{p} with {}", flags.join(" "));
             let mut args = vec!["run", p];
             args.extend(flags.iter().map(String::as_str));
-            let got = lines(&run_ok(&args, env, &what));
+            let got = lines(&run_ok_via(via, &args, env, &what));
             if trains {
                 assert_close(&got, &lines(&single), f64::INFINITY, &what);
             } else {
@@ -434,6 +478,11 @@ pub fn assert_close(got: &[String], want: &[String], tolerance: f64, what: &str)
 /// `BIG` on the million rows, run with each of `variants`, saves the same files as in one
 /// process.
 pub fn big_matches(variants: &[Vec<String>], env: &[(&str, &str)]) {
+    big_matches_via(&Via::Here, variants, env);
+}
+
+/// [`big_matches`], the variants run where `via` says.
+pub fn big_matches_via(via: &Via, variants: &[Vec<String>], env: &[(&str, &str)]) {
     let (dir, p) = big_program(BIG);
     run_ok(&["run", &p], &[], "one process");
     let expected = big_outputs(dir.path());
@@ -443,7 +492,7 @@ pub fn big_matches(variants: &[Vec<String>], env: &[(&str, &str)]) {
         let what = flags.join(" ");
         let mut args = vec!["run", p.as_str()];
         args.extend(flags.iter().map(String::as_str));
-        run_ok(&args, env, &what);
+        run_ok_via(via, &args, env, &what);
         assert_eq!(big_outputs(dir.path()), expected, "{what}");
     }
 }

@@ -7,7 +7,7 @@
 use super::auth::Secret;
 use super::outbox::{Ended, Outbox};
 use super::protocol::{AttemptId, read_frame, receive, send, write_frame};
-use super::punched::{Punching, Reached};
+use super::punched::{Punching, Reached, Unpunched};
 use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::CompressionType;
@@ -452,7 +452,13 @@ impl Channels {
                 };
                 let mut stream = match &self.punching {
                     None => TcpStream::connect(addr).map_err(lost)?,
-                    Some(punching) => match punching.dial(addr, &fetch).map_err(lost)? {
+                    Some(punching) => match punching.dial(addr, &fetch).map_err(|e| {
+                        if Unpunched::is(&e) {
+                            DataFusionError::Execution(e.to_string())
+                        } else {
+                            lost(e)
+                        }
+                    })? {
                         Reached::Stream(stream) => stream,
                         Reached::Stored {
                             path: Some(path), ..

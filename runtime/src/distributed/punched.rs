@@ -111,6 +111,27 @@ fn unseal<T: for<'de> Deserialize<'de>>(secret: &Secret, note: &str) -> io::Resu
     serde_json::from_str(&sealed.body).map_err(io::Error::other)
 }
 
+/// A pair that could not punch when falling back is forbidden (`--strict-channels`): the
+/// task fails like any other rather than treating its peer as lost (the peer is alive, and
+/// would be replaced for nothing).
+#[derive(Debug)]
+pub struct Unpunched(pub String);
+
+impl std::fmt::Display for Unpunched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unpunched {}
+
+impl Unpunched {
+    /// Whether `error` is one.
+    pub fn is(error: &io::Error) -> bool {
+        error.get_ref().is_some_and(|e| e.is::<Unpunched>())
+    }
+}
+
 /// Where a reader's dial led.
 #[derive(Debug)]
 pub enum Reached {
@@ -216,11 +237,14 @@ impl Punching {
     }
 
     fn fell_back(&self, to: &str, pairing: &Pairing, e: &io::Error) -> io::Result<()> {
-        let reason = format!("no punched connection to {} ({e})", pairing.peer);
+        let reason = format!(
+            "no punched connection between {} and {} ({e})",
+            pairing.yours, pairing.peer
+        );
         if self.options.strict {
-            return Err(io::Error::other(format!(
+            return Err(io::Error::other(Unpunched(format!(
                 "{reason}; --strict-channels forbids falling back to storage"
-            )));
+            ))));
         }
         lock(&self.unreachable).insert(to.to_string(), reason.clone());
         lock(&self.links).fell_back.push(FellBack {

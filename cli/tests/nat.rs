@@ -1,0 +1,185 @@
+//! Direct channels between workers that can reach each other only through punched
+//! connections: each worker runs in a private host behind a NAT of its own, with a stateful
+//! firewall (`scripts/nat-testbed`, network namespaces this test creates and removes; needs
+//! root and nft). The coordinator and the rendezvous host are on the public segment.
+//! `--strict-channels` makes any pair that falls back to storage an error, so a run that
+//! succeeds with it moved every direct exchange over punched connections.
+
+mod cluster;
+
+use cluster::{
+    NAT_FLAGS, SHUFFLE, Via, big_matches_via, big_program, examples_match_via, flowc_via, run_ok,
+    run_ok_via, saved,
+};
+use serde_json::Value;
+
+/// `--workers N --channel direct` through the test bed's rendezvous host, for 2, 4 and 8
+/// workers, each followed by `more`.
+fn punched_on_2_4_8(more: &[&str]) -> Vec<Vec<String>> {
+    ["2", "4", "8"]
+        .iter()
+        .map(|n| {
+            ["--workers", n, "--channel", "direct"]
+                .iter()
+                .chain(&NAT_FLAGS)
+                .chain(more)
+                .map(|s| s.to_string())
+                .collect()
+        })
+        .collect()
+}
+
+const EIGHT_OPEN_NATS: Via = Via::Nat {
+    hosts: 8,
+    symmetric: 0,
+};
+
+#[test]
+fn a_plain_connection_between_two_private_hosts_fails() {
+    // Host 2 listens; host 1 connects to host 2's NAT (198.18.0.12) and must not get in,
+    // while it does reach the public host.
+    let probe = r#"
+set -- $FLOW_NAT_HOSTS
+ip netns exec "$2" python3 -c '
+import socket, sys
+s = socket.socket(); s.bind(("0.0.0.0", 9000)); s.listen(); s.settimeout(3)
+try:
+    s.accept(); print("host 2 accepted a connection")
+except OSError:
+    pass
+' &
+sleep 0.5
+ip netns exec "$1" python3 -c '
+import socket
+for target in [("198.18.0.12", 9000), ("198.18.0.1", 7400)]:
+    s = socket.socket(); s.settimeout(1)
+    try:
+        s.connect(target); print("reached", target[0])
+    except OSError:
+        print("could not reach", target[0])
+'
+wait
+"#;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/nat-testbed");
+    let out = std::process::Command::new(script)
+        .args(["run", "--hosts", "2", "--", "sh", "-c", probe])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text.contains("could not reach 198.18.0.12"), "{text}");
+    assert!(text.contains("reached 198.18.0.1\n"), "{text}");
+    assert!(!text.contains("accepted"), "{text}");
+}
+
+#[test]
+fn every_example_gives_the_same_rows_through_punched_channels() {
+    examples_match_via(
+        &EIGHT_OPEN_NATS,
+        &punched_on_2_4_8(&["--strict-channels"]),
+        &[],
+    );
+}
+
+#[test]
+fn a_million_rows_match_through_punched_channels() {
+    big_matches_via(
+        &EIGHT_OPEN_NATS,
+        &punched_on_2_4_8(&["--strict-channels"]),
+        &[],
+    );
+}
+
+/// Runs SHUFFLE on four workers in four private hosts, the first `symmetric` behind
+/// port-randomising NATs, and checks its rows; returns the report's `punched`. The plan is
+/// edited to run its shuffle on four functions, so every host takes part.
+fn shuffle_through(symmetric: usize) -> Value {
+    let (dir, p) = big_program(SHUFFLE);
+    run_ok(&["run", &p], &[], "one process");
+    let expected = saved(dir.path(), "joined.csv", true);
+    std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+    let planned = run_ok(
+        &["plan", &p, "--channel", "direct", "--format", "json"],
+        &[],
+        "planning",
+    );
+    let mut plan: Value = serde_json::from_slice(&planned.stdout).unwrap();
+    for stage in plan["stages"].as_array_mut().unwrap() {
+        if stage["partitioned"] == true {
+            stage["functions"] = 4.into();
+        }
+    }
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    let report = dir.path().join("report.json");
+    let mut args = vec!["run", &p, "--plan", plan_path.to_str().unwrap()];
+    args.extend(NAT_FLAGS);
+    args.extend([
+        "--punch-timeout",
+        "0.5",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let via = Via::Nat {
+        hosts: 4,
+        symmetric,
+    };
+    run_ok_via(&via, &args, &[], "through the NATs");
+    assert_eq!(saved(dir.path(), "joined.csv", true), expected);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(report["workers"], 4, "{report:#}");
+    report["punched"].clone()
+}
+
+fn fell_back(punched: &Value) -> Vec<String> {
+    punched["fell_back"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["reason"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn behind_port_randomising_nats_every_pair_falls_back_and_the_rows_are_right() {
+    let punched = shuffle_through(4);
+    assert_eq!(punched["connections"], 0, "{punched:#}");
+    assert!(!fell_back(&punched).is_empty(), "{punched:#}");
+}
+
+#[test]
+fn one_port_randomising_nat_among_four_sends_only_its_pairs_through_storage() {
+    let punched = shuffle_through(1);
+    let reasons = fell_back(&punched);
+    assert!(punched["connections"].as_u64().unwrap() > 0, "{punched:#}");
+    assert!(punched["p50_s"].as_f64().unwrap() > 0.0, "{punched:#}");
+    assert!(!reasons.is_empty(), "{punched:#}");
+    // Host 1's NAT is 198.18.0.11: every pair that fell back has it on one side.
+    for reason in reasons {
+        assert!(reason.contains("198.18.0.11:"), "{reason}");
+    }
+}
+
+#[test]
+fn strict_channels_turn_a_fallback_into_an_error_that_leaves_no_output() {
+    let (dir, p) = big_program(SHUFFLE);
+    let mut args = vec!["run", &p, "--workers", "2", "--channel", "direct"];
+    args.extend(NAT_FLAGS);
+    args.extend(["--punch-timeout", "0.5", "--strict-channels"]);
+    let via = Via::Nat {
+        hosts: 2,
+        symmetric: 2,
+    };
+    let run = flowc_via(&via, &args, &[]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    // The message is wrapped to the terminal's width.
+    let words: Vec<&str> = stderr.split_whitespace().filter(|w| *w != "│").collect();
+    assert!(
+        words
+            .join(" ")
+            .contains("--strict-channels forbids falling back to storage"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out").join("joined.csv").exists());
+}
