@@ -370,3 +370,200 @@ impl Host {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::client::Rendezvous;
+    use super::*;
+    use std::io::Write;
+
+    fn host(options: Options) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || serve(listener, options));
+        addr
+    }
+
+    fn quick() -> Options {
+        Options {
+            hello_within: Duration::from_millis(300),
+            pairing_within: Duration::from_secs(2),
+            ..Options::default()
+        }
+    }
+
+    /// Everything the host sends a connection that says `hello` after its nonce.
+    fn heard_after(addr: &str, hello: impl FnOnce(&[u8]) -> Hello) -> Vec<u8> {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut nonce = [0u8; 32];
+        s.read_exact(&mut nonce).unwrap();
+        send(&mut s, &hello(&nonce)).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        rest
+    }
+
+    #[test]
+    fn members_of_a_run_meet_and_pass_notes() {
+        let addr = host(quick());
+        let secret = Secret::generate().unwrap();
+        let run = Rendezvous::new(&addr, &secret).unwrap();
+        let _open = run.open().unwrap();
+        let mut member = run.register("b").unwrap();
+        let dialer = std::thread::spawn({
+            let run = run.clone();
+            move || {
+                let mut pairing = run.dial("b", "the ask".into()).unwrap();
+                let note = pairing.hear(Duration::from_secs(5)).unwrap();
+                (pairing.peer, note)
+            }
+        });
+        let (number, note) = member.asked().unwrap();
+        assert_eq!(note, "the ask");
+        let mut answer = run.accept(number).unwrap();
+        answer.tell("stored".into()).unwrap();
+        let (peer, note) = dialer.join().unwrap();
+        assert_eq!(peer, answer.yours);
+        assert_eq!(note, "stored");
+    }
+
+    #[test]
+    fn a_stranger_cannot_register_nor_dial_and_hears_nothing_but_the_nonce() {
+        let addr = host(quick());
+        let secret = Secret::generate().unwrap();
+        let run = Rendezvous::new(&addr, &secret).unwrap();
+        let _open = run.open().unwrap();
+        let _member = run.register("b").unwrap();
+        // The stranger knows the run's name, even, but not its key.
+        let stranger = Secret::generate().unwrap().rendezvous_key();
+        let name = secret.run_name();
+        for intent in [
+            Intent::Register { name: "c".into() },
+            Intent::Dial {
+                to: "b".into(),
+                note: String::new(),
+            },
+            Intent::Accept { pairing: 1 },
+        ] {
+            let heard = heard_after(&addr, |nonce| {
+                Hello::new(&stranger, &name, nonce, intent.clone()).unwrap()
+            });
+            assert!(heard.is_empty(), "{intent:?}: {heard:?}");
+        }
+        // Nor does a run it opened itself under that name exist beside ours.
+        let taken = heard_after(&addr, |nonce| {
+            Hello::new(
+                &stranger,
+                &name,
+                nonce,
+                Intent::Open {
+                    key: stranger.to_hex(),
+                },
+            )
+            .unwrap()
+        });
+        let said: Said = receive(&mut &taken[..]).unwrap();
+        assert!(matches!(said, Said::Refused { .. }), "{said:?}");
+    }
+
+    #[test]
+    fn a_hello_replayed_on_another_connection_or_for_another_run_is_refused() {
+        let addr = host(quick());
+        let (a, b) = (Secret::generate().unwrap(), Secret::generate().unwrap());
+        let (run_a, run_b) = (
+            Rendezvous::new(&addr, &a).unwrap(),
+            Rendezvous::new(&addr, &b).unwrap(),
+        );
+        let (_a, _b) = (run_a.open().unwrap(), run_b.open().unwrap());
+        // A registration of run a, proven for one nonce...
+        let mut captured = None;
+        let heard = heard_after(&addr, |nonce| {
+            let hello = Hello::new(
+                &a.rendezvous_key(),
+                &a.run_name(),
+                nonce,
+                Intent::Register { name: "m".into() },
+            )
+            .unwrap();
+            captured = Some(hello.clone());
+            hello
+        });
+        assert!(!heard.is_empty(), "the genuine registration is welcomed");
+        let captured = captured.unwrap();
+        // ...is worth nothing against a fresh nonce, nor moved to run b.
+        assert!(heard_after(&addr, |_| captured.clone()).is_empty());
+        let mut moved = captured.clone();
+        moved.run = b.run_name();
+        assert!(heard_after(&addr, |_| moved.clone()).is_empty());
+    }
+
+    #[test]
+    fn clients_that_say_nothing_or_say_it_slowly_stall_nobody() {
+        let addr = host(quick());
+        let mut silent: Vec<TcpStream> = (0..50)
+            .map(|_| TcpStream::connect(&addr).unwrap())
+            .collect();
+        // A slowloris: one byte of its hello at a time.
+        let mut slow = TcpStream::connect(&addr).unwrap();
+        let mut nonce = [0u8; 32];
+        slow.read_exact(&mut nonce).unwrap();
+        let started = Instant::now();
+        let secret = Secret::generate().unwrap();
+        let run = Rendezvous::new(&addr, &secret).unwrap();
+        let _open = run.open().unwrap();
+        let mut member = run.register("b").unwrap();
+        let dialer = std::thread::spawn({
+            let run = run.clone();
+            move || run.dial("b", String::new()).map(|p| p.peer)
+        });
+        let (number, _) = member.asked().unwrap();
+        let answer = run.accept(number).unwrap();
+        assert_eq!(dialer.join().unwrap().unwrap(), answer.yours);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // The slow one, sending a 100-byte hello a byte every 50 ms, is dropped once its time
+        // to say hello is up, long before it is done.
+        slow.write_all(&100u32.to_be_bytes()).unwrap();
+        let mut sent = 0;
+        while sent < 100 && slow.write_all(b" ").is_ok() {
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(sent < 40, "{sent} bytes sent before being dropped");
+        let mut rest = Vec::new();
+        silent[0]
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let _ = silent[0].read_to_end(&mut rest);
+        assert_eq!(rest.len(), 32, "the nonce, then the end");
+    }
+
+    #[test]
+    fn a_member_that_does_not_answer_times_the_pairing_out() {
+        let addr = host(Options {
+            pairing_within: Duration::from_millis(200),
+            ..quick()
+        });
+        let secret = Secret::generate().unwrap();
+        let run = Rendezvous::new(&addr, &secret).unwrap();
+        let _open = run.open().unwrap();
+        let _member = run.register("b").unwrap();
+        let error = run.dial("b", String::new()).unwrap_err();
+        assert!(error.to_string().contains("did not answer"), "{error}");
+        let error = run.dial("nobody", String::new()).unwrap_err();
+        assert!(error.to_string().contains("no member named"), "{error}");
+    }
+
+    #[test]
+    fn a_run_ends_when_its_opener_leaves() {
+        let addr = host(quick());
+        let secret = Secret::generate().unwrap();
+        let run = Rendezvous::new(&addr, &secret).unwrap();
+        let open = run.open().unwrap();
+        let mut member = run.register("b").unwrap();
+        drop(open);
+        assert!(member.asked().is_err());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(run.register("c").is_err());
+    }
+}
