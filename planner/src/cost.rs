@@ -113,7 +113,7 @@ pub fn transfer(
     let b = bytes.max(0.0);
     let moved = match channel {
         Channel::Fused => return Transfer::default(),
-        Channel::Direct => direct(profile, pattern, b, from, to, overlap_s),
+        Channel::Direct => punched(profile, pattern, b, from, to, overlap_s),
         Channel::Storage => storage(profile, pattern, b, from, to),
     };
     let (encode, decode) = coding(profile, pattern, b, from, to);
@@ -156,6 +156,46 @@ fn coding(profile: &Profile, pattern: Pattern, b: f64, from: Side, to: Side) -> 
         b / p * k.encode_s_per_byte / profile.vcpus_when(from.memory_mb, from.functions),
         read * k.decode_s_per_byte / profile.vcpus_when(to.memory_mb, to.functions),
     )
+}
+
+/// A direct exchange where a pair may fail to punch: with `fallback_chance` a pair tries for
+/// `punch_timeout_s`, then moves its share through storage. An exchange among many pairs
+/// takes as long as its slowest, so the time is that of the likeliest worst case: if any
+/// pair of the exchange falls back (one minus the chance that none does), the exchange waits
+/// out the timeout and a storage hop for that share; the dollars are the expected ones.
+fn punched(
+    profile: &Profile,
+    pattern: Pattern,
+    b: f64,
+    from: Side,
+    to: Side,
+    overlap_s: f64,
+) -> Transfer {
+    let q = profile.direct.fallback_chance;
+    let fine = direct(profile, pattern, b, from, to, overlap_s);
+    if q <= 0.0 {
+        return fine;
+    }
+    let pairs = f64::from(from.functions.max(1)) * f64::from(to.functions.max(1));
+    let any = 1.0 - (1.0 - q).powf(pairs);
+    let share = Side {
+        functions: 1,
+        ..from
+    };
+    let hop = storage(
+        profile,
+        pattern,
+        b / pairs,
+        share,
+        Side { functions: 1, ..to },
+    );
+    let slowest = fine
+        .seconds
+        .max(profile.direct.punch_timeout_s + hop.seconds);
+    Transfer {
+        seconds: (1.0 - any) * fine.seconds + any * slowest,
+        usd: fine.usd + q * pairs * hop.usd,
+    }
 }
 
 fn direct(
@@ -512,6 +552,37 @@ mod tests {
         let (_, gather) = coding(&p, Pattern::Gather, 1e9, side(4), side(1));
         let (_, shuffle) = coding(&p, Pattern::HashShuffle, 1e9, side(4), side(4));
         assert!(gather > 3.9 * shuffle, "{gather} {shuffle}");
+    }
+
+    #[test]
+    fn a_chance_of_falling_back_costs_the_timeout_and_a_storage_hop_for_its_share() {
+        let mut p = aws();
+        let shuffle = |p: &Profile| {
+            transfer(
+                p,
+                Pattern::HashShuffle,
+                Channel::Direct,
+                100e6,
+                side(8),
+                side(8),
+                0.0,
+            )
+        };
+        let sure = shuffle(&p);
+        let mut last = sure;
+        for q in [0.001, 0.01, 0.1, 1.0] {
+            p.direct.fallback_chance = q;
+            let t = shuffle(&p);
+            assert!(
+                t.seconds > last.seconds && t.usd > last.usd,
+                "{q}: {t:?} vs {last:?}"
+            );
+            last = t;
+        }
+        // Every pair falling back waits out the timeout, then a storage hop.
+        assert!(last.seconds > p.direct.punch_timeout_s);
+        p.direct.fallback_chance = 1.5;
+        assert!(p.validate().is_err());
     }
 
     #[test]

@@ -112,11 +112,23 @@ pub struct Direct {
     pub pairing_s: f64,
     /// Dollars per hour of the rendezvous host.
     pub rendezvous_usd_per_hour: f64,
+    /// The chance that a pair cannot punch a connection (a NAT that changes ports per
+    /// destination, a firewall) and moves its share through storage instead, after trying
+    /// for `punch_timeout_s`. Zero unless measured where the functions run.
+    #[serde(default)]
+    pub fallback_chance: f64,
+    /// How long a pair tries to punch before it falls back (`flowc run --punch-timeout`).
+    #[serde(default = "default_punch_timeout_s")]
+    pub punch_timeout_s: f64,
     /// Why functions cannot reach each other directly, when they cannot (Lambda functions
     /// accept no connections: without a rendezvous host every exchange goes through
     /// storage). Set by whoever knows the run's setting, not written in profiles.
     #[serde(default, skip)]
     pub unreachable: Option<String>,
+}
+
+fn default_punch_timeout_s() -> f64 {
+    3.0
 }
 
 /// The storage hop.
@@ -343,7 +355,7 @@ impl Profile {
         Ok(profile)
     }
 
-    fn validate(&self) -> Result<(), ProfileError> {
+    pub(crate) fn validate(&self) -> Result<(), ProfileError> {
         let positive = |v: f64| v.is_finite() && v > 0.0;
         let c = &self.compute;
         let fail = |what: &str| Err(ProfileError(format!("profile `{}`: {what}", self.name)));
@@ -360,6 +372,7 @@ impl Profile {
             self.direct.latency_s,
             self.direct.pairing_s,
             self.direct.rendezvous_usd_per_hour,
+            self.direct.punch_timeout_s,
             self.storage.latency_s,
             self.storage.usd_per_put,
             self.storage.usd_per_get,
@@ -415,6 +428,9 @@ impl Profile {
             .is_some_and(|e| !(positive(e) && e <= 1.0))
         {
             return fail("shared_efficiency must be above 0 and at most 1");
+        }
+        if !(0.0..=1.0).contains(&self.direct.fallback_chance) {
+            return fail("direct.fallback_chance must be between 0 and 1");
         }
         if c.shared_vcpus.is_some_and(|v| !positive(v))
             || c.shared_memory_mb.is_some_and(|m| m < c.memory_min_mb)

@@ -1,5 +1,5 @@
 //! `flowc calibrate`: measures this machine for the `local` profile — loopback TCP latency
-//! and bandwidth (the direct channel), a local folder's latency and bandwidth (the storage
+//! and bandwidth (the direct channel), pairing through a rendezvous host, a local folder's latency and bandwidth (the storage
 //! hop), and the per-row cost of scan, filter, join, aggregate, sort, write, preparing a
 //! training table, training and inference on generated data, each on one core, and what
 //! loading an ONNX model costs — and, given the `flowc` executable, the fixed costs of
@@ -8,6 +8,7 @@
 mod contention;
 mod exchanges;
 pub mod overheads;
+mod pairing;
 mod scans;
 
 use datafusion::arrow::array::{
@@ -59,6 +60,13 @@ pub fn calibrate(
     profile.direct.flat_fanout_bytes_per_s = bandwidth;
     note("direct latency (loopback TCP, one way)", seconds(latency));
     note("direct bandwidth (one stream)", rate(bandwidth));
+    let pairing = pairing::pairing_s(10 * scale)
+        .map_err(|e| format!("cannot measure pairing through a rendezvous host: {e}"))?;
+    profile.direct.pairing_s = pairing;
+    note(
+        "pairing through a rendezvous host (loopback, per pair)",
+        seconds(pairing),
+    );
 
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a scratch folder: {e}"))?;
     let (latency, write, read) = folder(dir.path(), 50 * scale, 32 * 1024 * 1024 * scale)
