@@ -17,16 +17,8 @@ flowc=$PWD/target/release/flowc
 out=target/bench-lambda
 mkdir -p "$out"
 
-# The shuffle's data, as bench/shuffle.sh makes it.
-shuffle=target/bench-shuffle
-if [ ! -f "$shuffle/facts.parquet" ]; then
-  RUNS=1 bash bench/shuffle.sh >/dev/null
-fi
-cat > "$shuffle/shuffle.flow" <<'FLOW'
-# Every row crosses the shuffle: 10,000,000 rows on 5,000,000 keys.
-let facts = load "facts.parquet"
-show facts | group key { total = sum(value) } | group { keys = count(), total = sum(total) }
-FLOW
+# The shuffle's data and program.
+source bench/shuffle-program.sh
 
 # A million rows, as the tests make them.
 if [ ! -f "$out/facts.csv" ]; then

@@ -21,10 +21,15 @@ pub fn write_frame(w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
 
 /// Reads one frame written by [`write_frame`].
 pub fn read_frame(r: &mut impl Read) -> io::Result<Vec<u8>> {
+    read_frame_of_at_most(r, MAX_FRAME)
+}
+
+/// Reads one frame of at most `max` bytes; a longer one is refused before it is read.
+pub fn read_frame_of_at_most(r: &mut impl Read, max: usize) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
+    if len > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("frame of {len} bytes is larger than the limit"),

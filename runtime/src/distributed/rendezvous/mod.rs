@@ -116,16 +116,6 @@ pub fn send(w: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
 
 /// Reads one small JSON frame; a longer one is refused before it is read.
 pub fn receive<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<T> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len)?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "a rendezvous message is larger than the limit",
-        ));
-    }
-    let mut bytes = vec![0u8; len];
-    r.read_exact(&mut bytes)?;
+    let bytes = super::protocol::read_frame_of_at_most(r, MAX_FRAME)?;
     serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const ATTEMPT: Duration = Duration::from_millis(100);
 
 /// Pause after a refused attempt (no NAT in between, and the peer had not started yet).
-const PAUSE: Duration = Duration::from_millis(5);
+const PAUSE: Duration = Duration::from_millis(1);
 
 /// A socket bound to `local` that other sockets may share the port with.
 fn shared(local: SocketAddr) -> io::Result<Socket> {

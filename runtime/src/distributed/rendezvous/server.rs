@@ -392,6 +392,14 @@ mod tests {
         }
     }
 
+    /// A run opened at `addr`, its secret, and the connection that holds it open.
+    fn opened(addr: &str) -> (Rendezvous, Secret, TcpStream) {
+        let secret = Secret::generate().unwrap();
+        let run = Rendezvous::new(addr, &secret).unwrap();
+        let open = run.open().unwrap();
+        (run, secret, open)
+    }
+
     /// Everything the host sends a connection that says `hello` after its nonce.
     fn heard_after(addr: &str, hello: impl FnOnce(&[u8]) -> Hello) -> Vec<u8> {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -407,9 +415,7 @@ mod tests {
     #[test]
     fn members_of_a_run_meet_and_pass_notes() {
         let addr = host(quick());
-        let secret = Secret::generate().unwrap();
-        let run = Rendezvous::new(&addr, &secret).unwrap();
-        let _open = run.open().unwrap();
+        let (run, _, _open) = opened(&addr);
         let mut member = run.register("b").unwrap();
         let dialer = std::thread::spawn({
             let run = run.clone();
@@ -431,9 +437,7 @@ mod tests {
     #[test]
     fn a_stranger_cannot_register_nor_dial_and_hears_nothing_but_the_nonce() {
         let addr = host(quick());
-        let secret = Secret::generate().unwrap();
-        let run = Rendezvous::new(&addr, &secret).unwrap();
-        let _open = run.open().unwrap();
+        let (run, secret, _open) = opened(&addr);
         let _member = run.register("b").unwrap();
         // The stranger knows the run's name, even, but not its key.
         let stranger = Secret::generate().unwrap().rendezvous_key();
@@ -509,9 +513,7 @@ mod tests {
         let mut nonce = [0u8; 32];
         slow.read_exact(&mut nonce).unwrap();
         let started = Instant::now();
-        let secret = Secret::generate().unwrap();
-        let run = Rendezvous::new(&addr, &secret).unwrap();
-        let _open = run.open().unwrap();
+        let (run, _, _open) = opened(&addr);
         let mut member = run.register("b").unwrap();
         let dialer = std::thread::spawn({
             let run = run.clone();
@@ -544,9 +546,7 @@ mod tests {
             pairing_within: Duration::from_millis(200),
             ..quick()
         });
-        let secret = Secret::generate().unwrap();
-        let run = Rendezvous::new(&addr, &secret).unwrap();
-        let _open = run.open().unwrap();
+        let (run, _, _open) = opened(&addr);
         let _member = run.register("b").unwrap();
         let error = run.dial("b", String::new()).unwrap_err();
         assert!(error.to_string().contains("did not answer"), "{error}");
@@ -557,9 +557,7 @@ mod tests {
     #[test]
     fn a_run_ends_when_its_opener_leaves() {
         let addr = host(quick());
-        let secret = Secret::generate().unwrap();
-        let run = Rendezvous::new(&addr, &secret).unwrap();
-        let open = run.open().unwrap();
+        let (run, _, open) = opened(&addr);
         let mut member = run.register("b").unwrap();
         drop(open);
         assert!(member.asked().is_err());
