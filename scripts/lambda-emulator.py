@@ -37,6 +37,9 @@ import urllib.request
 
 # The memory sizes the `aws` profile plans with (powers of two from 128 MB, each whole vCPU,
 # and the maximum): cargo-lambda serves only functions it knows by name.
+# The address every server binds and every instance is told (--host).
+HOST = "127.0.0.1"
+
 SIZES = [128, 256, 512, 1024, 1769, 2048, 3538, 4096, 5307, 7076, 8192, 8845, 10240]
 
 
@@ -48,7 +51,7 @@ def signed_for(service):
 
 def free_port():
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         return s.getsockname()[1]
 
 
@@ -58,7 +61,7 @@ def wait_for(port, what, child, seconds=120):
         if child.poll() is not None:
             sys.exit(f"{what} exited with status {child.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((HOST, port), timeout=1):
                 return
         except OSError:
             time.sleep(0.2)
@@ -80,7 +83,7 @@ class Functions:
     def config(self, name):
         """The function's environment and memory as deployed in moto, if it was."""
         try:
-            url = f"http://127.0.0.1:{self.moto_port}/2015-03-31/functions/{name}/configuration"
+            url = f"http://{HOST}:{self.moto_port}/2015-03-31/functions/{name}/configuration"
             # moto routes by the service a request is signed for; this one is for Lambda.
             request = urllib.request.Request(url, headers={"Authorization": signed_for("lambda")})
             with urllib.request.urlopen(request, timeout=5) as reply:
@@ -99,11 +102,11 @@ class Functions:
         child_env.setdefault("FLOW_LAMBDA_KEY", self.args.key)
         child_env.update(
             {
-                "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{self.runtime_port}/.rt/{name}",
+                "AWS_LAMBDA_RUNTIME_API": f"http://{HOST}:{self.runtime_port}/.rt/{name}",
                 "AWS_LAMBDA_FUNCTION_NAME": name,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.moto_port}",
+                "AWS_ENDPOINT_URL": f"http://{HOST}:{self.moto_port}",
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_DEFAULT_REGION": self.args.region,
@@ -112,8 +115,11 @@ class Functions:
         )
         for var in ("AWS_ENDPOINT_URL_LAMBDA", "FLOW_LAMBDA_MEMORY_MB"):
             child_env.pop(var, None)
+        # The NAT test bed (scripts/nat-testbed) places each instance in a private host.
+        launcher = os.environ.get("FLOW_WORKER_LAUNCHER")
+        command = [launcher, self.args.flowc] if launcher else [self.args.flowc]
         return subprocess.Popen(
-            [self.args.flowc],
+            command,
             env=child_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -165,9 +171,9 @@ def front(functions, runtime_port, moto_port):
             return self.rfile.read(length) if length else b""
 
         def relay(self, port, body, timeout=None):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
             headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-            headers["Host"] = f"127.0.0.1:{port}"
+            headers["Host"] = f"{HOST}:{port}"
             conn.request(self.command, self.path, body=body, headers=headers)
             reply = conn.getresponse()
             return reply.status, reply.getheaders(), reply.read()
@@ -229,11 +235,15 @@ def main():
                         help="instances per function; more invocations at once are throttled")
     parser.add_argument("--throttle-every", type=int, default=0)
     parser.add_argument("--port", type=int, default=0, help="the front's port (default: any)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="the address servers listen on and instances reach them at")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--while-stdin", action="store_true",
                         help="stop when standard input closes (for test harnesses)")
     args = parser.parse_args()
     args.flowc = os.path.abspath(args.flowc)
+    global HOST
+    HOST = args.host
 
     cargo_lambda = shutil.which("cargo-lambda")
     if cargo_lambda is None:
@@ -262,7 +272,7 @@ def main():
     moto_port = free_port()
     quiet = None if args.verbose else subprocess.DEVNULL
     moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+        [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(moto_port)],
         stdout=quiet, stderr=quiet, stdin=subprocess.DEVNULL,
     )
     children.append(moto)
@@ -277,7 +287,7 @@ def main():
         f.write("fn main() {}\n")
     runtime_port = free_port()
     watch = subprocess.Popen(
-        ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1",
+        ["cargo", "lambda", "watch", "--only-lambda-apis", "-A", HOST,
          "-P", str(runtime_port)],
         cwd=workspace, stdout=quiet, stderr=quiet, stdin=subprocess.DEVNULL,
     )
@@ -287,7 +297,7 @@ def main():
 
     # The bucket, and a role a deployment can name.
     urllib.request.urlopen(
-        urllib.request.Request(f"http://127.0.0.1:{moto_port}/{args.bucket}", method="PUT"),
+        urllib.request.Request(f"http://{HOST}:{moto_port}/{args.bucket}", method="PUT"),
         timeout=30,
     ).read()
     role_form = (
@@ -299,7 +309,7 @@ def main():
         }))
     )
     iam = urllib.request.Request(
-        f"http://127.0.0.1:{moto_port}/", data=role_form.encode(), method="POST",
+        f"http://{HOST}:{moto_port}/", data=role_form.encode(), method="POST",
         headers={"Content-Type": "application/x-www-form-urlencoded",
                  "Authorization": signed_for("iam")},
     )
@@ -308,13 +318,13 @@ def main():
 
     functions = Functions(args, runtime_port, moto_port)
     port = args.port or free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), front(functions, runtime_port, moto_port))
+    server = http.server.ThreadingHTTPServer((HOST, port), front(functions, runtime_port, moto_port))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
     env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
-        "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{port}",
+        "AWS_ENDPOINT_URL": f"http://{HOST}:{moto_port}",
+        "AWS_ENDPOINT_URL_LAMBDA": f"http://{HOST}:{port}",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": args.region,

@@ -348,17 +348,11 @@ fn refuse_lambda_usage(args: &RunArgs) -> Option<String> {
                 .into(),
         );
     }
-    if args.channel == Some(Channel::Direct) {
+    if args.channel == Some(Channel::Direct) && args.rendezvous.is_none() {
         return Some(format!(
-            "error: --channel direct cannot run on Lambda: {}",
+            "error: --channel direct cannot run on Lambda without --rendezvous: {}",
             crate::plan::NO_RENDEZVOUS
         ));
-    }
-    if args.rendezvous.is_some() {
-        return Some(
-            "error: --rendezvous does not run on Lambda yet: Lambda runs move every exchange through the --store\nhint: `flowc plan FILE --target lambda --rendezvous HOST:PORT` prices direct channels there"
-                .into(),
-        );
     }
     if let Some(t) = args.task_timeout
         && !(t.is_finite() && t > 0.0 && t <= 900.0)
@@ -396,7 +390,7 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
         )
     })?;
     let target = if args.lambda() { "lambda" } else { "local" };
-    let mut profile = target_profile(target, args.profile.as_deref(), None)
+    let mut profile = target_profile(target, args.profile.as_deref(), args.rendezvous.as_deref())
         .map_err(|e| Refused::Flags(format!("error: {e}")))?;
     let deployment = if args.lambda() {
         let prefix = args.function_prefix.as_deref().unwrap_or(DEFAULT_PREFIX);
@@ -442,7 +436,8 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
         max_attempts: MAX_ATTEMPTS,
         compression,
         log: crate::logging::filter(args.verbose),
-        direct: !args.lambda(),
+        // Lambda functions reach each other only through a rendezvous host.
+        direct: !args.lambda() || args.rendezvous.is_some(),
         listen: args.listen(),
         punch: args.punch(),
     };

@@ -183,3 +183,37 @@ fn strict_channels_turn_a_fallback_into_an_error_that_leaves_no_output() {
     );
     assert!(!dir.path().join("out").join("joined.csv").exists());
 }
+
+#[test]
+fn on_lambda_function_instances_in_private_hosts_punch_their_direct_channels() {
+    let (dir, p) = big_program(SHUFFLE);
+    run_ok(&["run", &p], &[], "one process");
+    let expected = saved(dir.path(), "joined.csv", true);
+    std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+    let report = dir.path().join("report.json");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nat-lambda.sh");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/nat-testbed");
+    let exe = env!("CARGO_BIN_EXE_flowc");
+    // One host more than instances: the test bed's count of placements then says how many
+    // instances it placed.
+    let run = std::process::Command::new(root)
+        .args(["run", "--hosts", "3", "--flowc", exe, "--", "bash"])
+        .arg(script)
+        .args([exe, &p, report.to_str().unwrap(), "2"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("placed 2 instances"), "{stdout}");
+    assert_eq!(saved(dir.path(), "joined.csv", true), expected);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    let punched = &report["punched"];
+    assert!(punched["connections"].as_u64().unwrap() > 0, "{punched:#}");
+    assert!(fell_back(punched).is_empty(), "{punched:#}");
+}

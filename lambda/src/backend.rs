@@ -9,7 +9,7 @@
 
 use crate::deployment::Deployment;
 use crate::names::function_name;
-use crate::request::{MAX_PAYLOAD_BYTES, Reply, Request, Run, Signed, Spill};
+use crate::request::{MAX_PAYLOAD_BYTES, Reply, Request, Run, Signed, Spill, Work};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_lambda::config::ProvideCredentials;
@@ -185,6 +185,24 @@ fn stop_all(relays: &Mutex<HashMap<u32, Relay>>) {
 
 impl Backend for LambdaBackend {
     fn launch(&mut self, launch: &Launch, secret: &Secret) -> std::io::Result<()> {
+        let run = Run {
+            store: launch.store.clone(),
+            prefix: launch.prefix.clone(),
+            compression: launch.compression.name().to_string(),
+            secret: secret.to_hex(),
+        };
+        // With a rendezvous host, a function joins the run as a worker for as long as the run
+        // needs it, so that its outputs can be served to peers over punched channels.
+        if let Some(punch) = &launch.punch {
+            let work = Work::Join {
+                coordinator: launch.coordinator.clone(),
+                punch: punch.clone(),
+            };
+            let request = Request::of(run, work, SystemTime::now() + MAX_TASK);
+            let invoker = self.invoker.clone();
+            std::thread::spawn(move || invoker.join(&request));
+            return Ok(());
+        }
         let pid = self.next;
         self.next += 1;
         let mut control = TcpStream::connect(&launch.coordinator)?;
@@ -205,12 +223,6 @@ impl Backend for LambdaBackend {
                 control: control.try_clone().ok(),
             },
         );
-        let run = Run {
-            store: launch.store.clone(),
-            prefix: launch.prefix.clone(),
-            compression: launch.compression.name().to_string(),
-            secret: secret.to_hex(),
-        };
         let invoker = self.invoker.clone();
         std::thread::spawn(move || relay(&invoker, &run, control, &stop));
         Ok(())
@@ -329,9 +341,31 @@ impl Invoker {
                     Reply::Answer(answer) => Ok(answer),
                     Reply::Spilled(spill) => serde_json::from_slice(&spill.get().await?)
                         .map_err(|e| format!("{name} spilled a reply that is not one: {e}")),
+                    Reply::Served => Err(format!("{name} answered a task as if it had joined")),
                 }
             })
             .unwrap_or_else(fail)
+    }
+
+    /// Invokes a function of the plan's largest memory to serve as a worker until the run
+    /// lets it go ([`Work::Join`]). A function that fails to join is noticed by the
+    /// coordinator, which starts another.
+    fn join(&self, request: &Request) {
+        let memory = self.plan.stages.iter().map(|s| s.memory_mb).max();
+        let name = function_name(&self.prefix, memory.unwrap_or(1769));
+        let joined = request.sign(&self.key).and_then(|payload| {
+            self.runtime
+                .block_on(self.call(&name, payload, MAX_TASK))
+                .and_then(|reply| match reply {
+                    Reply::Served => Ok(()),
+                    _ => Err(format!(
+                        "{name} answered a request to join with a task's reply"
+                    )),
+                })
+        });
+        if let Err(e) = joined {
+            tracing::warn!("a function joining the run as a worker ended: {e}");
+        }
     }
 
     /// Invokes `name` until it answers or fails for a reason other than throttling.

@@ -5,10 +5,11 @@
 //! the runtime's [`Function`], kept between invocations of the same run while the sandbox
 //! lives. A request past its deadline is refused; a task that reaches it stops.
 
-use crate::request::{KEY_ENV, MAX_PAYLOAD_BYTES, Reply, Request, Signed, Spill};
+use crate::request::{KEY_ENV, MAX_PAYLOAD_BYTES, Reply, Request, Run, Signed, Spill, Work};
 use flow_runtime::distributed::auth::Secret;
+use flow_runtime::distributed::channels::Compression;
 use flow_runtime::distributed::protocol::ToWorker;
-use flow_runtime::distributed::worker::Function;
+use flow_runtime::distributed::worker::{self, Function, WorkerArgs};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -71,8 +72,7 @@ static SANDBOX: Mutex<Option<(String, Arc<Function>)>> = Mutex::new(None);
 
 /// The function for the request's run: the one kept from an earlier invocation of the same
 /// run, else a new one (a sandbox serves one run at a time).
-fn function_for(request: &Request) -> Result<Arc<Function>, String> {
-    let run = &request.run;
+fn function_for(run: &Run, compression: Compression) -> Result<Arc<Function>, String> {
     let id = format!("{}\n{}", run.store, run.prefix);
     let mut sandbox = SANDBOX.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((kept, function)) = sandbox.as_ref()
@@ -84,7 +84,7 @@ fn function_for(request: &Request) -> Result<Arc<Function>, String> {
     let function = Arc::new(Function::new(
         &run.store,
         &run.prefix,
-        request.compression()?,
+        compression,
         secret,
         // Every exchange of a Lambda run goes through storage: no rendezvous host yet.
         None,
@@ -107,19 +107,35 @@ async fn answer(key: &Secret, signed: Signed) -> Result<Reply, lambda_runtime::E
     if left < LEAST_TIME {
         return Err("refused: the request's deadline has passed".into());
     }
-    if matches!(
-        request.message,
-        ToWorker::Release { .. } | ToWorker::Shutdown
-    ) {
-        return Err("refused: a function is sent tasks and training members only".into());
-    }
     let frames = request.frames()?;
+    let compression = request.compression()?;
     let deadline = Instant::now() + left;
+    let (message, frames) = match request.work {
+        Work::Join { coordinator, punch } => {
+            let args = WorkerArgs {
+                connect: coordinator,
+                store: run.store.clone(),
+                prefix: run.prefix.clone(),
+                compression,
+                punch: Some(punch),
+            };
+            let secret = Secret::from_hex(&run.secret).ok_or("a malformed run secret")?;
+            tokio::task::spawn_blocking(move || worker::serve(&args, secret)).await??;
+            return Ok(Reply::Served);
+        }
+        Work::Message { message, .. }
+            if matches!(message, ToWorker::Release { .. } | ToWorker::Shutdown) =>
+        {
+            return Err("refused: a function is sent tasks and training members only".into());
+        }
+        Work::Message { message, .. } => (message, frames),
+    };
     // Off the async threads: a function holds a runtime of its own, which may neither run
     // nor be dropped (when the sandbox moves to another run) inside this one.
+    let run_of = request.run.clone();
     let reply = tokio::task::spawn_blocking(move || {
-        let function = function_for(&request)?;
-        Ok::<_, String>(function.handle_until(request.message, frames, Some(deadline)))
+        let function = function_for(&run_of, compression)?;
+        Ok::<_, String>(function.handle_until(message, frames, Some(deadline)))
     })
     .await??;
     let reply = reply.ok_or("the request asked for no answer")?;

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use flow_runtime::distributed::auth::Secret;
 use flow_runtime::distributed::channels::Compression;
 use flow_runtime::distributed::protocol::{ToCoordinator, ToWorker};
+use flow_runtime::distributed::punched::PunchOptions;
 use flow_runtime::distributed::store::open_store;
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The version of the request format; a function refuses any other.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The environment variable holding the deployment's key (hex) in a function, and in
 /// `flowc run --target lambda` when it does not read it from the function's configuration.
@@ -44,10 +45,25 @@ pub struct Request {
     pub run: Run,
     /// Milliseconds since the Unix epoch after which the function must not be working on it.
     pub deadline_ms: u64,
-    /// What to do: a task or a training member.
-    pub message: ToWorker,
-    /// The frames that follow the message on a worker's control connection, base64.
-    pub frames: Vec<String>,
+    pub work: Work,
+}
+
+/// What an invocation is for.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Work {
+    /// One task or training member, answered by the invocation's reply.
+    Message {
+        message: ToWorker,
+        /// The frames that follow the message on a worker's control connection, base64.
+        frames: Vec<String>,
+    },
+    /// Serve as one worker of the run until the coordinator ends it (or the deadline): join
+    /// the coordinator at `coordinator` and reach peers through the rendezvous host, so that
+    /// outputs are served from a function that is still running.
+    Join {
+        coordinator: String,
+        punch: PunchOptions,
+    },
 }
 
 /// The payload of an invocation: the request's JSON text and its signature, or where in the
@@ -71,11 +87,13 @@ pub struct Spill {
     pub path: String,
 }
 
-/// What a function answers: the reply itself, or where it put a reply over 6 MB.
+/// What a function answers: the reply itself, or where it put a reply over 6 MB, or (for
+/// [`Work::Join`]) that it served as a worker until the run let it go.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
     Answer(ToCoordinator),
     Spilled(Spill),
+    Served,
 }
 
 impl Spill {
@@ -111,14 +129,19 @@ impl Spill {
 impl Request {
     /// A request for `message` and its frames, due by `deadline`.
     pub fn new(run: Run, message: ToWorker, frames: &[Vec<u8>], deadline: SystemTime) -> Request {
+        let frames = frames.iter().map(|f| STANDARD.encode(f)).collect();
+        Request::of(run, Work::Message { message, frames }, deadline)
+    }
+
+    /// A request for `work`, due by `deadline`.
+    pub fn of(run: Run, work: Work, deadline: SystemTime) -> Request {
         Request {
             version: VERSION,
             run,
             deadline_ms: deadline
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
-            message,
-            frames: frames.iter().map(|f| STANDARD.encode(f)).collect(),
+            work,
         }
     }
 
@@ -150,9 +173,12 @@ impl Request {
         Ok(request)
     }
 
-    /// The frames, decoded.
+    /// The frames, decoded (none for [`Work::Join`]).
     pub fn frames(&self) -> Result<Vec<Vec<u8>>, String> {
-        self.frames
+        let Work::Message { frames, .. } = &self.work else {
+            return Ok(Vec::new());
+        };
+        frames
             .iter()
             .map(|f| {
                 STANDARD
