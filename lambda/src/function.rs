@@ -123,9 +123,10 @@ async fn answer(key: &Secret, signed: Signed) -> Result<Reply, lambda_runtime::E
             tokio::task::spawn_blocking(move || worker::serve(&args, secret)).await??;
             return Ok(Reply::Served);
         }
-        Work::Message { message, .. }
-            if matches!(message, ToWorker::Release { .. } | ToWorker::Shutdown) =>
-        {
+        Work::Message {
+            message: ToWorker::Release { .. } | ToWorker::Shutdown,
+            ..
+        } => {
             return Err("refused: a function is sent tasks and training members only".into());
         }
         Work::Message { message, .. } => (message, frames),
