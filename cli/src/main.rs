@@ -167,7 +167,7 @@ fn main() -> ExitCode {
 /// `flowc rendezvous`: serves until the process is stopped.
 fn rendezvous(listen: &str) -> u8 {
     logging::init(0);
-    let listener = match std::net::TcpListener::bind(listen) {
+    let listener = match flow_runtime::distributed::rendezvous::server::listen(listen) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot listen on {listen}: {e}");

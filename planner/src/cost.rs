@@ -245,7 +245,12 @@ fn direct(
             (tree.min(chain), p + depth)
         }
     };
-    let pairing = peers * d.pairing_s;
+    // Each consumer pairs with its peers side by side; where functions share cores (one
+    // machine), every pair of the exchange is punched at once on those cores.
+    let pairing = match profile.compute.shared_vcpus {
+        Some(cores) if cores > 0.0 => (peers * d.pairing_s).max(p * c * d.pairing_s / cores),
+        _ => peers * d.pairing_s,
+    };
     let exposed = (pairing - overlap_s.max(0.0)).max(0.0);
     let seconds = moving + exposed;
     // Producers stay alive while they send and while the consumers start; consumers are
@@ -583,6 +588,26 @@ mod tests {
         assert!(last.seconds > p.direct.punch_timeout_s);
         p.direct.fallback_chance = 1.5;
         assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn on_shared_cores_every_pair_of_an_exchange_is_punched_on_them() {
+        let mut p = aws();
+        p.direct.pairing_s = 0.001;
+        let pairing = |p: &Profile, n: u32| {
+            let t = |pairing_s: f64| {
+                let mut p = p.clone();
+                p.direct.pairing_s = pairing_s;
+                direct(&p, Pattern::HashShuffle, 1.0, side(n), side(n), 0.0).seconds
+            };
+            t(0.001) - t(0.0)
+        };
+        // Functions of their own: each consumer pairs with its n peers.
+        assert!((pairing(&p, 16) - 0.016).abs() < 1e-9);
+        // Two shared cores: all 256 pairs at once on them.
+        p.compute.shared_vcpus = Some(2.0);
+        assert!((pairing(&p, 16) - 0.128).abs() < 1e-9);
+        assert!((pairing(&p, 2) - 0.002).abs() < 1e-9);
     }
 
     #[test]

@@ -5,14 +5,13 @@ use crate::distributed::auth::Secret;
 use crate::distributed::rendezvous::client::Rendezvous;
 use crate::distributed::rendezvous::server;
 use std::io;
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 const WITHIN: Duration = Duration::from_secs(3);
 
 /// The median seconds of `pairs` pairings, each from dial to connected.
 pub fn pairing_s(pairs: usize) -> io::Result<f64> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let listener = server::listen("127.0.0.1:0")?;
     let addr = listener.local_addr()?.to_string();
     // The host serves until the process ends, which for `flowc calibrate` is soon.
     std::thread::spawn(move || server::serve(listener, server::Options::default()));

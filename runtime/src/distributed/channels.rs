@@ -133,6 +133,9 @@ pub fn failed_producer(error: &(dyn std::error::Error + 'static)) -> Option<Atte
     None
 }
 
+/// A location's bytes as [`Channels::open`] found them, and where they come from.
+pub struct Opened(Box<dyn Read + Send>, Origin);
+
 /// Where [`Channels::open`]'s bytes come from, to name a failure while reading them.
 enum Origin {
     Object(String),
@@ -269,6 +272,37 @@ impl<R: Read> Read for Frames<R> {
     }
 }
 
+/// How long a reader waits for a location's producer to open its output: a producer still
+/// running may not have started writing.
+fn producer_wait(location: &Location) -> Duration {
+    match location {
+        Location::Direct {
+            producer: Some(_), ..
+        } => PRODUCER_START,
+        _ => Duration::ZERO,
+    }
+}
+
+/// Reads what [`Channels::open`] opened, handing each batch to `sink`.
+pub fn read_opened(
+    Opened(source, origin): Opened,
+    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let mut source = BufReader::with_capacity(1 << 20, source);
+    // A bucket its producer dealt no rows to is empty, not even a schema.
+    if source.fill_buf().map_err(|e| origin.error(e))?.is_empty() {
+        return Ok(());
+    }
+    let mut reader = StreamReader::try_new(source, None).map_err(|e| origin.error(e))?;
+    for batch in reader.by_ref() {
+        sink(batch.map_err(|e| origin.error(e))?)?;
+    }
+    // Past the stream's end marker a peer still says how the stream ended: read it, so the
+    // peer's last words are heard rather than written to a closed connection.
+    std::io::copy(reader.get_mut(), &mut std::io::sink()).map_err(|e| origin.error(e))?;
+    Ok(())
+}
+
 /// How a process reaches the run's channels.
 #[derive(Debug)]
 pub struct Channels {
@@ -371,26 +405,33 @@ impl Channels {
         handle: &tokio::runtime::Handle,
         sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        let wait = match location {
-            Location::Direct {
-                producer: Some(_), ..
-            } => PRODUCER_START,
-            _ => Duration::ZERO,
-        };
-        let (source, origin) = self.open(location, handle, wait)?;
-        let mut source = BufReader::with_capacity(1 << 20, source);
-        // A bucket its producer dealt no rows to is empty, not even a schema.
-        if source.fill_buf().map_err(|e| origin.error(e))?.is_empty() {
-            return Ok(());
-        }
-        let mut reader = StreamReader::try_new(source, None).map_err(|e| origin.error(e))?;
-        for batch in reader.by_ref() {
-            sink(batch.map_err(|e| origin.error(e))?)?;
-        }
-        // Past the stream's end marker a peer still says how the stream ended: read it, so
-        // the peer's last words are heard rather than written to a closed connection.
-        std::io::copy(reader.get_mut(), &mut std::io::sink()).map_err(|e| origin.error(e))?;
-        Ok(())
+        let opened = self.open(location, handle, producer_wait(location))?;
+        read_opened(opened, sink)
+    }
+
+    /// Opens, each on a thread of its own and all at once, the locations of a read that are
+    /// punched direct channels, so that a reader of many producers pairs with them side by
+    /// side rather than one after another; `None` for every other location (and for all of
+    /// them when peers listen, where connecting costs next to nothing).
+    pub fn open_ahead(
+        self: &Arc<Self>,
+        locations: &[Location],
+        handle: &tokio::runtime::Handle,
+    ) -> Vec<Option<std::thread::JoinHandle<Result<Opened>>>> {
+        locations
+            .iter()
+            .map(|location| {
+                let punched =
+                    matches!(location, Location::Direct { .. }) && self.punching.is_some();
+                punched.then(|| {
+                    let (channels, location, handle) =
+                        (self.clone(), location.clone(), handle.clone());
+                    std::thread::spawn(move || {
+                        channels.open(&location, &handle, producer_wait(&location))
+                    })
+                })
+            })
+            .collect()
     }
 
     /// The bytes at a location, waiting up to `wait` for a direct peer to post them.
@@ -400,7 +441,7 @@ impl Channels {
         handle: &tokio::runtime::Handle,
         wait: Duration,
     ) -> Result<Bytes> {
-        let (mut source, origin) = self.open(location, handle, wait)?;
+        let Opened(mut source, origin) = self.open(location, handle, wait)?;
         let mut bytes = Vec::new();
         source
             .read_to_end(&mut bytes)
@@ -415,7 +456,7 @@ impl Channels {
         location: &Location,
         handle: &tokio::runtime::Handle,
         wait: Duration,
-    ) -> Result<(Box<dyn Read>, Origin)> {
+    ) -> Result<Opened> {
         match location {
             Location::Here { key } => Err(DataFusionError::Internal(format!(
                 "{key} is read from the worker's own outbox, not through a channel"
@@ -428,7 +469,7 @@ impl Channels {
                         got.bytes().await
                     })
                     .map_err(|e| DataFusionError::Execution(format!("cannot read {path}: {e}")))?;
-                Ok((
+                Ok(Opened(
                     Box::new(std::io::Cursor::new(bytes)),
                     Origin::Object(path.clone()),
                 ))
@@ -479,7 +520,7 @@ impl Channels {
                     at: 0,
                     end: None,
                 };
-                Ok((Box::new(frames), origin))
+                Ok(Opened(Box::new(frames), origin))
             }
         }
     }

@@ -3,7 +3,7 @@
 //! direct channel, or the run's object store — either the task's own bucket of every
 //! producer (a shuffle, a scatter) or everything (a gather, a broadcast, the coordinator).
 
-use super::channels::{Channels, Location};
+use super::channels::{Channels, Location, read_opened};
 use super::outbox::Outbox;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -212,10 +212,17 @@ impl ExecutionPlan for ExchangeReadExec {
                 tx.blocking_send(Ok(batch))
                     .map_err(|_| DataFusionError::Execution("reader went away".into()))
             };
-            for location in &locations {
-                match location {
-                    Location::Here { key } => read_here(outbox.as_deref(), key, &mut send)?,
-                    _ => channels.read(location, &handle, &mut send)?,
+            let mut ahead = channels.open_ahead(&locations, &handle);
+            for (location, ahead) in locations.iter().zip(&mut ahead) {
+                match (location, ahead.take()) {
+                    (Location::Here { key }, _) => read_here(outbox.as_deref(), key, &mut send)?,
+                    (_, Some(opening)) => {
+                        let opened = opening.join().map_err(|_| {
+                            DataFusionError::Internal("opening a channel panicked".into())
+                        })??;
+                        read_opened(opened, &mut send)?;
+                    }
+                    (_, None) => channels.read(location, &handle, &mut send)?,
                 }
             }
             Ok(())

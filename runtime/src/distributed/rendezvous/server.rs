@@ -38,6 +38,26 @@ impl Default for Options {
     }
 }
 
+/// A listener on `addr` for [`serve`], with room for the bursts of connections a run makes
+/// when every reader pairs with every producer at once (the usual backlog of 128 drops SYNs
+/// past it, which their senders resend only a second later).
+pub fn listen(addr: &str) -> io::Result<TcpListener> {
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(addr)?
+        .next()
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{addr} names no address"))
+        })?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
 /// Serves `listener` until the process ends.
 pub fn serve(listener: TcpListener, options: Options) {
     let host = Arc::new(Host {
