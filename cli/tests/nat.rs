@@ -217,3 +217,55 @@ fn on_lambda_function_instances_in_private_hosts_punch_their_direct_channels() {
     assert!(punched["connections"].as_u64().unwrap() > 0, "{punched:#}");
     assert!(fell_back(punched).is_empty(), "{punched:#}");
 }
+
+/// The test bed, running `command` with `sh -c` on 2 hosts; stdout is piped.
+fn test_bed(command: &str) -> std::process::Command {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/nat-testbed");
+    let mut c = std::process::Command::new(script);
+    c.args(["run", "--hosts", "2", "--", "sh", "-c", command])
+        .stdout(std::process::Stdio::piped());
+    c
+}
+
+/// Whether any of `names` is still a network namespace.
+fn left_behind(names: &str) -> Vec<String> {
+    let list = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    names
+        .split_whitespace()
+        .filter(|n| list.contains(n))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_test_bed_passes_the_status_on_and_leaves_nothing_after_failure_or_ctrl_c() {
+    let failed = test_bed("echo $FLOW_NAT_HOSTS; exit 3").output().unwrap();
+    assert_eq!(failed.status.code(), Some(3));
+    let hosts = String::from_utf8_lossy(&failed.stdout).to_string();
+    assert_eq!(hosts.split_whitespace().count(), 2, "{hosts}");
+    assert!(left_behind(&hosts).is_empty());
+
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let mut running = test_bed("echo $FLOW_NAT_HOSTS; sleep 60")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut hosts = String::new();
+    std::io::BufReader::new(running.stdout.take().unwrap())
+        .read_line(&mut hosts)
+        .unwrap();
+    assert!(left_behind(&hosts).len() == 2, "{hosts}");
+    // Ctrl-C in a terminal signals the whole foreground process group.
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", running.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert_eq!(running.wait().unwrap().code(), Some(130));
+    assert!(left_behind(&hosts).is_empty(), "{hosts}");
+}
