@@ -167,6 +167,10 @@ fn main() -> ExitCode {
 /// `flowc rendezvous`: serves until the process is stopped.
 fn rendezvous(listen: &str) -> u8 {
     logging::init(0);
+    if std::net::ToSocketAddrs::to_socket_addrs(listen).is_err() {
+        eprintln!("error: --listen {listen}: give HOST:PORT, such as 0.0.0.0:7400");
+        return USAGE;
+    }
     let listener = match flow_runtime::distributed::rendezvous::server::listen(listen) {
         Ok(l) => l,
         Err(e) => {

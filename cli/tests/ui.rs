@@ -183,7 +183,7 @@ fn json_diagnostics_for_tools() {
 fn usage_errors_exit_2_and_explain_prints_the_catalogue() {
     assert_eq!(flowc(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(flowc(&["run"]).status.code(), Some(2));
-    // Lambda needs a store every function reaches, and has no direct channels yet.
+    // Lambda needs a store every function reaches, and direct channels need a rendezvous host.
     let no_store = flowc(&["run", "tests/ui-run/bad_data.flow", "--target", "lambda"]);
     assert_eq!(no_store.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_store.stderr).contains("--store s3://"));
@@ -199,6 +199,13 @@ fn usage_errors_exit_2_and_explain_prints_the_catalogue() {
     ]);
     assert_eq!(direct.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&direct.stderr).contains("rendezvous"));
+    // Punching flags need a rendezvous host; the host needs an address.
+    let strict = flowc(&["run", "tests/ui-run/bad_data.flow", "--strict-channels"]);
+    assert_eq!(strict.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("--rendezvous"));
+    let nowhere = flowc(&["rendezvous", "--listen", "nowhere"]);
+    assert_eq!(nowhere.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nowhere.stderr).contains("HOST:PORT"));
     let local_only = flowc(&["run", "tests/ui-run/bad_data.flow", "--task-timeout", "5"]);
     assert_eq!(local_only.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&local_only.stderr).contains("--target lambda"));
