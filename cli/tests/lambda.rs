@@ -444,6 +444,72 @@ fn a_request_over_six_megabytes_travels_through_the_store() {
 }
 
 #[test]
+fn a_reply_over_six_megabytes_travels_through_the_store() {
+    // A network of about 2.1 million parameters: each member's reply (its parameters as
+    // JSON) is some 40 MB.
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = String::from("a,b,y\n");
+    for i in 0..40u64 {
+        rows.push_str(&format!("{},{},{}\n", i % 7, i % 5, i % 2));
+    }
+    std::fs::write(dir.path().join("rows.csv"), rows).unwrap();
+    let program = dir.path().join("p.flow");
+    std::fs::write(
+        &program,
+        "let rows = load \"rows.csv\"\n\
+         let model = rows | train mlp(label = y, features = [a, b], hidden = [2048, 1024], epochs = 1, sync = \"average\")\n\
+         save model to \"big.model\"\n",
+    )
+    .unwrap();
+    let p = program.to_str().unwrap();
+    // Forty rows would train in the coordinator: the plan is edited to train on two
+    // functions of a deployed size, in a stage of its own.
+    let planned = run_ok(
+        &["plan", p, "--target", "lambda", "--format", "json"],
+        &[],
+        "planning",
+    );
+    let mut plan: serde_json::Value = serde_json::from_slice(&planned.stdout).unwrap();
+    let train = plan["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|o| o["kind"]["op"] == "train")
+        .unwrap();
+    for stage in plan["stages"].as_array_mut().unwrap() {
+        stage["memory_mb"] = 1769.into();
+        stage["runs_in"] = stage["id"].clone();
+        if stage["ops"].as_array().unwrap().contains(&train.into()) {
+            stage["functions"] = 2.into();
+        }
+    }
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    let lambda = LambdaEmulator::start(&[], &[]);
+    let store = lambda.store();
+    let args = [
+        "run",
+        p,
+        "--target",
+        "lambda",
+        "--store",
+        &store,
+        "--plan",
+        plan_path.to_str().unwrap(),
+        "-v",
+    ];
+    let run = run_ok(&args, &lambda.vars(&[]), "40 MB training replies");
+    let (_, err) = text(&run);
+    assert!(err.contains("came through the run's store"), "{err}");
+    assert!(dir.path().join("big.model").exists());
+    assert_eq!(
+        lambda.keys(),
+        Vec::<String>::new(),
+        "spilled replies are removed"
+    );
+}
+
+#[test]
 #[cfg(target_os = "linux")]
 fn ctrl_c_stops_a_lambda_run_and_leaves_nothing_behind() {
     let (dir, program) = big_program(SHUFFLE);

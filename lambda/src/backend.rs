@@ -339,8 +339,13 @@ impl Invoker {
                 };
                 match self.call(&name, payload, timeout).await? {
                     Reply::Answer(answer) => Ok(answer),
-                    Reply::Spilled(spill) => serde_json::from_slice(&spill.get().await?)
-                        .map_err(|e| format!("{name} spilled a reply that is not one: {e}")),
+                    Reply::Spilled(spill) => {
+                        tracing::info!(
+                            "the reply from {name} is over Lambda's limit: it came through the run's store"
+                        );
+                        serde_json::from_slice(&spill.get().await?)
+                            .map_err(|e| format!("{name} spilled a reply that is not one: {e}"))
+                    }
                     Reply::Served => Err(format!("{name} answered a task as if it had joined")),
                 }
             })
