@@ -5,6 +5,7 @@
 
 use flow_planner::units::{bytes, seconds, usd};
 use flow_planner::{PhysicalPlan, Profile};
+use flow_runtime::distributed::channels::StoreRequests;
 use flow_runtime::distributed::punched::{FellBack, Links};
 use flow_runtime::distributed::record::RunRecord;
 use flow_runtime::distributed::{StageRecord, TaskRecord};
@@ -129,14 +130,20 @@ struct StageReport<'a> {
     /// and the stage's predicted duration.
     planned_functions: Option<u32>,
     predicted_s: Option<f64>,
-    /// Each function's memory as planned, and what the stage's attempts were billed:
-    /// GB-seconds of their measured busy time (rounded up to the millisecond, as Lambda
-    /// bills), and in dollars with the requests, next to the plan's dollars — on a target
-    /// with prices.
+    /// Each function's memory as planned, and what the stage's attempts (its invocations)
+    /// were billed: seconds as the platform billed them where it said (Lambda's log tail),
+    /// else the measured busy time rounded up to the millisecond as Lambda bills; those as
+    /// GB-seconds; the store requests its tasks made; and in dollars — compute, invocation
+    /// requests and store requests — next to the plan's dollars, on a target with prices.
     memory_mb: Option<u32>,
     /// The most memory any of its tasks held (the workers' peak resident memory).
     peak_mb: Option<f64>,
+    billed_s: f64,
+    /// Whether `billed_s` is the platform's own figure for every attempt.
+    billed_by_platform: bool,
     billed_gb_s: f64,
+    store_requests: StoreRequests,
+    store_usd: Option<f64>,
     measured_usd: Option<f64>,
     predicted_usd: Option<f64>,
 }
@@ -185,10 +192,26 @@ fn build<'a>(
             let start_s = if start_s.is_finite() { start_s } else { 0.0 };
             let planned = plan.and_then(|p| p.stages.get(stage.stage));
             let memory_mb = planned.map(|s| s.memory_mb);
-            let billed_s: f64 = tasks.iter().map(|t| (t.busy_s * 1e3).ceil() / 1e3).sum();
+            let billed_s: f64 = tasks
+                .iter()
+                .map(|t| t.billed_s.unwrap_or((t.busy_s * 1e3).ceil() / 1e3))
+                .sum();
             let billed_gb_s = f64::from(memory_mb.unwrap_or(0)) / 1024.0 * billed_s;
+            let store_requests =
+                tasks
+                    .iter()
+                    .fold(StoreRequests::default(), |a, t| StoreRequests {
+                        puts: a.puts + t.store_requests.puts,
+                        gets: a.gets + t.store_requests.gets,
+                    });
+            let store_usd = prices.map(|p| {
+                store_requests.puts as f64 * p.storage.usd_per_put
+                    + store_requests.gets as f64 * p.storage.usd_per_get
+            });
             let measured_usd = prices.zip(memory_mb).map(|(p, m)| {
-                p.compute_usd(m, billed_s) + tasks.len() as f64 * p.compute.usd_per_request
+                p.compute_usd(m, billed_s)
+                    + tasks.len() as f64 * p.compute.usd_per_request
+                    + store_usd.unwrap_or(0.0)
             });
             StageReport {
                 stage,
@@ -205,7 +228,11 @@ fn build<'a>(
                 predicted_s: planned.map(|s| s.finish_s - s.start_s),
                 memory_mb,
                 peak_mb: ok().filter_map(|t| t.peak_mb).reduce(f64::max),
+                billed_s,
+                billed_by_platform: !tasks.is_empty() && tasks.iter().all(|t| t.billed_s.is_some()),
                 billed_gb_s,
+                store_requests,
+                store_usd,
                 measured_usd,
                 predicted_usd: planned
                     .filter(|_| prices.is_some())

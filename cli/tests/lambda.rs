@@ -158,7 +158,21 @@ fn throttled_invocations_are_retried_with_backoff_and_counted() {
         .filter(|s| s["attempts"].as_u64().unwrap() > 0)
         .collect();
     assert!(!ran.is_empty(), "{report}");
+    // Every exchange goes through S3: its writes and reads are counted and priced.
+    let requests = |kind: &str| -> u64 {
+        ran.iter()
+            .map(|s| s["store_requests"][kind].as_u64().unwrap())
+            .sum()
+    };
+    assert!(requests("puts") > 0 && requests("gets") > 0, "{report}");
     for stage in ran {
+        let asked = stage["store_requests"]["puts"].as_u64().unwrap()
+            + stage["store_requests"]["gets"].as_u64().unwrap();
+        assert_eq!(
+            stage["store_usd"].as_f64().unwrap() > 0.0,
+            asked > 0,
+            "{stage}"
+        );
         assert!(stage["measured_usd"].as_f64().unwrap() > 0.0, "{stage}");
         assert!(stage["predicted_usd"].as_f64().is_some(), "{stage}");
         assert!(stage["billed_gb_s"].as_f64().unwrap() > 0.0, "{stage}");

@@ -15,7 +15,10 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_lambda::config::ProvideCredentials;
 use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::LogType;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use flow_planner::PhysicalPlan;
 use flow_runtime::distributed::auth::Secret;
 use flow_runtime::distributed::backend::{Backend, Launch};
@@ -337,17 +340,24 @@ impl Invoker {
                 } else {
                     payload
                 };
-                match self.call(&name, payload, timeout).await? {
-                    Reply::Answer(answer) => Ok(answer),
+                let (reply, billed_s) = self.call(&name, payload, timeout).await?;
+                let mut answer = match reply {
+                    Reply::Answer(answer) => answer,
                     Reply::Spilled(spill) => {
                         tracing::info!(
                             "the reply from {name} is over Lambda's limit: it came through the run's store"
                         );
                         serde_json::from_slice(&spill.get().await?)
-                            .map_err(|e| format!("{name} spilled a reply that is not one: {e}"))
+                            .map_err(|e| format!("{name} spilled a reply that is not one: {e}"))?
                     }
-                    Reply::Served => Err(format!("{name} answered a task as if it had joined")),
+                    Reply::Served => {
+                        return Err(format!("{name} answered a task as if it had joined"));
+                    }
+                };
+                if let ToCoordinator::Done { billed_s: b, .. } = &mut answer {
+                    *b = billed_s;
                 }
+                Ok(answer)
             })
             .unwrap_or_else(fail)
     }
@@ -361,7 +371,7 @@ impl Invoker {
         let joined = request.sign(&self.key).and_then(|payload| {
             self.runtime
                 .block_on(self.call(&name, payload, MAX_TASK))
-                .and_then(|reply| match reply {
+                .and_then(|(reply, _)| match reply {
                     Reply::Served => Ok(()),
                     _ => Err(format!(
                         "{name} answered a request to join with a task's reply"
@@ -373,8 +383,14 @@ impl Invoker {
         }
     }
 
-    /// Invokes `name` until it answers or fails for a reason other than throttling.
-    async fn call(&self, name: &str, payload: Vec<u8>, timeout: Duration) -> Result<Reply, String> {
+    /// Invokes `name` until it answers or fails for a reason other than throttling; the reply,
+    /// and the duration Lambda billed for it where the invocation's log tail says.
+    async fn call(
+        &self,
+        name: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(Reply, Option<f64>), String> {
         // The function stops itself at its deadline; the answer may take a little longer.
         let patience = timeout + Duration::from_secs(5);
         let mut tries = 0;
@@ -384,6 +400,7 @@ impl Invoker {
                 .invoke()
                 .function_name(name)
                 .payload(Blob::new(payload.clone()))
+                .log_type(LogType::Tail)
                 .send();
             let answered = tokio::time::timeout(patience, call).await.map_err(|_| {
                 format!(
@@ -392,7 +409,7 @@ impl Invoker {
                 )
             })?;
             match answered {
-                Ok(out) => return reply(name, &out),
+                Ok(out) => return Ok((reply(name, &out)?, billed_s(&out))),
                 Err(e)
                     if e.as_service_error()
                         .is_some_and(|s| s.is_too_many_requests_exception()) =>
@@ -432,6 +449,19 @@ fn reply(
     })
 }
 
+/// The duration Lambda billed for an invocation, from the `REPORT` line of its log tail
+/// (`Billed Duration: 123 ms`), when the response carries one.
+fn billed_s(out: &aws_sdk_lambda::operation::invoke::InvokeOutput) -> Option<f64> {
+    let tail = STANDARD.decode(out.log_result()?).ok()?;
+    billed_in(&String::from_utf8_lossy(&tail))
+}
+
+fn billed_in(log: &str) -> Option<f64> {
+    let after = log.rsplit_once("Billed Duration:")?.1.trim_start();
+    let ms: f64 = after.split_whitespace().next()?.parse().ok()?;
+    Some(ms / 1e3)
+}
+
 /// The message of a function error's payload (`{"errorType": ..., "errorMessage": ...}`).
 fn error_text(body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
@@ -469,5 +499,18 @@ fn failure(message: &ToWorker) -> impl Fn(String) -> ToCoordinator + use<> {
             data_addr: String::new(),
             pid: 0,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_billed_duration_is_read_from_the_report_line() {
+        let tail = "START RequestId: 1 Version: $LATEST\nEND RequestId: 1\nREPORT RequestId: 1\tDuration: 101.25 ms\tBilled Duration: 102 ms\tMemory Size: 1769 MB\tMax Memory Used: 80 MB\t\n";
+        assert_eq!(billed_in(tail), Some(0.102));
+        assert_eq!(billed_in("no report"), None);
+        assert_eq!(billed_in("Billed Duration: soon"), None);
     }
 }

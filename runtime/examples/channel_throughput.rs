@@ -136,6 +136,7 @@ fn main() {
             prefix: "bench".into(),
             compression,
             punching: None,
+            requests: Default::default(),
         };
         let encoded = channels.encode(&schema, &data).expect("encoded");
         let mb = encoded.len() as f64 / 1e6;

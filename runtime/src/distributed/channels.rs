@@ -317,6 +317,44 @@ pub struct Channels {
     /// How direct peers are reached when none can listen: through a rendezvous host, by
     /// name. Without it a direct location's address is a data server's `host:port`.
     pub punching: Option<Arc<Punching>>,
+    /// The store requests this process made (object stores bill each one).
+    pub requests: RequestCount,
+}
+
+/// Requests made of the run's store: writes and reads (a read that finds nothing yet, as a
+/// poll does, counts: it is billed too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRequests {
+    pub puts: u64,
+    pub gets: u64,
+}
+
+/// Counts a process's [`StoreRequests`] as they are made.
+#[derive(Debug, Default)]
+pub struct RequestCount {
+    puts: std::sync::atomic::AtomicU64,
+    gets: std::sync::atomic::AtomicU64,
+}
+
+impl RequestCount {
+    /// One more write.
+    pub fn put(&self) {
+        self.puts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// One more read.
+    pub fn get(&self) {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The requests since the last call.
+    pub fn take(&self) -> StoreRequests {
+        use std::sync::atomic::Ordering::Relaxed;
+        StoreRequests {
+            puts: self.puts.swap(0, Relaxed),
+            gets: self.gets.swap(0, Relaxed),
+        }
+    }
 }
 
 /// Compression of the Arrow IPC buffers a channel moves (`--compression`).
@@ -390,6 +428,7 @@ impl Channels {
     /// Writes one encoded bucket to the store.
     pub async fn put(&self, key: &str, bucket: usize, bytes: Bytes) -> Result<()> {
         let path = ObjectPath::from(self.object_path(key, bucket));
+        self.requests.put();
         self.store
             .put(&path, bytes.into())
             .await
@@ -463,6 +502,7 @@ impl Channels {
             ))),
             Location::Storage { path } => {
                 let object = ObjectPath::from(path.as_str());
+                self.requests.get();
                 let bytes = handle
                     .block_on(async {
                         let got = self.store.get(&object).await?;
@@ -562,6 +602,7 @@ mod tests {
             prefix: "run".into(),
             compression: Compression::None,
             punching: None,
+            requests: RequestCount::default(),
         }
     }
 

@@ -90,6 +90,7 @@ impl StoreMailbox {
 impl Mailbox for StoreMailbox {
     fn post(&self, tag: &str, bytes: Bytes) -> Result<()> {
         let path = self.path(self.rank, tag);
+        self.channels.requests.put();
         self.handle
             .block_on(self.channels.store.put(&path, bytes.into()))
             .map_err(|e| DataFusionError::Execution(format!("cannot write {path}: {e}")))?;
@@ -101,6 +102,7 @@ impl Mailbox for StoreMailbox {
         let deadline = Instant::now() + PATIENCE;
         let mut pause = Duration::from_millis(1);
         loop {
+            self.channels.requests.get();
             let got = self.handle.block_on(async {
                 match self.channels.store.get(&path).await {
                     Ok(object) => object.bytes().await.map(Some),
@@ -304,6 +306,7 @@ mod tests {
             prefix: "run".into(),
             compression: Compression::None,
             punching: None,
+            requests: Default::default(),
         })
     }
 

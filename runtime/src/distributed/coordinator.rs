@@ -8,6 +8,7 @@
 
 use super::auth::Secret;
 use super::backend::{Backend, Launch};
+use super::channels::StoreRequests;
 use super::channels::{Channels, Compression, Location, lost_peer};
 use super::codec;
 use super::exchange::{ExchangeReadExec, ReadKind};
@@ -267,6 +268,7 @@ impl Coordinator {
                 prefix,
                 compression: options.compression,
                 punching,
+                requests: Default::default(),
             }),
             _rendezvous: rendezvous,
             events: rx,
@@ -298,6 +300,7 @@ impl Coordinator {
                 tasks: Vec::new(),
                 throttled: 0,
                 links: Links::default(),
+                store_requests: StoreRequests::default(),
             },
             watch,
             _interrupt: interrupt,
@@ -519,12 +522,16 @@ impl Coordinator {
                     seconds,
                     peak_mb,
                     links,
+                    store_requests,
+                    billed_s,
                 },
             ) => {
-                self.heard_links(links);
+                self.heard(links, store_requests);
                 self.done(w, id, (rows, bytes), seconds);
                 if let Some(task) = self.record.tasks.last_mut().filter(|t| t.id == id) {
                     task.peak_mb = peak_mb;
+                    task.store_requests = store_requests;
+                    task.billed_s = billed_s;
                 }
             }
             Event::Message(
@@ -650,6 +657,8 @@ impl Coordinator {
             rows,
             bytes,
             peak_mb: None,
+            store_requests: StoreRequests::default(),
+            billed_s: None,
             error,
         };
         if let Some(watch) = &self.watch {
@@ -805,9 +814,12 @@ impl Coordinator {
         self.want
     }
 
-    /// Adds what a worker's punched channels did to the run's record.
-    pub(super) fn heard_links(&mut self, links: Links) {
+    /// Adds what a worker's punched channels did, and its store requests, to the run's
+    /// record.
+    pub(super) fn heard(&mut self, links: Links, requests: StoreRequests) {
         self.record.links.extend(links);
+        self.record.store_requests.puts += requests.puts;
+        self.record.store_requests.gets += requests.gets;
     }
 
     pub(super) fn max_attempts(&self) -> u32 {
@@ -1260,9 +1272,14 @@ impl Coordinator {
         }
         self.record.seconds = self.clock.elapsed().as_secs_f64();
         self.record.throttled = self.backend.throttled();
-        if let Some(punching) = &self.channels.punching {
-            self.record.links.extend(punching.take_links());
-        }
+        let links = self
+            .channels
+            .punching
+            .as_ref()
+            .map(|p| p.take_links())
+            .unwrap_or_default();
+        let own = self.channels.requests.take();
+        self.heard(links, own);
         tracing::debug!(
             "workers dismissed {:.1} ms into the run",
             self.record.seconds * 1e3

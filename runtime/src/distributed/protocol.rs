@@ -1,6 +1,7 @@
 //! What the coordinator and its workers say to each other over the control connection: one
 //! length-prefixed JSON message per frame, a task's serialised plan in the frame after it.
 
+use super::channels::StoreRequests;
 use super::punched::Links;
 use flow_planner::Channel;
 use serde::{Deserialize, Serialize};
@@ -211,6 +212,13 @@ pub enum ToCoordinator {
         /// What the task's punched channels did.
         #[serde(default)]
         links: Links,
+        /// The requests it made of the run's store.
+        #[serde(default)]
+        store_requests: StoreRequests,
+        /// The duration the platform billed for it, where the platform says (Lambda's log
+        /// tail); filled in by the backend, not the worker.
+        #[serde(default)]
+        billed_s: Option<f64>,
     },
     /// A member finished training; every member ends with the same parameters.
     Trained {
@@ -221,6 +229,9 @@ pub enum ToCoordinator {
         /// What the member's punched channels did.
         #[serde(default)]
         links: Links,
+        /// The requests it made of the run's store.
+        #[serde(default)]
+        store_requests: StoreRequests,
     },
     /// A member could not train.
     TrainFailed {

@@ -318,6 +318,7 @@ impl Punching {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        channels.requests.put();
         runtime
             .block_on(
                 channels

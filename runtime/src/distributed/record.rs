@@ -3,6 +3,7 @@
 //! [`Watch`] (the CLI's progress display) and keeps them for the run's report.
 
 use super::channels::Compression;
+use super::channels::StoreRequests;
 use super::lowering::{Destination, OutputOf, Stage, for_each_scan, inlined};
 use super::protocol::AttemptId;
 use super::punched::Links;
@@ -33,6 +34,9 @@ pub struct RunRecord {
     /// What punched direct channels did: their setup times and the pairs that fell back to
     /// storage (empty without a rendezvous host).
     pub links: Links,
+    /// Requests made of the run's store by the tasks, the training members and the
+    /// coordinator: what the store bills for.
+    pub store_requests: StoreRequests,
 }
 
 /// One stage of the plan as it ran.
@@ -209,6 +213,10 @@ pub struct TaskRecord {
     pub bytes: u64,
     /// The worker's peak resident memory while it ran, in MB, where it could tell.
     pub peak_mb: Option<f64>,
+    /// The requests it made of the run's store.
+    pub store_requests: StoreRequests,
+    /// What the platform billed for it, in seconds, where it says.
+    pub billed_s: Option<f64>,
     /// Why it failed, when it did.
     pub error: Option<String>,
 }

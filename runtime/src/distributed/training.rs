@@ -205,10 +205,11 @@ impl Coordinator {
                         rank,
                         params: p,
                         links,
+                        store_requests,
                         ..
                     },
                 ) if k == key && rank < size => {
-                    self.heard_links(links);
+                    self.heard(links, store_requests);
                     params[rank] = Some(p);
                 }
                 Event::Message(

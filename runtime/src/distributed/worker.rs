@@ -82,6 +82,7 @@ impl Function {
             prefix: prefix.to_string(),
             compression,
             punching,
+            requests: Default::default(),
         });
         let outbox = Arc::new(Outbox::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -171,6 +172,8 @@ impl Function {
                         seconds: started.elapsed().as_secs_f64(),
                         peak_mb: super::peak::read_mb(),
                         links: self.links(),
+                        store_requests: self.channels.requests.take(),
+                        billed_s: None,
                     },
                     Err(e) => ToCoordinator::Failed {
                         id,
@@ -228,6 +231,7 @@ impl Function {
                 params,
                 seconds: started.elapsed().as_secs_f64(),
                 links: self.links(),
+                store_requests: self.channels.requests.take(),
             },
             Err(failure) => ToCoordinator::TrainFailed {
                 key,
