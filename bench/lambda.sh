@@ -74,3 +74,39 @@ hyperfine --warmup 1 --runs "${RUNS:-3}" --export-markdown "$out/shuffle.md" \
   -n "4 workers, S3 on moto" "$flowc run $shuffle/shuffle.flow --workers 4 --channel storage --store $store" \
   -n "4 functions, S3 on moto" "$flowc run $shuffle/shuffle.flow --target lambda --store $store --workers 4"
 cat "$out/shuffle.md"
+
+# 3. Predicted against measured stage times on the emulator. The plan uses the `aws`
+#    profile's prices, limits and latencies with this machine's compute figures (the
+#    [kernels] that `flowc calibrate --quick` measures here), since the functions run here.
+"$flowc" calibrate --quick --output "$out/local.toml" >/dev/null
+python3 - planner/profiles/aws.toml "$out/local.toml" > "$out/emulated.toml" <<'PY'
+import sys
+def kernels(text):
+    start = text.index("\n[kernels]")
+    end = text.find("\n[", start + 1)
+    return start, (len(text) if end < 0 else end)
+aws, local = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+a, b = kernels(aws)
+c, d = kernels(local)
+print(aws[:a] + local[c:d] + aws[b:])
+PY
+rm -f "$out"/stages-*.json
+i=0
+for program in "$out/program.flow" "$shuffle/shuffle.flow" examples/analytics.flow examples/events.flow; do
+  for workers in 2 4; do
+    i=$((i + 1))
+    "$flowc" run "$program" --target lambda --store "$store" --workers "$workers" \
+      --profile "$out/emulated.toml" --report "$out/stages-$i.json" >/dev/null
+  done
+done
+python3 - "$out"/stages-*.json <<'PY'
+import json, statistics, sys
+errors = []
+for path in sys.argv[1:]:
+    for s in json.load(open(path))["stages"]:
+        if s["attempts"] and s["runs_in"] == "workers" and s["predicted_s"]:
+            errors.append(s["measured_s"] / s["predicted_s"] - 1)
+within = sum(abs(e) <= 0.25 for e in errors)
+print(f"stages run by functions: {len(errors)}; measured/predicted - 1: median {statistics.median(errors):+.0%}, "
+      f"median |error| {statistics.median(abs(e) for e in errors):.0%}, within 25%: {within}/{len(errors)}")
+PY
