@@ -225,7 +225,7 @@ fn build<'a>(
                 retries: tasks.len().saturating_sub(stage.tasks),
                 failed_attempts: tasks.iter().filter(|t| !t.ok()).count(),
                 planned_functions: planned.map(|s| s.functions),
-                predicted_s: planned.map(|s| s.finish_s - s.start_s),
+                predicted_s: plan.map(|p| predicted_task_s(p, record, stage.stage)),
                 memory_mb,
                 peak_mb: ok().filter_map(|t| t.peak_mb).reduce(f64::max),
                 billed_s,
@@ -256,6 +256,23 @@ fn build<'a>(
         stages,
         tasks: &record.tasks,
     }
+}
+
+/// The planned time of a stage's task: its own, and that of every stage fused into it (the
+/// plan counts a fused stage's time where it puts the stage; the runtime computes it in the
+/// consumer's task, which is what is measured).
+fn predicted_task_s(plan: &PhysicalPlan, record: &RunRecord, stage: usize) -> f64 {
+    let own = plan
+        .stages
+        .get(stage)
+        .map_or(0.0, |s| (s.finish_s - s.start_s).max(0.0));
+    let fused: f64 = record
+        .stages
+        .iter()
+        .filter(|s| s.computed_in == Some(stage) && s.stage != stage)
+        .map(|s| predicted_task_s(plan, record, s.stage))
+        .sum();
+    own + fused
 }
 
 fn escape(text: &str) -> String {

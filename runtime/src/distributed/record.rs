@@ -57,6 +57,8 @@ pub struct StageRecord {
     /// Whether workers ran its tasks (`workers`) or the coordinator did its work itself
     /// (training, evaluation, a sink reading what other stages sent).
     pub runs_in: &'static str,
+    /// The stage whose task computed this one's work, when it was fused into it.
+    pub computed_in: Option<usize>,
     /// The plan's operators, as `flowc plan` prints them.
     pub ops: Vec<String>,
     /// DataFusion operators of its task plans, root first.
@@ -130,6 +132,7 @@ impl StageRecord {
             output: outputs.join(", "),
             exchanges,
             runs_in: "workers",
+            computed_in: None,
             ops: ops_of(stage.id, plan),
             operators,
             sources,
@@ -170,6 +173,7 @@ impl StageRecord {
                 })
                 .collect(),
             runs_in,
+            computed_in: fused.first().map(|x| x.to),
             ops: ops_of(stage.id, plan),
             operators: Vec::new(),
             sources: Vec::new(),
