@@ -49,10 +49,7 @@ kill %1 2>/dev/null || true
 
 echo
 echo "## 2. Punching every pair of an all-to-all shuffle"
-if [ ! -f "$out/facts.csv" ]; then
-  awk 'BEGIN { print "id,key,value"; for (i = 0; i < 1000000; i++) printf "%d,%d,%d\n", i, (i * 7919) % 1000, (i * 31) % 10007 }' > "$out/facts.csv"
-  awk 'BEGIN { print "key,name"; for (k = 0; k < 1000; k++) printf "%d,name%d\n", k, k % 37 }' > "$out/dims.csv"
-fi
+source bench/million-rows.sh
 cat > "$out/shuffle.flow" <<'FLOW'
 let facts = load "facts.csv"
 let dims = load "dims.csv"
