@@ -141,14 +141,25 @@ pub fn plan(args: &PlanArgs) -> u8 {
         eprintln!("error: unknown target `{target}`; targets are `local` and `lambda`");
         return USAGE;
     }
-    let profile = match target_profile(&target, args.profile.as_deref(), args.rendezvous.as_deref())
-    {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return USER_ERROR;
+    let mut profile =
+        match target_profile(&target, args.profile.as_deref(), args.rendezvous.as_deref()) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return USER_ERROR;
+            }
+        };
+    // Runs on Lambda plan with the deployed sizes; a plan for Lambda does too when it is told
+    // them (it does not ask AWS).
+    if target == "lambda" {
+        match flow_lambda::deployment::sizes_from_env() {
+            Ok(sizes) => profile.compute.deployed_mb = sizes,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return USAGE;
+            }
         }
-    };
+    }
     if args.workers == Some(0) {
         eprintln!("error: --workers takes a positive number");
         return USAGE;

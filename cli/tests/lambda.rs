@@ -573,3 +573,30 @@ fn ctrl_c_stops_a_lambda_run_and_leaves_nothing_behind() {
         "partial output left"
     );
 }
+
+#[test]
+fn a_plan_for_lambda_uses_the_deployed_sizes_it_is_told() {
+    let plan = |sizes: &str| {
+        flowc_alone(
+            &[
+                "plan",
+                "../examples/analytics.flow",
+                "--target",
+                "lambda",
+                "--format",
+                "json",
+            ],
+            &[("FLOW_LAMBDA_MEMORY_MB", sizes)],
+        )
+    };
+    let told = plan("1769,3538");
+    assert_eq!(told.status.code(), Some(0), "{told:?}");
+    let json: serde_json::Value = serde_json::from_slice(&told.stdout).unwrap();
+    for stage in json["stages"].as_array().unwrap() {
+        let mb = stage["memory_mb"].as_u64().unwrap();
+        assert!(mb == 1769 || mb == 3538, "{stage}");
+    }
+    let bad = plan("big");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("FLOW_LAMBDA_MEMORY_MB=big"));
+}

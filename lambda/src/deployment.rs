@@ -47,6 +47,14 @@ impl Deployment {
     }
 }
 
+/// The deployed sizes [`MEMORY_ENV`] names, if it is set: what `flowc plan --target lambda`
+/// plans with, without asking AWS.
+pub fn sizes_from_env() -> Result<Option<Vec<u32>>, String> {
+    std::env::var_os(MEMORY_ENV)
+        .map(|sizes| parse_sizes(&sizes.to_string_lossy()))
+        .transpose()
+}
+
 /// Sizes written `1769,3538`.
 fn parse_sizes(text: &str) -> Result<Vec<u32>, String> {
     let mut sizes = text
