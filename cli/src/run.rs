@@ -94,7 +94,7 @@ pub struct RunArgs {
     #[arg(long, requires = "rendezvous")]
     pub strict_channels: bool,
     /// Where the coordinator listens for its workers: HOST or HOST:PORT (default: 127.0.0.1,
-    /// any free port); workers elsewhere need an address they can reach
+    /// any free port); with --rendezvous, workers that cannot reach it punch to it instead
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Log what the run does (-v: steps, -vv: details, -vvv: everything); RUST_LOG overrides

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run by tests/nat.rs inside the NAT test bed: the Lambda emulator on the public host (its
 # function instances placed in the private hosts by FLOW_WORKER_LAUNCHER), a deploy, and a
-# run on Lambda with direct channels through the test bed's rendezvous host. Prints how many
+# run on Lambda with direct channels through the test bed's rendezvous host; the coordinator
+# listens on loopback only, so the functions punch their control connections too. Prints how many
 # instances the test bed placed.
 #   nat-lambda.sh FLOWC PROGRAM REPORT WORKERS
 set -euo pipefail
@@ -23,5 +24,5 @@ for k, v in json.load(open(sys.argv[1]))["env"].items():
 "$flowc" deploy --role "$FLOW_LAMBDA_ROLE" --bucket "$FLOW_LAMBDA_BUCKET" >/dev/null
 "$flowc" run "$program" --target lambda --store "s3://$FLOW_LAMBDA_BUCKET/runs" \
     --workers "$workers" --channel direct --strict-channels \
-    --rendezvous 198.18.0.1:7400 --listen 198.18.0.1 --report "$report"
+    --rendezvous 198.18.0.1:7400 --report "$report"
 echo "placed $(cat "$FLOW_NAT_STATE/next") instances"

@@ -269,3 +269,30 @@ fn the_test_bed_passes_the_status_on_and_leaves_nothing_after_failure_or_ctrl_c(
     assert_eq!(running.wait().unwrap().code(), Some(130));
     assert!(left_behind(&hosts).is_empty(), "{hosts}");
 }
+
+#[test]
+fn workers_that_cannot_reach_the_coordinator_punch_their_control_connection() {
+    // Without --listen the coordinator listens on the public host's loopback, which no
+    // private host reaches: the workers join through the rendezvous host.
+    let (dir, p) = big_program(SHUFFLE);
+    run_ok(&["run", &p], &[], "one process");
+    let expected = saved(dir.path(), "joined.csv", true);
+    std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+    let args = [
+        "run",
+        &p,
+        "--workers",
+        "2",
+        "--channel",
+        "direct",
+        "--rendezvous",
+        "198.18.0.1:7400",
+        "--strict-channels",
+    ];
+    let via = Via::Nat {
+        hosts: 2,
+        symmetric: 0,
+    };
+    run_ok_via(&via, &args, &[], "a coordinator on loopback");
+    assert_eq!(saved(dir.path(), "joined.csv", true), expected);
+}

@@ -14,7 +14,7 @@ use super::codec;
 use super::exchange::{ExchangeReadExec, ReadKind};
 use super::lowering::{self, Stage, task_plan};
 use super::protocol::{AttemptId, TaskOutput, ToCoordinator, ToWorker, receive, send, write_frame};
-use super::punched::{Links, PunchOptions, Punching};
+use super::punched::{COORDINATOR, Links, PunchOptions, Punching};
 use super::record::{RunRecord, StageRecord, TaskRecord, Watch};
 use super::store::{open_store, remove_prefix};
 use crate::interrupt::{Registered, on_interrupt};
@@ -210,7 +210,12 @@ impl Coordinator {
             .map_err(|e| error(e.to_string()))?
             .to_string();
         let (tx, rx) = channel();
-        accept_workers(listener, secret.clone(), tx);
+        let joining = Arc::new(Joining {
+            secret: secret.clone(),
+            events: tx,
+            next: AtomicUsize::new(0),
+        });
+        accept_workers(listener, joining.clone());
         let prefix = format!(
             "run-{}",
             &Secret::generate()
@@ -245,10 +250,15 @@ impl Coordinator {
                         punch.rendezvous
                     ))
                 };
-                let punching =
-                    Punching::new(punch, &secret, "coordinator".into(), None).map_err(reach)?;
+                let punching = Punching::new(punch, &secret, COORDINATOR.into(), None)
+                    .map(Arc::new)
+                    .map_err(reach)?;
                 let open = punching.rendezvous().open().map_err(reach)?;
-                (Some(open), Some(Arc::new(punching)))
+                // Workers that cannot reach the control port punch to it instead.
+                punching
+                    .answer_workers(move |conn| joining.join(conn))
+                    .map_err(reach)?;
+                (Some(open), Some(punching))
             }
             None => (None, None),
         };
@@ -1288,46 +1298,52 @@ impl Coordinator {
     }
 }
 
-/// Accepts worker connections: each must answer the run's challenge, then say hello; the
-/// rest of its messages are forwarded as events.
-fn accept_workers(listener: TcpListener, secret: Secret, events: Sender<Event>) {
-    let next = Arc::new(AtomicUsize::new(0));
+/// How a worker's control connection joins the run: it must answer the run's challenge,
+/// then say hello; the rest of its messages are forwarded as events.
+struct Joining {
+    secret: Secret,
+    events: Sender<Event>,
+    next: AtomicUsize,
+}
+
+impl Joining {
+    /// Serves one control connection for as long as it lasts.
+    fn join(&self, mut conn: TcpStream) {
+        let _ = conn.set_nodelay(true);
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+        if self.secret.challenge(&mut conn).is_err() {
+            return;
+        }
+        let Ok(ToCoordinator::Hello { data_addr, pid }) = receive(&mut conn) else {
+            return;
+        };
+        let _ = conn.set_read_timeout(None);
+        let Ok(writer) = conn.try_clone() else { return };
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        let joined = Event::Joined {
+            id,
+            conn: writer,
+            data_addr,
+            pid,
+        };
+        if self.events.send(joined).is_err() {
+            return;
+        }
+        while let Ok(message) = receive::<ToCoordinator>(&mut conn) {
+            if self.events.send(Event::Message(id, message)).is_err() {
+                return;
+            }
+        }
+        let _ = self.events.send(Event::Lost(id));
+    }
+}
+
+/// Accepts worker connections on `listener`, each on a thread of its own.
+fn accept_workers(listener: TcpListener, joining: Arc<Joining>) {
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
-            let secret = secret.clone();
-            let events = events.clone();
-            let next = next.clone();
-            std::thread::spawn(move || {
-                let mut conn = conn;
-                let _ = conn.set_nodelay(true);
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-                if secret.challenge(&mut conn).is_err() {
-                    return;
-                }
-                let Ok(ToCoordinator::Hello { data_addr, pid }) = receive(&mut conn) else {
-                    return;
-                };
-                let _ = conn.set_read_timeout(None);
-                let Ok(writer) = conn.try_clone() else { return };
-                let id = next.fetch_add(1, Ordering::SeqCst);
-                if events
-                    .send(Event::Joined {
-                        id,
-                        conn: writer,
-                        data_addr,
-                        pid,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-                while let Ok(message) = receive::<ToCoordinator>(&mut conn) {
-                    if events.send(Event::Message(id, message)).is_err() {
-                        return;
-                    }
-                }
-                let _ = events.send(Event::Lost(id));
-            });
+            let joining = joining.clone();
+            std::thread::spawn(move || joining.join(conn));
         }
     });
 }

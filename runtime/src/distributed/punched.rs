@@ -35,6 +35,12 @@ pub struct PunchOptions {
     pub strict: bool,
 }
 
+/// The name the coordinator registers under, for workers that cannot reach its address.
+pub const COORDINATOR: &str = "coordinator";
+
+/// Longest a worker tries the coordinator's address before punching to it instead.
+const ADDRESS_WITHIN: Duration = Duration::from_secs(2);
+
 /// Default for [`PunchOptions::within`].
 pub const PUNCH_WITHIN: Duration = Duration::from_secs(3);
 
@@ -251,6 +257,49 @@ impl Punching {
             from: self.me.clone(),
             to: to.to_string(),
             reason,
+        });
+        Ok(())
+    }
+
+    /// The control connection to the coordinator: at its address if that can be reached,
+    /// else punched through the rendezvous host (a coordinator behind a NAT, or listening
+    /// only on loopback, registers there: [`Punching::answer_workers`]).
+    pub fn reach_coordinator(&self, addr: &str) -> io::Result<TcpStream> {
+        let direct = std::net::ToSocketAddrs::to_socket_addrs(addr)?
+            .next()
+            .map(|a| TcpStream::connect_timeout(&a, ADDRESS_WITHIN));
+        match direct {
+            Some(Ok(stream)) => Ok(stream),
+            _ => self
+                .rendezvous
+                .dial(COORDINATOR, String::new())?
+                .punch(self.options.within),
+        }
+    }
+
+    /// The coordinator's side of [`Punching::reach_coordinator`]: registers as
+    /// [`COORDINATOR`] and hands every punched connection to `join`, each on a thread of
+    /// its own, for as long as the registration lasts.
+    pub fn answer_workers(
+        self: &Arc<Self>,
+        join: impl Fn(TcpStream) + Send + Sync + 'static,
+    ) -> io::Result<()> {
+        let mut registration = self.rendezvous.register(COORDINATOR)?;
+        let (me, join) = (self.clone(), Arc::new(join));
+        std::thread::spawn(move || {
+            while let Ok((pairing, _)) = registration.asked() {
+                let (me, join) = (me.clone(), join.clone());
+                std::thread::spawn(move || {
+                    let punched = me
+                        .rendezvous
+                        .accept(pairing)
+                        .and_then(|p| p.punch(me.options.within));
+                    match punched {
+                        Ok(stream) => join(stream),
+                        Err(e) => tracing::debug!("a worker's control pairing failed: {e}"),
+                    }
+                });
+            }
         });
         Ok(())
     }

@@ -284,7 +284,11 @@ pub fn serve(args: &WorkerArgs, secret: Secret) -> std::result::Result<(), Strin
         }
         None => own,
     };
-    let mut control = TcpStream::connect(&args.connect).map_err(|e| e.to_string())?;
+    let mut control = match &punching {
+        Some(punching) => punching.reach_coordinator(&args.connect),
+        None => TcpStream::connect(&args.connect),
+    }
+    .map_err(|e| format!("cannot reach the coordinator at {}: {e}", args.connect))?;
     let _ = control.set_nodelay(true);
     secret.answer(&mut control).map_err(|e| e.to_string())?;
     send(
