@@ -112,7 +112,7 @@ enum Command {
     },
     /// Run a pipeline
     #[command(
-        after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc run pipeline.flow --workers 4\n  flowc run pipeline.flow --workers 2 --channel storage --store /tmp/flow-store\n  flowc run pipeline.flow --workers 4 --report run.html\n  AWS_ENDPOINT_URL=http://127.0.0.1:9000 flowc run pipeline.flow --channel storage --store s3://bucket/runs\n\nWithout --workers, --channel, --objective, --profile, --store, --compression or --report\nthe pipeline runs in this process. With them it runs on `flowc worker` processes as planned for the\nlocal profile. Ctrl-C stops the workers and removes temporary files (exit code 130)."
+        after_help = "Examples:\n  flowc run examples/quickstart.flow\n  flowc run pipeline.flow --workers 4\n  flowc run pipeline.flow --workers 2 --channel storage --store /tmp/flow-store\n  flowc run pipeline.flow --workers 4 --report run.html\n  flowc run pipeline.flow --workers 4 --channel direct --rendezvous HOST:7400\n  AWS_ENDPOINT_URL=http://127.0.0.1:9000 flowc run pipeline.flow --channel storage --store s3://bucket/runs\n\nWithout --workers, --channel, --objective, --profile, --store, --compression or --report\nthe pipeline runs in this process. With them it runs on `flowc worker` processes as planned for the\nlocal profile. Ctrl-C stops the workers and removes temporary files (exit code 130)."
     )]
     Run(run::RunArgs),
     /// Deploy flowc as AWS Lambda functions, one per memory size, for `run --target lambda`
