@@ -114,9 +114,10 @@ fn shuffle_through(symmetric: usize) -> Value {
     let report = dir.path().join("report.json");
     let mut args = vec!["run", &p, "--plan", plan_path.to_str().unwrap()];
     args.extend(NAT_FLAGS);
+    // Long enough that a pair that can punch does, even with the other tests running.
     args.extend([
         "--punch-timeout",
-        "0.5",
+        "1.5",
         "--report",
         report.to_str().unwrap(),
     ]);
