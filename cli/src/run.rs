@@ -108,6 +108,9 @@ pub struct RunArgs {
 /// Default of `flowc run --punch-timeout`.
 const PUNCH_TIMEOUT_S: f64 = 3.0;
 
+/// The longest `--punch-timeout`: a pair that has not met in ten minutes will not.
+const MAX_PUNCH_TIMEOUT_S: f64 = 600.0;
+
 impl RunArgs {
     /// Whether any flag asks for worker processes.
     fn distributed(&self) -> bool {
@@ -286,9 +289,11 @@ fn refuse_usage(args: &RunArgs) -> Option<u8> {
         return Some(USAGE);
     }
     if let Some(t) = args.punch_timeout
-        && !(t.is_finite() && t > 0.0)
+        && !(t.is_finite() && t > 0.0 && t <= MAX_PUNCH_TIMEOUT_S)
     {
-        eprintln!("error: --punch-timeout {t}: give a positive number of seconds");
+        eprintln!(
+            "error: --punch-timeout {t}: give seconds above 0, at most {MAX_PUNCH_TIMEOUT_S}"
+        );
         return Some(USAGE);
     }
     if let Some(path) = &args.plan

@@ -203,6 +203,16 @@ fn usage_errors_exit_2_and_explain_prints_the_catalogue() {
     let strict = flowc(&["run", "tests/ui-run/bad_data.flow", "--strict-channels"]);
     assert_eq!(strict.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&strict.stderr).contains("--rendezvous"));
+    let forever = flowc(&[
+        "run",
+        "tests/ui-run/bad_data.flow",
+        "--rendezvous",
+        "127.0.0.1:1",
+        "--punch-timeout",
+        "1e300",
+    ]);
+    assert_eq!(forever.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&forever.stderr).contains("at most 600"));
     let nowhere = flowc(&["rendezvous", "--listen", "nowhere"]);
     assert_eq!(nowhere.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&nowhere.stderr).contains("HOST:PORT"));
