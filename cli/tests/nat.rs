@@ -90,14 +90,21 @@ fn a_million_rows_match_through_punched_channels() {
     );
 }
 
-/// Runs SHUFFLE on four workers in four private hosts, the first `symmetric` behind
-/// port-randomising NATs, and checks its rows; returns the report's `punched`. The plan is
-/// edited to run its shuffle on four functions, so every host takes part.
-fn shuffle_through(symmetric: usize) -> Value {
+/// SHUFFLE's folder and program, and the rows it saves in one process (removed again, for
+/// the run under test to write).
+fn shuffle_in_one_process() -> (tempfile::TempDir, String, Vec<String>) {
     let (dir, p) = big_program(SHUFFLE);
     run_ok(&["run", &p], &[], "one process");
     let expected = saved(dir.path(), "joined.csv", true);
     std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+    (dir, p, expected)
+}
+
+/// Runs SHUFFLE on four workers in four private hosts, the first `symmetric` behind
+/// port-randomising NATs, and checks its rows; returns the report's `punched`. The plan is
+/// edited to run its shuffle on four functions, so every host takes part.
+fn shuffle_through(symmetric: usize) -> Value {
+    let (dir, p, expected) = shuffle_in_one_process();
     let planned = run_ok(
         &["plan", &p, "--channel", "direct", "--format", "json"],
         &[],
@@ -187,10 +194,7 @@ fn strict_channels_turn_a_fallback_into_an_error_that_leaves_no_output() {
 
 #[test]
 fn on_lambda_function_instances_in_private_hosts_punch_their_direct_channels() {
-    let (dir, p) = big_program(SHUFFLE);
-    run_ok(&["run", &p], &[], "one process");
-    let expected = saved(dir.path(), "joined.csv", true);
-    std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+    let (dir, p, expected) = shuffle_in_one_process();
     let report = dir.path().join("report.json");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nat-lambda.sh");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/nat-testbed");
@@ -275,10 +279,7 @@ fn the_test_bed_passes_the_status_on_and_leaves_nothing_after_failure_or_ctrl_c(
 fn workers_that_cannot_reach_the_coordinator_punch_their_control_connection() {
     // Without --listen the coordinator listens on the public host's loopback, which no
     // private host reaches: the workers join through the rendezvous host.
-    let (dir, p) = big_program(SHUFFLE);
-    run_ok(&["run", &p], &[], "one process");
-    let expected = saved(dir.path(), "joined.csv", true);
-    std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+    let (dir, p, expected) = shuffle_in_one_process();
     let args = [
         "run",
         &p,
