@@ -27,6 +27,9 @@ pub struct ModelSignature {
     pub inputs: Vec<(String, datafusion::arrow::datatypes::DataType)>,
     /// The label column and its type (none for clustering and loaded models).
     pub label: Option<(String, datafusion::arrow::datatypes::DataType)>,
+    /// Whether it reads a column of token ids (a transformer): the one `tokenize` makes, or
+    /// the one named in `inputs`.
+    pub tokens: bool,
 }
 
 #[derive(Debug, Clone)]

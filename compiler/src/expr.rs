@@ -16,6 +16,8 @@ pub struct ExprCx<'a> {
     pub schema: &'a DFSchema,
     pub state: &'a SessionState,
     pub aggregates: bool,
+    /// Reads the files a call names (`tokenize`'s tokenizer).
+    pub source: &'a dyn crate::SchemaSource,
 }
 
 pub type Lowered = Result<Expr, Diagnostic>;
@@ -272,6 +274,12 @@ impl ExprCx<'_> {
     }
 
     fn call(&self, name: &ast::Ident, args: &[ast::Arg], span: Span) -> Lowered {
+        if name
+            .name
+            .eq_ignore_ascii_case(crate::tokenize::Tokenize::NAME)
+        {
+            return self.tokenize(name, args, span);
+        }
         if let Some(named) = args.iter().find_map(|a| a.name.as_ref()) {
             return Err(Diagnostic::error(
                 Code::E0010,

@@ -47,6 +47,14 @@ pub fn functions() -> &'static [FunctionDoc] {
                 false,
             ),
             (
+                "tokenize",
+                crate::tokenize::SYNTAX,
+                "The token ids of a text, as the tokenizer in a Hugging Face `tokenizer.json` \
+                 gives them (with its special tokens), cut to `length` (512 unless the file \
+                 says): a `list<int32>` for `infer` with a transformer model.",
+                false,
+            ),
+            (
                 "count_distinct",
                 "count_distinct(expression)",
                 "The number of distinct non-null values.",

@@ -16,6 +16,7 @@ pub mod settings;
 pub mod source;
 pub mod split;
 mod sql;
+pub mod tokenize;
 pub mod types;
 
 pub use dag::{

@@ -57,6 +57,7 @@ impl Compiler<'_> {
             task: model.task,
             inputs: train.inputs,
             label: train.label,
+            tokens: false,
         };
         let node = self.dag.add(Node {
             kind: NodeKind::Train {
@@ -357,6 +358,9 @@ impl Compiler<'_> {
                 )
                 .with_help(columns_in_scope(&schema)));
             }
+            if sig.tokens && sig.inputs.is_empty() {
+                token_column(&schema, span)?;
+            }
         }
         let input = self.materialize(&plan, &deps, "inference input", span);
         let node = self.dag.add(Node {
@@ -577,5 +581,41 @@ fn literal_arg(ty: ArgType, value: &ast::Expr) -> Result<ArgValue, String> {
             _ => Err(ty.describe()),
         },
         ArgType::Column | ArgType::Features => Err(ty.describe()),
+    }
+}
+
+/// A transformer reads the table's one column of token ids: E0019 when there is none or
+/// there are several.
+fn token_column(schema: &datafusion::common::DFSchema, span: Span) -> Result<(), Diagnostic> {
+    let found: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| flow_stdlib::text::is_token_type(f.data_type()))
+        .map(|f| f.name().as_str())
+        .collect();
+    match found.as_slice() {
+        [_] => Ok(()),
+        [] => Err(Diagnostic::error(
+            Code::E0019,
+            "the model is a transformer, which reads token ids, and the table has no column of them",
+            span,
+            "no token ids",
+        )
+        .with_help(format!(
+            "make them from the text first: `derive tokens = {}`; {}",
+            crate::tokenize::SYNTAX,
+            columns_in_scope(schema)
+        ))),
+        many => Err(Diagnostic::error(
+            Code::E0019,
+            format!(
+                "the model reads one column of token ids, and the table has {}: {}",
+                many.len(),
+                many.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+            ),
+            span,
+            "which token ids?",
+        )
+        .with_help("`select` away the ones the model should not read")),
     }
 }

@@ -337,6 +337,7 @@ impl Compiler<'_> {
             schema,
             state: &self.state,
             aggregates,
+            source: self.source,
         }
     }
 

@@ -97,6 +97,17 @@ pub trait SchemaSource {
         Ok(None)
     }
 
+    /// The tokenizer in the file `path` names (a `tokenizer.json`), for `tokenize`. The error
+    /// is a sentence for the user (it becomes an E0036 diagnostic).
+    fn tokenizer(
+        &self,
+        path: &str,
+    ) -> Result<std::sync::Arc<flow_stdlib::text::Tokenizer>, String> {
+        Err(format!(
+            "{path} cannot be read here: this checker reads no tokenizer files"
+        ))
+    }
+
     /// Paths beside `path` that exist (the other files of its folder, written the way the
     /// program wrote `path`), for a did-you-mean when `path` does not resolve.
     fn neighbours(&self, path: &str) -> Vec<String> {

@@ -6,6 +6,7 @@ use flow_compiler::{LoadRequest, ModelSignature, ResolvedLoad, SchemaSource};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a schema read is trusted.
@@ -19,12 +20,14 @@ type Answers<T> = RefCell<HashMap<(PathBuf, String), Answer<T>>>;
 pub struct SchemaCache {
     loads: Answers<ResolvedLoad>,
     models: Answers<Option<ModelSignature>>,
+    tokenizers: Answers<Arc<flow_stdlib::text::Tokenizer>>,
 }
 
 impl SchemaCache {
     pub fn clear(&self) {
         self.loads.borrow_mut().clear();
         self.models.borrow_mut().clear();
+        self.tokenizers.borrow_mut().clear();
     }
 
     /// A schema source for programs in `base` that asks `inner` only what it does not know.
@@ -68,6 +71,11 @@ impl SchemaSource for Cached<'_> {
     fn resolve_model(&self, path: &str) -> Result<Option<ModelSignature>, String> {
         let key = (self.base.clone(), path.to_string());
         remembered(&self.cache.models, key, || self.inner.resolve_model(path))
+    }
+
+    fn tokenizer(&self, path: &str) -> Result<Arc<flow_stdlib::text::Tokenizer>, String> {
+        let key = (self.base.clone(), path.to_string());
+        remembered(&self.cache.tokenizers, key, || self.inner.tokenizer(path))
     }
 
     fn locate(&self, path: &str) -> String {

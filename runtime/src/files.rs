@@ -62,6 +62,15 @@ impl SchemaSource for FileSchemaSource {
         crate::ml::load::signature(&self.resolve_path(path))
     }
 
+    fn tokenizer(&self, path: &str) -> Result<Arc<flow_stdlib::text::Tokenizer>, String> {
+        let full = self.resolve_path(path);
+        let bytes = std::fs::read(&full).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{} does not exist", full.display()),
+            _ => format!("cannot read {}: {e}", full.display()),
+        })?;
+        flow_stdlib::text::Tokenizer::from_bytes(bytes, &full.display().to_string()).map(Arc::new)
+    }
+
     fn neighbours(&self, path: &str) -> Vec<String> {
         let written = Path::new(path);
         let folder = written.parent().unwrap_or(Path::new(""));

@@ -3,7 +3,8 @@
 //! `evaluate` computes. The compiler checks programs against these signatures and
 //! `flowc explain KIND` prints them. It also holds the kernels (`ml`) that train models,
 //! score tables with them, read and write model files and compute the metrics; they work on
-//! Arrow record batches and know nothing of processes or channels.
+//! Arrow record batches and know nothing of processes or channels. `text` turns text into the
+//! token ids transformer models read.
 
 pub mod error;
 pub mod features;
@@ -11,6 +12,7 @@ pub mod metrics;
 pub mod ml;
 pub mod models;
 pub mod spec;
+pub mod text;
 
 pub use error::MlError;
 pub use spec::{ArgValue, Feature, OptimizerKind, SyncMode, TrainSpec};

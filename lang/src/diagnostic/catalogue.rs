@@ -274,6 +274,14 @@ catalogue! {
      name that is a keyword in backticks (`` `group` ``).",
     "show t | group \"store\" { n = count() }   # one row: \"store\" is a string";
 
+    E0036, Error, "cannot use a tokenizer",
+    "`tokenize(text, \"tokenizer.json\")` reads the tokenizer file when the program is \
+     checked: the file must exist and hold a tokenizer in the format Hugging Face's \
+     `tokenizers` saves (`tokenizer.save(\"tokenizer.json\")` in Python, or the \
+     `tokenizer.json` beside a model on the Hub). A relative path is relative to the `.flow` \
+     file's folder.",
+    "show t | derive tokens = tokenize(review, \"missing.json\")";
+
     W0001, Warning, "unused binding",
     "A `let` binds a table or model that no `save`, `show` or other binding uses. It is not \
      computed. Remove it, or prefix the name with `_` to keep it quietly.",

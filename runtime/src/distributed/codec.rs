@@ -1,5 +1,6 @@
 //! Shipping plans: datafusion-proto serialises the standard operators; this codec adds ours,
-//! [`ExchangeReadExec`] and [`InferExec`] (with its model). Each is one tag byte, then its
+//! [`ExchangeReadExec`] and [`InferExec`] (with its model), and the one function that carries
+//! data of its own, `tokenize` (its length, 4 bytes little-endian, then the tokenizer file). Each is one tag byte, then its
 //! wire form: JSON for a reader; for `infer` a JSON header, a newline, and the model file.
 //!
 //! A shipped plan is the length of a JSON header (4 bytes, little-endian), the header, then
@@ -22,9 +23,12 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, Pa
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use flow_compiler::tokenize::Tokenize;
+use flow_stdlib::text::Tokenizer;
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -111,6 +115,30 @@ impl PhysicalExtensionCodec for FlowCodec {
         }
     }
 
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
+        let inner: &dyn std::any::Any = node.inner().as_ref();
+        if let Some(tokenize) = inner.downcast_ref::<Tokenize>() {
+            let length = u32::try_from(tokenize.length)
+                .map_err(|_| DataFusionError::Internal("a tokenize length is too long".into()))?;
+            buf.extend_from_slice(&length.to_le_bytes());
+            buf.extend_from_slice(&tokenize.tokenizer.bytes);
+        }
+        Ok(())
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        let (Tokenize::NAME, Some((length, bytes))) = (name, buf.split_first_chunk::<4>()) else {
+            return Err(DataFusionError::Internal(format!(
+                "a shipped plan calls `{name}`, which flow cannot rebuild"
+            )));
+        };
+        let tokenizer = loaded_tokenizer(bytes)?;
+        Ok(Arc::new(Tokenize::udf(
+            tokenizer,
+            u32::from_le_bytes(*length) as usize,
+        )))
+    }
+
     fn try_encode(
         &self,
         node: Arc<dyn ExecutionPlan>,
@@ -147,6 +175,25 @@ impl PhysicalExtensionCodec for FlowCodec {
             node.name()
         )))
     }
+}
+
+/// The tokenizer of a shipped `tokenize` call: read once per process, as models are.
+fn loaded_tokenizer(bytes: &[u8]) -> Result<Arc<Tokenizer>> {
+    static KEPT: std::sync::Mutex<Vec<Arc<Tokenizer>>> = std::sync::Mutex::new(Vec::new());
+    let mut kept = KEPT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(t) = kept.iter().find(|t| t.bytes.as_slice() == bytes) {
+        return Ok(t.clone());
+    }
+    let tokenizer = Tokenizer::from_bytes(bytes.to_vec(), "the shipped tokenizer")
+        .map(Arc::new)
+        .map_err(DataFusionError::Internal)?;
+    if kept.len() == 4 {
+        kept.remove(0);
+    }
+    kept.push(tokenizer.clone());
+    Ok(tokenizer)
 }
 
 /// The row selections of the files a plan's Parquet scans read: per scan (in the order a

@@ -20,8 +20,26 @@ pub fn native(path: &Path) -> Result<Model, String> {
 /// columns has none to check.
 pub fn signature(path: &Path) -> Result<Option<ModelSignature>, String> {
     if is_onnx(path) {
-        let model = super::onnx::load(path)?;
-        return Ok(Some(ModelSignature {
+        return Ok(Some(onnx_signature(&super::load_onnx(path)?)));
+    }
+    native(path).map(|model| Some(signature_of(&model)))
+}
+
+/// What an ONNX model reads and predicts, as far as its file says.
+fn onnx_signature(model: &super::AnyModel) -> ModelSignature {
+    match model {
+        super::AnyModel::Transformer(t) => ModelSignature {
+            kind: "onnx transformer".into(),
+            task: flow_stdlib::models::Task::Classification,
+            inputs: t
+                .column
+                .iter()
+                .map(|c| (c.clone(), flow_stdlib::text::token_type()))
+                .collect(),
+            label: Some(("label".to_string(), DataType::Int64)),
+            tokens: true,
+        },
+        super::AnyModel::Onnx(model) => ModelSignature {
             kind: "onnx".into(),
             task: model.task,
             inputs: model
@@ -32,9 +50,10 @@ pub fn signature(path: &Path) -> Result<Option<ModelSignature>, String> {
                 .collect(),
             label: (model.task == flow_stdlib::models::Task::Classification)
                 .then(|| ("label".to_string(), DataType::Int64)),
-        }));
+            tokens: false,
+        },
+        super::AnyModel::Flow(model) => signature_of(model),
     }
-    native(path).map(|model| Some(signature_of(&model)))
 }
 
 pub fn is_onnx(path: &Path) -> bool {
@@ -57,5 +76,6 @@ pub fn signature_of(model: &Model) -> ModelSignature {
             .label
             .as_ref()
             .map(|l| (l.column.clone(), ty(&l.data_type))),
+        tokens: false,
     }
 }

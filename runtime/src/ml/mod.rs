@@ -6,6 +6,7 @@ pub mod load;
 mod model_input;
 pub mod onnx;
 pub mod scored;
+pub mod transformer;
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -26,6 +27,31 @@ pub(crate) const ML_ERROR: &str = "[model] ";
 pub enum AnyModel {
     Flow(Model),
     Onnx(onnx::OnnxModel),
+    /// An ONNX transformer: reads token ids, gives class logits.
+    Transformer(transformer::TransformerModel),
+}
+
+/// The ONNX model in `bytes` (`name` names it in errors): a transformer when its inputs are
+/// token ids, otherwise a model of a table's numeric columns.
+pub fn open_onnx(bytes: Vec<u8>, name: &str) -> Result<AnyModel, String> {
+    use tract_onnx::prelude::Framework;
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut bytes.as_slice())
+        .map_err(|_| format!("{name} is not an ONNX model (it does not decode as one)"))?;
+    if transformer::reads_tokens(&proto) {
+        transformer::TransformerModel::new(bytes, &proto, name).map(AnyModel::Transformer)
+    } else {
+        onnx::from_bytes(bytes, name).map(AnyModel::Onnx)
+    }
+}
+
+/// The ONNX model in the file `path`; the error is a sentence about the file.
+pub fn load_onnx(path: &Path) -> Result<AnyModel, String> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
+        _ => format!("cannot read {}: {e}", path.display()),
+    })?;
+    open_onnx(bytes, &path.display().to_string())
 }
 
 impl AnyModel {
@@ -33,6 +59,7 @@ impl AnyModel {
         match self {
             AnyModel::Flow(m) => &m.kind,
             AnyModel::Onnx(_) => "onnx",
+            AnyModel::Transformer(_) => "onnx transformer",
         }
     }
 
@@ -41,13 +68,14 @@ impl AnyModel {
         match self {
             AnyModel::Flow(m) => (false, flow_stdlib::ml::file::to_bytes(m)),
             AnyModel::Onnx(m) => (true, m.bytes.as_ref().clone()),
+            AnyModel::Transformer(m) => (true, m.bytes.as_ref().clone()),
         }
     }
 
     /// The model [`AnyModel::to_wire`] shipped.
     pub fn from_wire(onnx: bool, bytes: Vec<u8>) -> Result<AnyModel, String> {
         if onnx {
-            onnx::from_bytes(bytes, "the shipped ONNX model").map(AnyModel::Onnx)
+            open_onnx(bytes, "the shipped ONNX model")
         } else {
             flow_stdlib::ml::file::from_bytes(&bytes)
                 .map(AnyModel::Flow)
@@ -59,7 +87,32 @@ impl AnyModel {
         match self {
             AnyModel::Flow(m) => m.predict(batch),
             AnyModel::Onnx(m) => m.predict(batch),
+            AnyModel::Transformer(m) => m.predict(batch, transformer::DEFAULT_BATCH),
         }
+    }
+
+    /// Scores `batch`, `size` rows per call of the model (the whole batch when not given):
+    /// each chunk of rows and its scores. A transformer takes the whole batch and groups its
+    /// rows by length into calls of `size` rows itself.
+    pub fn predict_in(
+        &self,
+        batch: &RecordBatch,
+        size: Option<usize>,
+    ) -> Result<Vec<(RecordBatch, flow_stdlib::ml::model::Scored)>, MlError> {
+        if let AnyModel::Transformer(m) = self {
+            let scored = m.predict(batch, size.unwrap_or(transformer::DEFAULT_BATCH))?;
+            return Ok(vec![(batch.clone(), scored)]);
+        }
+        let size = size.unwrap_or(batch.num_rows()).max(1);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < batch.num_rows() {
+            let chunk = batch.slice(start, size.min(batch.num_rows() - start));
+            start += chunk.num_rows();
+            let scored = self.predict(&chunk)?;
+            out.push((chunk, scored));
+        }
+        Ok(out)
     }
 
     /// The classes a classifier was trained on, when the model says.
@@ -70,7 +123,7 @@ impl AnyModel {
                 .as_ref()
                 .map(|l| l.classes.clone())
                 .filter(|c| !c.is_empty()),
-            AnyModel::Onnx(_) => None,
+            AnyModel::Onnx(_) | AnyModel::Transformer(_) => None,
         }
     }
 }
@@ -145,7 +198,7 @@ impl MlResults {
                 NodeKind::ModelSource { file, .. } => {
                     let full = Path::new(file);
                     let model = if load::is_onnx(full) {
-                        onnx::load(full).map(AnyModel::Onnx)
+                        load_onnx(full)
                     } else {
                         load::native(full).map(AnyModel::Flow)
                     }

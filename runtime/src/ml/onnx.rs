@@ -391,7 +391,7 @@ fn softmax_tail(
 /// probability returned is divided. The logits are first laid out class by class, so that
 /// every step below runs over all the rows at once (in vector registers) instead of over one
 /// row of a few classes at a time.
-fn softmax_scores(
+pub(super) fn softmax_scores(
     logits: &mut [f32],
     already_by_class: bool,
     classes: &[i64],

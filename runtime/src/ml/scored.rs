@@ -67,15 +67,11 @@ pub fn score(
     size: Option<usize>,
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>> {
-    let size = size.unwrap_or(input.num_rows()).max(1);
+    let chunks = model
+        .predict_in(input, size)
+        .map_err(|e| DataFusionError::Execution(format!("{}{e}", super::ML_ERROR)))?;
     let mut out = Vec::new();
-    let mut start = 0;
-    while start < input.num_rows() {
-        let chunk = input.slice(start, size.min(input.num_rows() - start));
-        start += chunk.num_rows();
-        let scored = model
-            .predict(&chunk)
-            .map_err(|e| DataFusionError::Execution(format!("{}{e}", super::ML_ERROR)))?;
+    for (chunk, scored) in chunks {
         let mut columns: Vec<ArrayRef> = chunk
             .schema()
             .fields()
