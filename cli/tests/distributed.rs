@@ -597,3 +597,56 @@ fn each_exchange_takes_the_channel_the_plan_chose() {
         );
     }
 }
+
+/// Every review's prediction and probability from the sentiment example's model, scored by
+/// `workers` worker processes (0: one process).
+fn sentiment_scores(workers: usize) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let program = dir.path().join("scores.flow");
+    let out = dir.path().join("scores.csv");
+    std::fs::write(
+        &program,
+        format!(
+            "save load \"{0}/data/imdb_reviews.csv\"\n  | derive tokens = tokenize(review, \"{0}/models/sentiment-tokenizer.json\", length = 256)\n  | infer load \"{0}/models/sentiment.onnx\" batch 8\n  | select id, prediction, probability\n  | sort id\n  to \"{1}\"\n",
+            examples.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let p = program.to_str().unwrap();
+    let n = workers.to_string();
+    let mut args = vec!["run", p];
+    if workers > 0 {
+        args.extend(["--workers", &n]);
+    }
+    run_ok(&args, &[], &format!("sentiment on {workers} workers"));
+    std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Transformer inference fans out: the tokenizer and the model travel with the plan, and
+/// each review's scores do not depend on which worker or batch scored it.
+#[test]
+fn transformer_predictions_are_the_same_on_1_2_and_4_workers() {
+    let single = sentiment_scores(0);
+    assert_eq!(single.len(), 301, "a header and 300 reviews");
+    for workers in [1, 2, 4] {
+        let got = sentiment_scores(workers);
+        assert_eq!(got.len(), single.len());
+        for (a, b) in got.iter().zip(&single) {
+            let (a, b): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());
+            assert_eq!(a[..2], b[..2], "{workers} workers: id and prediction");
+            if let (Ok(x), Ok(y)) = (a[2].parse::<f64>(), b[2].parse::<f64>()) {
+                assert!(
+                    (x - y).abs() < 1e-6,
+                    "{workers} workers, review {}: {x} vs {y}",
+                    a[0]
+                );
+            }
+        }
+    }
+}

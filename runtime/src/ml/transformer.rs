@@ -15,6 +15,7 @@
 use super::onnx::softmax_scores;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::Int32Type;
+use datafusion::arrow::util::display::array_value_to_string;
 use flow_stdlib::MlError;
 use flow_stdlib::ml::model::Scored;
 use flow_stdlib::text::is_token_type;
@@ -244,7 +245,13 @@ impl TransformerModel {
 
     /// The ids of every row, checked: present, not empty, no longer than the model takes, and
     /// every id in the vocabulary.
-    fn sequences<'b>(&self, tokens: &'b ArrayRef) -> Result<Vec<&'b [i32]>, MlError> {
+    /// Errors name the row by its other values (`batch`'s): its place in a batch means
+    /// nothing to whoever reads the message.
+    fn sequences<'b>(
+        &self,
+        batch: &RecordBatch,
+        tokens: &'b ArrayRef,
+    ) -> Result<Vec<&'b [i32]>, MlError> {
         let list = tokens.as_list::<i32>();
         let values = list.values().as_primitive::<Int32Type>();
         if values.null_count() > 0 {
@@ -254,20 +261,23 @@ impl TransformerModel {
         let offsets = list.value_offsets();
         let mut out = Vec::with_capacity(list.len());
         for row in 0..list.len() {
-            let at = row + 1;
+            let at = || described(batch, row);
             if list.is_null(row) {
                 return Err(MlError::data(format!(
-                    "row {at} has no tokens: its text is null (drop such rows with `filter TEXT is not null`)"
+                    "the row {} has no tokens: its text is null (drop such rows with `filter TEXT is not \
+                     null`, or score them as empty with `coalesce(TEXT, \"\")`)",
+                    at()
                 )));
             }
             let sequence = &ids[offsets[row] as usize..offsets[row + 1] as usize];
             if sequence.is_empty() {
-                return Err(MlError::data(format!("row {at} has no tokens")));
+                return Err(MlError::data(format!("the row {} has no tokens", at())));
             }
             if sequence.len() > self.max_length {
                 return Err(MlError::data(format!(
-                    "row {at} has {} tokens, and the model reads at most {}: cut them with \
+                    "the row {} has {} tokens, and the model reads at most {}: cut them with \
                      `tokenize(..., length = {})`",
+                    at(),
                     sequence.len(),
                     self.max_length,
                     self.max_length
@@ -278,8 +288,9 @@ impl TransformerModel {
                 .find(|id| usize::try_from(**id).map_or(true, |id| id >= self.vocab_size))
             {
                 return Err(MlError::data(format!(
-                    "row {at} has token id {bad}, outside the model's vocabulary of {} ids: \
+                    "the row {} has token id {bad}, outside the model's vocabulary of {} ids: \
                      was it tokenized with the model's own tokenizer?",
+                    at(),
                     self.vocab_size
                 )));
             }
@@ -301,7 +312,7 @@ impl TransformerModel {
     /// largest logit) and `probability` (of the second class for two, else of the predicted).
     pub fn predict(&self, batch: &RecordBatch, size: usize) -> Result<Scored, MlError> {
         let tokens = self.tokens(batch)?;
-        let sequences = self.sequences(tokens)?;
+        let sequences = self.sequences(batch, tokens)?;
         let mut by_bucket: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
         for (row, s) in sequences.iter().enumerate() {
             by_bucket.entry(self.bucket(s.len())).or_default().push(row);
@@ -381,7 +392,7 @@ impl TransformerModel {
     /// compare them with another engine's.
     pub fn logits(&self, batch: &RecordBatch) -> Result<Vec<Vec<f32>>, MlError> {
         let tokens = self.tokens(batch)?;
-        let sequences = self.sequences(tokens)?;
+        let sequences = self.sequences(batch, tokens)?;
         (0..sequences.len())
             .map(|row| self.run(&sequences, &[row], 1, self.bucket(sequences[row].len())))
             .collect()
@@ -416,6 +427,31 @@ fn typed(
         model.set_input_fact(i, InferenceFact::dt_shape(*datum, dims))?;
     }
     Ok((model.into_typed()?.into_decluttered()?, symbols))
+}
+
+/// A row as its first few values (`id = 7, label = 1`), the token ids left out.
+fn described(batch: &RecordBatch, row: usize) -> String {
+    let schema = batch.schema();
+    let values: Vec<String> = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(f, _)| !is_token_type(f.data_type()))
+        .take(3)
+        .map(|(f, column)| {
+            let value = if column.is_null(row) {
+                "null".to_string()
+            } else {
+                array_value_to_string(column, row).unwrap_or_else(|_| "?".into())
+            };
+            let value = match value.char_indices().nth(40) {
+                Some((cut, _)) => format!("{}…", &value[..cut]),
+                None => value,
+            };
+            format!("{} = {value}", f.name())
+        })
+        .collect();
+    format!("({})", values.join(", "))
 }
 
 /// The optimised plan of the typed graph for `rows × length` inputs.

@@ -4,6 +4,7 @@
 mod models;
 mod onnx;
 mod quality;
+mod transformer;
 
 use flow_lang::Diagnostic;
 use flow_runtime::{FileSchemaSource, RunOptions};
