@@ -27,9 +27,37 @@ pub struct ModelSignature {
     pub inputs: Vec<(String, datafusion::arrow::datatypes::DataType)>,
     /// The label column and its type (none for clustering and loaded models).
     pub label: Option<(String, datafusion::arrow::datatypes::DataType)>,
-    /// Whether it reads a column of token ids (a transformer): the one `tokenize` makes, or
-    /// the one named in `inputs`.
-    pub tokens: bool,
+    /// For a transformer, which reads a column of token ids (the one `tokenize` makes, or the
+    /// one named in `inputs`), its shape.
+    pub transformer: Option<TransformerShape>,
+}
+
+/// What decides the cost of scoring a sequence with a transformer: the weights every token
+/// is multiplied by, and the attention, in which every token meets every other.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TransformerShape {
+    /// Weights of its matrix products (the embedding tables are looked up, not multiplied).
+    pub matmul_params: u64,
+    /// Values per token between layers.
+    pub width: u64,
+    /// Attention layers.
+    pub layers: u64,
+    /// The longest sequence it reads.
+    pub max_length: u64,
+}
+
+impl TransformerShape {
+    /// Sequences per call of the model when the program does not say: on a CPU, one at a
+    /// time scores the most per second, with tract and with onnxruntime alike
+    /// (docs/benchmarks.md, the batch sweep); activations grow with every sequence.
+    pub const BATCH: usize = 1;
+
+    /// Floating-point operations to score one sequence of `length` tokens: two per weight
+    /// and token, and for attention's two products four per width, layer and pair of tokens.
+    pub fn flops(&self, length: f64) -> f64 {
+        2.0 * self.matmul_params as f64 * length
+            + 4.0 * (self.width * self.layers) as f64 * length * length
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +90,8 @@ pub enum NodeKind {
         path: String,
         /// Where it is read, resolved by the [`crate::SchemaSource`].
         file: String,
+        /// The shape of a transformer, which the planner prices by.
+        transformer: Option<TransformerShape>,
     },
     /// Relational work, as a DataFusion logical plan.
     Relational {
@@ -84,6 +114,9 @@ pub enum NodeKind {
     },
     Infer {
         batch: Option<i64>,
+        /// The length `tokenize` cuts the token column a transformer reads to, when the
+        /// table's token ids come from `tokenize`.
+        tokens: Option<usize>,
     },
     Evaluate {
         label: String,
@@ -255,7 +288,7 @@ impl Dag {
                         args.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                     let _ = writeln!(out, "    {}({})", model.kind, args.join(", "));
                 }
-                NodeKind::Infer { batch } => {
+                NodeKind::Infer { batch, .. } => {
                     let _ = writeln!(
                         out,
                         "    batch: {}",

@@ -57,7 +57,7 @@ impl Compiler<'_> {
             task: model.task,
             inputs: train.inputs,
             label: train.label,
-            tokens: false,
+            transformer: None,
         };
         let node = self.dag.add(Node {
             kind: NodeKind::Train {
@@ -358,14 +358,22 @@ impl Compiler<'_> {
                 )
                 .with_help(columns_in_scope(&schema)));
             }
-            if sig.tokens && sig.inputs.is_empty() {
-                token_column(&schema, span)?;
-            }
         }
+        let transformer = signature.as_ref().is_some_and(|s| s.transformer.is_some());
+        let tokens = if transformer {
+            let column = match signature.as_ref().and_then(|s| s.inputs.first()) {
+                Some((name, _)) => name.clone(),
+                None => token_column(&schema, span)?,
+            };
+            crate::tokenize::cut_length(&plan, &column)
+        } else {
+            None
+        };
         let input = self.materialize(&plan, &deps, "inference input", span);
         let node = self.dag.add(Node {
             kind: NodeKind::Infer {
                 batch: batch.map(|b| b.value),
+                tokens,
             },
             label: "infer".into(),
             span,
@@ -586,7 +594,7 @@ fn literal_arg(ty: ArgType, value: &ast::Expr) -> Result<ArgValue, String> {
 
 /// A transformer reads the table's one column of token ids: E0019 when there is none or
 /// there are several.
-fn token_column(schema: &datafusion::common::DFSchema, span: Span) -> Result<(), Diagnostic> {
+fn token_column(schema: &datafusion::common::DFSchema, span: Span) -> Result<String, Diagnostic> {
     let found: Vec<&str> = schema
         .fields()
         .iter()
@@ -594,7 +602,7 @@ fn token_column(schema: &datafusion::common::DFSchema, span: Span) -> Result<(),
         .map(|f| f.name().as_str())
         .collect();
     match found.as_slice() {
-        [_] => Ok(()),
+        [one] => Ok(one.to_string()),
         [] => Err(Diagnostic::error(
             Code::E0019,
             "the model is a transformer, which reads token ids, and the table has no column of them",

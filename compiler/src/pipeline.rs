@@ -238,6 +238,7 @@ impl Compiler<'_> {
                 kind: NodeKind::ModelSource {
                     path: path.clone(),
                     file: self.source.locate(path),
+                    transformer: signature.as_ref().and_then(|s| s.transformer),
                 },
                 label: path.clone(),
                 span,

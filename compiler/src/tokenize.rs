@@ -184,3 +184,31 @@ impl ExprCx<'_> {
         Ok(expr)
     }
 }
+
+/// The length the token column `column` of `plan`'s output was cut to, when a `tokenize` in
+/// the plan made it: what a transformer reading it costs depends on it.
+pub fn cut_length(plan: &datafusion::logical_expr::LogicalPlan, column: &str) -> Option<usize> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::LogicalPlan;
+    let mut found = None;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::Projection(projection) = node {
+            // `derive NAME = ...` names what it computes with an alias.
+            for expr in &projection.expr {
+                let Expr::Alias(alias) = expr else { continue };
+                if alias.name != column {
+                    continue;
+                }
+                if let Expr::ScalarFunction(call) = alias.expr.as_ref() {
+                    let udf: &dyn std::any::Any = call.func.inner().as_ref();
+                    if let Some(tokenize) = udf.downcast_ref::<Tokenize>() {
+                        found = Some(tokenize.length);
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}

@@ -127,6 +127,7 @@ fn inference(aws: &Profile) {
         OpKind::ModelLoad {
             path: "distilbert.onnx".into(),
             bytes: model_bytes,
+            transformer: None,
         },
         vec![],
         1.0,
@@ -137,7 +138,10 @@ fn inference(aws: &Profile) {
         1300.0,
     ));
     let scored = g.push(op(
-        OpKind::Infer { batch: None },
+        OpKind::Infer {
+            batch: None,
+            tokens: None,
+        },
         vec![model, reviews],
         1316.0,
     ));

@@ -47,6 +47,8 @@ pub enum OpKind {
         path: String,
         /// Its size.
         bytes: u64,
+        /// A transformer's shape, which prices its scoring.
+        transformer: Option<flow_compiler::TransformerShape>,
     },
     /// Keeps the rows matching a predicate.
     Filter {
@@ -129,6 +131,8 @@ pub enum OpKind {
     Infer {
         /// Rows per inference call, when the program chose it.
         batch: Option<u64>,
+        /// For a transformer, the length its sequences are cut to, when `tokenize` says.
+        tokens: Option<u64>,
     },
     /// Computes metrics of a model on a table.
     Evaluate,
@@ -218,7 +222,7 @@ impl fmt::Display for OpKind {
                     _ => f.write_str(")"),
                 }
             }
-            OpKind::ModelLoad { path, bytes } => {
+            OpKind::ModelLoad { path, bytes, .. } => {
                 write!(
                     f,
                     "load-model {path} ({})",
@@ -248,7 +252,15 @@ impl fmt::Display for OpKind {
                     flow_stdlib::spec::DEFAULT_STEPS
                 ),
             },
-            OpKind::Infer { batch: Some(b) } => write!(f, "infer (batch {b})"),
+            OpKind::Infer {
+                batch: Some(b),
+                tokens: Some(t),
+            } => write!(f, "infer (batch {b}, {t} tokens)"),
+            OpKind::Infer {
+                batch: None,
+                tokens: Some(t),
+            } => write!(f, "infer ({t} tokens)"),
+            OpKind::Infer { batch: Some(b), .. } => write!(f, "infer (batch {b})"),
             OpKind::Save { path, format } => write!(f, "save {path} ({format})"),
             OpKind::Show { limit } => write!(f, "show (first {limit} rows)"),
             other => f.write_str(other.name()),
@@ -626,7 +638,11 @@ impl<'a> Lowering<'a> {
                 self.lowered.fields.insert(op, field_widths(&load.schema));
                 op
             }
-            NodeKind::ModelSource { path, file } => {
+            NodeKind::ModelSource {
+                path,
+                file,
+                transformer,
+            } => {
                 let bytes = self
                     .stats
                     .model_bytes(file)
@@ -635,6 +651,7 @@ impl<'a> Lowering<'a> {
                     kind: OpKind::ModelLoad {
                         path: path.clone(),
                         bytes,
+                        transformer: *transformer,
                     },
                     inputs: Vec::new(),
                     width: 1.0,
@@ -673,7 +690,7 @@ impl<'a> Lowering<'a> {
                 };
                 self.push(format!("train #{}", id.index()), op)
             }
-            NodeKind::Infer { batch } => {
+            NodeKind::Infer { batch, tokens } => {
                 let is_model = |n: &NodeId| {
                     matches!(
                         self.dag.node(*n).kind,
@@ -695,6 +712,7 @@ impl<'a> Lowering<'a> {
                 let op = Op {
                     kind: OpKind::Infer {
                         batch: batch.and_then(|b| u64::try_from(b).ok()),
+                        tokens: tokens.and_then(|t| u64::try_from(t).ok()),
                     },
                     inputs: ins,
                     width,

@@ -227,6 +227,10 @@ pub struct Kernels {
     /// Scoring with an ONNX model, per row and byte of its file (its weights, mostly).
     #[serde(default = "Kernels::default_onnx_infer")]
     pub onnx_infer_s_per_byte: f64,
+    /// Scoring with an ONNX transformer, per floating-point operation of a sequence
+    /// ([`flow_compiler::TransformerShape::flops`] at the length the sequences are cut to).
+    #[serde(default = "Kernels::default_transformer")]
+    pub transformer_s_per_flop: f64,
     /// Encoding output as Parquet (`save`), per byte of rows in memory.
     pub write_s_per_byte: f64,
     /// Dealing rows into an exchange's buckets and encoding them as Arrow IPC, per byte of
@@ -298,11 +302,16 @@ impl Kernels {
     fn default_onnx_infer() -> f64 {
         ONNX_INFER_S_PER_BYTE
     }
+
+    fn default_transformer() -> f64 {
+        TRANSFORMER_S_PER_FLOP
+    }
 }
 
 const PREPARE_S_PER_VALUE: f64 = 8.8e-9;
 const ONNX_LOAD_S: f64 = 4.3e-3;
 const ONNX_INFER_S_PER_BYTE: f64 = 2.4e-11;
+const TRANSFORMER_S_PER_FLOP: f64 = 1.6e-11;
 const DECIMAL_S_PER_ROW: f64 = 4.7e-9;
 const ENCODE_S_PER_BYTE: f64 = 7.0e-10;
 const DECODE_S_PER_BYTE: f64 = 1.5e-10;
@@ -396,6 +405,7 @@ impl Profile {
             self.kernels.infer_s_per_value,
             self.kernels.onnx_load_s,
             self.kernels.onnx_infer_s_per_byte,
+            self.kernels.transformer_s_per_flop,
             self.kernels.write_s_per_byte,
             self.kernels.encode_s_per_byte,
             self.kernels.decode_s_per_byte,

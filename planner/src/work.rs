@@ -175,13 +175,23 @@ pub fn stage_work(
                 w.state_bytes += bytes_in;
                 w.state_per_task_bytes += 4.0 * model_bytes(*params);
             }
-            OpKind::Infer { .. } => {
+            OpKind::Infer { tokens, .. } => {
                 let model = input(0).bytes;
                 let table = input(1);
-                let onnx = op.inputs.first().is_some_and(|m| {
-                    matches!(&graph.ops[*m].kind, OpKind::ModelLoad { path, .. } if is_onnx(path))
-                });
-                if onnx {
+                let loaded = op.inputs.first().map(|m| &graph.ops[*m].kind);
+                let onnx = matches!(loaded, Some(OpKind::ModelLoad { path, .. }) if is_onnx(path));
+                if let Some(OpKind::ModelLoad {
+                    transformer: Some(shape),
+                    ..
+                }) = loaded
+                {
+                    // Most sequences of a text longer than the cut run padded near it (the
+                    // length buckets), so the cut prices them; the model's longest without one.
+                    let longest = shape.max_length as f64;
+                    let length = tokens.map_or(longest, |t| (t as f64).min(longest));
+                    w.cpu_s += table.rows * shape.flops(length) * k.transformer_s_per_flop;
+                    w.cpu_per_task_s += k.onnx_load_s;
+                } else if onnx {
                     w.cpu_s += table.rows * model * k.onnx_infer_s_per_byte;
                     w.cpu_per_task_s += k.onnx_load_s;
                 } else {

@@ -104,9 +104,13 @@ fn build(specs: &[Spec], scale: u64) -> OpGraph {
                     },
                     vec![t],
                 ),
-                10 if !models.is_empty() => {
-                    (OpKind::Infer { batch: None }, vec![pick(&models, s.b), t])
-                }
+                10 if !models.is_empty() => (
+                    OpKind::Infer {
+                        batch: None,
+                        tokens: None,
+                    },
+                    vec![pick(&models, s.b), t],
+                ),
                 11 => (
                     OpKind::Save {
                         path: "out.parquet".into(),

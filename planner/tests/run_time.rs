@@ -45,7 +45,14 @@ fn program(sinks: usize, model: bool, evaluate: bool) -> OpGraph {
     });
     for i in 0..sinks {
         let mut rows = match trained {
-            Some(m) => op(&mut g, OpKind::Infer { batch: None }, vec![m, table]),
+            Some(m) => op(
+                &mut g,
+                OpKind::Infer {
+                    batch: None,
+                    tokens: None,
+                },
+                vec![m, table],
+            ),
             None => op(&mut g, OpKind::Filter { keeps: None }, vec![table]),
         };
         if evaluate && i + 1 == sinks {

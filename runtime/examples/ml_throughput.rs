@@ -4,6 +4,9 @@
 //!     ml_throughput train CSV LABEL EPOCHS     # logistic, plain SGD, one row per step
 //!     ml_throughput onnx MODEL CSV BATCH [f32|as-read]
 //!                                              # ONNX inference, BATCH rows per call
+//!     ml_throughput transformer MODEL TOKENIZER CSV ROWS LENGTH BATCH
+//!                                              # the first ROWS texts (`review`), cut to
+//!                                              # LENGTH tokens, BATCH sequences per call
 //!
 //! Prints rows per second (training: rows × epochs / seconds), the median of 5 runs (`RUNS`). ONNX
 //! inference reads the table's columns as `Float32` by default — the values and type
@@ -112,12 +115,40 @@ fn main() {
                 .collect();
             println!("{:.0}", batch.num_rows() as f64 / median(runs));
         }
+        ["transformer", model, tokenizer, csv, rows, length, size] => {
+            let texts = read(csv);
+            let rows: usize = rows.parse().expect("rows");
+            let texts = texts.slice(0, rows.min(texts.num_rows()));
+            let tokenizer = flow_stdlib::text::Tokenizer::from_bytes(
+                std::fs::read(tokenizer).expect("the tokenizer file"),
+                tokenizer,
+            )
+            .expect("a tokenizer");
+            let review = texts.column_by_name("review").expect("a `review` column");
+            let tokens = tokenizer
+                .encode(review.as_ref(), length.parse().expect("length"))
+                .expect("tokens");
+            let batch = RecordBatch::try_from_iter([("tokens", tokens)]).expect("a table");
+            let size: usize = size.parse().expect("batch size");
+            let model = flow_runtime::ml::load_onnx(std::path::Path::new(model)).expect("model");
+            let runs = (0..runs())
+                .map(|_| {
+                    let start = Instant::now();
+                    model.predict_in(&batch, Some(size)).expect("scores");
+                    start.elapsed().as_secs_f64()
+                })
+                .collect();
+            println!("{:.3}", batch.num_rows() as f64 / median(runs));
+        }
         _ => usage(),
     }
 }
 
 fn usage() -> ! {
-    eprintln!("usage: ml_throughput train CSV LABEL EPOCHS | onnx MODEL CSV BATCH [f32|as-read]");
+    eprintln!(
+        "usage: ml_throughput train CSV LABEL EPOCHS | onnx MODEL CSV BATCH [f32|as-read] \
+         | transformer MODEL TOKENIZER CSV ROWS LENGTH BATCH"
+    );
     std::process::exit(2);
 }
 

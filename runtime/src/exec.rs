@@ -220,7 +220,7 @@ impl lowering::Leaves for Leaves<'_> {
         input: LogicalPlan,
         scan: &TableScan,
     ) -> datafusion::error::Result<LogicalPlan> {
-        let NodeKind::Infer { batch } = &self.dag.node(infer).kind else {
+        let NodeKind::Infer { batch, .. } = &self.dag.node(infer).kind else {
             return Err(DataFusionError::Internal(format!(
                 "node #{} is not an infer",
                 infer.index()
@@ -592,7 +592,7 @@ fn substitute(dag: &Dag, plan: LogicalPlan, ml: &MlResults) -> Result<LogicalPla
         let Some(node) = node_of_scan(scan) else {
             return Ok(Transformed::no(p));
         };
-        if let NodeKind::Infer { batch } = &dag.node(node).kind {
+        if let NodeKind::Infer { batch, .. } = &dag.node(node).kind {
             let scored = scored_table(dag, node, *batch, scan.source.schema(), ml);
             let table = match scored {
                 Ok(table) => table,

@@ -64,10 +64,7 @@ impl SchemaSource for FileSchemaSource {
 
     fn tokenizer(&self, path: &str) -> Result<Arc<flow_stdlib::text::Tokenizer>, String> {
         let full = self.resolve_path(path);
-        let bytes = std::fs::read(&full).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!("{} does not exist", full.display()),
-            _ => format!("cannot read {}: {e}", full.display()),
-        })?;
+        let bytes = crate::ml::load::read(&full)?;
         flow_stdlib::text::Tokenizer::from_bytes(bytes, &full.display().to_string()).map(Arc::new)
     }
 

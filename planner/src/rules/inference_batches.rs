@@ -7,7 +7,8 @@
 //! cut the time while the cost stays nearly flat; a deadline or the cost objective stops the
 //! fan-out earlier. The batch is the program's `batch N` if given, else the largest that fits
 //! beside the model in the function's memory, at most [`MAX_BATCH`] rows and no more than a
-//! function's share of the rows.
+//! function's share of the rows. A transformer's batch is [`TransformerShape::BATCH`]
+//! sequences: on a CPU, more per call score fewer per second, and need more memory.
 
 use super::{Planning, Rule};
 use crate::cost::MB;
@@ -15,6 +16,7 @@ use crate::ops::OpKind;
 use crate::options::PlanError;
 use crate::physical::Batching;
 use crate::work::stage_work;
+use flow_compiler::TransformerShape;
 
 /// The largest batch the planner picks by itself.
 pub const MAX_BATCH: u64 = 8192;
@@ -29,12 +31,21 @@ impl Rule for InferenceBatches {
     fn apply(&self, p: &mut Planning) -> Result<(), PlanError> {
         for stage in 0..p.plan.stages.len() {
             let s = &p.plan.stages[stage];
-            let Some(given) = s.ops.iter().find_map(|id| match p.graph.ops[*id].kind {
-                OpKind::Infer { batch } => Some(batch),
+            let Some((given, infer)) = s.ops.iter().find_map(|id| match p.graph.ops[*id].kind {
+                OpKind::Infer { batch, .. } => Some((batch, *id)),
                 _ => None,
             }) else {
                 continue;
             };
+            let transformer = p.graph.ops[infer].inputs.first().is_some_and(|m| {
+                matches!(
+                    p.graph.ops[*m].kind,
+                    OpKind::ModelLoad {
+                        transformer: Some(_),
+                        ..
+                    }
+                )
+            });
             let work = stage_work(p.profile, &p.graph, &p.sizes, &s.ops, &p.cuts);
             let (rows, width) = work.inference.unwrap_or((1.0, 1.0));
             let share = (rows / f64::from(s.functions.max(1))).ceil().max(1.0);
@@ -49,6 +60,19 @@ impl Rule for InferenceBatches {
                     forced: true,
                     reason: format!("batch {b} as the program asks; {} function(s)", s.functions),
                 },
+                None if transformer => {
+                    let batch = (TransformerShape::BATCH as f64).min(share) as u64;
+                    Batching {
+                        batch: batch.max(1),
+                        fan_out: s.functions,
+                        forced: false,
+                        reason: format!(
+                            "batch {batch}: a transformer's sequences, grouped by length, one \
+                             call each scores the most per second on a CPU; {} function(s)",
+                            s.functions
+                        ),
+                    }
+                }
                 None => {
                     let batch = (MAX_BATCH as f64).min(fits).min(share) as u64;
                     let why = if batch as f64 == share {

@@ -7,12 +7,17 @@ use flow_stdlib::ml::Model;
 use flow_stdlib::ml::file;
 use std::path::Path;
 
-/// A native model read from `path`; the error is a sentence about the file.
-pub fn native(path: &Path) -> Result<Model, String> {
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+/// The bytes of the file `path`; the error is a sentence about the file.
+pub fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
         _ => format!("cannot read {}: {e}", path.display()),
-    })?;
+    })
+}
+
+/// A native model read from `path`; the error is a sentence about the file.
+pub fn native(path: &Path) -> Result<Model, String> {
+    let bytes = read(path)?;
     file::from_bytes(&bytes).map_err(|e| format!("{} cannot be used: {e}", path.display()))
 }
 
@@ -37,7 +42,7 @@ fn onnx_signature(model: &super::AnyModel) -> ModelSignature {
                 .map(|c| (c.clone(), flow_stdlib::text::token_type()))
                 .collect(),
             label: Some(("label".to_string(), DataType::Int64)),
-            tokens: true,
+            transformer: Some(t.shape),
         },
         super::AnyModel::Onnx(model) => ModelSignature {
             kind: "onnx".into(),
@@ -50,7 +55,7 @@ fn onnx_signature(model: &super::AnyModel) -> ModelSignature {
                 .collect(),
             label: (model.task == flow_stdlib::models::Task::Classification)
                 .then(|| ("label".to_string(), DataType::Int64)),
-            tokens: false,
+            transformer: None,
         },
         super::AnyModel::Flow(model) => signature_of(model),
     }
@@ -76,6 +81,6 @@ pub fn signature_of(model: &Model) -> ModelSignature {
             .label
             .as_ref()
             .map(|l| (l.column.clone(), ty(&l.data_type))),
-        tokens: false,
+        transformer: None,
     }
 }

@@ -47,10 +47,7 @@ pub fn open_onnx(bytes: Vec<u8>, name: &str) -> Result<AnyModel, String> {
 
 /// The ONNX model in the file `path`; the error is a sentence about the file.
 pub fn load_onnx(path: &Path) -> Result<AnyModel, String> {
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
-        _ => format!("cannot read {}: {e}", path.display()),
-    })?;
+    let bytes = load::read(path)?;
     open_onnx(bytes, &path.display().to_string())
 }
 

@@ -151,10 +151,7 @@ fn input_width(proto: &pb::ModelProto) -> Option<usize> {
 
 /// Reads and optimises the model in `path`; the error is a sentence about the file.
 pub fn load(path: &Path) -> Result<OnnxModel, String> {
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{} does not exist", path.display()),
-        _ => format!("cannot read {}: {e}", path.display()),
-    })?;
+    let bytes = super::load::read(path)?;
     from_bytes(bytes, &path.display().to_string())
 }
 

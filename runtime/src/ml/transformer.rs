@@ -16,6 +16,7 @@ use super::onnx::softmax_scores;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::Int32Type;
 use datafusion::arrow::util::display::array_value_to_string;
+use flow_compiler::TransformerShape;
 use flow_stdlib::MlError;
 use flow_stdlib::ml::model::Scored;
 use flow_stdlib::text::is_token_type;
@@ -31,7 +32,7 @@ use tract_onnx::tract_hir::infer::Factoid;
 const BUCKETS: [usize; 7] = [16, 32, 64, 128, 256, 384, 512];
 
 /// Rows per call when the program does not say.
-pub const DEFAULT_BATCH: usize = 8;
+pub const DEFAULT_BATCH: usize = TransformerShape::BATCH;
 
 /// What each graph input is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct TransformerModel {
     pub classes: Vec<i64>,
     /// The token column it reads, when the file names it; else the table's one token column.
     pub column: Option<String>,
+    /// What scoring a sequence costs, for the planner.
+    pub shape: TransformerShape,
     /// Plans for `(rows, length)`, made when first needed.
     plans: Mutex<HashMap<(usize, usize), Arc<TypedRunnableModel>>>,
     /// The graph with symbolic batch and sequence axes, which each plan fixes.
@@ -124,19 +127,48 @@ fn metadata<'a>(proto: &'a pb::ModelProto, key: &str) -> Option<&'a str> {
         .map(|e| e.value.trim())
 }
 
-/// The rows of the first 2-D constant that a `Gather` indexes with graph input `ids`: the
-/// vocabulary of the word embeddings.
-fn embedding_rows(graph: &pb::GraphProto, ids: &str) -> Option<usize> {
+/// The rows and width of the first 2-D constant that a `Gather` indexes with graph input
+/// `ids`: the vocabulary and width of the word embeddings.
+fn embeddings(graph: &pb::GraphProto, ids: &str) -> Option<(usize, usize)> {
     graph
         .node
         .iter()
         .filter(|n| n.op_type == "Gather" && n.input.get(1).is_some_and(|i| i == ids))
         .find_map(|n| {
             let table = graph.initializer.iter().find(|t| t.name == n.input[0])?;
-            (table.dims.len() == 2)
-                .then(|| usize::try_from(table.dims[0]).ok())
-                .flatten()
+            match table.dims.as_slice() {
+                [rows, width] => {
+                    Some((usize::try_from(*rows).ok()?, usize::try_from(*width).ok()?))
+                }
+                _ => None,
+            }
         })
+}
+
+/// What the graph multiplies each token by: the constant matrices of its products, its
+/// width and its attention layers (one softmax each).
+fn shape(graph: &pb::GraphProto, width: usize, max_length: usize) -> TransformerShape {
+    let constants: HashMap<&str, &pb::TensorProto> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
+    let matmul_params = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "MatMul" || n.op_type == "Gemm")
+        .flat_map(|n| n.input.iter().take(2))
+        .filter_map(|i| constants.get(i.as_str()))
+        .filter(|t| t.dims.len() == 2)
+        .map(|t| t.dims.iter().product::<i64>().max(0) as u64)
+        .sum();
+    let layers = graph.node.iter().filter(|n| n.op_type == "Softmax").count();
+    TransformerShape {
+        matmul_params,
+        width: width as u64,
+        layers: layers as u64,
+        max_length: max_length as u64,
+    }
 }
 
 impl TransformerModel {
@@ -156,8 +188,9 @@ impl TransformerModel {
             .map(|(i, _)| i.name.clone())
             .unwrap_or_default();
         let number = |key: &str| metadata(proto, key).and_then(|v| v.parse::<usize>().ok());
+        let embedded = embeddings(graph, &ids_name);
         let vocab_size = number("flow.vocab_size")
-            .or_else(|| embedding_rows(graph, &ids_name))
+            .or(embedded.map(|(rows, _)| rows))
             .ok_or_else(|| {
                 format!(
                     "{name} does not say how many token ids it knows (add `flow.vocab_size` to \
@@ -165,6 +198,7 @@ impl TransformerModel {
                 )
             })?;
         let max_length = number("flow.max_length").unwrap_or(512).max(1);
+        let shape = shape(graph, embedded.map_or(0, |(_, w)| w), max_length);
         let fail = |e: TractError| format!("{name} cannot be run: {e}");
         let (typed, symbols) = typed(proto, &inputs).map_err(fail)?;
         let probe = plan(&typed, &symbols, 1, 2.min(max_length)).map_err(fail)?;
@@ -201,6 +235,7 @@ impl TransformerModel {
             max_length,
             classes,
             column: metadata(proto, "flow.inputs").map(str::to_string),
+            shape,
             plans: Mutex::new(plans),
             typed,
             symbols,
