@@ -50,8 +50,6 @@ pub struct TransformerModel {
     inputs: Vec<(Input, DatumType)>,
     /// Every id must be below this.
     pub vocab_size: usize,
-    /// The longest sequence the model takes (its position table).
-    pub max_length: usize,
     /// The label of each class, in the order of the logits.
     pub classes: Vec<i64>,
     /// The token column it reads, when the file names it; else the table's one token column.
@@ -71,7 +69,7 @@ impl std::fmt::Debug for TransformerModel {
         f.debug_struct("TransformerModel")
             .field("inputs", &self.inputs)
             .field("vocab_size", &self.vocab_size)
-            .field("max_length", &self.max_length)
+            .field("shape", &self.shape)
             .field("classes", &self.classes)
             .finish()
     }
@@ -232,7 +230,6 @@ impl TransformerModel {
             bytes: Arc::new(bytes),
             inputs,
             vocab_size,
-            max_length,
             classes,
             column: metadata(proto, "flow.inputs").map(str::to_string),
             shape,
@@ -241,6 +238,11 @@ impl TransformerModel {
             symbols,
             exp,
         })
+    }
+
+    /// The longest sequence the model takes (its position table).
+    pub fn max_length(&self) -> usize {
+        self.shape.max_length as usize
     }
 
     /// The plan for `rows × length` inputs, made once.
@@ -308,14 +310,14 @@ impl TransformerModel {
             if sequence.is_empty() {
                 return Err(MlError::data(format!("the row {} has no tokens", at())));
             }
-            if sequence.len() > self.max_length {
+            if sequence.len() > self.max_length() {
                 return Err(MlError::data(format!(
                     "the row {} has {} tokens, and the model reads at most {}: cut them with \
                      `tokenize(..., length = {})`",
                     at(),
                     sequence.len(),
-                    self.max_length,
-                    self.max_length
+                    self.max_length(),
+                    self.max_length()
                 )));
             }
             if let Some(bad) = sequence
@@ -339,8 +341,8 @@ impl TransformerModel {
         BUCKETS
             .iter()
             .copied()
-            .find(|b| *b >= n && *b <= self.max_length)
-            .unwrap_or(self.max_length)
+            .find(|b| *b >= n && *b <= self.max_length())
+            .unwrap_or(self.max_length())
     }
 
     /// Scores `batch`, `size` rows per call of the model: `prediction` (the class with the
