@@ -138,6 +138,8 @@ struct StageReport<'a> {
     memory_mb: Option<u32>,
     /// The most memory any of its tasks held (the workers' peak resident memory).
     peak_mb: Option<f64>,
+    /// CPU seconds its attempts spent in the workers, where they could tell.
+    cpu_s: Option<f64>,
     billed_s: f64,
     /// Whether `billed_s` is the platform's own figure for every attempt.
     billed_by_platform: bool,
@@ -228,6 +230,7 @@ fn build<'a>(
                 predicted_s: plan.map(|p| predicted_task_s(p, record, stage.stage)),
                 memory_mb,
                 peak_mb: ok().filter_map(|t| t.peak_mb).reduce(f64::max),
+                cpu_s: tasks.iter().filter_map(|t| t.cpu_s).reduce(|a, b| a + b),
                 billed_s,
                 billed_by_platform: !tasks.is_empty() && tasks.iter().all(|t| t.billed_s.is_some()),
                 billed_gb_s,

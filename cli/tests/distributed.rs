@@ -599,8 +599,8 @@ fn each_exchange_takes_the_channel_the_plan_chose() {
 }
 
 /// Every review's prediction and probability from the sentiment example's model, scored by
-/// `workers` worker processes (0: one process).
-fn sentiment_scores(workers: usize) -> Vec<String> {
+/// `workers` worker processes (0: one process), and the run's report.
+fn sentiment_scores(workers: usize) -> (Vec<String>, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let program = dir.path().join("scores.flow");
@@ -616,15 +616,35 @@ fn sentiment_scores(workers: usize) -> Vec<String> {
     .unwrap();
     let p = program.to_str().unwrap();
     let n = workers.to_string();
-    let mut args = vec!["run", p];
+    let report = dir.path().join("run.json");
+    let mut args = vec!["run", p, "--report", report.to_str().unwrap()];
     if workers > 0 {
         args.extend(["--workers", &n]);
     }
     run_ok(&args, &[], &format!("sentiment on {workers} workers"));
-    std::fs::read_to_string(out)
+    let lines = std::fs::read_to_string(out)
         .unwrap()
         .lines()
         .map(str::to_string)
+        .collect();
+    let report = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    (lines, report)
+}
+
+/// The tasks of the stage that ran on the most functions: rows each produced and the CPU
+/// seconds each spent.
+fn widest_stage_tasks(report: &serde_json::Value) -> Vec<(u64, f64)> {
+    let stages = report["stages"].as_array().unwrap();
+    let widest = stages
+        .iter()
+        .max_by_key(|s| s["tasks"].as_u64().unwrap())
+        .unwrap();
+    report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["id"]["stage"] == widest["stage"] && t["error"].is_null())
+        .map(|t| (t["rows"].as_u64().unwrap(), t["cpu_s"].as_f64().unwrap()))
         .collect()
 }
 
@@ -632,10 +652,21 @@ fn sentiment_scores(workers: usize) -> Vec<String> {
 /// each review's scores do not depend on which worker or batch scored it.
 #[test]
 fn transformer_predictions_are_the_same_on_1_2_and_4_workers() {
-    let single = sentiment_scores(0);
+    let (single, _) = sentiment_scores(0);
     assert_eq!(single.len(), 301, "a header and 300 reviews");
     for workers in [1, 2, 4] {
-        let got = sentiment_scores(workers);
+        let (got, report) = sentiment_scores(workers);
+        if workers > 1 {
+            // The 300 reviews are one record batch; still every function scores a share.
+            let tasks = widest_stage_tasks(&report);
+            assert!(tasks.len() > 1, "{workers} workers: {tasks:?}");
+            assert!(
+                tasks.iter().all(|(rows, _)| *rows > 0),
+                "{workers} workers: every function scores reviews: {tasks:?}"
+            );
+            let cpu: f64 = tasks.iter().map(|(_, cpu)| cpu).sum();
+            assert!(cpu > 0.0, "the workers' CPU time is reported: {tasks:?}");
+        }
         assert_eq!(got.len(), single.len());
         for (a, b) in got.iter().zip(&single) {
             let (a, b): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());

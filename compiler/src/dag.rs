@@ -58,6 +58,31 @@ impl TransformerShape {
         2.0 * self.matmul_params as f64 * length
             + 4.0 * (self.width * self.layers) as f64 * length * length
     }
+
+    /// The lengths sequences are padded to: a sequence runs at the shortest one that holds
+    /// it, so a model needs a plan for only these few shapes, and a short review does not
+    /// pay for a long one's padding.
+    pub const PADDED_LENGTHS: [usize; 7] = [16, 32, 64, 128, 256, 384, 512];
+
+    /// The length a sequence of `n` ids runs at: the shortest of
+    /// [`Self::PADDED_LENGTHS`] that holds it, and never past the model's longest.
+    pub fn padded_length(&self, n: usize) -> usize {
+        let longest = usize::try_from(self.max_length).unwrap_or(usize::MAX);
+        Self::PADDED_LENGTHS
+            .iter()
+            .copied()
+            .find(|b| *b >= n && *b <= longest)
+            .unwrap_or(longest)
+    }
+}
+
+/// The column of token ids a transformer reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenColumn {
+    /// Its name in the table the model scores.
+    pub name: String,
+    /// The length `tokenize` cuts it to, when `tokenize` in the program makes it.
+    pub cut: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,9 +139,9 @@ pub enum NodeKind {
     },
     Infer {
         batch: Option<i64>,
-        /// The length `tokenize` cuts the token column a transformer reads to, when the
-        /// table's token ids come from `tokenize`.
-        tokens: Option<usize>,
+        /// For a transformer, the column of token ids it reads: what scoring costs depends
+        /// on how long its sequences are.
+        tokens: Option<TokenColumn>,
     },
     Evaluate {
         label: String,

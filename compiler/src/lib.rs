@@ -20,8 +20,8 @@ pub mod tokenize;
 pub mod types;
 
 pub use dag::{
-    Dag, Hints, ModelSignature, Node, NodeId, NodeKind, NodeTable, SinkKind, TransformerShape,
-    node_of_scan,
+    Dag, Hints, ModelSignature, Node, NodeId, NodeKind, NodeTable, SinkKind, TokenColumn,
+    TransformerShape, node_of_scan,
 };
 /// The Arrow crate the compiler speaks, for callers that build schemas (tests, fuzzers).
 pub use datafusion::arrow;

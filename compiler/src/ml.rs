@@ -365,7 +365,8 @@ impl Compiler<'_> {
                 Some((name, _)) => name.clone(),
                 None => token_column(&schema, span)?,
             };
-            crate::tokenize::cut_length(&plan, &column)
+            let cut = crate::tokenize::cut_length(&plan, &column);
+            Some(crate::TokenColumn { name: column, cut })
         } else {
             None
         };

@@ -55,7 +55,7 @@ impl Eq for Tokenize {}
 impl std::hash::Hash for Tokenize {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.length.hash(state);
-        self.tokenizer.bytes.len().hash(state);
+        self.tokenizer.digest.hash(state);
     }
 }
 

@@ -141,6 +141,7 @@ fn inference(aws: &Profile) {
         OpKind::Infer {
             batch: None,
             tokens: None,
+            padded: Vec::new(),
         },
         vec![model, reviews],
         1316.0,

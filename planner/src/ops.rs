@@ -133,6 +133,11 @@ pub enum OpKind {
         batch: Option<u64>,
         /// For a transformer, the length its sequences are cut to, when `tokenize` says.
         tokens: Option<u64>,
+        /// For a transformer, the lengths its sequences run at once padded, each with the
+        /// share of rows that run at it, measured on a sample of the text; empty when not
+        /// measured (every sequence is then priced at the cut).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        padded: Vec<(u64, f64)>,
     },
     /// Computes metrics of a model on a table.
     Evaluate,
@@ -253,14 +258,27 @@ impl fmt::Display for OpKind {
                 ),
             },
             OpKind::Infer {
-                batch: Some(b),
-                tokens: Some(t),
-            } => write!(f, "infer (batch {b}, {t} tokens)"),
-            OpKind::Infer {
-                batch: None,
-                tokens: Some(t),
-            } => write!(f, "infer ({t} tokens)"),
-            OpKind::Infer { batch: Some(b), .. } => write!(f, "infer (batch {b})"),
+                batch,
+                tokens,
+                padded,
+            } => {
+                let mut said = Vec::new();
+                if let Some(b) = batch {
+                    said.push(format!("batch {b}"));
+                }
+                if let Some(t) = tokens {
+                    said.push(format!("{t} tokens"));
+                }
+                if !padded.is_empty() {
+                    let mean: f64 = padded.iter().map(|(l, share)| *l as f64 * share).sum();
+                    said.push(format!("padded to {mean:.0} on average"));
+                }
+                if said.is_empty() {
+                    f.write_str("infer")
+                } else {
+                    write!(f, "infer ({})", said.join(", "))
+                }
+            }
             OpKind::Save { path, format } => write!(f, "save {path} ({format})"),
             OpKind::Show { limit } => write!(f, "show (first {limit} rows)"),
             other => f.write_str(other.name()),
@@ -712,7 +730,16 @@ impl<'a> Lowering<'a> {
                 let op = Op {
                     kind: OpKind::Infer {
                         batch: batch.and_then(|b| u64::try_from(b).ok()),
-                        tokens: tokens.and_then(|t| u64::try_from(t).ok()),
+                        tokens: tokens
+                            .as_ref()
+                            .and_then(|t| t.cut)
+                            .and_then(|t| u64::try_from(t).ok()),
+                        padded: match (model, table, tokens) {
+                            (Some(m), Some(t), Some(tokens)) => {
+                                self.padded(m, t, &tokens.name).unwrap_or_default()
+                            }
+                            _ => Vec::new(),
+                        },
                     },
                     inputs: ins,
                     width,
@@ -770,6 +797,38 @@ impl<'a> Lowering<'a> {
             product = product.saturating_mul(distinct.max(1));
         }
         Some(product)
+    }
+
+    /// For a transformer `model` reading the token ids `column` of `table`, the lengths its
+    /// sequences run at once padded and the share of rows at each, from the lengths of the
+    /// ids a sample of the source's rows gives.
+    fn padded(&self, model: NodeId, table: NodeId, column: &str) -> Option<Vec<(u64, f64)>> {
+        let NodeKind::ModelSource {
+            transformer: Some(shape),
+            ..
+        } = &self.dag.node(model).kind
+        else {
+            return None;
+        };
+        let NodeKind::Relational { plan } = &self.dag.node(table).kind else {
+            return None;
+        };
+        let (source, expr) = trace::computed(self.dag, plan, &Column::from_name(column))?;
+        let lengths = self.stats.list_lengths(source.load, source.csv, &expr)?;
+        if lengths.is_empty() {
+            return None;
+        }
+        let mut rows: std::collections::BTreeMap<u64, usize> = Default::default();
+        for n in &lengths {
+            let n = usize::try_from(*n).unwrap_or(usize::MAX);
+            *rows.entry(shape.padded_length(n) as u64).or_default() += 1;
+        }
+        let sampled = lengths.len() as f64;
+        Some(
+            rows.into_iter()
+                .map(|(length, n)| (length, n as f64 / sampled))
+                .collect(),
+        )
     }
 
     /// Fraction of rows a filter keeps, measured on a sample of the one source every column

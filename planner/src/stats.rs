@@ -47,6 +47,20 @@ pub trait Statistics {
         None
     }
 
+    /// How many items the list `expr` gives in each of a sample of a load's rows (the token
+    /// ids `tokenize` makes of a review, say); `expr` names the load's columns unqualified.
+    /// `None` when it cannot be measured (the planner then assumes every list as long as it
+    /// may be).
+    fn list_lengths(
+        &self,
+        load: &ResolvedLoad,
+        csv: &CsvOptions,
+        expr: &datafusion::logical_expr::Expr,
+    ) -> Option<Vec<u64>> {
+        let _ = (load, csv, expr);
+        None
+    }
+
     /// What a scan of a load reads and decodes when it reads only `columns`: measured where
     /// the format stores columns apart (Parquet's column chunks); `None` for formats read
     /// whole (text), which are priced per byte stored.

@@ -78,6 +78,71 @@ pub fn field<'a>(dag: &'a Dag, plan: &LogicalPlan, index: usize) -> Option<Sourc
     }
 }
 
+/// What `column` of `plan`'s output is computed from: an expression over the columns of one
+/// source (named as its files name them), and that source. A column copied from a source is
+/// that source's column; one a projection computes (`derive tokens = tokenize(review, ...)`)
+/// is its expression, when every column it reads comes unchanged from the same source.
+pub fn computed<'a>(
+    dag: &'a Dag,
+    plan: &LogicalPlan,
+    column: &Column,
+) -> Option<(SourceColumn<'a>, Expr)> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    if let Some(at) = self::column(dag, plan, column) {
+        return Some((at, Expr::Column(Column::from_name(at.name))));
+    }
+    let index = plan.schema().maybe_index_of_column(column)?;
+    let (input, expr) = match plan {
+        LogicalPlan::Projection(p) => (p.input.as_ref(), strip_alias(p.expr.get(index)?)),
+        LogicalPlan::TableScan(scan) => {
+            let read = node_of_scan(scan)?;
+            let index = match &scan.projection {
+                Some(projection) => *projection.get(index)?,
+                None => index,
+            };
+            let NodeKind::Relational { plan } = &dag.node(read).kind else {
+                return None;
+            };
+            let column = Column::from(plan.schema().qualified_field(index));
+            return computed(dag, plan, &column);
+        }
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Repartition(_) => {
+            let input = *plan.inputs().first()?;
+            let column = Column::from(input.schema().qualified_field(index));
+            return computed(dag, input, &column);
+        }
+        _ => return None,
+    };
+    if let Expr::Column(c) = expr {
+        return computed(dag, input, c);
+    }
+    let mut source: Option<SourceColumn<'a>> = None;
+    let over_source = expr
+        .clone()
+        .transform(|e| {
+            let Expr::Column(c) = &e else {
+                return Ok(Transformed::no(e));
+            };
+            let Some(at) = self::column(dag, input, c) else {
+                return Err(datafusion::error::DataFusionError::Plan("computed".into()));
+            };
+            if source.is_some_and(|s| s.node != at.node) {
+                return Err(datafusion::error::DataFusionError::Plan(
+                    "two sources".into(),
+                ));
+            }
+            source = Some(at);
+            Ok(Transformed::yes(Expr::Column(Column::from_name(at.name))))
+        })
+        .ok()?
+        .data;
+    Some((source?, over_source))
+}
+
 fn strip_alias(expr: &Expr) -> &Expr {
     match expr {
         Expr::Alias(a) => strip_alias(&a.expr),

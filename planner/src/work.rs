@@ -175,7 +175,7 @@ pub fn stage_work(
                 w.state_bytes += bytes_in;
                 w.state_per_task_bytes += 4.0 * model_bytes(*params);
             }
-            OpKind::Infer { tokens, .. } => {
+            OpKind::Infer { tokens, padded, .. } => {
                 let model = input(0).bytes;
                 let table = input(1);
                 let loaded = op.inputs.first().map(|m| &graph.ops[*m].kind);
@@ -185,11 +185,19 @@ pub fn stage_work(
                     ..
                 }) = loaded
                 {
-                    // Most sequences of a text longer than the cut run padded near it (the
-                    // length buckets), so the cut prices them; the model's longest without one.
-                    let longest = shape.max_length as f64;
-                    let length = tokens.map_or(longest, |t| (t as f64).min(longest));
-                    w.cpu_s += table.rows * shape.flops(length) * k.transformer_s_per_flop;
+                    // Sequences run padded to a few lengths (`padded_length`); a sample of
+                    // the text says how many run at each. Unmeasured, every one is priced
+                    // at the cut, or at the model's longest without one.
+                    let per_row = if padded.is_empty() {
+                        let longest = shape.max_length as f64;
+                        shape.flops(tokens.map_or(longest, |t| (t as f64).min(longest)))
+                    } else {
+                        padded
+                            .iter()
+                            .map(|(length, share)| share * shape.flops(*length as f64))
+                            .sum()
+                    };
+                    w.cpu_s += table.rows * per_row * k.transformer_s_per_flop;
                     w.cpu_per_task_s += k.onnx_load_s;
                 } else if onnx {
                     w.cpu_s += table.rows * model * k.onnx_infer_s_per_byte;

@@ -108,6 +108,7 @@ fn build(specs: &[Spec], scale: u64) -> OpGraph {
                     OpKind::Infer {
                         batch: None,
                         tokens: None,
+                        padded: Vec::new(),
                     },
                     vec![pick(&models, s.b), t],
                 ),

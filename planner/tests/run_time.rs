@@ -50,6 +50,7 @@ fn program(sinks: usize, model: bool, evaluate: bool) -> OpGraph {
                 OpKind::Infer {
                     batch: None,
                     tokens: None,
+                    padded: Vec::new(),
                 },
                 vec![m, table],
             ),

@@ -6,7 +6,7 @@
 
 use crate::remembered::remembered;
 use datafusion::arrow;
-use datafusion::arrow::array::{Array, BooleanArray};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -20,6 +20,7 @@ use datafusion::common::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Bytes of a text file read to estimate its row length.
 const SAMPLE_BYTES: usize = 256 * 1024;
@@ -54,6 +55,19 @@ impl Statistics for FileStatistics {
             &load.files,
             format!("keeps {predicate} {:?} {csv:?}", load.format),
             || measure_selectivity(load, csv, predicate),
+        )
+    }
+
+    fn list_lengths(&self, load: &ResolvedLoad, csv: &CsvOptions, expr: &Expr) -> Option<Vec<u64>> {
+        // A function's text need not say all it holds (`tokenize(review)` holds its
+        // tokenizer and its length), so its hash is part of the question.
+        let mut hash = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(expr, &mut hash);
+        let hash = std::hash::Hasher::finish(&hash);
+        remembered(
+            &load.files,
+            format!("lengths {expr} #{hash:016x} {:?} {csv:?}", load.format),
+            || measure_list_lengths(load, csv, expr),
         )
     }
 
@@ -100,7 +114,7 @@ fn measure_distinct(load: &ResolvedLoad, csv: &CsvOptions, column: &str) -> Opti
     let field = load.schema.field(index).clone();
     let converter = RowConverter::new(vec![SortField::new(field.data_type().clone())]).ok()?;
     let mut values = Values::default();
-    for run in sample_rows(load, csv, &[index])? {
+    for run in sample_rows(load, csv, &[index], SAMPLE_ROWS)? {
         let mut rows = Vec::new();
         for batch in run {
             rows.push(converter.convert_columns(&[batch.column(0).clone()]).ok()?);
@@ -114,7 +128,56 @@ fn measure_distinct(load: &ResolvedLoad, csv: &CsvOptions, column: &str) -> Opti
 }
 
 fn measure_selectivity(load: &ResolvedLoad, csv: &CsvOptions, predicate: &Expr) -> Option<f64> {
-    let mut columns: Vec<usize> = predicate
+    let (predicate, columns) = over_load(load, predicate)?;
+    let (mut kept, mut sampled) = (0usize, 0usize);
+    for batch in sample_rows(load, csv, &columns, SAMPLE_ROWS)?
+        .into_iter()
+        .flatten()
+    {
+        let value = predicate.evaluate(&batch).ok()?;
+        let value = value.into_array(batch.num_rows()).ok()?;
+        let mask = value.as_any().downcast_ref::<BooleanArray>()?;
+        kept += mask.true_count();
+        sampled += batch.num_rows();
+    }
+    (sampled > 0).then(|| kept as f64 / sampled as f64)
+}
+
+/// Rows sampled to measure a list's lengths: the lists are computed (a tokenizer runs over
+/// each text), so fewer rows than for a column's values.
+const LENGTH_SAMPLE_ROWS: usize = 1_000;
+
+fn measure_list_lengths(load: &ResolvedLoad, csv: &CsvOptions, expr: &Expr) -> Option<Vec<u64>> {
+    let (expr, columns) = over_load(load, expr)?;
+    let mut lengths = Vec::new();
+    for batch in sample_rows(load, csv, &columns, LENGTH_SAMPLE_ROWS)?
+        .into_iter()
+        .flatten()
+    {
+        let value = expr
+            .evaluate(&batch)
+            .ok()?
+            .into_array(batch.num_rows())
+            .ok()?;
+        let lists = value.as_list_opt::<i32>()?;
+        lengths.extend((0..lists.len()).map(|i| {
+            if lists.is_null(i) {
+                0
+            } else {
+                u64::try_from(lists.value_length(i)).unwrap_or(0)
+            }
+        }));
+    }
+    Some(lengths)
+}
+
+/// `expr` (naming a load's columns unqualified) made ready to run on sampled rows, and the
+/// load's columns it reads, which are what is sampled.
+fn over_load(
+    load: &ResolvedLoad,
+    expr: &Expr,
+) -> Option<(Arc<dyn datafusion::physical_expr::PhysicalExpr>, Vec<usize>)> {
+    let mut columns: Vec<usize> = expr
         .column_refs()
         .into_iter()
         .map(|c| load.schema.index_of(&c.name).ok())
@@ -123,18 +186,10 @@ fn measure_selectivity(load: &ResolvedLoad, csv: &CsvOptions, predicate: &Expr) 
     columns.dedup();
     let schema = load.schema.project(&columns).ok()?;
     let df_schema = DFSchema::try_from(schema).ok()?;
-    let predicate = SessionContext::new()
-        .create_physical_expr(predicate.clone(), &df_schema)
+    let expr = SessionContext::new()
+        .create_physical_expr(expr.clone(), &df_schema)
         .ok()?;
-    let (mut kept, mut sampled) = (0usize, 0usize);
-    for batch in sample_rows(load, csv, &columns)?.into_iter().flatten() {
-        let value = predicate.evaluate(&batch).ok()?;
-        let value = value.into_array(batch.num_rows()).ok()?;
-        let mask = value.as_any().downcast_ref::<BooleanArray>()?;
-        kept += mask.true_count();
-        sampled += batch.num_rows();
-    }
-    (sampled > 0).then(|| kept as f64 / sampled as f64)
+    Some((expr, columns))
 }
 
 fn measure_column_bytes(load: &ResolvedLoad, columns: &[&str]) -> Option<ColumnBytes> {
@@ -180,15 +235,20 @@ type Run = Vec<RecordBatch>;
 /// Up to [`SAMPLE_ROWS`] rows of a load's `columns` (indices into its schema), in that
 /// order, as runs of consecutive rows: one per row group sampled of Parquet files, the first
 /// rows of other formats.
-fn sample_rows(load: &ResolvedLoad, csv: &CsvOptions, columns: &[usize]) -> Option<Vec<Run>> {
+fn sample_rows(
+    load: &ResolvedLoad,
+    csv: &CsvOptions,
+    columns: &[usize],
+    limit: usize,
+) -> Option<Vec<Run>> {
     let mut out = Vec::new();
     let mut sampled = 0usize;
     for file in &load.files {
-        for run in sample(load, csv, Path::new(file), SAMPLE_ROWS - sampled, columns)? {
+        for run in sample(load, csv, Path::new(file), limit - sampled, columns)? {
             sampled += run.iter().map(RecordBatch::num_rows).sum::<usize>();
             out.push(run);
         }
-        if sampled >= SAMPLE_ROWS {
+        if sampled >= limit {
             break;
         }
     }
@@ -555,6 +615,41 @@ mod tests {
         within("store", 5.0);
         within("shuffled", 1_000.0);
         within("id", 400_000.0);
+    }
+
+    #[test]
+    fn lengths_of_a_computed_list_come_from_a_sample() {
+        use datafusion::logical_expr::col;
+        use flow_compiler::tokenize::Tokenize;
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let bytes = std::fs::read(examples.join("models/sentiment-tokenizer.json")).unwrap();
+        let tokenizer =
+            Arc::new(flow_stdlib::text::Tokenizer::from_bytes(bytes, "tokenizer").unwrap());
+        let load = ResolvedLoad {
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, true),
+                Field::new("review", DataType::Utf8, true),
+                Field::new("label", DataType::Int64, true),
+            ])),
+            format: Format::Csv,
+            files: vec![examples.join("data/imdb_reviews.csv").display().to_string()],
+        };
+        let csv = CsvOptions::default();
+        let lengths = |cut: usize| {
+            let tokenize = Arc::new(Tokenize::udf(tokenizer.clone(), cut));
+            let expr = tokenize.call(vec![col("review")]);
+            FileStatistics.list_lengths(&load, &csv, &expr).unwrap()
+        };
+        let long = lengths(512);
+        assert_eq!(long.len(), 300, "every review of a small file");
+        let mean = long.iter().sum::<u64>() as f64 / 300.0;
+        // IMDb reviews: a median of about 230 tokens, a long tail.
+        assert!((150.0..350.0).contains(&mean), "{mean}");
+        assert!(long.iter().all(|n| (3..=512).contains(n)), "{long:?}");
+        // The same data with another cut is another question, not a remembered answer.
+        let short = lengths(64);
+        assert!(short.iter().all(|n| *n <= 64), "{short:?}");
+        assert!(short.iter().filter(|n| **n == 64).count() > 250);
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     /// The file as read, to ship the tokenizer to workers.
     pub bytes: Arc<Vec<u8>>,
+    /// A hash of `bytes`: two tokenizers read from the same file are the same one.
+    pub digest: u64,
     /// How many ids it has: every id it gives is below this.
     pub vocab_size: usize,
     /// The length its file truncates to, when it says.
@@ -51,8 +53,11 @@ impl Tokenizer {
         if vocab_size == 0 {
             return Err(format!("{name} has an empty vocabulary"));
         }
+        let mut hash = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&bytes, &mut hash);
         Ok(Tokenizer {
             inner,
+            digest: std::hash::Hasher::finish(&hash),
             bytes: Arc::new(bytes),
             vocab_size,
             file_length,

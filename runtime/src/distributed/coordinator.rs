@@ -531,6 +531,7 @@ impl Coordinator {
                     bytes,
                     seconds,
                     peak_mb,
+                    cpu_s,
                     links,
                     store_requests,
                     billed_s,
@@ -540,6 +541,7 @@ impl Coordinator {
                 self.done(w, id, (rows, bytes), seconds);
                 if let Some(task) = self.record.tasks.last_mut().filter(|t| t.id == id) {
                     task.peak_mb = peak_mb;
+                    task.cpu_s = cpu_s;
                     task.store_requests = store_requests;
                     task.billed_s = billed_s;
                 }
@@ -667,6 +669,7 @@ impl Coordinator {
             rows,
             bytes,
             peak_mb: None,
+            cpu_s: None,
             store_requests: StoreRequests::default(),
             billed_s: None,
             error,

@@ -12,6 +12,8 @@ pub mod channels;
 pub mod codec;
 pub mod collective;
 pub mod coordinator;
+pub mod cpu;
+pub mod dealer;
 pub mod estimated;
 pub mod exchange;
 pub mod faults;

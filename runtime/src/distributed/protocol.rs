@@ -209,6 +209,9 @@ pub enum ToCoordinator {
         /// tell ([`super::peak`]).
         #[serde(default)]
         peak_mb: Option<f64>,
+        /// CPU seconds the worker spent on the task, where it can tell ([`super::cpu`]).
+        #[serde(default)]
+        cpu_s: Option<f64>,
         /// What the task's punched channels did.
         #[serde(default)]
         links: Links,

@@ -217,6 +217,8 @@ pub struct TaskRecord {
     pub bytes: u64,
     /// The worker's peak resident memory while it ran, in MB, where it could tell.
     pub peak_mb: Option<f64>,
+    /// CPU seconds the worker spent on it, where it could tell.
+    pub cpu_s: Option<f64>,
     /// The requests it made of the run's store.
     pub store_requests: StoreRequests,
     /// What the platform billed for it, in seconds, where it says.

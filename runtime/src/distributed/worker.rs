@@ -7,6 +7,7 @@ use super::bucket::Bucket;
 use super::channels::{Channels, Compression, failed_producer, lost_peer};
 use super::codec;
 use super::collective::{DirectMailbox, Group, Mailbox, StoreMailbox};
+use super::dealer::Dealer;
 use super::faults::{Faults, Role};
 use super::outbox::Outbox;
 use super::protocol::{
@@ -18,8 +19,6 @@ use super::store::open_store;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use datafusion::physical_expr::Partitioning;
-use datafusion::physical_plan::metrics::Time;
-use datafusion::physical_plan::repartition::BatchPartitioner;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use flow_planner::Channel;
 use flow_planner::physical::Algorithm;
@@ -164,6 +163,7 @@ impl Function {
                     deadline,
                 };
                 super::peak::reset();
+                let cpu = super::cpu::seconds();
                 Some(match self.runtime.block_on(task.run(&outputs, &frames)) {
                     Ok((rows, bytes)) => ToCoordinator::Done {
                         id,
@@ -171,6 +171,7 @@ impl Function {
                         bytes,
                         seconds: started.elapsed().as_secs_f64(),
                         peak_mb: super::peak::read_mb(),
+                        cpu_s: cpu.zip(super::cpu::seconds()).map(|(a, b)| b - a),
                         links: self.links(),
                         store_requests: self.channels.requests.take(),
                         billed_s: None,
@@ -534,14 +535,7 @@ impl Task<'_> {
         }
         let n = super::lowering::bucket_count(&plan);
         let mut buckets: Vec<Bucket> = (0..n).map(|_| Bucket::default()).collect();
-        let mut partitioner = match partitioning {
-            Some(p @ (Partitioning::Hash(..) | Partitioning::RoundRobinBatch(_))) => {
-                // Round-robin dealing starts at this task's own bucket (`task % n`), so the
-                // tasks of a stage do not all deal their first batch to the same consumer.
-                Some(BatchPartitioner::try_new(p, Time::new(), id.task % n, n)?)
-            }
-            _ => None,
-        };
+        let mut dealer = Dealer::new(partitioning, id.task, n)?;
         let key = id.output_key(k);
         let kept_here = output.kept_here();
         let options = self.channels.ipc_options()?;
@@ -564,10 +558,7 @@ impl Task<'_> {
                     id.key()
                 )));
             }
-            match partitioner.as_mut() {
-                Some(p) => p.partition(batch, &mut write)?,
-                None => write(0, batch)?,
-            }
+            dealer.deal(batch, &mut write)?;
         }
         tracing::debug!(
             "worker {} ran {key}, measured:\n{}",

@@ -4,7 +4,8 @@
 //! token ids (`list<int32>`, made by `tokenize`).
 //!
 //! Sequences are grouped by length into a few buckets, each padded to its bucket's length
-//! (the mask says where the padding is), and run `batch` rows at a time with a plan built for
+//! ([`TransformerShape::padded_length`], which the planner prices by; the mask says where
+//! the padding is), and run `batch` rows at a time with a plan built for
 //! exactly that shape: tract runs fixed-shape plans about twice as fast as a general one.
 //! Plans are built the first time a shape is needed and kept; a short last group is padded
 //! to a power of two rows, so a model has at most a few plans per bucket.
@@ -27,9 +28,6 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::tract_linalg::reduce::MapReduce;
 use tract_onnx::tract_core::tract_linalg::routines::Func;
 use tract_onnx::tract_hir::infer::Factoid;
-
-/// Sequence lengths sequences are padded to (up to the model's longest).
-const BUCKETS: [usize; 7] = [16, 32, 64, 128, 256, 384, 512];
 
 /// Rows per call when the program does not say.
 pub const DEFAULT_BATCH: usize = TransformerShape::BATCH;
@@ -338,11 +336,7 @@ impl TransformerModel {
 
     /// The padded length a sequence of `n` ids runs at.
     fn bucket(&self, n: usize) -> usize {
-        BUCKETS
-            .iter()
-            .copied()
-            .find(|b| *b >= n && *b <= self.max_length())
-            .unwrap_or(self.max_length())
+        self.shape.padded_length(n)
     }
 
     /// Scores `batch`, `size` rows per call of the model: `prediction` (the class with the
