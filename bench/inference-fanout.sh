@@ -66,20 +66,20 @@ save load "$PWD/$held"
   | select id, prediction, probability
   to "$PWD/$work/scores.parquet"
 EOF
-# CPU seconds: the coordinator's process (time) and every worker's tasks (the run report;
-# workers are reaped after flowc exits, so time does not see them).
+# CPU seconds from the run report: flowc's own and every function's tasks (time(1) cannot
+# tell: it counts the workers only when they are reaped before flowc exits).
 echo "| workers | measured | speed-up | CPU seconds | predicted (local) |"
 echo "| --- | --- | --- | --- | --- |"
 for n in 1 2; do
-    /usr/bin/time -f "%e %U %S" -o "$work/time-$n" \
+    /usr/bin/time -f "%e" -o "$work/time-$n" \
         target/release/flowc run "$work/score.flow" --workers "$n" --report "$work/score-$n.json" >/dev/null
     python3 - "$n" "$work/time-$n" "$work/score-$n.json" "$work/time-1" <<'PY'
 import json, sys
-wall, user, system = map(float, open(sys.argv[2]).read().split()[-3:])
-one = float(open(sys.argv[4]).read().split()[-3])
+wall = float(open(sys.argv[2]).read().split()[-1])
+one = float(open(sys.argv[4]).read().split()[-1])
 r = json.load(open(sys.argv[3]))
-workers = sum(s.get("cpu_s") or 0 for s in r["stages"])
-print(f"| {sys.argv[1]} | {wall:.2f} s | {one / wall:.2f}× | {user + system + workers:.1f} | {r['predicted_s']:.2f} s |")
+cpu = r["coordinator_cpu_s"] + sum(s.get("cpu_s") or 0 for s in r["stages"])
+print(f"| {sys.argv[1]} | {wall:.2f} s | {one / wall:.2f}× | {cpu:.1f} | {r['predicted_s']:.2f} s |")
 PY
 done
 
@@ -103,21 +103,31 @@ save load "$PWD/$all"
   | select id, prediction, probability
   to "$PWD/$work/study.parquet"
 EOF
-echo "| lambda plan, 25,000 reviews, distilbert-base at 512 tokens | functions | predicted time | predicted cost |"
-echo "| --- | --- | --- | --- |"
-target/release/flowc plan "$work/study.flow" --target lambda --format json >"$work/study-plan.json"
-# The study's baseline, priced by the planner: every stage on one function of the fan-out's
-# memory (past Lambda's 15 minutes, which the planner says and prices all the same).
-memory=$(python3 -c "import json,sys; p=json.load(open(sys.argv[1])); print(next(s for s in p['stages'] if s.get('batching'))['memory_mb'])" "$work/study-plan.json")
-target/release/flowc plan "$work/study.flow" --target lambda --workers 1 --memory-mb "$memory" \
-    --format json >"$work/study-one.json"
-python3 - "$work/study-plan.json" "$work/study-one.json" <<'PY'
+echo "| lambda plan, 25,000 reviews, distilbert-base at 512 tokens | functions | predicted time | predicted cost | time cut | cost against one function |"
+echo "| --- | --- | --- | --- | --- | --- |"
+# The study's baseline, priced by the planner: everything on one function of the most
+# memory (the most vCPUs). Its time is past Lambda's 15 minutes, so it is planned with a
+# profile that lifts the limit: a measure to compare with, as in the study, not a deployment.
+sed 's/^max_duration_s = .*/max_duration_s = 1e9/' planner/profiles/aws.toml >"$work/aws-unlimited.toml"
+target/release/flowc plan "$work/study.flow" --target lambda --profile "$work/aws-unlimited.toml" \
+    --workers 1 --memory-mb 10240 --format json >"$work/study-one.json"
+# The planner's own choices: the fastest plan, and the fastest within 1.1 times the
+# baseline's dollars (`--budget-usd`), the study's question.
+target/release/flowc plan "$work/study.flow" --target lambda --format json >"$work/study-fastest.json"
+budget=$(python3 -c "import json,sys; print(1.1 * json.load(open(sys.argv[1]))['predicted_usd'])" "$work/study-one.json")
+target/release/flowc plan "$work/study.flow" --target lambda --budget-usd "$budget" \
+    --format json >"$work/study-budget.json"
+python3 - "$work/study-one.json" "$work/study-fastest.json" "$work/study-budget.json" <<'PY'
 import json, sys
-plan, one = (json.load(open(f)) for f in sys.argv[1:3])
-infer = next(s for s in plan["stages"] if s.get("batching"))
-print(f"| one function | 1 × {infer['memory_mb']} MB | {one['predicted_s'] / 60:.1f} min | ${one['predicted_usd']:.3f} |")
-print(f"| planned fan-out | {infer['functions']} × {infer['memory_mb']} MB | {plan['predicted_s'] / 60:.1f} min | ${plan['predicted_usd']:.3f} |")
-print(f"| fan-out against one function | | {1 - plan['predicted_s'] / one['predicted_s']:.1%} shorter | {plan['predicted_usd'] / one['predicted_usd']:.2f}× the cost |")
+one, fastest, budget = (json.load(open(f)) for f in sys.argv[1:4])
+def row(name, plan):
+    infer = next(s for s in plan["stages"] if s.get("batching"))
+    cut = 1 - plan["predicted_s"] / one["predicted_s"]
+    print(f"| {name} | {infer['functions']} × {infer['memory_mb']} MB | {plan['predicted_s'] / 60:.1f} min"
+          f" | ${plan['predicted_usd']:.3f} | {cut:.1%} | {plan['predicted_usd'] / one['predicted_usd']:.2f}× |")
+row("one function", one)
+row("fastest plan", fastest)
+row("fastest within 1.1× the one function's cost", budget)
 PY
 
 echo

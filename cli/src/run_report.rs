@@ -44,6 +44,9 @@ struct Report<'a> {
     store: &'a str,
     measured_s: f64,
     predicted_s: Option<f64>,
+    /// CPU seconds of `flowc` itself (checking, planning, coordinating, and whatever the
+    /// coordinator runs), where it can tell; the functions' own are each stage's `cpu_s`.
+    coordinator_cpu_s: Option<f64>,
     /// SHA-256 of the plan's JSON (`flowc plan --format json`): which plan the run followed.
     plan_sha256: Option<String>,
     bytes_per_channel: BTreeMap<&'a str, u64>,
@@ -252,6 +255,7 @@ fn build<'a>(
         store: &record.store,
         measured_s: record.seconds,
         predicted_s: plan.map(|p| p.predicted_s),
+        coordinator_cpu_s: flow_runtime::distributed::cpu::seconds(),
         plan_sha256: plan.map(PhysicalPlan::hash),
         bytes_per_channel,
         throttled: record.throttled,

@@ -602,19 +602,13 @@ fn each_exchange_takes_the_channel_the_plan_chose() {
 /// `workers` worker processes (0: one process), and the run's report.
 fn sentiment_scores(workers: usize) -> (Vec<String>, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let program = dir.path().join("scores.flow");
     let out = dir.path().join("scores.csv");
-    std::fs::write(
-        &program,
-        format!(
-            "save load \"{0}/data/imdb_reviews.csv\"\n  | derive tokens = tokenize(review, \"{0}/models/sentiment-tokenizer.json\", length = 256)\n  | infer load \"{0}/models/sentiment.onnx\" batch 8\n  | select id, prediction, probability\n  | sort id\n  to \"{1}\"\n",
-            examples.display(),
-            out.display()
-        ),
-    )
-    .unwrap();
-    let p = program.to_str().unwrap();
+    let p = &cluster::sentiment_program(
+        dir.path(),
+        256,
+        " batch 8",
+        "  | select id, prediction, probability\n  | sort id\n",
+    );
     let n = workers.to_string();
     let report = dir.path().join("run.json");
     let mut args = vec!["run", p, "--report", report.to_str().unwrap()];

@@ -531,3 +531,36 @@ fn a_pipelined_stage_reads_its_producers_while_they_run_and_outlives_their_failu
         }
     }
 }
+
+/// The batch size the plan gives an `infer` is the one its functions score with: edited in a
+/// saved plan, the edited size runs.
+#[test]
+fn the_batch_size_of_a_saved_plan_is_the_one_that_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = &cluster::sentiment_program(dir.path(), 64, "", "  | select id, prediction\n");
+    let plan_path = dir.path().join("plan.json");
+    let mut planned = plan(p, "2", &plan_path);
+    let stage = planned["stages"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| !s["batching"].is_null())
+        .expect("a stage scores");
+    assert_eq!(
+        stage["batching"]["batch"], 1,
+        "a transformer scores one at a time"
+    );
+    stage["batching"]["batch"] = Value::from(5);
+    std::fs::write(&plan_path, serde_json::to_string(&planned).unwrap()).unwrap();
+    let out = run_ok(
+        &["run", p, "--plan", plan_path.to_str().unwrap(), "-vv"],
+        &[],
+        "run with an edited batch",
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("InferExec: model=onnx transformer, batch=5"),
+        "{log}"
+    );
+    assert!(!log.contains("batch=1\n"), "{log}");
+}

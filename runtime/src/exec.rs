@@ -219,6 +219,7 @@ impl lowering::Leaves for Leaves<'_> {
         infer: NodeId,
         input: LogicalPlan,
         scan: &TableScan,
+        planned: Option<usize>,
     ) -> datafusion::error::Result<LogicalPlan> {
         let NodeKind::Infer { batch, .. } = &self.dag.node(infer).kind else {
             return Err(DataFusionError::Internal(format!(
@@ -232,7 +233,8 @@ impl lowering::Leaves for Leaves<'_> {
                 .ml
                 .model_of(self.dag, infer)
                 .map_err(|d| DataFusionError::Execution(d.message.clone()))?,
-            batch: batch.and_then(|b| usize::try_from(b).ok()),
+            // The plan's batch is the program's when it names one.
+            batch: planned.or_else(|| batch.and_then(|b| usize::try_from(b).ok())),
             schema: scan.source.schema(),
         };
         LogicalPlanBuilder::scan(

@@ -140,6 +140,23 @@ pub fn big_program(program: &str) -> (tempfile::TempDir, String) {
     (dir, path)
 }
 
+/// A program in `dir` that scores the sentiment example's 300 reviews (`tokenize` cutting at
+/// `length`, then `infer`, then `rest`) and saves them to `dir/scores.csv`; its path.
+pub fn sentiment_program(dir: &Path, length: usize, infer: &str, rest: &str) -> String {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let program = dir.join("scores.flow");
+    std::fs::write(
+        &program,
+        format!(
+            "save load \"{0}/data/imdb_reviews.csv\"\n  | derive tokens = tokenize(review, \"{0}/models/sentiment-tokenizer.json\", length = {length})\n  | infer load \"{0}/models/sentiment.onnx\"{infer}\n{rest}  to \"{1}/scores.csv\"\n",
+            examples.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    program.to_str().unwrap().to_string()
+}
+
 /// Runs `flowc` and insists that it succeeds; `what` names the case in failures.
 pub fn run_ok(args: &[&str], env: &[(&str, &str)], what: &str) -> Output {
     run_ok_via(&Via::Here, args, env, what)

@@ -252,8 +252,15 @@ pub trait Leaves {
     /// `plan` with every placeholder scan of a source or a computed ML table replaced.
     fn substitute(&self, plan: LogicalPlan) -> Result<LogicalPlan>;
 
-    /// A scan of `infer`'s scored table, named and projected as `scan`, over `input`.
-    fn scored(&self, infer: NodeId, input: LogicalPlan, scan: &TableScan) -> Result<LogicalPlan>;
+    /// A scan of `infer`'s scored table, named and projected as `scan`, over `input`, scored
+    /// `batch` rows per call of the model (the plan's batching).
+    fn scored(
+        &self,
+        infer: NodeId,
+        input: LogicalPlan,
+        scan: &TableScan,
+        batch: Option<usize>,
+    ) -> Result<LogicalPlan>;
 }
 
 /// Lowers the stages of one plan.
@@ -702,6 +709,12 @@ impl Lowering<'_> {
         Ok(plan)
     }
 
+    /// Rows per call of a model in `stage`, as the plan's batching says.
+    fn batch(&self, stage: usize) -> Option<usize> {
+        let batching = self.plan.stages.get(stage)?.batching.as_ref()?;
+        usize::try_from(batching.batch).ok().filter(|b| *b > 0)
+    }
+
     /// The logical plan computing `op` in stage `stage`.
     fn logical(&self, op: OpId, stage: usize) -> Result<LogicalPlan> {
         let planned = &self.plan.ops[op].op;
@@ -720,7 +733,7 @@ impl Lowering<'_> {
                 let LogicalPlan::TableScan(scan) = &scan else {
                     return Err(internal("a scan builds a scan".into()));
                 };
-                self.leaves.scored(node, input, scan)
+                self.leaves.scored(node, input, scan, self.batch(stage))
             }
             _ => self.rebuild(self.node_plan(op)?, op, stage),
         }
@@ -863,7 +876,7 @@ impl Lowering<'_> {
             LogicalPlan::TableScan(scan) => match node_of_scan(scan) {
                 Some(node) if matches!(self.dag.node(node).kind, NodeKind::Infer { .. }) => {
                     let input = self.infer_input(node, producer, stage)?;
-                    self.leaves.scored(node, input, scan)
+                    self.leaves.scored(node, input, scan, self.batch(stage))
                 }
                 _ => self.estimated(scan, producer, stage),
             },
