@@ -518,7 +518,23 @@ fn a_pipelined_stage_reads_its_producers_while_they_run_and_outlives_their_failu
                 "{what}: stage {s} was sent at {first_sent} s, after its producers ended at {producers_done} s"
             );
         }
-        if fault == "err@shuffle" {
+        // A reader meets its producer's failure only if it was reading by then: on a loaded
+        // machine the failure (after the producer's first batch) can come before any reader
+        // was sent, and then there is no reader to blame it.
+        let failed_at = tasks
+            .iter()
+            .filter(|t| {
+                t["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("injected transient failure"))
+            })
+            .map(|t| t["end_s"].as_f64().unwrap())
+            .fold(f64::INFINITY, f64::min);
+        let reading_by_then = piped
+            .iter()
+            .flat_map(|s| of(*s))
+            .any(|t| t["start_s"].as_f64().unwrap() < failed_at);
+        if fault == "err@shuffle" && reading_by_then {
             let blamed_on_producer = tasks.iter().any(|t| {
                 t["error"]
                     .as_str()

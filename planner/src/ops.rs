@@ -1002,11 +1002,15 @@ pub struct Computes {
     /// overflow, comparisons and casts of 128-bit values, several times dearer.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub decimal: u32,
+    /// Calls of `tokenize`: a tokenizer walks the whole text, thousands of times a plain
+    /// node's work.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tokenize: u32,
 }
 
 impl Computes {
     fn is_none(&self) -> bool {
-        self.plain == 0 && self.decimal == 0
+        self.plain == 0 && self.decimal == 0 && self.tokenize == 0
     }
 }
 
@@ -1047,7 +1051,12 @@ pub fn computed_nodes(plan: &LogicalPlan) -> Computes {
                     reads_decimal |= decimal(child);
                     Ok(TreeNodeRecursion::Continue)
                 });
-                if reads_decimal || decimal(e) {
+                let tokenizes = matches!(e, Expr::ScalarFunction(call)
+                    if (call.func.inner().as_ref() as &dyn std::any::Any)
+                        .is::<flow_compiler::tokenize::Tokenize>());
+                if tokenizes {
+                    n.tokenize = n.tokenize.saturating_add(1);
+                } else if reads_decimal || decimal(e) {
                     n.decimal = n.decimal.saturating_add(1);
                 } else {
                     n.plain = n.plain.saturating_add(1);

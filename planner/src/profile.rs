@@ -231,6 +231,10 @@ pub struct Kernels {
     /// ([`flow_compiler::TransformerShape::flops`] at the length the sequences are cut to).
     #[serde(default = "Kernels::default_transformer")]
     pub transformer_s_per_flop: f64,
+    /// Turning a text into token ids (`tokenize`), per row: priced by the row, not by the
+    /// text's length, which the planner does not know.
+    #[serde(default = "Kernels::default_tokenize")]
+    pub tokenize_s_per_row: f64,
     /// Encoding output as Parquet (`save`), per byte of rows in memory.
     pub write_s_per_byte: f64,
     /// Dealing rows into an exchange's buckets and encoding them as Arrow IPC, per byte of
@@ -306,12 +310,17 @@ impl Kernels {
     fn default_transformer() -> f64 {
         TRANSFORMER_S_PER_FLOP
     }
+
+    fn default_tokenize() -> f64 {
+        TOKENIZE_S_PER_ROW
+    }
 }
 
 const PREPARE_S_PER_VALUE: f64 = 8.8e-9;
 const ONNX_LOAD_S: f64 = 4.3e-3;
 const ONNX_INFER_S_PER_BYTE: f64 = 2.4e-11;
 const TRANSFORMER_S_PER_FLOP: f64 = 1.6e-11;
+const TOKENIZE_S_PER_ROW: f64 = 2.7e-4;
 const DECIMAL_S_PER_ROW: f64 = 4.7e-9;
 const ENCODE_S_PER_BYTE: f64 = 7.0e-10;
 const DECODE_S_PER_BYTE: f64 = 1.5e-10;
@@ -406,6 +415,7 @@ impl Profile {
             self.kernels.onnx_load_s,
             self.kernels.onnx_infer_s_per_byte,
             self.kernels.transformer_s_per_flop,
+            self.kernels.tokenize_s_per_row,
             self.kernels.write_s_per_byte,
             self.kernels.encode_s_per_byte,
             self.kernels.decode_s_per_byte,

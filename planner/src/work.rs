@@ -64,7 +64,8 @@ pub fn stage_work(
         let bytes_in: f64 = op.inputs.iter().map(|o| sizes[*o].bytes).sum();
         // Seconds per row of the values the operator's expressions compute.
         let computing = f64::from(op.computes.plain) * k.narrow_s_per_row
-            + f64::from(op.computes.decimal) * k.decimal_s_per_row;
+            + f64::from(op.computes.decimal) * k.decimal_s_per_row
+            + f64::from(op.computes.tokenize) * k.tokenize_s_per_row;
         for (i, cut) in cuts[id].iter().enumerate() {
             if cut.is_some() && !graph.ops[op.inputs[i]].kind.is_model() {
                 w.rows_in += sizes[op.inputs[i]].rows;
