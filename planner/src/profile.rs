@@ -228,7 +228,7 @@ pub struct Kernels {
     #[serde(default = "Kernels::default_onnx_infer")]
     pub onnx_infer_s_per_byte: f64,
     /// Scoring with an ONNX transformer, per floating-point operation of a sequence
-    /// ([`flow_compiler::TransformerShape::flops`] at the length the sequences are cut to).
+    /// ([`flow_compiler::TransformerShape::flops`] at the lengths the sequences are padded to).
     #[serde(default = "Kernels::default_transformer")]
     pub transformer_s_per_flop: f64,
     /// Turning a text into token ids (`tokenize`), per row: priced by the row, not by the
@@ -319,7 +319,7 @@ impl Kernels {
 const PREPARE_S_PER_VALUE: f64 = 8.8e-9;
 const ONNX_LOAD_S: f64 = 4.3e-3;
 const ONNX_INFER_S_PER_BYTE: f64 = 2.4e-11;
-const TRANSFORMER_S_PER_FLOP: f64 = 1.6e-11;
+const TRANSFORMER_S_PER_FLOP: f64 = 1.15e-11;
 const TOKENIZE_S_PER_ROW: f64 = 2.7e-4;
 const DECIMAL_S_PER_ROW: f64 = 4.7e-9;
 const ENCODE_S_PER_BYTE: f64 = 7.0e-10;
