@@ -35,6 +35,14 @@ pub struct Tokenize {
 impl Tokenize {
     pub const NAME: &str = "tokenize";
 
+    /// The `tokenize` that `expr` calls, if it is a call of it.
+    pub fn called(expr: &Expr) -> Option<&Tokenize> {
+        let Expr::ScalarFunction(call) = expr else {
+            return None;
+        };
+        (call.func.inner().as_ref() as &dyn std::any::Any).downcast_ref::<Tokenize>()
+    }
+
     pub fn udf(tokenizer: Arc<Tokenizer>, length: usize) -> ScalarUDF {
         ScalarUDF::new_from_impl(Tokenize {
             tokenizer,
@@ -199,12 +207,9 @@ pub fn cut_length(plan: &datafusion::logical_expr::LogicalPlan, column: &str) ->
                 if alias.name != column {
                     continue;
                 }
-                if let Expr::ScalarFunction(call) = alias.expr.as_ref() {
-                    let udf: &dyn std::any::Any = call.func.inner().as_ref();
-                    if let Some(tokenize) = udf.downcast_ref::<Tokenize>() {
-                        found = Some(tokenize.length);
-                        return Ok(TreeNodeRecursion::Stop);
-                    }
+                if let Some(tokenize) = Tokenize::called(&alias.expr) {
+                    found = Some(tokenize.length);
+                    return Ok(TreeNodeRecursion::Stop);
                 }
             }
         }

@@ -1051,10 +1051,7 @@ pub fn computed_nodes(plan: &LogicalPlan) -> Computes {
                     reads_decimal |= decimal(child);
                     Ok(TreeNodeRecursion::Continue)
                 });
-                let tokenizes = matches!(e, Expr::ScalarFunction(call)
-                    if (call.func.inner().as_ref() as &dyn std::any::Any)
-                        .is::<flow_compiler::tokenize::Tokenize>());
-                if tokenizes {
+                if flow_compiler::tokenize::Tokenize::called(e).is_some() {
                     n.tokenize = n.tokenize.saturating_add(1);
                 } else if reads_decimal || decimal(e) {
                     n.decimal = n.decimal.saturating_add(1);

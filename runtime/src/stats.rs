@@ -12,6 +12,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::prelude::SessionContext;
 use flow_compiler::{CsvOptions, Format, ResolvedLoad};
 use flow_planner::{ColumnBytes, SourceStats, Statistics};
@@ -185,9 +187,18 @@ fn over_load(
     columns.sort_unstable();
     columns.dedup();
     let schema = load.schema.project(&columns).ok()?;
-    let df_schema = DFSchema::try_from(schema).ok()?;
+    let df_schema = Arc::new(DFSchema::try_from(schema).ok()?);
+    // Some functions exist only to be rewritten by the optimiser (`coalesce` becomes a
+    // `CASE`) and cannot run as written: simplify first, as a plan's expressions are.
+    let simplifier = ExprSimplifier::new(
+        SimplifyContext::builder()
+            .with_schema(df_schema.clone())
+            .build(),
+    );
+    let expr = simplifier.coerce(expr.clone(), &df_schema).ok()?;
+    let expr = simplifier.simplify(expr).ok()?;
     let expr = SessionContext::new()
-        .create_physical_expr(expr.clone(), &df_schema)
+        .create_physical_expr(expr, &df_schema)
         .ok()?;
     Some((expr, columns))
 }
@@ -646,6 +657,16 @@ mod tests {
         // IMDb reviews: a median of about 230 tokens, a long tail.
         assert!((150.0..350.0).contains(&mean), "{mean}");
         assert!(long.iter().all(|n| (3..=512).contains(n)), "{long:?}");
+        // A function the optimiser rewrites before it runs (`coalesce`) is measured too.
+        let tokenize = Arc::new(Tokenize::udf(tokenizer.clone(), 512));
+        let filled = datafusion::functions::core::expr_fn::coalesce(vec![
+            col("review"),
+            datafusion::logical_expr::lit(""),
+        ]);
+        let filled = FileStatistics
+            .list_lengths(&load, &csv, &tokenize.call(vec![filled]))
+            .unwrap();
+        assert_eq!(filled, long);
         // The same data with another cut is another question, not a remembered answer.
         let short = lengths(64);
         assert!(short.iter().all(|n| *n <= 64), "{short:?}");
