@@ -603,8 +603,8 @@ fn each_exchange_takes_the_channel_the_plan_chose() {
 fn sentiment_scores(workers: usize) -> (Vec<String>, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("scores.csv");
-    // Cut at 512 tokens the reviews are over a second of scoring: worth more than one
-    // function (`MIN_CPU_S_PER_TASK`).
+    // Cut at 512 tokens the reviews are over a second of scoring, so the fan-out is
+    // worth its start-up on every worker count tried.
     let p = &cluster::sentiment_program(
         dir.path(),
         512,

@@ -162,11 +162,14 @@ fn constrained(
     }
 }
 
-/// The best plan by `score` of the rules' plan and, when no bound is asked, the plans they
-/// make with one ([`bounds`]). Sizing
-/// decides stage by stage and cannot see that fewer, larger or smaller functions everywhere
-/// would finish sooner or cost less as a whole; a forced bound must never beat the plan the
-/// planner chooses (`tests/properties.rs`).
+/// The best plan by `score` of the rules' plan and the plans they make under the search's
+/// own bounds ([`bounds`]). Sizing decides stage by stage and cannot see that fewer, larger
+/// or smaller functions everywhere would finish sooner or cost less as a whole; a forced
+/// bound must never beat the plan the planner chooses (`tests/properties.rs`).
+///
+/// A worker bound by hand (`--workers N`) is the same search kept to the plans that never
+/// run more than N functions at once, plus the rules' plan under N: so a bound the
+/// unbounded plan already keeps gives that plan, and a sweep's row is the flag's plan.
 fn run(
     graph: OpGraph,
     profile: &Profile,
@@ -174,8 +177,15 @@ fn run(
     score: Score,
 ) -> Result<(PhysicalPlan, Trace), PlanError> {
     let mut found = vec![(run_fused(graph.clone(), profile, options, score)?, None)];
+    let keeps = |plan: &PhysicalPlan| {
+        options
+            .workers
+            .is_none_or(|most| plan.peak_functions() <= most)
+    };
     for (bounded, why) in bounds(profile, options) {
-        if let Ok(plan) = run_fused(graph.clone(), profile, &bounded, score) {
+        if let Ok(plan) = run_fused(graph.clone(), profile, &bounded, score)
+            && keeps(&plan.0)
+        {
             found.push((plan, Some(why)));
         }
     }
@@ -202,23 +212,35 @@ fn run(
     Ok((plan, trace))
 }
 
-/// The bounds [`run`] also plans with when none is asked, each with the note that says it
-/// was chosen: at most N functions per stage (1 to 8, then powers of two below the profile's
-/// concurrency), or every function at one of the profile's memory sizes. A bound given by
-/// hand is honoured as given: its plan is the rules' plan under it.
+/// The bounds [`run`] also plans with, each with the note that says it was chosen: none, at
+/// most N functions per stage (1 to 8, then powers of two below the profile's concurrency),
+/// or every function at one of the profile's memory sizes. The same list whether or not a
+/// worker bound is asked for ([`run`] keeps the plans within it). An exact count or a
+/// memory size by hand is honoured as given: its plan is the rules' plan under it.
 fn bounds(profile: &Profile, options: &Options) -> Vec<(Options, String)> {
-    if options.exact_workers || options.workers.is_some() || options.memory_mb.is_some() {
+    if options.exact_workers || options.memory_mb.is_some() {
         return Vec::new();
     }
-    let most = profile.compute.max_concurrency.max(1);
+    let open = Options {
+        workers: None,
+        ..options.clone()
+    };
     let mut out = Vec::new();
+    if options.workers.is_some() {
+        out.push((
+            open.clone(),
+            "the search found this plan with no bound, and it runs within the one asked for"
+                .to_string(),
+        ));
+    }
+    let most = profile.compute.max_concurrency.max(1);
     let mut n = 1u32;
     while n < most {
         out.push((
             Options {
                 workers: Some(n),
                 searched: true,
-                ..options.clone()
+                ..open.clone()
             },
             format!("the search found this plan with at most {n} functions per stage"),
         ));
@@ -229,7 +251,7 @@ fn bounds(profile: &Profile, options: &Options) -> Vec<(Options, String)> {
             Options {
                 memory_mb: Some(memory),
                 searched: true,
-                ..options.clone()
+                ..open.clone()
             },
             format!("the search found this plan with {memory} MB in every function"),
         ));

@@ -12,9 +12,9 @@ use crate::stats::ColumnBytes;
 pub const BUFFER_MB: f64 = 16.0;
 /// A sort holds at most this much in memory and spills the rest to local disk.
 pub const SORT_MEMORY_BYTES: f64 = 512.0 * MB;
-/// Fewer rows than this per task is not worth another function...
+/// A fair share of rows for one task, for the function count sizing always tries...
 pub const MIN_ROWS_PER_TASK: f64 = 50_000.0;
-/// ...unless each row is expensive: another function is worth it for this much CPU work.
+/// ...or of CPU work, when each row is expensive.
 pub const MIN_CPU_S_PER_TASK: f64 = 1.0;
 
 /// What a stage does, in units the profile prices.
@@ -286,8 +286,9 @@ impl StageWork {
             + (self.state_bytes / n + self.state_per_task_bytes) / MB
     }
 
-    /// The most functions worth starting: each gets at least [`MIN_ROWS_PER_TASK`] rows or
-    /// [`MIN_CPU_S_PER_TASK`] of work.
+    /// The function count that gives each function at least [`MIN_ROWS_PER_TASK`] rows or
+    /// [`MIN_CPU_S_PER_TASK`] of work: a size worth trying besides the powers of two (it
+    /// bounds nothing; the cost model prices every count).
     pub fn useful_functions(&self, profile: &Profile) -> u32 {
         let training = self.training.map_or(0.0, |t| {
             t.rows * t.params as f64 * f64::from(t.epochs) * profile.kernels.train_s_per_value

@@ -268,6 +268,16 @@ proptest! {
                 a.0 < b.0 - SAME_TIME_S.max(SAME_TIME_RATIO * b.0)
             };
             prop_assert!(!beaten, "{options:?} gives {a:?}, the chosen plan {b:?}");
+            // A worker bound the chosen plan keeps (it never runs more functions at once)
+            // narrows the search to what holds the chosen plan: it finds one as good.
+            if options.workers.is_some_and(|w| w >= chosen.peak_functions()) {
+                let worse = if cost {
+                    a.1 > b.1 + SAME_COST_RATIO * b.1
+                } else {
+                    a.0 > b.0 + SAME_TIME_S.max(SAME_TIME_RATIO * b.0)
+                };
+                prop_assert!(!worse, "{options:?}, a bound the chosen plan keeps, gives {a:?}, the chosen plan {b:?}");
+            }
         }
     }
 

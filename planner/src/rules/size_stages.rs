@@ -1,10 +1,9 @@
 //! `size_stages`: chooses, stage by stage from the sources on, how many functions run it and
 //! with how much memory (memory buys vCPUs), by the objective.
 //!
-//! Candidates are powers of two up to the `workers` bound (and the concurrency limit, and no
-//! more functions than the rows and the work justify, see
-//! [`StageWork::useful_functions`](crate::work::StageWork::useful_functions)),
-//! times the memory sizes worth having (powers of two and whole vCPUs). A candidate is
+//! Candidates are powers of two up to the `workers` bound (and the concurrency limit), and
+//! the count that gives each function a fair share of the rows and the work (see
+//! [`StageWork::useful_functions`](crate::work::StageWork::useful_functions)), times the memory sizes worth having (powers of two and whole vCPUs). A candidate is
 //! infeasible when a task would need more memory than it has or run longer than a function
 //! may, so a task over a limit is split over more functions. Each candidate is priced with
 //! the best channel for every exchange feeding it; the fastest (or cheapest) wins. Hints
@@ -102,7 +101,7 @@ fn size(p: &Planning, stage: usize) -> Result<(Candidate, bool, String), PlanErr
         Some(pin) => (vec![pin.functions], vec![pin.memory_mb]),
         None => (functions, memory),
     };
-    let search = search(p, stage, &work, &functions, &memory, forced);
+    let search = search(p, stage, &work, &functions, &memory);
     let Some(best) = search.best.clone() else {
         return Err(candidate::unplannable(p, stage, &search.last_error, forced));
     };
@@ -154,8 +153,9 @@ fn memory_candidates(
 }
 
 /// The function counts a stage may have: the hint's, one for a stage that cannot be split,
-/// else powers of two up to what the rows justify (and beyond, up to the bound, for a task
-/// that would be over a limit).
+/// else powers of two up to the bound, the bound, and the count that gives each function a
+/// fair share of the rows and work ([`StageWork::useful_functions`]). All are priced:
+/// whether another function pays for its start-up is the cost model's to say.
 fn function_candidates(
     p: &Planning,
     stage: usize,
@@ -200,7 +200,6 @@ fn function_candidates(
                 k = k.saturating_mul(2);
             }
             n.push(cap);
-            // A task over a limit needs more functions than the rows alone suggest.
             let mut k = cap.saturating_mul(2);
             while k <= bound {
                 n.push(k);
@@ -327,7 +326,6 @@ fn search(
     work: &StageWork,
     functions: &[u32],
     memory: &[u32],
-    forced: bool,
 ) -> Search {
     let c = &p.profile.compute;
     let mut found = Search {
@@ -339,12 +337,7 @@ fn search(
         first_error: None,
         last_error: String::new(),
     };
-    let beyond_rows = work.useful_functions(p.profile);
     for &n in functions {
-        // More functions than the rows justify are only worth it when fewer cannot work.
-        if n > beyond_rows && found.first_feasible_n.is_some() && !forced {
-            break;
-        }
         for &m in memory {
             // Every exchange forced onto direct channels needs its producers and consumers
             // alive at once: on one machine, a stage may take at most half of it.
