@@ -138,12 +138,7 @@ pub fn choose_channel(
     let gate = cost::direct_gate(profile, from, to, durable(p, x));
     // A producer with other outputs runs apart from its consumer's task: where functions
     // cannot reach each other, what it keeps for that task must go through storage.
-    let alone = profile.direct.unreachable.is_none()
-        || !p
-            .plan
-            .exchanges
-            .iter()
-            .any(|y| y.from == x.from && y.id != x.id);
+    let alone = profile.direct.unreachable.is_none() || p.stage_outputs[x.from] <= 1;
     let fusable = allow_fuse && alone && cost::can_fuse(profile, x.pattern, from, to);
     if let Some((channel, why, _)) = requested(p, x) {
         if channel == Channel::Direct

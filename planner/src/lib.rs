@@ -122,9 +122,10 @@ const TRADE_OFFS: [f64; 12] = [
     1e-3, 1e-1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e10, 1e12,
 ];
 
-/// Among the plans the trade-offs produce, the best by `rank` of those that satisfy `ok`;
-/// when none does, `Err` with the one that comes closest by `distance` (the cheapest for a
-/// budget, the fastest for a deadline).
+/// Among the plans the trade-offs produce (each with the search's own bounds, as [`run`]
+/// makes them), the best by `rank` of those that satisfy `ok`; when none does, `Err` with
+/// the one that comes closest by `distance` (the cheapest for a budget, the fastest for a
+/// deadline).
 fn constrained(
     graph: OpGraph,
     profile: &Profile,
@@ -136,30 +137,46 @@ fn constrained(
     let mut scores = vec![Score::Latency];
     scores.extend(TRADE_OFFS.iter().map(|l| Score::Weighted(*l)));
     scores.push(Score::Cost);
-    let mut best: Option<(PhysicalPlan, Trace)> = None;
+    let mut best: Option<Found> = None;
     let mut closest: Option<PhysicalPlan> = None;
+    let key = |p: &PhysicalPlan| (p.predicted_s, p.predicted_usd);
     for score in scores {
-        let (plan, trace) = run_fused(graph.clone(), profile, options, score)?;
-        let key = |p: &PhysicalPlan| (p.predicted_s, p.predicted_usd);
-        if ok(&plan) {
-            if best
+        for found in search(graph.clone(), profile, options, score)? {
+            let plan = &found.0.0;
+            if ok(plan) {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| rank.better(key(plan), key(&b.0.0)))
+                {
+                    best = Some(found);
+                }
+            } else if closest
                 .as_ref()
-                .is_none_or(|(b, _)| rank.better(key(&plan), key(b)))
+                .is_none_or(|c| distance(plan) < distance(c))
             {
-                best = Some((plan, trace));
+                closest = Some(found.0.0);
             }
-        } else if closest
-            .as_ref()
-            .is_none_or(|c| distance(&plan) < distance(c))
-        {
-            closest = Some(plan);
         }
     }
     match (best, closest) {
-        (Some(found), _) => Ok(Ok(found)),
+        (Some(found), _) => Ok(Ok(noted(found, options))),
         (None, Some(closest)) => Ok(Err(closest)),
         (None, None) => Err(PlanError::constraint("there is nothing to plan")),
     }
+}
+
+/// A plan the search found, with its trace, and the note that says which of the search's
+/// bounds found it (`None`: the rules' plan under the options as asked).
+type Found = ((PhysicalPlan, Trace), Option<String>);
+
+/// The plan of a search, with the note of the bound that found it.
+fn noted(((mut plan, trace), why): Found, options: &Options) -> (PhysicalPlan, Trace) {
+    if let Some(why) = why {
+        plan.notes.clear();
+        notes(&mut plan, options);
+        plan.notes.push(why);
+    }
+    (plan, trace)
 }
 
 /// The best plan by `score` of the rules' plan and the plans they make under the search's
@@ -176,19 +193,7 @@ fn run(
     options: &Options,
     score: Score,
 ) -> Result<(PhysicalPlan, Trace), PlanError> {
-    let mut found = vec![(run_fused(graph.clone(), profile, options, score)?, None)];
-    let keeps = |plan: &PhysicalPlan| {
-        options
-            .workers
-            .is_none_or(|most| plan.peak_functions() <= most)
-    };
-    for (bounded, why) in bounds(profile, options) {
-        if let Ok(plan) = run_fused(graph.clone(), profile, &bounded, score)
-            && keeps(&plan.0)
-        {
-            found.push((plan, Some(why)));
-        }
-    }
+    let mut found = search(graph, profile, options, score)?;
     let keys: Vec<(f64, f64)> = found
         .iter()
         .map(|((p, _), _)| (p.predicted_s, p.predicted_usd))
@@ -203,13 +208,31 @@ fn run(
         })
         .collect();
     let best = score.best_of(&keys, &held).unwrap_or(0);
-    let ((mut plan, trace), why) = found.swap_remove(best);
-    if let Some(why) = why {
-        plan.notes.clear();
-        notes(&mut plan, options);
-        plan.notes.push(why);
+    Ok(noted(found.swap_remove(best), options))
+}
+
+/// The rules' plan under the options as asked (first), and the plans they make under each
+/// of the search's bounds that keep a worker bound asked for.
+fn search(
+    graph: OpGraph,
+    profile: &Profile,
+    options: &Options,
+    score: Score,
+) -> Result<Vec<Found>, PlanError> {
+    let mut found = vec![(run_fused(graph.clone(), profile, options, score)?, None)];
+    let keeps = |plan: &PhysicalPlan| {
+        options
+            .workers
+            .is_none_or(|most| plan.peak_functions() <= most)
+    };
+    for (bounded, why) in bounds(profile, options) {
+        if let Ok(plan) = run_fused(graph.clone(), profile, &bounded, score)
+            && keeps(&plan.0)
+        {
+            found.push((plan, Some(why)));
+        }
     }
-    Ok((plan, trace))
+    Ok(found)
 }
 
 /// The bounds [`run`] also plans with, each with the note that says it was chosen: none, at
@@ -369,6 +392,7 @@ fn run_pinned(
         cuts,
         plan,
         stage_inputs: Vec::new(),
+        stage_outputs: Vec::new(),
         busy_until: Vec::new(),
         chosen: Vec::new(),
         pins,

@@ -359,3 +359,43 @@ fn a_producer_is_sized_so_that_its_consumer_runs_in_its_function() {
     assert!(small.predicted_usd <= large.predicted_usd);
     assert!(small.stages[0].reason.starts_with("sized like stage 1"));
 }
+
+proptest! {
+    // Each case plans under a budget four times, each a search of hundreds of plans.
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// Under a budget, the plan chosen is as fast as any plan with a worker bound or a
+    /// memory size forced by hand that also keeps to the budget.
+    #[test]
+    fn no_forced_plan_within_the_budget_is_faster_than_the_budget_plan(
+        specs in prop::collection::vec(spec(), 1..10),
+        workers in prop::sample::select(vec![1u32, 2, 4, 8, 16, 64, 256]),
+        memory in 0usize..16,
+        slack in 1.0f64..3.0,
+    ) {
+        let profile = Profile::builtin("aws").unwrap();
+        let graph = build(&specs, 100);
+        let Ok(cheapest) = flow_planner::plan_graph(graph.clone(), &profile, &Options { objective: Objective::Cost, ..Options::default() }) else {
+            return Ok(());
+        };
+        let objective = Objective::Budget(cheapest.predicted_usd * slack);
+        let Ok(chosen) = flow_planner::plan_graph(graph.clone(), &profile, &Options { objective, ..Options::default() }) else {
+            return Ok(());
+        };
+        let memories = profile.memory_candidates();
+        let forced = [
+            Options { objective, workers: Some(workers), ..Options::default() },
+            Options { objective, memory_mb: Some(memories[memory % memories.len()]), ..Options::default() },
+        ];
+        for options in forced {
+            let Ok(plan) = flow_planner::plan_graph(graph.clone(), &profile, &options) else {
+                continue;
+            };
+            let b = chosen.predicted_s;
+            prop_assert!(
+                plan.predicted_s >= b - SAME_TIME_S.max(SAME_TIME_RATIO * b),
+                "{options:?} gives {} s, the budget plan {b} s", plan.predicted_s
+            );
+        }
+    }
+}

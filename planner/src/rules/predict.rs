@@ -16,7 +16,7 @@
 use super::{Planning, Rule};
 use crate::ops::{Channel, OpId, OpKind};
 use crate::options::PlanError;
-use crate::physical::TimeSpent;
+use crate::physical::{Exchange, TimeSpent, continues_task};
 
 /// EC2 bills at least a minute per start.
 pub const RENDEZVOUS_MIN_S: f64 = 60.0;
@@ -98,6 +98,15 @@ fn jobs_in_turn(p: &Planning) -> Option<TimeSpent> {
     if sinks.is_empty() {
         return None;
     }
+    // Each stage's inputs, found once: every job walks them, and a program has hundreds.
+    let mut inputs: Vec<Vec<&Exchange>> = vec![Vec::new(); n];
+    for x in &plan.exchanges {
+        inputs[x.to].push(x);
+    }
+    let continues: Vec<bool> = inputs
+        .iter()
+        .map(|xs| continues_task(xs.iter().map(|x| (x.pattern, x.channel))))
+        .collect();
     let trains: Vec<bool> = (0..n)
         .map(|s| kind_in(s, |k| matches!(k, OpKind::Train { .. })))
         .collect();
@@ -120,7 +129,7 @@ fn jobs_in_turn(p: &Planning) -> Option<TimeSpent> {
                 continue;
             }
             needed[s] = true;
-            todo.extend(plan.inputs_of(s).map(|x| x.from));
+            todo.extend(inputs[s].iter().map(|x| x.from));
         }
         needed
     };
@@ -154,22 +163,22 @@ fn jobs_in_turn(p: &Planning) -> Option<TimeSpent> {
         let mut finish = vec![0.0_f64; n];
         let mut longest: f64 = 0.0;
         for (s, stage) in plan.stages.iter().enumerate().filter(|(s, _)| needed[*s]) {
-            let first_time = if warm || plan.continues_task(s) {
+            let first_time = if warm || continues[s] {
                 0.0
             } else {
                 c.first_task_s
             };
             // A pipelined stage overlaps its producers only when they run in this job too.
-            let streams = stage.pipelined && plan.inputs_of(s).all(|x| needed[x.from]);
+            let streams = stage.pipelined && inputs[s].iter().all(|x| needed[x.from]);
             if streams {
-                started[s] = plan
-                    .inputs_of(s)
+                started[s] = inputs[s]
+                    .iter()
                     .map(|x| started[x.from])
                     .fold(0.0, f64::max);
                 finish[s] = started[s] + (stage.finish_s - stage.start_s) + first_time;
             } else {
-                started[s] = plan
-                    .inputs_of(s)
+                started[s] = inputs[s]
+                    .iter()
                     .filter(|x| needed[x.from])
                     .map(|x| finish[x.from] + x.predicted_s)
                     .fold(0.0, f64::max);
@@ -197,14 +206,14 @@ fn jobs_in_turn(p: &Planning) -> Option<TimeSpent> {
             if kept[t] {
                 continue;
             }
-            let inputs: Vec<usize> = plan.inputs_of(t).map(|x| x.from).collect();
+            let producers: Vec<usize> = inputs[t].iter().map(|x| x.from).collect();
             let table: Vec<OpId> = plan.stages[t]
                 .ops
                 .iter()
                 .filter(|id| matches!(p.graph.ops[**id].kind, OpKind::Train { .. }))
                 .flat_map(|id| p.graph.ops[*id].inputs.iter().copied())
                 .collect();
-            let ((fixed, work), _) = job(&inputs, &table, &mut kept, &mut ran);
+            let ((fixed, work), _) = job(&producers, &table, &mut kept, &mut ran);
             time.add_job(fixed, work);
             time.add_job(c.job_overhead_s, plan.stages[t].predicted_s);
             kept[t] = true;
