@@ -9,7 +9,7 @@ use crate::options::PlanError;
 use crate::physical::{CHUNK_BYTES, Exchange, Pattern};
 use crate::rules::Planning;
 use crate::units;
-use crate::work::StageWork;
+use crate::work::{StageWork, aggregate_row_s};
 
 /// The channel picked for one exchange.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +77,34 @@ fn kept_groups(p: &Planning, x: &Exchange, producers: u32) -> f64 {
     (n * groups * (1.0 - (-(rows / n) / groups).exp())).min(rows)
 }
 
+/// What pre-aggregating moves between the two sides of a grouping's exchange `x` (when
+/// [`pre_aggregates`]), in CPU seconds over all functions: the producers' partial aggregates
+/// of every row, each into a table of its share of the keys; and, of the grouping's own
+/// work as [`stage_work`](crate::work::stage_work) prices it (every row), the seconds and
+/// the seconds waiting for memory it no longer spends, reading the producers' kept groups
+/// instead of their rows.
+pub struct PartialWork {
+    pub producers_s: f64,
+    pub saved_s: f64,
+    pub saved_waiting_s: f64,
+}
+
+pub fn partial_work(p: &Planning, x: &Exchange, producers: u32) -> PartialWork {
+    let rows = p.sizes[x.producer].rows;
+    let groups = p.sizes[x.consumer].rows;
+    let kept = kept_groups(p, x, producers);
+    let grouping = &p.graph.ops[x.consumer];
+    let n = f64::from(producers.max(1));
+    let (own, _) = aggregate_row_s(p.profile, grouping, (kept / n).max(1.0));
+    let (per_row, waiting) = aggregate_row_s(p.profile, grouping, groups);
+    let spared = (rows - kept).max(0.0);
+    PartialWork {
+        producers_s: rows * own,
+        saved_s: spared * per_row,
+        saved_waiting_s: spared * waiting,
+    }
+}
+
 /// Whether each producer of the exchange into a grouping aggregates its rows partially
 /// before they move: when the rows it saves moving and combining again are worth more than
 /// aggregating every row once more. Saving a fraction `s` of the rows pays when
@@ -138,7 +166,7 @@ pub fn choose_channel(
     let gate = cost::direct_gate(profile, from, to, durable(p, x));
     // A producer with other outputs runs apart from its consumer's task: where functions
     // cannot reach each other, what it keeps for that task must go through storage.
-    let alone = profile.direct.unreachable.is_none() || p.stage_outputs[x.from] <= 1;
+    let alone = profile.direct.unreachable.is_none() || p.stage_outputs[x.from].len() <= 1;
     let fusable = allow_fuse && alone && cost::can_fuse(profile, x.pattern, from, to);
     if let Some((channel, why, _)) = requested(p, x) {
         if channel == Channel::Direct
@@ -274,6 +302,16 @@ pub fn evaluate(
         functions,
         memory_mb,
     };
+    // Groupings this stage feeds that it pre-aggregates for: its functions do that work.
+    let mut work = work.clone();
+    for x in p.stage_outputs[stage]
+        .iter()
+        .map(|id| &p.plan.exchanges[*id])
+    {
+        if pre_aggregates(p, x, to) {
+            work.cpu_s += partial_work(p, x, functions).producers_s;
+        }
+    }
     let mut start: f64 = 0.0;
     let mut usd = 0.0;
     let mut inputs = Vec::new();
@@ -298,6 +336,12 @@ pub fn evaluate(
         usd += choice.transfer.usd;
         if choice.channel == Channel::Fused {
             fused_into = Some(producer.runs_in);
+        }
+        // A grouping reading partial aggregates combines the producers' groups, not rows.
+        if choice.partial {
+            let partial = partial_work(p, x, from.functions);
+            work.cpu_s = (work.cpu_s - partial.saved_s).max(0.0);
+            work.cache_cpu_s = (work.cache_cpu_s - partial.saved_waiting_s).max(0.0);
         }
         inputs.push((x.id, choice));
     }
@@ -392,17 +436,17 @@ pub fn evaluate(
 /// and the stage's own task then overlap as a pipeline of [`CHUNK_BYTES`] chunks — the
 /// slowest of the three, plus one chunk's worth of the other two. On a shared machine the
 /// overlap is no faster than the cores the producers and the stage occupy allow. `None` when
-/// an input moves otherwise or is read by a sort, or the target (or the workers asked for)
+/// an input moves otherwise or is read by a sort or the coordinator, or the target (or the workers asked for)
 /// cannot run producers and consumers at once.
 fn pipelined(p: &Planning, stage: &Candidate) -> Option<(f64, f64)> {
     let profile = p.profile;
-    // A sort does its work once its input has all arrived: nothing of it overlaps.
+    // A sort does its work once its input has all arrived, and the coordinator runs a
+    // sink once its rows have: nothing of either overlaps.
     let streams = |(id, choice): &(usize, PricedChannel)| {
+        let reader = &p.graph.ops[p.plan.exchanges[*id].consumer].kind;
         choice.channel == Channel::Direct
-            && !matches!(
-                p.graph.ops[p.plan.exchanges[*id].consumer].kind,
-                OpKind::Sort { .. }
-            )
+            && !matches!(reader, OpKind::Sort { .. })
+            && reader.runs_in_task()
     };
     if stage.inputs.is_empty() || !stage.inputs.iter().all(streams) {
         return None;

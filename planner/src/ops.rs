@@ -200,6 +200,20 @@ impl OpKind {
     pub fn is_model(&self) -> bool {
         matches!(self, OpKind::Train { .. } | OpKind::ModelLoad { .. })
     }
+
+    /// Whether a function's task computes the operator's rows. Sinks, training, evaluation
+    /// and loading a model are the coordinator's: it runs them once their inputs have
+    /// arrived, so a stage of only such operators has no task and overlaps nothing.
+    pub fn runs_in_task(&self) -> bool {
+        !matches!(
+            self,
+            OpKind::Train { .. }
+                | OpKind::ModelLoad { .. }
+                | OpKind::Evaluate
+                | OpKind::Save { .. }
+                | OpKind::Show { .. }
+        )
+    }
 }
 
 impl fmt::Display for OpKind {

@@ -47,6 +47,34 @@ pub struct StageWork {
     pub inference: Option<(f64, f64)>,
 }
 
+/// Seconds per row of the values the operator's expressions compute.
+fn computing_row_s(k: &Kernels, op: &crate::ops::Op) -> f64 {
+    f64::from(op.computes.plain) * k.narrow_s_per_row
+        + f64::from(op.computes.decimal) * k.decimal_s_per_row
+        + f64::from(op.computes.tokenize) * k.tokenize_s_per_row
+}
+
+/// Seconds a grouping spends on each row it reads into a table of `groups` groups, and of
+/// them the seconds spent waiting for memory (what it costs beyond a table in cache). The
+/// same price holds for a partial aggregate in a producer and for the grouping combining
+/// what the producers sent.
+pub fn aggregate_row_s(profile: &Profile, op: &crate::ops::Op, groups: f64) -> (f64, f64) {
+    let k = &profile.kernels;
+    let computing = computing_row_s(k, op);
+    match op.kind {
+        // Without keys there is no hash table: each row is added into one accumulator per
+        // aggregate, as cheaply as any value is computed.
+        OpKind::Aggregate { keys: 0, .. } => (computing.max(k.narrow_s_per_row), 0.0),
+        _ => {
+            let per_row = profile.aggregate_s_per_row(groups);
+            (
+                per_row + computing,
+                (per_row - k.aggregate_s_per_row).max(0.0),
+            )
+        }
+    }
+}
+
 /// Sums the work of `ops`; `cuts[op][k]` is the exchange on input `k` of `op` (if any).
 pub fn stage_work(
     profile: &Profile,
@@ -62,10 +90,7 @@ pub fn stage_work(
         let input = |i: usize| op.inputs.get(i).map_or(Size::default(), |o| sizes[*o]);
         let rows_in: f64 = op.inputs.iter().map(|o| sizes[*o].rows).sum();
         let bytes_in: f64 = op.inputs.iter().map(|o| sizes[*o].bytes).sum();
-        // Seconds per row of the values the operator's expressions compute.
-        let computing = f64::from(op.computes.plain) * k.narrow_s_per_row
-            + f64::from(op.computes.decimal) * k.decimal_s_per_row
-            + f64::from(op.computes.tokenize) * k.tokenize_s_per_row;
+        let computing = computing_row_s(k, op);
         for (i, cut) in cuts[id].iter().enumerate() {
             if cut.is_some() && !graph.ops[op.inputs[i]].kind.is_model() {
                 w.rows_in += sizes[op.inputs[i]].rows;
@@ -120,16 +145,10 @@ pub fn stage_work(
                 }
                 w.cpu_s += sizes[id].rows * k.join_output_s_per_row;
             }
-            // Without keys there is no hash table: each row is added into one accumulator
-            // per aggregate, as cheaply as any value is computed.
-            OpKind::Aggregate { keys: 0, .. } => {
-                w.cpu_s += rows_in * computing.max(k.narrow_s_per_row);
-            }
             OpKind::Aggregate { .. } => {
-                let per_row = profile.aggregate_s_per_row(sizes[id].rows);
-                w.cpu_s += rows_in * (per_row + computing);
-                // What it costs beyond a table in cache is spent waiting for memory.
-                w.cache_cpu_s += rows_in * (per_row - k.aggregate_s_per_row).max(0.0);
+                let (per_row, waiting) = aggregate_row_s(profile, op, sizes[id].rows);
+                w.cpu_s += rows_in * per_row;
+                w.cache_cpu_s += rows_in * waiting;
                 w.state_bytes += 2.0 * sizes[id].bytes;
             }
             OpKind::Sort { fetch } => {

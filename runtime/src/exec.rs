@@ -171,19 +171,53 @@ async fn cluster_rows(
         partials: Default::default(),
         needs: Default::default(),
     };
-    // Consumers first: a grouping's stage decides the partial aggregation its producers run.
-    for id in coordinator.needed(stage).into_iter().rev() {
-        if !coordinator.lowered(id) {
-            let started = std::time::Instant::now();
-            let lowered = lowering.stage(id, &state).await?;
-            tracing::debug!(
-                "stage {id} lowered in {:.1} ms",
-                started.elapsed().as_secs_f64() * 1e3
-            );
-            coordinator.add_stage(lowered);
+    let needed = coordinator.needed(stage);
+    let readers = later_readers(&plan, &outputs, &needed, |s| coordinator.lowered(s));
+    let mut lowering_order: Vec<usize> = needed.iter().chain(&readers).copied().collect();
+    lowering_order.sort_unstable();
+    // Consumers first: a grouping's stage decides the partial aggregation its producers run,
+    // and every reader the columns its producers send and keep.
+    for id in lowering_order.into_iter().rev() {
+        if coordinator.lowered(id) {
+            continue;
         }
+        let started = std::time::Instant::now();
+        match lowering.stage(id, &state).await {
+            Ok(lowered) => coordinator.add_stage(lowered),
+            // A later job's stage may read what is not made yet (a model this run trains):
+            // it is lowered with its own job, its producers sending every column.
+            Err(e) if readers.contains(&id) => {
+                tracing::debug!("stage {id} is lowered with its own job: {e}");
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        tracing::debug!(
+            "stage {id} lowered in {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
     }
     coordinator.read(stage, output).await
+}
+
+/// Stages of later jobs that read what the `needed` stages compute and nothing else not yet
+/// lowered. Lowered with them, they say which columns they read: a stage several sinks
+/// share then sends and keeps only those, not every column of its scan. Stages further down
+/// wait for their own job, so no stage is lowered after a stage that reads it.
+fn later_readers(
+    plan: &PhysicalPlan,
+    outputs: &[Vec<lowering::OutputOf>],
+    needed: &[usize],
+    lowered: impl Fn(usize) -> bool,
+) -> Vec<usize> {
+    (0..plan.stages.len())
+        .filter(|s| !needed.contains(s) && !lowered(*s))
+        .filter(|s| {
+            let inputs = lowering::input_stages(plan, outputs, *s);
+            inputs.iter().any(|i| needed.contains(i))
+                && inputs.iter().all(|i| needed.contains(i) || lowered(*i))
+        })
+        .collect()
 }
 
 /// What comes back to the coordinator moves direct, unless the coordinator cannot reach its

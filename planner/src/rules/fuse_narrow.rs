@@ -124,10 +124,10 @@ impl Rule for FuseNarrow {
             }
         }
         p.stage_inputs = vec![Vec::new(); stages.len()];
-        p.stage_outputs = vec![0; stages.len()];
+        p.stage_outputs = vec![Vec::new(); stages.len()];
         for x in &exchanges {
             p.stage_inputs[x.to].push(x.id);
-            p.stage_outputs[x.from] += 1;
+            p.stage_outputs[x.from].push(x.id);
         }
         p.plan.stages = stages;
         p.plan.exchanges = exchanges;

@@ -129,8 +129,8 @@ pub struct Planning<'a> {
     pub plan: PhysicalPlan,
     /// The exchanges feeding each stage (filled by stage formation).
     pub stage_inputs: Vec<Vec<usize>>,
-    /// How many exchanges each stage feeds (filled by stage formation).
-    pub stage_outputs: Vec<usize>,
+    /// The exchanges each stage feeds (filled by stage formation).
+    pub stage_outputs: Vec<Vec<usize>>,
     /// When each stage's functions are free again, for the stages fused into them; sizing
     /// resets it and fills it stage by stage.
     pub busy_until: Vec<f64>,

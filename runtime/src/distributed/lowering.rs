@@ -72,16 +72,10 @@ pub struct OutputOf {
     pub to: Destination,
 }
 
-/// Whether the operator's rows are computed by a task (not by the coordinator).
+/// Whether the operator's rows are computed by a task (not by the coordinator): the
+/// planner's fact, which its timeline prices.
 pub fn computes(kind: &OpKind) -> bool {
-    !matches!(
-        kind,
-        OpKind::Train { .. }
-            | OpKind::ModelLoad { .. }
-            | OpKind::Evaluate
-            | OpKind::Save { .. }
-            | OpKind::Show { .. }
-    )
+    kind.runs_in_task()
 }
 
 /// The outputs of every stage of a plan, by stage: first the rows its other outputs share
