@@ -2,8 +2,8 @@
 # The planner's predictions checked on work it was not fitted to: twelve pipelines of 10 MB
 # to 1 GB of input (TPC-H Q1, Q3, Q6 and Q18 at scale factor 1, and generated groupings,
 # joins, sorts and filters over 10 million rows), each on 1 and 2 worker processes, with the
-# `local` profile `flowc calibrate` fits on its own synthetic workloads (kept apart in
-# target/bench-config, as bench/predicted.sh keeps it). Nothing here feeds a constant.
+# `local` profile `flowc calibrate` fits on its own synthetic workloads just before (kept
+# apart in target/bench-config, as bench/predicted.sh keeps it). Nothing here feeds a constant.
 # Prints predicted against measured (median of RUNS runs, default 3) and the median error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,10 @@ bash bench/tpch-workers.sh >/dev/null 2>&1 || true   # generates the TPC-H data 
 cargo build --release -q -p flow-cli
 flowc=$PWD/target/release/flowc
 export XDG_CONFIG_HOME=$PWD/target/bench-config
-[ -f "$XDG_CONFIG_HOME/flow/local.toml" ] || "$flowc" calibrate
+# Calibrated afresh each time, right before the runs it predicts: on a shared machine the
+# speed of the same work moves by 10-20% between hours, which would read as model error.
+rm -f "$XDG_CONFIG_HOME/flow/local.toml"
+"$flowc" calibrate >/dev/null
 dir=$PWD/target/validation
 mkdir -p "$dir/out"
 cp target/bench-shuffle/facts.parquet "$dir/facts.parquet"

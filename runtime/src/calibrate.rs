@@ -592,30 +592,38 @@ async fn filters(
     Ok(((half - mixed).max(0.0), mixed))
 }
 
-/// A hash aggregation's price per row into 16 groups, and into more: 1,024, 32,768 and
-/// half the rows (each group of two), as its table outgrows the caches; its two computed
-/// nodes (the key and the count) priced as any (`narrow`).
+/// A hash aggregation's price per row into 16 groups, and into more: 1,024, 32,768, half
+/// the rows (each group of two) and twice the rows (of a table four times as long), as its
+/// table outgrows the caches; its two computed nodes (the key and the count) priced as any
+/// (`narrow`). The longest table reaches the millions of groups a grouping of a 10 MB to
+/// 1 GB input makes, where the price per row keeps climbing.
 async fn groupings(
     ctx: &SessionContext,
     rows: usize,
     narrow: f64,
 ) -> datafusion::error::Result<(f64, Vec<(f64, f64)>)> {
-    let n = rows as f64;
-    let per_row = async |key: &str| -> datafusion::error::Result<f64> {
-        let sql = format!("SELECT {key} AS g, count(*) FROM t GROUP BY {key}");
-        Ok((timed(ctx, &sql).await? / n - 2.0 * narrow).max(0.0))
+    let long = 4 * rows;
+    let schema = Arc::new(Schema::new(vec![Field::new("u", DataType::Int64, false)]));
+    let u = (0..long as u64).map(|i| (i * 7_919 % long.max(1) as u64) as i64);
+    let column = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(u))])?;
+    ctx.register_table("w", in_batches(&column)?)?;
+    let per_row = async |table: &str, n: usize, key: &str| -> datafusion::error::Result<f64> {
+        let sql = format!("SELECT {key} AS g, count(*) FROM {table} GROUP BY {key}");
+        Ok((timed(ctx, &sql).await? / n as f64 - 2.0 * narrow).max(0.0))
     };
-    let few = per_row("k % 16").await?;
+    let few = per_row("t", rows, "k % 16").await?;
     let mut curve = Vec::new();
-    for (groups, key) in [
-        (1_024.0, "u % 1024".to_string()),
-        (32_768.0, "u % 32768".to_string()),
-        ((rows / 2) as f64, "u / 2".to_string()),
+    for (groups, table, n, key) in [
+        (1_024.0, "t", rows, "u % 1024"),
+        (32_768.0, "t", rows, "u % 32768"),
+        ((rows / 2) as f64, "t", rows, "u / 2"),
+        ((long / 2) as f64, "w", long, "u / 2"),
     ] {
         if curve.last().is_none_or(|(g, _)| *g < groups) {
-            curve.push((groups, per_row(&key).await?));
+            curve.push((groups, per_row(table, n, key).await?));
         }
     }
+    ctx.deregister_table("w")?;
     Ok((few, curve))
 }
 
@@ -851,7 +859,7 @@ mod tests {
         );
         assert!(profile.direct.latency_s > 0.0 && profile.direct.latency_s < 0.01);
         let groups: Vec<f64> = k.aggregate_by_groups.iter().map(|(g, _)| *g).collect();
-        assert_eq!(groups, [1_024.0, 32_768.0, 125_000.0]);
+        assert_eq!(groups, [1_024.0, 32_768.0, 125_000.0, 500_000.0]);
         if let Some(e) = profile.compute.shared_efficiency {
             assert!(e > 0.0 && e <= 1.0, "{e}");
         }
