@@ -576,6 +576,100 @@ fn a_pipelined_stage_reads_its_producers_while_they_run_and_outlives_their_failu
     }
 }
 
+/// Two shuffles from stages apart from each other into one pipelined join: both are taken as
+/// they are written, each producer held to its reader's pace (the report says `paced`), the
+/// join starts before its producers end, and the rows are one process's — also when a
+/// producer fails under its reader or its worker dies, and they run again.
+#[test]
+fn a_pipelined_join_paces_both_of_its_producers() {
+    let (dir, p) = big_program(
+        "let facts = load \"facts.csv\"\nlet more = load \"more.csv\"\n\
+         save facts | join more on id | group key { n = count(), total = sum(extra) } to \"out/sums.csv\"\n",
+    );
+    let mut more = String::from("id,extra\n");
+    for i in 0..1_000_000u64 {
+        more.push_str(&format!("{},{}\n", i * 7 % 1_000_000, i % 97));
+    }
+    std::fs::write(dir.path().join("more.csv"), more).unwrap();
+    run_ok(&["run", &p], &[], "one process");
+    let expected = saved(dir.path(), "sums.csv", false);
+    let profile = a_core_per_function(dir.path());
+    let out = run_ok(
+        &["plan", &p, "--profile", &profile, "--format", "json"],
+        &[],
+        "plan on a core per function",
+    );
+    // Two functions a stage, and the join started with its producers (the planner does not
+    // pipeline it here: it must wait for its build side, which costs its functions' time).
+    let mut planned: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let exchanges = planned["exchanges"].as_array().unwrap().clone();
+    let join = planned["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| exchanges.iter().filter(|x| x["to"] == s["id"]).count() == 2)
+        .expect("a stage reads two exchanges")["id"]
+        .as_u64()
+        .unwrap();
+    for stage in planned["stages"].as_array_mut().unwrap() {
+        let functions = stage["functions"].as_u64().unwrap().min(2);
+        stage["functions"] = Value::from(functions);
+        if stage["id"] == join {
+            stage["pipelined"] = Value::from(true);
+        }
+    }
+    let inputs: Vec<u64> = exchanges
+        .iter()
+        .filter(|x| x["to"] == join)
+        .map(|x| x["id"].as_u64().unwrap())
+        .collect();
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(&plan_path, serde_json::to_string(&planned).unwrap()).unwrap();
+    for fault in ["", "err@shuffle", "kill@shuffle"] {
+        clear_outputs(dir.path());
+        let what = format!("pipelined join, faults `{fault}`");
+        let report_path = dir.path().join("run.json");
+        let plan_arg = plan_path.to_str().unwrap();
+        let report_arg = report_path.to_str().unwrap();
+        run_ok(
+            &["run", &p, "--plan", plan_arg, "--report", report_arg],
+            &[("FLOW_FAULTS", fault)],
+            &what,
+        );
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+        assert_follows(&planned, &report, &what);
+        assert_eq!(saved(dir.path(), "sums.csv", false), expected, "{what}");
+        let paced: Vec<u64> = report["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["exchanges"].as_array().unwrap().iter())
+            .filter(|x| x["paced"] == true)
+            .map(|x| x["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            paced, inputs,
+            "{what}: the join's two inputs, and only they, are paced"
+        );
+        let tasks = report["tasks"].as_array().unwrap();
+        let first_sent = tasks
+            .iter()
+            .filter(|t| t["id"]["stage"] == join)
+            .map(|t| t["start_s"].as_f64().unwrap())
+            .fold(f64::INFINITY, f64::min);
+        let producers_done = tasks
+            .iter()
+            .filter(|t| t["id"]["stage"] != join && t["id"]["stage"].as_u64() < Some(join))
+            .map(|t| t["end_s"].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        assert!(
+            first_sent < producers_done,
+            "{what}: the join was sent at {first_sent} s, after its producers ended at {producers_done} s"
+        );
+    }
+}
+
 /// The batch size the plan gives an `infer` is the one its functions score with: edited in a
 /// saved plan, the edited size runs.
 #[test]

@@ -463,7 +463,9 @@ impl Coordinator {
                     datafusion::physical_plan::displayable(o.plan.as_ref()).indent(false)
                 );
             }
-            records.push(StageRecord::of(job, &stage, &self.plan));
+            records.push(StageRecord::of(job, &stage, &self.plan, |o| {
+                self.consumed(o)
+            }));
             self.runs.insert(id, StageRun::new(stage.tasks, job));
         }
         if !records.is_empty() {
@@ -1036,9 +1038,11 @@ impl Coordinator {
     }
 
     /// Whether an output is consumed as it is written ([`super::outbox`]): a shuffle or
-    /// scatter over a direct channel into a stage the plan pipelines and that reads nothing
-    /// else — so its one reader per bucket always drains it, and holding the producer to
-    /// that reader's pace cannot wait on anything the producer itself must make.
+    /// scatter over a direct channel into a stage the plan pipelines — so its one reader per
+    /// bucket always drains it — whose inputs are independent: no two from one stage, none
+    /// made from another. A reader may drain its inputs one after another (a join its build
+    /// side first); holding a producer to that reader's pace then waits only on producers
+    /// that run apart from it, never on anything the held producer itself must make.
     fn consumed(&self, output: &lowering::Output) -> bool {
         let lowering::Destination::Exchange(x) = output.of.to else {
             return false;
@@ -1048,7 +1052,7 @@ impl Coordinator {
             && !self.read_back(output)
             && ReadKind::of(x.pattern) == ReadKind::Share
             && self.plan.stages.get(x.to).is_some_and(|s| s.pipelined)
-            && self.plan.exchanges.iter().filter(|y| y.to == x.to).count() == 1
+            && independent_inputs(&self.plan, x.to)
     }
 
     /// Sends every task of `active` whose inputs are ready to an idle worker.
@@ -1349,4 +1353,29 @@ fn accept_workers(listener: TcpListener, joining: Arc<Joining>) {
             std::thread::spawn(move || joining.join(conn));
         }
     });
+}
+
+/// Whether the exchanges into `stage` come from stages apart from each other: no stage feeds
+/// it twice, and none of its producers is upstream of another.
+fn independent_inputs(plan: &PhysicalPlan, stage: usize) -> bool {
+    let producers: Vec<usize> = plan.inputs_of(stage).map(|x| x.from).collect();
+    let upstream = |of: usize| {
+        let mut seen = vec![false; plan.stages.len()];
+        let mut pending = vec![of];
+        while let Some(s) = pending.pop() {
+            for x in plan.inputs_of(s) {
+                if !std::mem::replace(&mut seen[x.from], true) {
+                    pending.push(x.from);
+                }
+            }
+        }
+        seen
+    };
+    producers.iter().enumerate().all(|(i, p)| {
+        let above = upstream(*p);
+        producers
+            .iter()
+            .enumerate()
+            .all(|(j, q)| i == j || (p != q && !above[*q]))
+    })
 }

@@ -76,11 +76,20 @@ pub struct ExchangeRecord {
     pub channel: Channel,
     /// Buckets each producing task divided them into.
     pub buckets: usize,
+    /// Whether its reader took it as it was written, holding its producers to the reader's
+    /// pace (nothing of it kept).
+    pub paced: bool,
 }
 
 impl StageRecord {
     /// A stage whose tasks ran on workers.
-    pub fn of(job: usize, stage: &Stage, plan: &PhysicalPlan) -> StageRecord {
+    /// `paced` says which of its outputs its readers take as they are written.
+    pub fn of(
+        job: usize,
+        stage: &Stage,
+        plan: &PhysicalPlan,
+        paced: impl Fn(&super::lowering::Output) -> bool,
+    ) -> StageRecord {
         let mut operators = Vec::new();
         let mut sources = Vec::new();
         let mut exchanges = Vec::new();
@@ -106,6 +115,7 @@ impl StageRecord {
                         id: x,
                         channel: output.channel,
                         buckets: output.buckets,
+                        paced: paced(output),
                     });
                     outputs.push(format!(
                         "{}({}) over {} to stage {}",
@@ -170,6 +180,7 @@ impl StageRecord {
                     id: x.id,
                     channel: Channel::Fused,
                     buckets: 1,
+                    paced: false,
                 })
                 .collect(),
             runs_in,
