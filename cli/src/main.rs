@@ -99,7 +99,7 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Measure this machine and write the `local` profile the planner reads
     #[command(
-        after_help = "Examples:\n  flowc calibrate\n  flowc calibrate --output my-machine.toml\n  flowc plan pipeline.flow --profile my-machine.toml"
+        after_help = "Examples:\n  flowc calibrate\n  flowc calibrate --output my-machine.toml\n  flowc plan pipeline.flow --profile my-machine.toml\n  AWS_ENDPOINT_URL=http://127.0.0.1:9000 flowc calibrate --store s3://bucket/runs --output minio.toml"
     )]
     Calibrate {
         /// Where to write the profile (default: $XDG_CONFIG_HOME/flow/local.toml, which
@@ -109,6 +109,10 @@ enum Command {
         /// Measure less, for a rough profile in a few seconds
         #[arg(long)]
         quick: bool,
+        /// Measure storage in this store (a folder or s3://bucket/prefix, as `flowc run
+        /// --store` takes) instead of a local folder; what it writes there is removed
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// Run a pipeline
     #[command(
@@ -197,7 +201,11 @@ fn dispatch(command: Command) -> u8 {
         Command::Explain { what: Some(what) } => explain(&what),
         Command::Explain { what: None } => explain_codes(),
         Command::Plan(args) => plan::plan(&args),
-        Command::Calibrate { output, quick } => calibrate(output, quick),
+        Command::Calibrate {
+            output,
+            quick,
+            store,
+        } => calibrate(output, quick, store.as_deref()),
         Command::Run(args) => run::run(args),
         Command::Deploy(args) => deploy::deploy(args),
         Command::Lsp => lsp::serve(),
@@ -449,14 +457,15 @@ fn explain_codes() -> u8 {
     0
 }
 
-fn calibrate(output: Option<PathBuf>, quick: bool) -> u8 {
+fn calibrate(output: Option<PathBuf>, quick: bool, store: Option<&str>) -> u8 {
     let Some(path) = output.or_else(plan::calibrated_profile_path) else {
         eprintln!("error: no home folder to write the profile to; give --output PATH");
         return USAGE;
     };
     eprintln!(
-        "measuring this machine (loopback TCP, a local folder, the engine's kernels, a run on \
-         two workers)…"
+        "measuring this machine (loopback TCP, {}, the engine's kernels, a run on two \
+         workers)…",
+        store.unwrap_or("a local folder")
     );
     let effort = if quick {
         flow_runtime::calibrate::Effort::Quick
@@ -464,7 +473,7 @@ fn calibrate(output: Option<PathBuf>, quick: bool) -> u8 {
         flow_runtime::calibrate::Effort::Full
     };
     let exe = std::env::current_exe().ok();
-    let measured = flow_runtime::calibrate::calibrate(effort, exe.as_deref());
+    let measured = flow_runtime::calibrate::calibrate(effort, exe.as_deref(), store);
     let written = measured.and_then(|(profile, report)| {
         for m in &report {
             outln!("{:<46} {}", m.what, m.value);

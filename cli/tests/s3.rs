@@ -81,3 +81,58 @@ fn a_store_url_without_a_bucket_or_with_an_unknown_scheme_is_refused() {
         assert!(stderr.contains(says), "{store}: {stderr}");
     }
 }
+
+/// `flowc calibrate --store` measures the storage figures in the store it names (here a
+/// bucket on moto) and leaves nothing there; a store it cannot reach is a user error naming
+/// it, and no profile is written.
+#[test]
+fn calibrate_measures_the_store_it_is_given_and_leaves_nothing_there() {
+    let s3 = S3Server::start("flow-calibrate");
+    let vars = s3.env();
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("moto.toml");
+    let store = format!("s3://{}/runs", s3.bucket);
+    let args = [
+        "calibrate",
+        "--quick",
+        "--store",
+        &store,
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    let run = run_ok(&args, &env(&vars, &[]), "calibrate against moto");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("storage latency (the store named, per request)"),
+        "{stdout}"
+    );
+    let profile = std::fs::read_to_string(&output).unwrap();
+    let storage = &profile[profile.find("[storage]").expect("a storage section")..];
+    let latency: f64 = storage
+        .lines()
+        .find_map(|l| l.strip_prefix("latency_s = "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the storage latency");
+    // A request to an HTTP server costs more than one to a local folder.
+    assert!(latency > 1e-4 && latency < 1.0, "{latency}");
+    assert_eq!(
+        s3.keys(),
+        Vec::<String>::new(),
+        "calibration leaves nothing"
+    );
+
+    let missing = dir.path().join("missing.toml");
+    let args = [
+        "calibrate",
+        "--quick",
+        "--store",
+        "s3://no-such-bucket/runs",
+        "--output",
+        missing.to_str().unwrap(),
+    ];
+    let run = flowc(&args, &env(&vars, &[]));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("s3://no-such-bucket/runs"), "{stderr}");
+    assert!(!missing.exists(), "no profile written");
+}

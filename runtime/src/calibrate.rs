@@ -10,6 +10,7 @@ mod exchanges;
 pub mod overheads;
 mod pairing;
 mod scans;
+mod stores;
 
 use datafusion::arrow::array::{
     Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
@@ -40,10 +41,12 @@ pub struct Measurement {
 
 /// Measures the machine. The result is the built-in `local` profile with every measured
 /// figure replaced; the fixed costs of a run only when `exe` (the `flowc` executable the
-/// workers run) is given.
+/// workers run) is given; the storage figures of the store `store` names (a folder or an
+/// `s3://` URL, as `--store` takes), else of a local folder.
 pub fn calibrate(
     effort: Effort,
     exe: Option<&Path>,
+    store: Option<&str>,
 ) -> Result<(Profile, Vec<Measurement>), String> {
     let mut profile = Profile::builtin("local").map_err(|e| e.to_string())?;
     let mut report = Vec::new();
@@ -69,17 +72,23 @@ pub fn calibrate(
     );
 
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a scratch folder: {e}"))?;
-    let (latency, write, read) = folder(dir.path(), 50 * scale, 32 * 1024 * 1024 * scale)
-        .map_err(|e| format!("cannot measure the local folder: {e}"))?;
-    profile.storage.latency_s = latency;
-    profile.storage.bandwidth_bytes_per_s = write;
-    profile.storage.read_bandwidth_bytes_per_s = Some(read);
+    let speed = stores::measure(store, dir.path(), 50 * scale, 32 * 1024 * 1024 * scale)?;
+    profile.storage.latency_s = speed.latency_s;
+    profile.storage.bandwidth_bytes_per_s = speed.write_bytes_per_s;
+    profile.storage.read_bandwidth_bytes_per_s = Some(speed.read_bytes_per_s);
     note(
-        "storage latency (local folder, per request)",
-        seconds(latency),
+        if store.is_some() {
+            "storage latency (the store named, per request)"
+        } else {
+            "storage latency (local folder, per request)"
+        },
+        seconds(speed.latency_s),
     );
-    note("storage bandwidth (write)", rate(write));
-    note("storage bandwidth (read back)", rate(read));
+    note("storage bandwidth (write)", rate(speed.write_bytes_per_s));
+    note(
+        "storage bandwidth (read back)",
+        rate(speed.read_bytes_per_s),
+    );
 
     if let Ok(cores) = std::thread::available_parallelism() {
         profile.compute.shared_vcpus = Some(cores.get() as f64);
@@ -334,32 +343,6 @@ fn loopback(round_trips: usize, bytes: usize) -> std::io::Result<(f64, f64)> {
         .join()
         .map_err(|_| std::io::Error::other("the loopback peer failed"))??;
     Ok((latency, bandwidth))
-}
-
-/// Latency of writing then reading a one-byte object, per request, and the bandwidths of
-/// writing a large one and of reading it back, in a local folder.
-fn folder(dir: &Path, objects: usize, bytes: usize) -> std::io::Result<(f64, f64, f64)> {
-    let start = Instant::now();
-    for i in 0..objects {
-        let path = dir.join(format!("small-{i}"));
-        std::fs::write(&path, [1u8])?;
-        std::fs::read(&path)?;
-    }
-    let latency = start.elapsed().as_secs_f64() / (2 * objects.max(1)) as f64;
-    let data = vec![9u8; bytes];
-    let path = dir.join("large");
-    let start = Instant::now();
-    std::fs::write(&path, &data)?;
-    let write = start.elapsed().as_secs_f64().max(1e-9);
-    let start = Instant::now();
-    let back = std::fs::read(&path)?;
-    let read = start.elapsed().as_secs_f64().max(1e-9);
-    if back.len() != data.len() {
-        return Err(std::io::Error::other(
-            "the folder returned a different object",
-        ));
-    }
-    Ok((latency, bytes as f64 / write, bytes as f64 / read))
 }
 
 /// Total memory of the machine, from /proc/meminfo where there is one.
@@ -831,7 +814,7 @@ mod tests {
 
     #[test]
     fn quick_calibration_measures_everything_and_round_trips() {
-        let (profile, report) = calibrate(Effort::Quick, None).unwrap();
+        let (profile, report) = calibrate(Effort::Quick, None, None).unwrap();
         assert!(report.len() >= 15, "{report:?}");
         let k = &profile.kernels;
         for v in [
