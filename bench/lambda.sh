@@ -73,23 +73,13 @@ hyperfine --warmup 1 --runs "${RUNS:-3}" --export-markdown "$out/shuffle.md" \
   -n "4 functions, S3 on moto" "$flowc run $shuffle/shuffle.flow --target lambda --store $store --workers 4"
 cat "$out/shuffle.md"
 
-# 3. Predicted against measured stage times on the emulator. The plan uses the `aws`
-#    profile's prices, limits and latencies with this machine's compute figures (the
-#    [kernels] that `flowc calibrate --quick` measures here), since the functions run here,
-#    and the emulator's per-invocation overhead (the p50 of 1., fitted on program.flow) as
-#    each task's overhead. The check is on the other programs.
-"$flowc" calibrate --quick --output "$out/local.toml" >/dev/null
-python3 - planner/profiles/aws.toml "$out/local.toml" > "$out/emulated.toml" <<'PY'
-import sys
-def kernels(text):
-    start = text.index("\n[kernels]")
-    end = text.find("\n[", start + 1)
-    return start, (len(text) if end < 0 else end)
-aws, local = open(sys.argv[1]).read(), open(sys.argv[2]).read()
-a, b = kernels(aws)
-c, d = kernels(local)
-print(aws[:a] + local[c:d] + aws[b:])
-PY
+# 3. Predicted against measured stage times on the emulator. The functions run here, on
+#    this machine's cores, and their store is moto: the profile is this machine's
+#    (`flowc calibrate --quick`: kernels, shared cores, worker start-up) with the storage
+#    figures measured in moto's bucket (`--store`), and as each task's overhead the
+#    emulator's per-invocation overhead (the p50 of 1., fitted on program.flow). The check
+#    is on the other programs.
+"$flowc" calibrate --quick --store "$store" --output "$out/emulated.toml" >/dev/null
 sed -i "s/^task_overhead_s = .*/task_overhead_s = $(cat "$out/overhead_s")/" "$out/emulated.toml"
 rm -f "$out"/stages-*.json
 i=0
