@@ -63,14 +63,31 @@ print(f"per-invocation overhead over {len(gaps)} invocations: p50 {pick(0.5):.1f
 open(sys.argv[1].rsplit("/", 1)[0] + "/overhead_s", "w").write(str(pick(0.5) / 1e3))
 PY
 
-# 2. The shuffle through S3 on moto against a local folder.
+# 2. The shuffle through S3 on moto against a local folder. `--workers N` is a bound the
+#    planner may stay under (on Lambda without a rendezvous host it fuses the shuffle into
+#    one function), so each row runs a saved plan with exactly N functions in every stage
+#    that can be split and every exchange through storage: the same work each way.
+exact_plan() { # TARGET N -> plan file
+  local file="$out/shuffle-$1-$2.json"
+  "$flowc" plan "$shuffle/shuffle.flow" --target "$1" --workers "$2" --channel storage --format json |
+    python3 -c '
+import json, sys
+plan, n = json.load(sys.stdin), int(sys.argv[1])
+for s in plan["stages"]:
+    if s["partitioned"]:
+        s["functions"] = n
+for x in plan["exchanges"]:
+    x["channel"] = "storage"
+print(json.dumps(plan))' "$2" >"$file"
+  echo "$file"
+}
 hyperfine --warmup 1 --runs "${RUNS:-3}" --export-markdown "$out/shuffle.md" \
-  -n "2 workers, local folder" "$flowc run $shuffle/shuffle.flow --workers 2 --channel storage" \
-  -n "2 workers, S3 on moto" "$flowc run $shuffle/shuffle.flow --workers 2 --channel storage --store $store" \
-  -n "2 functions, S3 on moto" "$flowc run $shuffle/shuffle.flow --target lambda --store $store --workers 2" \
-  -n "4 workers, local folder" "$flowc run $shuffle/shuffle.flow --workers 4 --channel storage" \
-  -n "4 workers, S3 on moto" "$flowc run $shuffle/shuffle.flow --workers 4 --channel storage --store $store" \
-  -n "4 functions, S3 on moto" "$flowc run $shuffle/shuffle.flow --target lambda --store $store --workers 4"
+  -n "2 workers, local folder" "$flowc run $shuffle/shuffle.flow --plan $(exact_plan local 2)" \
+  -n "2 workers, S3 on moto" "$flowc run $shuffle/shuffle.flow --plan $(exact_plan local 2) --store $store" \
+  -n "2 functions, S3 on moto" "$flowc run $shuffle/shuffle.flow --target lambda --store $store --plan $(exact_plan lambda 2)" \
+  -n "4 workers, local folder" "$flowc run $shuffle/shuffle.flow --plan $(exact_plan local 4)" \
+  -n "4 workers, S3 on moto" "$flowc run $shuffle/shuffle.flow --plan $(exact_plan local 4) --store $store" \
+  -n "4 functions, S3 on moto" "$flowc run $shuffle/shuffle.flow --target lambda --store $store --plan $(exact_plan lambda 4)"
 cat "$out/shuffle.md"
 
 # 3. Predicted against measured stage times on the emulator. The functions run here, on
