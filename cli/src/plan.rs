@@ -49,6 +49,10 @@ pub struct PlanArgs {
     /// Upper bound of functions per stage
     #[arg(long)]
     pub workers: Option<u32>,
+    /// Exactly this many functions in every stage that can be split, whatever the cost model
+    /// prefers (to measure or test a fan-out)
+    #[arg(long, value_name = "N", conflicts_with = "workers")]
+    pub functions: Option<u32>,
     /// Memory of every function, in MB
     #[arg(long = "memory-mb")]
     pub memory_mb: Option<u32>,
@@ -160,14 +164,16 @@ pub fn plan(args: &PlanArgs) -> u8 {
             }
         }
     }
-    if args.workers == Some(0) {
-        eprintln!("error: --workers takes a positive number");
-        return USAGE;
+    for (value, flag) in [(args.workers, "--workers"), (args.functions, "--functions")] {
+        if value == Some(0) {
+            eprintln!("error: {flag} takes a positive number");
+            return USAGE;
+        }
     }
     let mut options = options_from(
         settings,
         args.objective,
-        args.workers,
+        Fanout::of(args.workers, args.functions),
         args.memory_mb,
         args.channel,
     );
@@ -256,11 +262,35 @@ pub fn plan(args: &PlanArgs) -> u8 {
     }
 }
 
+/// How many functions a stage may have, as the flags say: at most N (`--workers`), or
+/// exactly N in every stage that can be split (`--functions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fanout {
+    AtMost(u32),
+    Exactly(u32),
+}
+
+impl Fanout {
+    /// The fan-out `--workers` or `--functions` asks for (clap lets only one through).
+    pub fn of(workers: Option<u32>, functions: Option<u32>) -> Option<Fanout> {
+        functions
+            .map(Fanout::Exactly)
+            .or(workers.map(Fanout::AtMost))
+    }
+
+    /// The number of functions it names.
+    pub fn count(self) -> u32 {
+        match self {
+            Fanout::AtMost(n) | Fanout::Exactly(n) => n,
+        }
+    }
+}
+
 /// Planner options from a program's `config` with the command's flags on top.
 pub fn options_from(
     settings: &flow_compiler::Settings,
     objective: Option<ObjectiveFlag>,
-    workers: Option<u32>,
+    fanout: Option<Fanout>,
     memory_mb: Option<u32>,
     channel: Option<Channel>,
 ) -> Options {
@@ -271,7 +301,8 @@ pub fn options_from(
             ObjectiveFlag::Cost => Objective::Cost,
         };
     }
-    options.workers = workers.or(options.workers);
+    options.workers = fanout.map(Fanout::count).or(options.workers);
+    options.exact_workers = matches!(fanout, Some(Fanout::Exactly(_)));
     options.memory_mb = memory_mb.or(options.memory_mb);
     options.channel = channel;
     options

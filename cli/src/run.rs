@@ -2,7 +2,7 @@
 //! as the planner (or the flags) decide, with a progress display, a report and logs.
 
 use crate::plan::{
-    ObjectiveFlag, channel_flag, diagnostic, flag_error, options_from, target_profile,
+    Fanout, ObjectiveFlag, channel_flag, diagnostic, flag_error, options_from, target_profile,
 };
 use crate::progress::Progress;
 use crate::run_report;
@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// Worker processes to run the pipeline on (default: as planned)
     #[arg(long)]
     pub workers: Option<u32>,
+    /// Exactly this many functions in every stage that can be split, whatever the cost model
+    /// prefers (to measure or test a fan-out)
+    #[arg(long, value_name = "N", conflicts_with = "workers")]
+    pub functions: Option<u32>,
     /// How data moves between workers (default: each exchange as planned)
     #[arg(long, value_parser = channel_flag())]
     pub channel: Option<Channel>,
@@ -116,6 +120,7 @@ impl RunArgs {
     fn distributed(&self) -> bool {
         self.lambda()
             || self.workers.is_some()
+            || self.functions.is_some()
             || self.channel.is_some()
             || self.objective.is_some()
             || self.memory_mb.is_some()
@@ -154,6 +159,7 @@ impl RunArgs {
     fn planning_flags(&self) -> Vec<&'static str> {
         [
             (self.workers.is_some(), "--workers"),
+            (self.functions.is_some(), "--functions"),
             (self.channel.is_some(), "--channel"),
             (self.objective.is_some(), "--objective"),
             (self.memory_mb.is_some(), "--memory-mb"),
@@ -284,9 +290,11 @@ fn refuse_usage(args: &RunArgs) -> Option<u8> {
         eprintln!("{message}");
         return Some(USAGE);
     }
-    if args.workers == Some(0) {
-        eprintln!("error: --workers takes a positive number");
-        return Some(USAGE);
+    for (value, flag) in [(args.workers, "--workers"), (args.functions, "--functions")] {
+        if value == Some(0) {
+            eprintln!("error: {flag} takes a positive number");
+            return Some(USAGE);
+        }
     }
     if let Some(t) = args.punch_timeout
         && !(t.is_finite() && t > 0.0 && t <= MAX_PUNCH_TIMEOUT_S)
@@ -412,7 +420,7 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
             let options = options_from(
                 &compiled.settings,
                 args.objective,
-                args.workers,
+                Fanout::of(args.workers, args.functions),
                 args.memory_mb,
                 args.channel,
             );
@@ -426,7 +434,8 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
     };
     // Workers follow the plan: as many as it runs at once, never more than asked.
     let most = plan.peak_functions();
-    let workers = capped_workers(args.workers.unwrap_or(most), &profile).min(most);
+    let asked = args.workers.or(args.functions).unwrap_or(most);
+    let workers = capped_workers(asked, &profile).min(most);
     let plan = Arc::new(plan);
     let compression = match args.compression {
         None | Some(CompressionFlag::None) => Compression::None,

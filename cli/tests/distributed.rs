@@ -9,7 +9,7 @@ use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use cluster::{
-    SHUFFLE, big_matches, big_program, clear_outputs, examples_match, flowc, on_1_2_4_8_workers,
+    SHUFFLE, big_matches, big_program, clear_outputs, examples_match, flowc, on_1_2_4_8_functions,
     run_ok, saved,
 };
 use parquet::arrow::ArrowWriter;
@@ -17,8 +17,8 @@ use parquet::file::properties::WriterProperties;
 use std::sync::Arc;
 
 fn on_each_channel() -> Vec<Vec<String>> {
-    let mut variants = on_1_2_4_8_workers(&["--channel", "direct"]);
-    variants.extend(on_1_2_4_8_workers(&["--channel", "storage"]));
+    let mut variants = on_1_2_4_8_functions(&["--channel", "direct"]);
+    variants.extend(on_1_2_4_8_functions(&["--channel", "storage"]));
     variants
 }
 

@@ -8,7 +8,7 @@ mod cluster;
 
 use cluster::{
     LambdaEmulator, SHUFFLE, assert_failed_cleanly, big_matches, big_program, clear_outputs,
-    examples_match, flowc, http_request, on_1_2_4_8_workers, run_ok, saved,
+    examples_match, flowc, http_request, on_1_2_4_8_functions, run_ok, saved,
 };
 use flow_lambda::request::{Request, Run};
 use flow_runtime::distributed::auth::Secret;
@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 fn examples_and_a_million_rows_match_the_single_process_engine_on_lambda() {
     let lambda = LambdaEmulator::start(&[], &[]);
     let store = lambda.store();
-    let variants = on_1_2_4_8_workers(&["--target", "lambda", "--store", &store]);
+    let variants = on_1_2_4_8_functions(&["--target", "lambda", "--store", &store]);
     examples_match(&variants, &lambda.vars(&[]));
     big_matches(&variants, &lambda.vars(&[]));
     assert_eq!(

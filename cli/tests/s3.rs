@@ -6,7 +6,7 @@ mod cluster;
 
 use cluster::{
     S3Server, SHUFFLE, assert_failed_cleanly, big_matches, big_program, clear_outputs,
-    examples_copy, examples_match, flowc, on_1_2_4_8_workers, run_ok, saved,
+    examples_copy, examples_match, flowc, on_1_2_4_8_functions, run_ok, saved,
 };
 
 /// The server's variables as `flowc` takes them, plus `more`.
@@ -25,7 +25,7 @@ fn examples_and_a_million_rows_match_the_single_process_engine_through_s3() {
     let s3 = S3Server::start("flow-test");
     let vars = s3.env();
     let store = format!("s3://{}/runs", s3.bucket);
-    let variants = on_1_2_4_8_workers(&["--channel", "storage", "--store", &store]);
+    let variants = on_1_2_4_8_functions(&["--channel", "storage", "--store", &store]);
     examples_match(&variants, &env(&vars, &[]));
     big_matches(&variants, &env(&vars, &[]));
     assert_eq!(
