@@ -476,6 +476,52 @@ fn a_core_per_function(dir: &Path) -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// `program`'s plan on [`a_core_per_function`], each stage cut to at most two functions
+/// (enough to see a pipeline on a machine of two cores), `edit` applied to each stage, saved
+/// in `dir`: the plan and where it is.
+fn two_function_plan(dir: &Path, program: &str, edit: impl Fn(&mut Value)) -> (Value, String) {
+    let profile = a_core_per_function(dir);
+    let out = run_ok(
+        &["plan", program, "--profile", &profile, "--format", "json"],
+        &[],
+        "plan on a core per function",
+    );
+    let mut planned: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for stage in planned["stages"].as_array_mut().unwrap() {
+        let functions = stage["functions"].as_u64().unwrap().min(2);
+        stage["functions"] = Value::from(functions);
+        edit(stage);
+    }
+    let path = dir.join("plan.json");
+    std::fs::write(&path, serde_json::to_string(&planned).unwrap()).unwrap();
+    (planned, path.to_str().unwrap().to_string())
+}
+
+/// Runs `program` in `dir` with the saved plan at `plan` and `FLOW_FAULTS` set to `fault`;
+/// checks that the run followed the plan and saved `expected` as `sums.csv`; the report.
+fn run_faulted(
+    dir: &Path,
+    (program, plan): (&str, &str),
+    planned: &Value,
+    fault: &str,
+    expected: &[String],
+) -> Value {
+    clear_outputs(dir);
+    let what = format!("pipelined, faults `{fault}`");
+    let report_path = dir.join("run.json");
+    let report_arg = report_path.to_str().unwrap();
+    run_ok(
+        &["run", program, "--plan", plan, "--report", report_arg],
+        &[("FLOW_FAULTS", fault)],
+        &what,
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_follows(planned, &report, &what);
+    assert_eq!(saved(dir, "sums.csv", false), expected, "{what}");
+    report
+}
+
 /// A stage the plan pipelines starts with its producers and reads them as they write: its
 /// tasks are sent before its producers' tasks end, and the rows are one process's — also when
 /// a producer fails or its worker dies under its readers, who take the shuffle as it is
@@ -485,20 +531,7 @@ fn a_pipelined_stage_reads_its_producers_while_they_run_and_outlives_their_failu
     let (dir, p) = cluster::big_program(WIDE);
     run_ok(&["run", &p], &[], "one process");
     let expected = saved(dir.path(), "sums.csv", false);
-    let profile = a_core_per_function(dir.path());
-    let out = run_ok(
-        &["plan", &p, "--profile", &profile, "--format", "json"],
-        &[],
-        "plan on a core per function",
-    );
-    // Two functions a stage are enough to see it, on a machine of two cores.
-    let mut planned: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for stage in planned["stages"].as_array_mut().unwrap() {
-        let functions = stage["functions"].as_u64().unwrap().min(2);
-        stage["functions"] = Value::from(functions);
-    }
-    let plan_path = dir.path().join("plan.json");
-    std::fs::write(&plan_path, serde_json::to_string(&planned).unwrap()).unwrap();
+    let (planned, plan_path) = two_function_plan(dir.path(), &p, |_| {});
     let piped: Vec<u64> = planned["stages"]
         .as_array()
         .unwrap()
@@ -508,25 +541,8 @@ fn a_pipelined_stage_reads_its_producers_while_they_run_and_outlives_their_failu
         .collect();
     assert!(!piped.is_empty(), "no stage is pipelined: {planned}");
     for fault in ["", "err@shuffle", "kill@shuffle"] {
-        clear_outputs(dir.path());
         let what = format!("pipelined, faults `{fault}`");
-        let report_path = dir.path().join("run.json");
-        run_ok(
-            &[
-                "run",
-                &p,
-                "--plan",
-                plan_path.to_str().unwrap(),
-                "--report",
-                report_path.to_str().unwrap(),
-            ],
-            &[("FLOW_FAULTS", fault)],
-            &what,
-        );
-        let report: Value =
-            serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
-        assert_follows(&planned, &report, &what);
-        assert_eq!(saved(dir.path(), "sums.csv", false), expected, "{what}");
+        let report = run_faulted(dir.path(), (p.as_str(), plan_path.as_str()), &planned, fault, &expected);
         let tasks = report["tasks"].as_array().unwrap();
         let of = |stage: u64| tasks.iter().filter(move |t| t["id"]["stage"] == stage);
         for s in &piped {
@@ -593,53 +609,33 @@ fn a_pipelined_join_paces_both_of_its_producers() {
     std::fs::write(dir.path().join("more.csv"), more).unwrap();
     run_ok(&["run", &p], &[], "one process");
     let expected = saved(dir.path(), "sums.csv", false);
-    let profile = a_core_per_function(dir.path());
-    let out = run_ok(
-        &["plan", &p, "--profile", &profile, "--format", "json"],
-        &[],
-        "plan on a core per function",
-    );
-    // Two functions a stage, and the join started with its producers (the planner does not
-    // pipeline it here: it must wait for its build side, which costs its functions' time).
-    let mut planned: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The stage reading two exchanges: the join.
+    let (planned, _) = two_function_plan(dir.path(), &p, |_| {});
     let exchanges = planned["exchanges"].as_array().unwrap().clone();
+    let reads = |s: &Value| exchanges.iter().filter(|x| x["to"] == s["id"]).count();
     let join = planned["stages"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| exchanges.iter().filter(|x| x["to"] == s["id"]).count() == 2)
+        .find(|s| reads(s) == 2)
         .expect("a stage reads two exchanges")["id"]
         .as_u64()
         .unwrap();
-    for stage in planned["stages"].as_array_mut().unwrap() {
-        let functions = stage["functions"].as_u64().unwrap().min(2);
-        stage["functions"] = Value::from(functions);
+    // Started with its producers (the planner does not pipeline it here: it must wait for
+    // its build side, which costs its functions' time).
+    let (planned, plan_path) = two_function_plan(dir.path(), &p, |stage| {
         if stage["id"] == join {
             stage["pipelined"] = Value::from(true);
         }
-    }
+    });
     let inputs: Vec<u64> = exchanges
         .iter()
         .filter(|x| x["to"] == join)
         .map(|x| x["id"].as_u64().unwrap())
         .collect();
-    let plan_path = dir.path().join("plan.json");
-    std::fs::write(&plan_path, serde_json::to_string(&planned).unwrap()).unwrap();
     for fault in ["", "err@shuffle", "kill@shuffle"] {
-        clear_outputs(dir.path());
         let what = format!("pipelined join, faults `{fault}`");
-        let report_path = dir.path().join("run.json");
-        let plan_arg = plan_path.to_str().unwrap();
-        let report_arg = report_path.to_str().unwrap();
-        run_ok(
-            &["run", &p, "--plan", plan_arg, "--report", report_arg],
-            &[("FLOW_FAULTS", fault)],
-            &what,
-        );
-        let report: Value =
-            serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
-        assert_follows(&planned, &report, &what);
-        assert_eq!(saved(dir.path(), "sums.csv", false), expected, "{what}");
+        let report = run_faulted(dir.path(), (p.as_str(), plan_path.as_str()), &planned, fault, &expected);
         let paced: Vec<u64> = report["stages"]
             .as_array()
             .unwrap()

@@ -77,18 +77,20 @@ fn kept_groups(p: &Planning, x: &Exchange, producers: u32) -> f64 {
     (n * groups * (1.0 - (-(rows / n) / groups).exp())).min(rows)
 }
 
-/// What pre-aggregating moves between the two sides of a grouping's exchange `x` (when
-/// [`pre_aggregates`]), in CPU seconds over all functions: the producers' partial aggregates
-/// of every row, each into a table of its share of the keys; and, of the grouping's own
-/// work as [`stage_work`](crate::work::stage_work) prices it (every row), the seconds and
-/// the seconds waiting for memory it no longer spends, reading the producers' kept groups
-/// instead of their rows.
+/// What pre-aggregating moves between the two sides of a grouping's exchange, in CPU
+/// seconds over all functions.
 pub struct PartialWork {
+    /// The producers' partial aggregates of every row, each into its share of the keys.
     pub producers_s: f64,
+    /// Of the grouping's own work as [`stage_work`](crate::work::stage_work) prices it (over
+    /// every row), what it no longer spends reading the producers' groups instead...
     pub saved_s: f64,
+    /// ...and of that, the seconds it would have waited for memory.
     pub saved_waiting_s: f64,
 }
 
+/// [`PartialWork`] of exchange `x` into a grouping, made by `producers` functions (when
+/// [`pre_aggregates`] says they pre-aggregate).
 pub fn partial_work(p: &Planning, x: &Exchange, producers: u32) -> PartialWork {
     let rows = p.sizes[x.producer].rows;
     let groups = p.sizes[x.consumer].rows;
@@ -436,8 +438,8 @@ pub fn evaluate(
 /// and the stage's own task then overlap as a pipeline of [`CHUNK_BYTES`] chunks — the
 /// slowest of the three, plus one chunk's worth of the other two. On a shared machine the
 /// overlap is no faster than the cores the producers and the stage occupy allow. `None` when
-/// an input moves otherwise or is read by a sort or the coordinator, or the target (or the workers asked for)
-/// cannot run producers and consumers at once.
+/// an input moves otherwise or is read by a sort or the coordinator, or the target (or the
+/// workers asked for) cannot run producers and consumers at once.
 fn pipelined(p: &Planning, stage: &Candidate) -> Option<(f64, f64)> {
     let profile = p.profile;
     // A sort does its work once its input has all arrived, and the coordinator runs a

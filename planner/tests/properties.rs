@@ -172,6 +172,33 @@ fn check_limits(plan: &PhysicalPlan, profile: &Profile) -> Result<(), TestCaseEr
     Ok(())
 }
 
+/// The plans of `graph` with a worker bound forced by hand, and with one of the profile's
+/// memory sizes (the `memory`-th, in turn) forced, under `objective`: those that plan.
+fn forced_plans(
+    graph: &OpGraph,
+    profile: &Profile,
+    objective: Objective,
+    workers: u32,
+    memory: usize,
+) -> Vec<(Options, PhysicalPlan)> {
+    let memories = profile.memory_candidates();
+    let forced = [
+        Options { objective, workers: Some(workers), ..Options::default() },
+        Options {
+            objective,
+            memory_mb: Some(memories[memory % memories.len()]),
+            ..Options::default()
+        },
+    ];
+    forced
+        .into_iter()
+        .filter_map(|options| {
+            let plan = flow_planner::plan_graph(graph.clone(), profile, &options).ok()?;
+            Some((options, plan))
+        })
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -250,15 +277,7 @@ proptest! {
         let Ok(chosen) = flow_planner::plan_graph(graph.clone(), &profile, &chosen) else {
             return Ok(());
         };
-        let memories = profile.memory_candidates();
-        let forced = [
-            Options { objective, workers: Some(workers), ..Options::default() },
-            Options { objective, memory_mb: Some(memories[memory % memories.len()]), ..Options::default() },
-        ];
-        for options in forced {
-            let Ok(plan) = flow_planner::plan_graph(graph.clone(), &profile, &options) else {
-                continue;
-            };
+        for (options, plan) in forced_plans(&graph, &profile, objective, workers, memory) {
             let (a, b) = ((plan.predicted_s, plan.predicted_usd), (chosen.predicted_s, chosen.predicted_usd));
             // Better by the objective's own measure, beyond what the planner counts as the
             // same (2% of time, 1% of cost): within that, the other measure decides.
@@ -382,15 +401,7 @@ proptest! {
         let Ok(chosen) = flow_planner::plan_graph(graph.clone(), &profile, &Options { objective, ..Options::default() }) else {
             return Ok(());
         };
-        let memories = profile.memory_candidates();
-        let forced = [
-            Options { objective, workers: Some(workers), ..Options::default() },
-            Options { objective, memory_mb: Some(memories[memory % memories.len()]), ..Options::default() },
-        ];
-        for options in forced {
-            let Ok(plan) = flow_planner::plan_graph(graph.clone(), &profile, &options) else {
-                continue;
-            };
+        for (options, plan) in forced_plans(&graph, &profile, objective, workers, memory) {
             let b = chosen.predicted_s;
             prop_assert!(
                 plan.predicted_s >= b - SAME_TIME_S.max(SAME_TIME_RATIO * b),
