@@ -542,7 +542,13 @@ fn a_pipelined_stage_reads_its_producers_while_they_run_and_outlives_their_failu
     assert!(!piped.is_empty(), "no stage is pipelined: {planned}");
     for fault in ["", "err@shuffle", "kill@shuffle"] {
         let what = format!("pipelined, faults `{fault}`");
-        let report = run_faulted(dir.path(), (p.as_str(), plan_path.as_str()), &planned, fault, &expected);
+        let report = run_faulted(
+            dir.path(),
+            (p.as_str(), plan_path.as_str()),
+            &planned,
+            fault,
+            &expected,
+        );
         let tasks = report["tasks"].as_array().unwrap();
         let of = |stage: u64| tasks.iter().filter(move |t| t["id"]["stage"] == stage);
         for s in &piped {
@@ -635,7 +641,13 @@ fn a_pipelined_join_paces_both_of_its_producers() {
         .collect();
     for fault in ["", "err@shuffle", "kill@shuffle"] {
         let what = format!("pipelined join, faults `{fault}`");
-        let report = run_faulted(dir.path(), (p.as_str(), plan_path.as_str()), &planned, fault, &expected);
+        let report = run_faulted(
+            dir.path(),
+            (p.as_str(), plan_path.as_str()),
+            &planned,
+            fault,
+            &expected,
+        );
         let paced: Vec<u64> = report["stages"]
             .as_array()
             .unwrap()

@@ -183,7 +183,11 @@ fn forced_plans(
 ) -> Vec<(Options, PhysicalPlan)> {
     let memories = profile.memory_candidates();
     let forced = [
-        Options { objective, workers: Some(workers), ..Options::default() },
+        Options {
+            objective,
+            workers: Some(workers),
+            ..Options::default()
+        },
         Options {
             objective,
             memory_mb: Some(memories[memory % memories.len()]),
