@@ -153,6 +153,9 @@ pub fn plan(args: &PlanArgs) -> u8 {
                 return USER_ERROR;
             }
         };
+    if let Some(n) = args.functions {
+        warn_above_concurrency("--functions", n, &profile);
+    }
     // Runs on Lambda plan with the deployed sizes; a plan for Lambda does too when it is told
     // them (it does not ask AWS).
     if target == "lambda" {
@@ -284,6 +287,19 @@ impl Fanout {
             Fanout::AtMost(n) | Fanout::Exactly(n) => n,
         }
     }
+}
+
+/// Says, on stderr, that `flag N` asks for more functions than `profile` runs at once, and
+/// that its most is what it gets; whether it did.
+pub fn warn_above_concurrency(flag: &str, asked: u32, profile: &Profile) -> bool {
+    let most = profile.compute.max_concurrency.max(1);
+    if asked > most {
+        eprintln!(
+            "warning: {flag} {asked} is more than the {most} functions the `{}` profile runs at once; {most} it is",
+            profile.name
+        );
+    }
+    asked > most
 }
 
 /// Planner options from a program's `config` with the command's flags on top.

@@ -3,6 +3,7 @@
 
 use crate::plan::{
     Fanout, ObjectiveFlag, channel_flag, diagnostic, flag_error, options_from, target_profile,
+    warn_above_concurrency,
 };
 use crate::progress::Progress;
 use crate::run_report;
@@ -434,8 +435,12 @@ fn cluster(compiled: &Compiled, args: &RunArgs) -> Result<(Cluster, Arc<Physical
     };
     // Workers follow the plan: as many as it runs at once, never more than asked.
     let most = plan.peak_functions();
-    let asked = args.workers.or(args.functions).unwrap_or(most);
-    let workers = capped_workers(asked, &profile).min(most);
+    let workers = match (args.workers, args.functions) {
+        (Some(n), _) => capped_workers("--workers", n, &profile),
+        (None, Some(n)) => capped_workers("--functions", n, &profile),
+        (None, None) => most,
+    }
+    .min(most);
     let plan = Arc::new(plan);
     let compression = match args.compression {
         None | Some(CompressionFlag::None) => Compression::None,
@@ -479,15 +484,9 @@ fn lambda_cluster(options: ClusterOptions, deployment: Deployment, args: &RunArg
 
 /// Worker processes for a run: what was asked, at most what the `local` profile (or
 /// `--profile`) runs at once, with a warning when that cuts the request.
-fn capped_workers(asked: u32, profile: &flow_planner::Profile) -> u32 {
-    let most = profile.compute.max_concurrency.max(1);
-    if asked > most {
-        eprintln!(
-            "warning: {asked} workers is more than the {most} functions the `{}` profile runs at once; running {most}",
-            profile.name
-        );
-    }
-    asked.clamp(1, most)
+fn capped_workers(flag: &str, asked: u32, profile: &flow_planner::Profile) -> u32 {
+    warn_above_concurrency(flag, asked, profile);
+    asked.clamp(1, profile.compute.max_concurrency.max(1))
 }
 
 /// A plan saved by `flowc plan --format json`, when it belongs to the program as compiled now

@@ -393,6 +393,21 @@ fn bad_flags_are_usage_errors_found_before_anything_runs() {
         );
         assert!(!stderr.contains("E0032"), "{verb}: {stderr}");
     }
+    for verb in ["plan", "run"] {
+        // A bound and an exact count at once, or no function at all, is a usage error.
+        let both = flowc(&[verb, p, "--workers", "2", "--functions", "3"]);
+        assert_eq!(both.status.code(), Some(2), "{verb}");
+        let none = flowc(&[verb, p, "--functions", "0"]);
+        assert_eq!(none.status.code(), Some(2), "{verb}");
+        assert!(String::from_utf8_lossy(&none.stderr).contains("--functions takes a positive"));
+        // More than the profile runs at once is what it runs at once, said once.
+        let many = flowc(&[verb, p, "--functions", "100000"]);
+        let stderr = String::from_utf8_lossy(&many.stderr);
+        assert_eq!(many.status.code(), Some(0), "{verb}: {stderr}");
+        let warning = "warning: --functions 100000 is more than the 64 functions the `local` profile runs at once; 64 it is";
+        assert_eq!(stderr.matches(warning).count(), 1, "{verb}: {stderr}");
+        let _ = std::fs::remove_dir_all(dir.path().join("out"));
+    }
     let out = flowc(&["run", p, "--report", "/nonexistent/dir/r.html"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));

@@ -45,6 +45,17 @@ pub fn measure(
     );
     let measured = runtime.block_on(timed(store.as_ref(), &prefix, objects, bytes));
     runtime.block_on(remove(store.as_ref(), &prefix, objects));
+    // A folder keeps the emptied folder of the objects' prefix; an object store has none.
+    let folder = match url {
+        None => Some(dir.to_path_buf()),
+        Some(url) if !url.starts_with("s3://") => {
+            Some(Path::new(url.strip_prefix("file://").unwrap_or(url)).to_path_buf())
+        }
+        Some(_) => None,
+    };
+    if let Some(folder) = folder {
+        let _ = std::fs::remove_dir(folder.join(&prefix));
+    }
     measured.map_err(|e| match url {
         Some(url) => format!("cannot measure the store {url}: {e}"),
         None => format!("cannot measure the local folder: {e}"),
@@ -106,7 +117,7 @@ mod tests {
         assert!(speed.latency_s > 0.0 && speed.latency_s < 1.0, "{speed:?}");
         assert!(speed.write_bytes_per_s > 1e6, "{speed:?}");
         assert!(speed.read_bytes_per_s > 1e6, "{speed:?}");
-        let left: Vec<_> = walk(dir.path());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert!(left.is_empty(), "left behind: {left:?}");
     }
 
@@ -115,18 +126,5 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = measure(Some("ftp://somewhere"), dir.path(), 1, 1).unwrap_err();
         assert!(e.contains("ftp://somewhere"), "{e}");
-    }
-
-    fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                files.extend(walk(&path));
-            } else {
-                files.push(path);
-            }
-        }
-        files
     }
 }
