@@ -8,6 +8,7 @@
 //! Between runs the answers live in `statistics-v1.json` under `FLOW_CACHE_DIR`, else
 //! `$XDG_CACHE_HOME/flow`, else `~/.cache/flow`; `FLOW_CACHE_DIR=` (empty) keeps them in the
 //! process only. The file is a cache: unreadable, it is ignored; unwritable, nothing is kept.
+//! A measurement that gave no answer is not kept: it is tried again.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -72,7 +73,10 @@ pub(crate) fn remembered<T: Serialize + DeserializeOwned>(
         return value;
     }
     let value = measure();
+    // No answer (a sample that could not be read) is asked again next time: what failed may
+    // be fixed, in the file's reader as in the file.
     if let Ok(json) = serde_json::to_value(&value)
+        && !json.is_null()
         && let Ok(mut answers) = answers().lock()
     {
         if answers.known.len() >= MOST_ANSWERS {
@@ -122,5 +126,17 @@ mod tests {
         assert_eq!(remembered(&files, "other".into(), || 7u64), 7);
         std::fs::write(&file, "a\n1\n2\n").unwrap();
         assert_eq!(ask(&|| 2), 2);
+    }
+
+    #[test]
+    fn no_answer_is_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.csv");
+        std::fs::write(&file, "a\n1\n").unwrap();
+        let files = vec![file.display().to_string()];
+        let ask = |measure: &dyn Fn() -> Option<u64>| remembered(&files, "lengths".into(), measure);
+        assert_eq!(ask(&|| None), None);
+        assert_eq!(ask(&|| Some(3)), Some(3), "measured again after no answer");
+        assert_eq!(ask(&|| panic!("measured again")), Some(3));
     }
 }
